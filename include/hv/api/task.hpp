@@ -1,0 +1,72 @@
+// Wire model for long-running operations (tasks) and the event stream.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hv/error.hpp"
+
+namespace hv::api {
+
+enum class TaskState { pending, running, succeeded, failed, cancelled };
+std::string to_string(TaskState s);
+TaskState task_state_from_string(const std::string& s);
+inline bool is_final(TaskState s) {
+    return s == TaskState::succeeded || s == TaskState::failed || s == TaskState::cancelled;
+}
+
+struct ErrorBody {
+    Errc code = Errc::internal;
+    std::string message;
+};
+
+struct TaskInfo {
+    // Example: "t-000012".
+    std::string id;
+    // What runs. Example: "vm.create", "vm.shutdown", "vm.delete".
+    std::string kind;
+    // The object it acts on. Example: "vm/web01".
+    std::string target;
+    TaskState state = TaskState::pending;
+    // 0-100 where measurable, -1 when not.
+    int progress = -1;
+    // Human status line. Example: "creating disk0 (4G)".
+    std::string message;
+    // Unix time in milliseconds; 0 = not yet.
+    std::int64_t created_at = 0;
+    std::int64_t started_at = 0;
+    std::int64_t finished_at = 0;
+    std::optional<ErrorBody> error;
+    // Operation-specific result (e.g. the VmInfo of a created VM); null while running.
+    nlohmann::json result;
+};
+
+// One line of GET /v1/events.
+struct Event {
+    // Monotonic per hvd run. Example: 42.
+    std::uint64_t seq = 0;
+    // Unix time in milliseconds.
+    std::int64_t time = 0;
+    // "vm.lifecycle" | "vm.defined" | "vm.undefined" | "task" | "daemon".
+    std::string type;
+    // Example: "vm/web01", "task/t-000012".
+    std::string target;
+    // type-specific: vm.lifecycle -> {"state":"running","reason":"booted"}; task -> TaskInfo.
+    nlohmann::json data;
+};
+
+void to_json(nlohmann::json& j, const ErrorBody& v);
+void to_json(nlohmann::json& j, const TaskInfo& v);
+void to_json(nlohmann::json& j, const Event& v);
+void to_json(nlohmann::json& j, TaskState v);
+ErrorBody error_body_from_json(const nlohmann::json& j);  // accepts {"error":{...}} or {...}
+TaskInfo task_info_from_json(const nlohmann::json& j);
+Event event_from_json(const nlohmann::json& j);
+
+// {"error": {"code": "not_found", "message": "..."}}
+nlohmann::json error_json(Errc code, const std::string& message);
+
+}  // namespace hv::api

@@ -1,0 +1,67 @@
+// Typed client of hvd's REST API over its Unix socket. hvctl speaks only this; it never
+// knows libvirt exists. Errors arrive as hv::Error with the daemon's code and message.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hv/api/host.hpp"
+#include "hv/api/task.hpp"
+#include "hv/api/vm.hpp"
+#include "hv/error.hpp"
+
+namespace hv {
+
+// Default socket: $HV_SOCKET, else /run/hv/hvd.sock.
+std::string default_socket_path();
+
+// Thrown when the daemon's socket cannot be reached at all (hvctl exit code 10).
+class DaemonUnreachable : public Error {
+public:
+    using Error::Error;
+};
+
+class Client {
+public:
+    explicit Client(std::string socket_path);
+
+    struct Response {
+        int status = 0;
+        nlohmann::json body;
+    };
+    // One HTTP/1.1 request; non-2xx answers throw hv::Error built from the error body.
+    Response request(const std::string& method, const std::string& target,
+                     const std::optional<nlohmann::json>& body = std::nullopt);
+
+    api::HostInfo host();
+    std::vector<api::VmInfo> list_vms();
+    api::VmInfo get_vm(const std::string& name);
+    api::TaskInfo create_vm(const api::VmSpec& spec);                       // 202 -> task
+    api::VmInfo update_vm(const std::string& name, const api::VmPatch& p);  // PATCH
+    api::TaskInfo delete_vm(const std::string& name, bool purge);           // 202 -> task
+    // action: start|stop|reboot|reset|suspend|resume -> VmInfo
+    api::VmInfo vm_action(const std::string& name, const std::string& action);
+    api::TaskInfo shutdown_vm(const std::string& name, int timeout_s, bool force);  // 202 -> task
+
+    std::vector<api::TaskInfo> list_tasks();
+    api::TaskInfo get_task(const std::string& id);
+    api::TaskInfo cancel_task(const std::string& id);
+    // Polls until the task is final; calls on_update on every change. Does not throw for a
+    // failed task: the caller reads TaskInfo::error.
+    api::TaskInfo wait_task(const std::string& id,
+                            const std::function<void(const api::TaskInfo&)>& on_update = {},
+                            std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+
+    // Streams GET /v1/events; returns when on_event returns false or the daemon closes.
+    void events(const std::function<bool(const api::Event&)>& on_event);
+
+private:
+    std::string socket_;
+};
+
+}  // namespace hv

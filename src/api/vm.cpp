@@ -1,0 +1,335 @@
+#include "hv/api/vm.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "hv/api/json_reader.hpp"
+#include "hv/api/size.hpp"
+#include "hv/error.hpp"
+
+namespace hv::api {
+using nlohmann::json;
+
+void validate_name(const std::string& name, const char* what) {
+    if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
+    if (name.size() > kMaxNameLen)
+        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most {})", what, name, name.size(), kMaxNameLen);
+    if (!std::isalnum(static_cast<unsigned char>(name[0])))
+        fail(Errc::invalid_input, "{} '{}' must start with a letter or digit", what, name);
+    for (char c : name) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+            fail(Errc::invalid_input, "{} '{}' contains '{}': only letters, digits, '-', '_' and '.' are allowed", what,
+                 name, c);
+    }
+}
+
+namespace {
+const std::set<std::string> kBuses{"virtio", "sata", "scsi", "ide"};
+const std::set<std::string> kFormats{"qcow2", "raw"};
+const std::set<std::string> kNicModels{"virtio", "e1000", "e1000e", "rtl8139"};
+
+bool valid_mac(const std::string& m) {
+    if (m.size() != 17) return false;
+    for (std::size_t i = 0; i < m.size(); ++i) {
+        if (i % 3 == 2) {
+            if (m[i] != ':') return false;
+        } else if (!std::isxdigit(static_cast<unsigned char>(m[i]))) {
+            return false;
+        }
+    }
+    // The first octet must be unicast.
+    return (std::stoi(m.substr(0, 2), nullptr, 16) & 1) == 0;
+}
+
+bool valid_machine(const std::string& m) {
+    if (m.empty() || m.size() > 64) return false;
+    return std::all_of(m.begin(), m.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; });
+}
+
+void validate_cpus(int cpus) {
+    if (cpus < 1 || cpus > kMaxCpus) fail(Errc::invalid_input, "cpus must be between 1 and {} (got {})", kMaxCpus, cpus);
+}
+void validate_memory(std::uint64_t m) {
+    if (m < kMinMemory || m > kMaxMemory)
+        fail(Errc::invalid_input, "memory must be between {} and {} (got {})", format_size(kMinMemory),
+             format_size(kMaxMemory), format_size(m));
+    if (m % (1ULL << 20) != 0) fail(Errc::invalid_input, "memory must be a whole number of MiB (got {} bytes)", m);
+}
+void validate_tags(const std::vector<std::string>& tags) {
+    for (const auto& t : tags) validate_name(t, "tag");
+}
+void validate_description(const std::string& d) {
+    if (d.size() > 4096) fail(Errc::invalid_input, "description is too long ({} bytes, at most 4096)", d.size());
+}
+
+int read_int(ObjectReader& r, const std::string& key, int dflt) {
+    const auto* v = r.raw(key);
+    if (!v) return dflt;
+    if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", r.field(key));
+    auto x = v->get<std::int64_t>();
+    if (x < INT32_MIN || x > INT32_MAX) fail(Errc::invalid_input, "field '{}' is out of range", r.field(key));
+    return static_cast<int>(x);
+}
+}  // namespace
+
+void validate(const VmSpec& s) {
+    validate_name(s.name, "vm name");
+    validate_cpus(s.cpus);
+    validate_memory(s.memory);
+    validate_description(s.description);
+    validate_tags(s.tags);
+    if (!valid_machine(s.machine)) fail(Errc::invalid_input, "machine '{}' is not a valid machine type", s.machine);
+    if (s.disks.size() > 26) fail(Errc::invalid_input, "at most 26 disks (got {})", s.disks.size());
+    if (s.nics.size() > 32) fail(Errc::invalid_input, "at most 32 nics (got {})", s.nics.size());
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < s.disks.size(); ++i) {
+        const auto& d = s.disks[i];
+        auto f = fmt::format("disks[{}]", i);
+        if (!d.name.empty()) {
+            validate_name(d.name, "disk name");
+            if (!names.insert(d.name).second) fail(Errc::invalid_input, "{}: duplicate disk name '{}'", f, d.name);
+        }
+        if (!kBuses.count(d.bus)) fail(Errc::invalid_input, "{}.bus '{}' is not one of virtio, sata, scsi, ide", f, d.bus);
+        if (!kFormats.count(d.format)) fail(Errc::invalid_input, "{}.format '{}' is not one of qcow2, raw", f, d.format);
+        validate_name(d.pool, "pool name");
+        if (d.path.empty() && d.size == 0) fail(Errc::invalid_input, "{}: size is required (e.g. size=4G)", f);
+        if (d.size != 0 && d.size < MiB) fail(Errc::invalid_input, "{}.size must be at least 1M", f);
+        if (d.size > (1ULL << 50)) fail(Errc::invalid_input, "{}.size is too large (at most 1P)", f);
+        if (!d.path.empty() && d.path[0] != '/') fail(Errc::invalid_input, "{}.path must be absolute", f);
+        if (d.path.find("..") != std::string::npos) fail(Errc::invalid_input, "{}.path must not contain '..'", f);
+    }
+    for (std::size_t i = 0; i < s.nics.size(); ++i) {
+        const auto& n = s.nics[i];
+        auto f = fmt::format("nics[{}]", i);
+        if (n.network.empty() == n.bridge.empty())
+            fail(Errc::invalid_input, "{}: give exactly one of network= or bridge=", f);
+        if (!n.network.empty()) validate_name(n.network, "network name");
+        if (!n.bridge.empty()) {
+            validate_name(n.bridge, "bridge name");
+            if (n.bridge.size() > 15) fail(Errc::invalid_input, "{}.bridge '{}' is longer than 15 characters", f, n.bridge);
+        }
+        if (!kNicModels.count(n.model))
+            fail(Errc::invalid_input, "{}.model '{}' is not one of virtio, e1000, e1000e, rtl8139", f, n.model);
+        if (!n.mac.empty() && !valid_mac(n.mac))
+            fail(Errc::invalid_input, "{}.mac '{}' is not a unicast MAC address like 52:54:00:12:34:56", f, n.mac);
+    }
+    for (const auto* p : {&s.kernel, &s.initrd}) {
+        if (!p->empty() && ((*p)[0] != '/' || p->find("..") != std::string::npos))
+            fail(Errc::invalid_input, "kernel and initrd must be absolute paths without '..'");
+    }
+    if (s.kernel.empty() && (!s.initrd.empty() || !s.cmdline.empty()))
+        fail(Errc::invalid_input, "initrd and cmdline need a kernel");
+    if (s.cmdline.size() > 2048) fail(Errc::invalid_input, "cmdline is too long (at most 2048 bytes)");
+    if (!s.cdrom.empty()) {
+        if (s.cdrom[0] != '/') fail(Errc::invalid_input, "cdrom must be an absolute path");
+        if (s.cdrom.find("..") != std::string::npos) fail(Errc::invalid_input, "cdrom must not contain '..'");
+    }
+}
+
+void validate(const VmPatch& p) {
+    if (p.cpus) validate_cpus(*p.cpus);
+    if (p.memory) validate_memory(*p.memory);
+    if (p.description) validate_description(*p.description);
+    if (p.tags) validate_tags(*p.tags);
+    if (!p.cpus && !p.memory && !p.description && !p.tags) fail(Errc::invalid_input, "nothing to change");
+}
+
+std::string to_string(VmState s) {
+    switch (s) {
+        case VmState::stopped: return "stopped";
+        case VmState::running: return "running";
+        case VmState::paused: return "paused";
+        case VmState::suspended: return "suspended";
+        case VmState::shutting_down: return "shutting_down";
+        case VmState::crashed: return "crashed";
+        case VmState::unknown: break;
+    }
+    return "unknown";
+}
+VmState vm_state_from_string(const std::string& s) {
+    for (auto v : {VmState::stopped, VmState::running, VmState::paused, VmState::suspended, VmState::shutting_down,
+                   VmState::crashed})
+        if (to_string(v) == s) return v;
+    return VmState::unknown;
+}
+std::string to_string(Firmware f) { return f == Firmware::uefi ? "uefi" : "bios"; }
+Firmware firmware_from_string(const std::string& s) {
+    if (s == "bios") return Firmware::bios;
+    if (s == "uefi") return Firmware::uefi;
+    fail(Errc::invalid_input, "firmware '{}' is not one of bios, uefi", s);
+}
+
+void to_json(json& j, Firmware v) { j = to_string(v); }
+void to_json(json& j, VmState v) { j = to_string(v); }
+
+void to_json(json& j, const DiskSpec& v) {
+    j = json{{"name", v.name}, {"size", v.size}, {"pool", v.pool}, {"format", v.format},
+             {"bus", v.bus},   {"path", v.path}, {"owned", v.owned}};
+}
+void to_json(json& j, const NicSpec& v) {
+    j = json::object();
+    if (!v.network.empty()) j["network"] = v.network;
+    if (!v.bridge.empty()) j["bridge"] = v.bridge;
+    j["model"] = v.model;
+    j["mac"] = v.mac;
+}
+void to_json(json& j, const VmSpec& v) {
+    j = json{{"name", v.name},
+             {"cpus", v.cpus},
+             {"memory", v.memory},
+             {"disks", v.disks},
+             {"nics", v.nics},
+             {"cdrom", v.cdrom},
+             {"firmware", v.firmware},
+             {"machine", v.machine},
+             {"kernel", v.kernel},
+             {"initrd", v.initrd},
+             {"cmdline", v.cmdline},
+             {"description", v.description},
+             {"tags", v.tags}};
+}
+void to_json(json& j, const VmPatch& v) {
+    j = json::object();
+    if (v.cpus) j["cpus"] = *v.cpus;
+    if (v.memory) j["memory"] = *v.memory;
+    if (v.description) j["description"] = *v.description;
+    if (v.tags) j["tags"] = *v.tags;
+}
+void to_json(json& j, const VmInfo& v) {
+    to_json(j, v.spec);
+    j["state"] = v.state;
+    j["reason"] = v.reason;
+    j["uuid"] = v.uuid;
+    j["managed"] = v.managed;
+    j["started_at"] = v.started_at;
+    j["uptime"] = v.uptime;
+    j["vnc"] = v.vnc;
+}
+
+DiskSpec disk_from_json(const json& j, const std::string& path) {
+    ObjectReader r(j, path);
+    DiskSpec d;
+    d.name = r.opt<std::string>("name").value_or("");
+    d.size = r.opt_size("size").value_or(0);
+    d.pool = r.opt<std::string>("pool").value_or(d.pool);
+    d.format = r.opt<std::string>("format").value_or(d.format);
+    d.bus = r.opt<std::string>("bus").value_or(d.bus);
+    d.path = r.opt<std::string>("path").value_or("");
+    d.owned = r.opt<bool>("owned").value_or(false);
+    r.finish();
+    return d;
+}
+
+NicSpec nic_from_json(const json& j, const std::string& path) {
+    ObjectReader r(j, path);
+    NicSpec n;
+    n.network = r.opt<std::string>("network").value_or("");
+    n.bridge = r.opt<std::string>("bridge").value_or("");
+    n.model = r.opt<std::string>("model").value_or(n.model);
+    n.mac = r.opt<std::string>("mac").value_or("");
+    r.finish();
+    return n;
+}
+
+namespace {
+VmSpec spec_from_reader(ObjectReader& r) {
+    VmSpec s;
+    s.name = r.req<std::string>("name");
+    s.cpus = read_int(r, "cpus", s.cpus);
+    s.memory = r.opt_size("memory").value_or(s.memory);
+    if (const auto* d = r.raw("disks")) {
+        if (!d->is_array()) fail(Errc::invalid_input, "field 'disks' must be an array");
+        for (std::size_t i = 0; i < d->size(); ++i) s.disks.push_back(disk_from_json((*d)[i], fmt::format("disks[{}]", i)));
+    }
+    if (const auto* n = r.raw("nics")) {
+        if (!n->is_array()) fail(Errc::invalid_input, "field 'nics' must be an array");
+        for (std::size_t i = 0; i < n->size(); ++i) s.nics.push_back(nic_from_json((*n)[i], fmt::format("nics[{}]", i)));
+    }
+    s.cdrom = r.opt<std::string>("cdrom").value_or("");
+    if (auto f = r.opt<std::string>("firmware")) s.firmware = firmware_from_string(*f);
+    s.machine = r.opt<std::string>("machine").value_or(s.machine);
+    s.kernel = r.opt<std::string>("kernel").value_or("");
+    s.initrd = r.opt<std::string>("initrd").value_or("");
+    s.cmdline = r.opt<std::string>("cmdline").value_or("");
+    s.description = r.opt<std::string>("description").value_or("");
+    s.tags = r.opt<std::vector<std::string>>("tags").value_or(std::vector<std::string>{});
+    return s;
+}
+}  // namespace
+
+VmSpec vm_spec_from_json(const json& j) {
+    ObjectReader r(j, "");
+    VmSpec s = spec_from_reader(r);
+    r.finish();
+    return s;
+}
+
+VmPatch vm_patch_from_json(const json& j) {
+    ObjectReader r(j, "");
+    VmPatch p;
+    if (r.has("cpus")) p.cpus = read_int(r, "cpus", 0);
+    else r.raw("cpus");
+    p.memory = r.opt_size("memory");
+    p.description = r.opt<std::string>("description");
+    p.tags = r.opt<std::vector<std::string>>("tags");
+    r.finish();
+    return p;
+}
+
+VmInfo vm_info_from_json(const json& j) {
+    ObjectReader r(j, "");
+    VmInfo v;
+    v.spec = spec_from_reader(r);
+    v.state = vm_state_from_string(r.opt<std::string>("state").value_or("unknown"));
+    v.reason = r.opt<std::string>("reason").value_or("");
+    v.uuid = r.opt<std::string>("uuid").value_or("");
+    v.managed = r.opt<bool>("managed").value_or(true);
+    v.started_at = r.opt<std::int64_t>("started_at").value_or(0);
+    v.uptime = r.opt<std::int64_t>("uptime").value_or(0);
+    v.vnc = r.opt<std::string>("vnc").value_or("");
+    // Output objects may gain fields in later API versions: clients ignore unknown ones.
+    return v;
+}
+
+namespace {
+// "k=v,k=v" -> pairs; values may not contain ','.
+std::vector<std::pair<std::string, std::string>> split_kv(const std::string& arg, const char* what) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::size_t start = 0;
+    while (start <= arg.size()) {
+        auto end = arg.find(',', start);
+        if (end == std::string::npos) end = arg.size();
+        std::string item = arg.substr(start, end - start);
+        if (!item.empty()) {
+            auto eq = item.find('=');
+            if (eq == std::string::npos || eq == 0)
+                fail(Errc::invalid_input, "{} option '{}' must be key=value", what, item);
+            out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+        }
+        start = end + 1;
+    }
+    if (out.empty()) fail(Errc::invalid_input, "{} specification is empty", what);
+    return out;
+}
+}  // namespace
+
+DiskSpec parse_disk_arg(const std::string& arg) {
+    json j = json::object();
+    for (auto& [k, v] : split_kv(arg, "--disk")) {
+        if (k == "owned" || j.contains(k)) fail(Errc::invalid_input, "--disk: unknown or repeated key '{}'", k);
+        j[k] = v;
+    }
+    return disk_from_json(j, "--disk");
+}
+
+NicSpec parse_nic_arg(const std::string& arg) {
+    json j = json::object();
+    for (auto& [k, v] : split_kv(arg, "--net")) {
+        if (j.contains(k)) fail(Errc::invalid_input, "--net: repeated key '{}'", k);
+        j[k] = v;
+    }
+    return nic_from_json(j, "--net");
+}
+
+}  // namespace hv::api

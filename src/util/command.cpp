@@ -1,0 +1,94 @@
+#include "hv/util/command.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "hv/error.hpp"
+
+extern char** environ;
+
+namespace hv::util {
+
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    if (argv.empty()) fail(Errc::internal, "run_command: empty argv");
+    int outp[2], errp[2];
+    if (pipe2(outp, O_CLOEXEC) != 0) fail(Errc::internal, "pipe: {}", std::strerror(errno));
+    if (pipe2(errp, O_CLOEXEC) != 0) {
+        close(outp[0]);
+        close(outp[1]);
+        fail(Errc::internal, "pipe: {}", std::strerror(errno));
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(outp[1]);
+    close(errp[1]);
+    if (rc != 0) {
+        close(outp[0]);
+        close(errp[0]);
+        fail(Errc::internal, "cannot run {}: {}", argv[0], std::strerror(rc));
+    }
+    CommandResult res;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
+    int open_fds = 2;
+    char buf[8192];
+    while (open_fds > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            res.timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        int n = poll(fds, 2, static_cast<int>(left.count()));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) continue;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t r = read(fds[i].fd, buf, sizeof buf);
+            if (r > 0) {
+                (i == 0 ? res.out : res.err).append(buf, static_cast<std::size_t>(r));
+            } else if (r == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    for (auto& f : fds)
+        if (f.fd >= 0) close(f.fd);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status)) res.exit_status = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) res.exit_status = 128 + WTERMSIG(status);
+    return res;
+}
+
+std::string run_checked(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    auto r = run_command(argv, timeout);
+    if (r.timed_out) fail(Errc::timeout, "{} did not finish within {} ms", argv[0], timeout.count());
+    if (r.exit_status != 0) {
+        auto msg = r.err.empty() ? r.out : r.err;
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        fail(Errc::internal, "{} failed (exit {}): {}", argv[0], r.exit_status, msg);
+    }
+    return r.out;
+}
+
+}  // namespace hv::util
