@@ -1,0 +1,49 @@
+#!/bin/bash
+# Installs every Debian 12 package needed to build, run and test hv. Idempotent: runs
+# `apt-get update` only when a package is missing and the package lists are older than a
+# day (or absent), and `apt-get install` only when a package is missing.
+# Note: Debian's policy-rc.d may forbid starting services on install; hv's scripts start
+# libvirtd/virtlogd explicitly, so that is fine.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake ninja-build pkg-config
+  libvirt-dev libboost1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libsystemd-dev libtomlplusplus-dev catch2
+  # run: libvirt + QEMU (TCG works without /dev/kvm), UEFI firmware
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
+  # libvirt NAT network "default" (dnsmasq, iptables), namespaces and bridges
+  dnsmasq-base iptables iproute2 util-linux
+  # tests: raw HTTP over the Unix socket, tiny test guest, benchmarks
+  curl busybox-static cpio gzip hyperfine
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (try: sudo $0)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps.sh: installing: ${missing[*]}"
+lists=/var/lib/apt/lists
+if [ -z "$(find "$lists" -maxdepth 1 -name '*_Packages*' -mtime -1 -print -quit 2>/dev/null)" ]; then
+  apt-get update -q
+fi
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  # Stale lists (a package version vanished from the mirror): refresh once and retry.
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
