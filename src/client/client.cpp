@@ -1,0 +1,286 @@
+// hv::Client: synchronous HTTP/1.1 over hvd's Unix socket (Boost.Beast), one connection per
+// request. Non-2xx answers become hv::Error with the daemon's code; a socket that cannot be
+// reached becomes DaemonUnreachable.
+#include "hv/client.hpp"
+
+#include <cctype>
+#include <cstdlib>
+#include <string_view>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+namespace hv {
+namespace {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using local = asio::local::stream_protocol;
+using nlohmann::json;
+
+constexpr std::uint64_t kMaxBody = 64ULL << 20;
+
+// Percent-encodes one path segment (names are validated by hvd; this only keeps the URL intact).
+std::string escape_segment(const std::string& s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+// Converts a body to a typed object; a shape hvd should never send is an internal error here,
+// not invalid input from the user.
+template <typename F>
+auto decode(const char* what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const Error& e) {
+        fail(Errc::internal, "unexpected {} from hvd: {}", what, e.what());
+    } catch (const json::exception& e) {
+        fail(Errc::internal, "unexpected {} from hvd: {}", what, e.what());
+    }
+}
+
+std::string http_reason(int status) {
+    return std::string(http::obsolete_reason(static_cast<http::status>(status)));
+}
+
+// hv::Error for a non-2xx answer: the error body's code and message when present.
+[[noreturn]] void throw_http_error(int status, const std::string& body) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+        const auto& e = j["error"];
+        Errc code = e.contains("code") && e["code"].is_string() ? errc_from_name(e["code"].get<std::string>())
+                                                                 : errc_from_http_status(status);
+        std::string msg = e.value("message", std::string());
+        if (msg.empty()) msg = fmt::format("hvd answered HTTP {} {}", status, http_reason(status));
+        throw Error(code, msg);
+    }
+    std::string msg = fmt::format("hvd answered HTTP {} {}", status, http_reason(status));
+    std::string_view text(body);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+    if (!text.empty()) msg += fmt::format(": {}", text.substr(0, 200));
+    throw Error(errc_from_http_status(status), msg);
+}
+
+class Connection {
+public:
+    Connection(asio::io_context& io, const std::string& path) : path_(path), sock_(io) {
+        boost::system::error_code ec;
+        local::endpoint ep;
+        try {
+            ep = local::endpoint(path);
+        } catch (const boost::system::system_error& e) {
+            ec = e.code();
+        }
+        if (!ec) sock_.connect(ep, ec);
+        if (ec)
+            throw DaemonUnreachable(Errc::unavailable,
+                                    fmt::format("cannot connect to hvd at {}: {} (is hvd running? set --socket or HV_SOCKET)",
+                                                path, ec.message()));
+    }
+
+    void send(const std::string& method, const std::string& target, const std::optional<json>& body) {
+        http::verb verb = http::string_to_verb(method);
+        if (verb == http::verb::unknown) fail(Errc::internal, "unknown HTTP method '{}'", method);
+        http::request<http::string_body> req{verb, target, 11};
+        req.set(http::field::host, "hvd");
+        req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+        req.set(http::field::accept, "application/json");
+        req.keep_alive(false);
+        if (body) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = body->dump(-1, ' ', false, json::error_handler_t::replace);
+        }
+        req.prepare_payload();
+        boost::system::error_code ec;
+        http::write(sock_, req, ec);
+        if (ec) lost(ec);
+    }
+
+    [[noreturn]] void lost(const boost::system::error_code& ec) const {
+        throw DaemonUnreachable(Errc::unavailable, fmt::format("lost connection to hvd at {}: {}", path_, ec.message()));
+    }
+
+    local::socket& socket() { return sock_; }
+    beast::flat_buffer& buffer() { return buf_; }
+
+private:
+    std::string path_;
+    local::socket sock_;
+    beast::flat_buffer buf_;
+};
+
+}  // namespace
+
+std::string default_socket_path() {
+    const char* env = std::getenv("HV_SOCKET");
+    if (env && *env) return env;
+    return "/run/hv/hvd.sock";
+}
+
+Client::Client(std::string socket_path) : socket_(std::move(socket_path)) {}
+
+Client::Response Client::request(const std::string& method, const std::string& target,
+                                 const std::optional<json>& body) {
+    asio::io_context io;
+    Connection conn(io, socket_);
+    conn.send(method, target, body);
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    boost::system::error_code ec;
+    http::read(conn.socket(), conn.buffer(), parser, ec);
+    if (ec) conn.lost(ec);
+
+    auto& res = parser.get();
+    int status = res.result_int();
+    if (status < 200 || status > 299) throw_http_error(status, res.body());
+
+    Response out;
+    out.status = status;
+    if (!res.body().empty()) {
+        out.body = json::parse(res.body(), nullptr, false);
+        if (out.body.is_discarded())
+            fail(Errc::internal, "hvd answered {} {} with a body that is not JSON", method, target);
+    }
+    return out;
+}
+
+api::HostInfo Client::host() {
+    auto r = request("GET", "/v1/host");
+    return decode("host info", [&] { return api::host_info_from_json(r.body); });
+}
+
+std::vector<api::VmInfo> Client::list_vms() {
+    auto r = request("GET", "/v1/vms");
+    return decode("VM list", [&] {
+        if (!r.body.is_array()) fail(Errc::internal, "expected a JSON array");
+        std::vector<api::VmInfo> out;
+        for (const auto& v : r.body) out.push_back(api::vm_info_from_json(v));
+        return out;
+    });
+}
+
+api::VmInfo Client::get_vm(const std::string& name) {
+    auto r = request("GET", "/v1/vms/" + escape_segment(name));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::TaskInfo Client::create_vm(const api::VmSpec& spec) {
+    auto r = request("POST", "/v1/vms", json(spec));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+api::VmInfo Client::update_vm(const std::string& name, const api::VmPatch& p) {
+    auto r = request("PATCH", "/v1/vms/" + escape_segment(name), json(p));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::TaskInfo Client::delete_vm(const std::string& name, bool purge) {
+    auto r = request("DELETE", "/v1/vms/" + escape_segment(name) + (purge ? "?purge=1" : ""));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+api::VmInfo Client::vm_action(const std::string& name, const std::string& action) {
+    auto r = request("POST", "/v1/vms/" + escape_segment(name) + "/" + escape_segment(action));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::TaskInfo Client::shutdown_vm(const std::string& name, int timeout_s, bool force) {
+    auto r = request("POST", "/v1/vms/" + escape_segment(name) + "/shutdown",
+                     json{{"timeout", timeout_s}, {"force", force}});
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+std::vector<api::TaskInfo> Client::list_tasks() {
+    auto r = request("GET", "/v1/tasks");
+    return decode("task list", [&] {
+        if (!r.body.is_array()) fail(Errc::internal, "expected a JSON array");
+        std::vector<api::TaskInfo> out;
+        for (const auto& t : r.body) out.push_back(api::task_info_from_json(t));
+        return out;
+    });
+}
+
+api::TaskInfo Client::get_task(const std::string& id) {
+    auto r = request("GET", "/v1/tasks/" + escape_segment(id));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+api::TaskInfo Client::cancel_task(const std::string& id) {
+    auto r = request("POST", "/v1/tasks/" + escape_segment(id) + "/cancel");
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+api::TaskInfo Client::wait_task(const std::string& id, const std::function<void(const api::TaskInfo&)>& on_update,
+                                std::chrono::milliseconds poll) {
+    std::optional<api::TaskInfo> last;
+    for (;;) {
+        api::TaskInfo t = get_task(id);
+        bool changed = !last || last->state != t.state || last->progress != t.progress || last->message != t.message;
+        if (changed && on_update) on_update(t);
+        if (api::is_final(t.state)) return t;
+        last = std::move(t);
+        std::this_thread::sleep_for(poll);
+    }
+}
+
+void Client::events(const std::function<bool(const api::Event&)>& on_event) {
+    asio::io_context io;
+    Connection conn(io, socket_);
+    conn.send("GET", "/v1/events", std::nullopt);
+
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);  // the stream never ends on its own
+    boost::system::error_code ec;
+    http::read_header(conn.socket(), conn.buffer(), parser, ec);
+    if (ec) conn.lost(ec);
+    int status = parser.get().result_int();
+    bool ok = status >= 200 && status <= 299;
+
+    std::string pending;  // bytes after the last complete line (or the whole error body)
+    char chunk[8192];
+    while (!parser.is_done()) {
+        parser.get().body().data = chunk;
+        parser.get().body().size = sizeof chunk;
+        // read_some, not read: return as soon as any bytes arrive so events are not held back.
+        http::read_some(conn.socket(), conn.buffer(), parser, ec);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof) {
+            if (ok) return;  // the daemon closed the stream (it is stopping)
+            break;
+        }
+        if (ec) conn.lost(ec);
+        pending.append(chunk, sizeof chunk - parser.get().body().size);
+        if (!ok) {
+            if (pending.size() > kMaxBody) break;
+            continue;
+        }
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+            std::string_view line(pending.data() + start, nl - start);
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+            json j = json::parse(line, nullptr, false);
+            if (j.is_discarded() || !j.is_object()) fail(Errc::internal, "hvd sent an event that is not a JSON object");
+            api::Event ev = decode("event", [&] { return api::event_from_json(j); });
+            if (!on_event(ev)) return;
+        }
+        pending.erase(0, start);
+    }
+    if (!ok) throw_http_error(status, pending);
+}
+
+}  // namespace hv
