@@ -1,0 +1,44 @@
+// What every hvctl command shares: the global flags and the deferred action that runs after
+// parsing (so parse errors and runtime errors get their own exit codes).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "hv/client.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace hv::cli {
+
+// Exit codes that hvctl adds to hv::exit_code() (see docs/api.md).
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnreachable = 10;
+inline constexpr int kExitTaskFailed = 11;
+
+struct Globals {
+    std::string socket = default_socket_path();
+    std::string output = "table";
+    bool no_headers = false;
+
+    bool json() const { return output == "json"; }
+    Client client() const { return Client(socket); }
+};
+
+struct Context {
+    Globals g;
+    // Set by the callback of the subcommand that was parsed; returns the exit code.
+    std::function<int()> action;
+};
+
+void add_host_commands(CLI::App& app, Context& ctx);  // host show, version
+void add_vm_commands(CLI::App& app, Context& ctx);
+void add_task_commands(CLI::App& app, Context& ctx);
+void add_event_commands(CLI::App& app, Context& ctx);
+
+// Parses argv, runs the command, maps errors to exit codes.
+int run(int argc, const char* const* argv);
+
+}  // namespace hv::cli

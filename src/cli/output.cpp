@@ -1,0 +1,183 @@
+#include "output.hpp"
+
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "hv/api/size.hpp"
+
+namespace hv::cli {
+using nlohmann::json;
+
+namespace {
+std::string dump(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
+std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+    return out;
+}
+
+std::string progress_text(int p) { return p < 0 ? "-" : fmt::format("{}%", p); }
+
+std::string vm_uptime(const api::VmInfo& vm) {
+    bool up = vm.state == api::VmState::running || vm.state == api::VmState::paused ||
+              vm.state == api::VmState::shutting_down;
+    return up ? format_duration(vm.uptime) : "-";
+}
+
+std::string nic_text(const api::NicSpec& n) {
+    std::string s = n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network;
+    s += "  " + n.model;
+    if (!n.mac.empty()) s += "  " + n.mac;
+    return s;
+}
+
+std::string disk_text(const api::DiskSpec& d) {
+    std::string s = fmt::format("{}  {}  {}  {}  pool={}", or_dash(d.name), d.size ? api::format_size(d.size) : "-",
+                                d.format, d.bus, d.pool);
+    if (!d.path.empty()) s += "  " + d.path;
+    if (!d.owned && !d.path.empty()) s += "  (attached)";
+    return s;
+}
+}  // namespace
+
+void print_error(const std::string& message) { std::cerr << "error: " << message << std::endl; }
+
+void print_json(const json& j) { std::cout << dump(j, 2) << "\n" << std::flush; }
+
+void print_json_line(const json& j) { std::cout << dump(j, -1) << std::endl; }
+
+void print_line(const std::string& text) { std::cout << text << "\n" << std::flush; }
+
+void print_table(const Globals& g, const Row& headers, const std::vector<Row>& rows) {
+    std::cout << render_table(headers, rows, g.no_headers) << std::flush;
+}
+
+void print_vm_list(const Globals& g, const std::vector<api::VmInfo>& vms) {
+    if (g.json()) return print_json(json(vms));
+    std::vector<Row> rows;
+    for (const auto& vm : vms)
+        rows.push_back({vm.spec.name, api::to_string(vm.state), std::to_string(vm.spec.cpus),
+                        api::format_size(vm.spec.memory), vm_uptime(vm)});
+    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UPTIME"}, rows);
+}
+
+void print_vm(const Globals& g, const api::VmInfo& vm) {
+    if (g.json()) return print_json(json(vm));
+    const auto& s = vm.spec;
+    std::vector<std::pair<std::string, std::string>> kv{
+        {"name", s.name},
+        {"uuid", or_dash(vm.uuid)},
+        {"state", vm.reason.empty() ? api::to_string(vm.state) : fmt::format("{} ({})", api::to_string(vm.state), vm.reason)},
+        {"managed", vm.managed ? "yes" : "no (defined outside hv)"},
+        {"cpus", std::to_string(s.cpus)},
+        {"memory", api::format_size(s.memory)},
+        {"firmware", api::to_string(s.firmware)},
+        {"machine", s.machine},
+        {"uptime", vm_uptime(vm)},
+        {"vnc", or_dash(vm.vnc)},
+        {"cdrom", or_dash(s.cdrom)},
+    };
+    if (!s.kernel.empty()) {
+        kv.emplace_back("kernel", s.kernel);
+        kv.emplace_back("initrd", or_dash(s.initrd));
+        kv.emplace_back("cmdline", or_dash(s.cmdline));
+    }
+    kv.emplace_back("description", or_dash(s.description));
+    kv.emplace_back("tags", s.tags.empty() ? "-" : join(s.tags, ", "));
+    if (s.disks.empty()) kv.emplace_back("disks", "-");
+    if (s.nics.empty()) kv.emplace_back("nics", "-");
+    std::string out = render_kv(kv);
+    if (!s.disks.empty()) out += "disks:\n";
+    for (const auto& d : s.disks) out += "  " + disk_text(d) + "\n";
+    if (!s.nics.empty()) out += "nics:\n";
+    for (const auto& n : s.nics) out += "  " + nic_text(n) + "\n";
+    std::cout << out << std::flush;
+}
+
+void print_task_list(const Globals& g, const std::vector<api::TaskInfo>& tasks) {
+    if (g.json()) return print_json(json(tasks));
+    std::vector<Row> rows;
+    for (const auto& t : tasks) {
+        std::string msg = t.error ? t.error->message : t.message;
+        rows.push_back({t.id, t.kind, t.target, api::to_string(t.state), progress_text(t.progress),
+                        format_time_ms(t.created_at), msg});
+    }
+    print_table(g, {"ID", "KIND", "TARGET", "STATE", "PROGRESS", "CREATED", "MESSAGE"}, rows);
+}
+
+void print_task(const Globals& g, const api::TaskInfo& t) {
+    if (g.json()) return print_json(json(t));
+    std::vector<std::pair<std::string, std::string>> kv{
+        {"id", t.id},
+        {"kind", t.kind},
+        {"target", t.target},
+        {"state", api::to_string(t.state)},
+        {"progress", progress_text(t.progress)},
+        {"message", or_dash(t.message)},
+        {"created", format_time_ms(t.created_at)},
+        {"started", format_time_ms(t.started_at)},
+        {"finished", format_time_ms(t.finished_at)},
+    };
+    if (t.error) kv.emplace_back("error", fmt::format("{}: {}", errc_name(t.error->code), t.error->message));
+    if (!t.result.is_null()) kv.emplace_back("result", dump(t.result, -1));
+    std::cout << render_kv(kv) << std::flush;
+}
+
+void print_host(const Globals& g, const api::HostInfo& h) {
+    if (g.json()) return print_json(json(h));
+    std::string libvirt = h.libvirt_connected ? fmt::format("{} (libvirt {}, QEMU {})", h.libvirt_uri,
+                                                            or_dash(h.libvirt_version), or_dash(h.qemu_version))
+                                              : fmt::format("{} (not connected)", h.libvirt_uri);
+    std::string accel = h.accel;
+    if (!h.accel_config.empty() && h.accel_config != h.accel) accel += fmt::format(" (configured: {})", h.accel_config);
+    std::cout << render_kv({
+                     {"hostname", h.hostname},
+                     {"version", h.version},
+                     {"libvirt", libvirt},
+                     {"accel", accel},
+                     {"accel reason", or_dash(h.accel_reason)},
+                     {"cpus", std::to_string(h.cpus)},
+                     {"memory", fmt::format("{} total, {} available", api::format_size(h.memory_total),
+                                            api::format_size(h.memory_available))},
+                     {"image dir", fmt::format("{} ({} free)", h.image_dir, api::format_size(h.image_dir_free))},
+                     {"vms", fmt::format("{} ({} running)", h.vms_total, h.vms_running)},
+                     {"daemon uptime", format_duration(h.daemon_uptime)},
+                 })
+              << std::flush;
+}
+
+std::string format_time_ms(std::int64_t ms) {
+    if (ms <= 0) return "-";
+    std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
+std::string event_line(const api::Event& e) {
+    std::string details;
+    const json& d = e.data;
+    if (e.type == "task" && d.is_object()) {
+        api::TaskInfo t = api::task_info_from_json(d);
+        details = fmt::format("{} {}", t.kind, api::to_string(t.state));
+        if (t.progress >= 0 && !api::is_final(t.state)) details += fmt::format(" {}%", t.progress);
+        if (t.error) details += ": " + t.error->message;
+        else if (!t.message.empty()) details += ": " + t.message;
+    } else if (d.is_object()) {
+        for (const auto& [k, v] : d.items())
+            details += fmt::format("{}{}={}", details.empty() ? "" : " ", k, v.is_string() ? v.get<std::string>() : dump(v, -1));
+    } else if (!d.is_null()) {
+        details = d.is_string() ? d.get<std::string>() : dump(d, -1);
+    }
+    std::string line = fmt::format("{}  {}  {}", format_time_ms(e.time), e.type, or_dash(e.target));
+    if (!details.empty()) line += "  " + details;
+    return line;
+}
+
+}  // namespace hv::cli

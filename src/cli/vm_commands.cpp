@@ -1,0 +1,230 @@
+// hvctl vm ...: create, list, show, power actions, shutdown, set, delete.
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "context.hpp"
+#include "hv/api/size.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+
+namespace hv::cli {
+namespace {
+
+// Registers `fn` as the action of `cmd`; `fn` runs after parsing succeeded.
+template <typename F>
+void on_run(CLI::App* cmd, Context& ctx, F fn) {
+    cmd->callback([&ctx, fn] { ctx.action = fn; });
+}
+
+struct CreateOpts {
+    std::string name, memory = "512M", cdrom, firmware = "bios", machine = "q35", description;
+    std::string kernel, initrd, cmdline;
+    int cpus = 1;
+    std::vector<std::string> disks, nets, tags;
+    bool start = false, async = false;
+};
+
+api::VmSpec build_spec(const CreateOpts& o) {
+    api::VmSpec s;
+    s.name = o.name;
+    s.cpus = o.cpus;
+    s.memory = api::parse_size(o.memory, "memory");
+    for (const auto& d : o.disks) s.disks.push_back(api::parse_disk_arg(d));
+    for (const auto& n : o.nets) s.nics.push_back(api::parse_nic_arg(n));
+    s.cdrom = o.cdrom;
+    s.firmware = api::firmware_from_string(o.firmware);
+    s.machine = o.machine;
+    s.kernel = o.kernel;
+    s.initrd = o.initrd;
+    s.cmdline = o.cmdline;
+    s.description = o.description;
+    s.tags = o.tags;
+    api::validate(s);  // fail fast, before talking to hvd
+    return s;
+}
+
+int run_create(const Globals& g, const CreateOpts& o) {
+    api::VmSpec spec = build_spec(o);
+    Client c = g.client();
+    return finish_task(g, c, c.create_vm(spec), o.async, [&](const api::TaskInfo& t) {
+        api::VmInfo vm;
+        try {
+            vm = api::vm_info_from_json(t.result);
+        } catch (const Error&) {
+            vm = c.get_vm(spec.name);  // no usable result in the task: ask for the VM
+        }
+        if (!g.json()) print_line(fmt::format("created vm {} ({})", vm.spec.name, vm.uuid));
+        if (o.start) {
+            try {
+                vm = c.vm_action(spec.name, "start");
+            } catch (const DaemonUnreachable&) {
+                throw;
+            } catch (const Error& e) {
+                throw Error(e.code(), fmt::format("vm {} was created but did not start: {}", spec.name, e.what()));
+            }
+            if (!g.json()) print_line(fmt::format("started vm {}", spec.name));
+        }
+        if (g.json()) print_json(nlohmann::json(vm));
+        return 0;
+    });
+}
+
+void add_create(CLI::App& vm, Context& ctx) {
+    auto o = std::make_shared<CreateOpts>();
+    auto* cmd = vm.add_subcommand("create", "Create a VM (waits for the create task unless --async)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("--cpus", o->cpus, "Virtual CPUs (1-512)")->capture_default_str();
+    cmd->add_option("--memory", o->memory, "Memory, e.g. 1G or 512M")->capture_default_str();
+    cmd->add_option("--disk", o->disks, "Disk: size=4G[,bus=virtio|sata|scsi|ide][,format=qcow2|raw][,pool=local]"
+                                        " or path=/abs/image (repeatable)")
+        ->allow_extra_args(false);
+    cmd->add_option("--net", o->nets, "NIC: network=default|bridge=br0[,model=virtio][,mac=52:54:00:..] (repeatable)")
+        ->allow_extra_args(false);
+    cmd->add_option("--cdrom", o->cdrom, "ISO image to attach as a CD/DVD drive (absolute path)");
+    cmd->add_option("--firmware", o->firmware, "bios or uefi")->capture_default_str();
+    cmd->add_option("--machine", o->machine, "QEMU machine type (q35, pc, ...)")->capture_default_str();
+    cmd->add_option("--description", o->description, "Free text");
+    cmd->add_option("--tag", o->tags, "Tag (repeatable)")->allow_extra_args(false);
+    cmd->add_option("--kernel", o->kernel, "Kernel for direct boot (absolute path)");
+    cmd->add_option("--initrd", o->initrd, "Initrd for direct boot (absolute path)");
+    cmd->add_option("--cmdline", o->cmdline, "Kernel command line for direct boot");
+    auto* start = cmd->add_flag("--start", o->start, "Start the VM once it is created");
+    auto* async = cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    start->excludes(async);
+    on_run(cmd, ctx, [&g = ctx.g, o] { return run_create(g, *o); });
+}
+
+void add_list(CLI::App& vm, Context& ctx) {
+    auto* cmd = vm.add_subcommand("list", "List VMs");
+    cmd->alias("ls");
+    on_run(cmd, ctx, [&g = ctx.g] {
+        print_vm_list(g, g.client().list_vms());
+        return 0;
+    });
+}
+
+void add_show(CLI::App& vm, Context& ctx) {
+    auto name = std::make_shared<std::string>();
+    auto* cmd = vm.add_subcommand("show", "Show a VM's configuration and state");
+    cmd->add_option("name", *name, "VM name")->required();
+    on_run(cmd, ctx, [&g = ctx.g, name] {
+        print_vm(g, g.client().get_vm(*name));
+        return 0;
+    });
+}
+
+void add_actions(CLI::App& vm, Context& ctx) {
+    struct Action {
+        const char* name;
+        const char* done;
+        const char* help;
+    };
+    static constexpr Action kActions[] = {
+        {"start", "started", "Start a stopped VM"},
+        {"stop", "stopped", "Power a VM off now (no guest shutdown; see 'shutdown')"},
+        {"reboot", "rebooted", "Ask the guest to reboot"},
+        {"reset", "reset", "Hard-reset a running VM"},
+        {"suspend", "suspended", "Pause a VM's virtual CPUs"},
+        {"resume", "resumed", "Continue a suspended VM"},
+    };
+    for (const auto& a : kActions) {
+        auto name = std::make_shared<std::string>();
+        auto* cmd = vm.add_subcommand(a.name, a.help);
+        cmd->add_option("name", *name, "VM name")->required();
+        on_run(cmd, ctx, [&g = ctx.g, name, a] {
+            api::VmInfo info = g.client().vm_action(*name, a.name);
+            if (g.json()) print_json(nlohmann::json(info));
+            else print_line(fmt::format("{} vm {} (state {})", a.done, *name, api::to_string(info.state)));
+            return 0;
+        });
+    }
+}
+
+void add_shutdown(CLI::App& vm, Context& ctx) {
+    struct Opts {
+        std::string name;
+        int timeout = 60;
+        bool force = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = vm.add_subcommand("shutdown", "Shut a VM down through ACPI (the guest powers itself off)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("--timeout", o->timeout, "Seconds to wait for the guest")
+        ->check(CLI::Range(0, 86400))
+        ->capture_default_str();
+    cmd->add_flag("--force", o->force, "Power off when the guest has not shut down within the timeout");
+    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        Client c = g.client();
+        return finish_task(g, c, c.shutdown_vm(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
+            if (g.json()) print_json(nlohmann::json(t));
+            else print_line(fmt::format("shut down vm {}", o->name));
+            return 0;
+        });
+    });
+}
+
+void add_set(CLI::App& vm, Context& ctx) {
+    struct Opts {
+        std::string name, memory, description;
+        int cpus = 0;
+        std::vector<std::string> tags;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = vm.add_subcommand("set", "Change a VM's settings (cpus/memory only while it is stopped)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    auto* cpus = cmd->add_option("--cpus", o->cpus, "Virtual CPUs (1-512)");
+    auto* memory = cmd->add_option("--memory", o->memory, "Memory, e.g. 2G");
+    auto* desc = cmd->add_option("--description", o->description, "Free text");
+    auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
+    on_run(cmd, ctx, [&g = ctx.g, o, cpus, memory, desc, tags] {
+        api::VmPatch p;
+        if (cpus->count()) p.cpus = o->cpus;
+        if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
+        if (desc->count()) p.description = o->description;
+        if (tags->count()) p.tags = o->tags;
+        api::validate(p);
+        api::VmInfo info = g.client().update_vm(o->name, p);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("updated vm {}", o->name));
+        return 0;
+    });
+}
+
+void add_delete(CLI::App& vm, Context& ctx) {
+    struct Opts {
+        std::string name;
+        bool purge = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = vm.add_subcommand("delete", "Delete a stopped VM");
+    cmd->alias("rm");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_flag("--purge", o->purge, "Also delete the disk images hvd created for it");
+    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        Client c = g.client();
+        return finish_task(g, c, c.delete_vm(o->name, o->purge), o->async, [&](const api::TaskInfo& t) {
+            if (g.json()) print_json(nlohmann::json(t));
+            else print_line(fmt::format("deleted vm {}{}", o->name, o->purge ? " and its disk images" : ""));
+            return 0;
+        });
+    });
+}
+
+}  // namespace
+
+void add_vm_commands(CLI::App& app, Context& ctx) {
+    auto* vm = app.add_subcommand("vm", "Manage virtual machines");
+    vm->require_subcommand(1);
+    add_create(*vm, ctx);
+    add_list(*vm, ctx);
+    add_show(*vm, ctx);
+    add_actions(*vm, ctx);
+    add_shutdown(*vm, ctx);
+    add_set(*vm, ctx);
+    add_delete(*vm, ctx);
+}
+
+}  // namespace hv::cli
