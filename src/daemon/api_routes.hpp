@@ -1,0 +1,23 @@
+// The REST API: every route of /v1 registered in one table (docs/api.md documents them).
+#pragma once
+
+#include <chrono>
+
+#include "config.hpp"
+#include "router.hpp"
+#include "task_manager.hpp"
+#include "vm_manager.hpp"
+
+namespace hv::daemon {
+
+struct ApiContext {
+    const Config& config;
+    virt::VmManager& vms;
+    TaskManager& tasks;
+    storage::DiskStore& disks;
+    std::chrono::steady_clock::time_point started;
+};
+
+void register_routes(Router& r, ApiContext& ctx);
+
+}  // namespace hv::daemon

@@ -1,0 +1,136 @@
+#include "config.hpp"
+
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+#include <algorithm>
+
+#include "hv/error.hpp"
+
+namespace hv::daemon {
+namespace {
+
+struct Key {
+    const char* section;
+    const char* name;
+    const char* help;
+    // exactly one of these describes the type
+    std::string Config::*str = nullptr;
+    int Config::*num = nullptr;
+    long long min = 0, max = 0;
+    std::vector<std::string> allowed{};
+};
+
+// The one table: every key, its type, range and meaning. Defaults come from Config's
+// member initializers.
+const std::vector<Key>& schema() {
+    static const std::vector<Key> k{
+        {"daemon", "socket", "Unix socket of the REST API", &Config::socket},
+        {"daemon", "socket_group", "group owning the socket (mode 0660) when it exists", &Config::socket_group},
+        {"daemon", "state_dir", "hvd's state directory", &Config::state_dir},
+        {"daemon", "log_level", "trace|debug|info|warn|error", &Config::log_level, nullptr, 0, 0,
+         {"trace", "debug", "info", "warn", "error"}},
+        {"daemon", "workers", "threads that run libvirt calls and tasks", nullptr, &Config::workers, 2, 256},
+        {"daemon", "request_timeout", "seconds before a synchronous call answers 504", nullptr,
+         &Config::request_timeout, 1, 3600},
+        {"daemon", "task_history", "finished tasks kept in memory", nullptr, &Config::task_history, 10, 100000},
+        {"libvirt", "uri", "libvirt connection URI", &Config::libvirt_uri},
+        {"libvirt", "accel", "auto|kvm|tcg: auto uses KVM only when the host can run it", &Config::accel, nullptr, 0, 0,
+         {"auto", "kvm", "tcg"}},
+        {"libvirt", "reconnect_interval_ms", "delay between reconnection attempts", nullptr,
+         &Config::reconnect_interval_ms, 100, 60000},
+        {"libvirt", "keepalive_interval", "seconds between libvirt keepalive probes", nullptr,
+         &Config::keepalive_interval, 1, 300},
+        {"storage", "image_dir", "where VM disk images are created (empty: <state_dir>/images)", &Config::image_dir},
+    };
+    return k;
+}
+
+std::string where(const toml::node& n, const std::string& origin) {
+    auto s = n.source();
+    if (s.begin.line) return fmt::format("{}:{}", origin, s.begin.line);
+    return origin;
+}
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& origin) {
+    Config cfg;
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        fail(Errc::invalid_input, "{}:{}: {}", origin, e.source().begin.line, e.description());
+    }
+    std::set<std::string> sections;
+    for (const auto& k : schema()) sections.insert(k.section);
+    for (auto&& [sname, snode] : root) {
+        std::string sec(sname.str());
+        if (!sections.count(sec)) fail(Errc::invalid_input, "{}: unknown section [{}]", where(snode, origin), sec);
+        auto* tbl = snode.as_table();
+        if (!tbl) fail(Errc::invalid_input, "{}: [{}] must be a table", where(snode, origin), sec);
+        for (auto&& [kname, knode] : *tbl) {
+            std::string key(kname.str());
+            const Key* def = nullptr;
+            for (const auto& k : schema())
+                if (sec == k.section && key == k.name) def = &k;
+            if (!def) fail(Errc::invalid_input, "{}: unknown key '{}.{}'", where(knode, origin), sec, key);
+            if (def->str) {
+                auto v = knode.value<std::string>();
+                if (!v || !knode.is_string())
+                    fail(Errc::invalid_input, "{}: '{}.{}' must be a string", where(knode, origin), sec, key);
+                if (!def->allowed.empty() &&
+                    std::find(def->allowed.begin(), def->allowed.end(), *v) == def->allowed.end())
+                    fail(Errc::invalid_input, "{}: '{}.{}' = \"{}\" is not one of {}", where(knode, origin), sec, key, *v,
+                         fmt::join(def->allowed, ", "));
+                cfg.*(def->str) = *v;
+            } else {
+                if (!knode.is_integer())
+                    fail(Errc::invalid_input, "{}: '{}.{}' must be an integer", where(knode, origin), sec, key);
+                auto v = *knode.value<long long>();
+                if (v < def->min || v > def->max)
+                    fail(Errc::invalid_input, "{}: '{}.{}' = {} is out of range ({}..{})", where(knode, origin), sec,
+                         key, v, def->min, def->max);
+                cfg.*(def->num) = static_cast<int>(v);
+            }
+        }
+    }
+    if (cfg.socket.empty() || cfg.socket[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.socket' must be an absolute path", origin);
+    if (cfg.state_dir.empty() || cfg.state_dir[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.state_dir' must be an absolute path", origin);
+    if (!cfg.image_dir.empty() && cfg.image_dir[0] != '/') fail(Errc::invalid_input, "{}: 'storage.image_dir' must be an absolute path", origin);
+    return cfg;
+}
+
+Config load_config(const std::string& path, bool must_exist) {
+    std::ifstream in(path);
+    if (!in) {
+        if (must_exist) fail(Errc::invalid_input, "cannot read config file {}", path);
+        return Config{};
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), path);
+}
+
+std::string default_config_toml() {
+    Config d;
+    std::string out = "# hvd configuration. Every key is optional; shown with its default.\n";
+    std::string cur;
+    for (const auto& k : schema()) {
+        if (cur != k.section) {
+            cur = k.section;
+            out += fmt::format("\n[{}]\n", cur);
+        }
+        out += fmt::format("# {}\n", k.help);
+        if (k.str) out += fmt::format("#{} = \"{}\"\n", k.name, d.*(k.str));
+        else out += fmt::format("#{} = {}\n", k.name, d.*(k.num));
+    }
+    return out;
+}
+
+}  // namespace hv::daemon

@@ -1,0 +1,36 @@
+// hvd's configuration: /etc/hv/hvd.toml, validated against one table of keys with defaults
+// (config.cpp, kSchema). Unknown keys and out-of-range values are rejected with the key named.
+#pragma once
+
+#include <string>
+
+namespace hv::daemon {
+
+struct Config {
+    // [daemon]
+    std::string socket = "/run/hv/hvd.sock";
+    std::string socket_group = "hv";
+    std::string state_dir = "/var/lib/hv";
+    std::string log_level = "info";
+    int workers = 8;
+    int request_timeout = 30;  // seconds a synchronous API call may take before 504
+    int task_history = 500;
+    // [libvirt]
+    std::string libvirt_uri = "qemu:///system";
+    std::string accel = "auto";
+    int reconnect_interval_ms = 1000;
+    int keepalive_interval = 5;
+    // [storage]
+    std::string image_dir;  // empty = <state_dir>/images
+
+    std::string effective_image_dir() const { return image_dir.empty() ? state_dir + "/images" : image_dir; }
+};
+
+// Parses TOML text; `origin` names the source in error messages. Throws hv::Error(invalid_input).
+Config parse_config(const std::string& toml_text, const std::string& origin);
+// Reads a file; a missing file at the default path means "all defaults".
+Config load_config(const std::string& path, bool must_exist);
+// The defaults rendered as a commented TOML document (etc/hvd.toml is generated from this).
+std::string default_config_toml();
+
+}  // namespace hv::daemon

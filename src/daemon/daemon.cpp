@@ -1,0 +1,113 @@
+#include "daemon.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "api_routes.hpp"
+#include "event_bus.hpp"
+#include "http_server.hpp"
+#include "task_manager.hpp"
+#include "vm_manager.hpp"
+
+namespace hv::daemon {
+
+Config resolve_config(const Overrides& o) {
+    Config c = load_config(o.config_path, o.config_given);
+    if (!o.socket.empty()) c.socket = o.socket;
+    if (!o.libvirt_uri.empty()) c.libvirt_uri = o.libvirt_uri;
+    if (!o.state_dir.empty()) {
+        c.state_dir = o.state_dir;
+        // --state-dir moves the images with it unless the config file chose a place.
+    }
+    if (!o.accel.empty()) {
+        if (o.accel != "auto" && o.accel != "kvm" && o.accel != "tcg")
+            fail(Errc::invalid_input, "--accel must be auto, kvm or tcg (got '{}')", o.accel);
+        c.accel = o.accel;
+    }
+    if (!o.log_level.empty()) c.log_level = o.log_level;
+    namespace fs = std::filesystem;
+    for (auto* p : {&c.socket, &c.state_dir}) *p = fs::absolute(*p).lexically_normal().string();
+    if (!c.image_dir.empty()) c.image_dir = fs::absolute(c.image_dir).lexically_normal().string();
+    if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
+        fail(Errc::invalid_input, "log level '{}' is not one of trace, debug, info, warn, error", c.log_level);
+    return c;
+}
+
+namespace {
+void setup_logging(const Config& cfg) {
+    // Under systemd stderr is already the journal; the journal sink adds structured fields.
+    if (std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID")) {
+        auto sink = std::make_shared<spdlog::sinks::systemd_sink_mt>("hvd");
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>("hvd", sink));
+    } else {
+        spdlog::set_default_logger(spdlog::stderr_color_mt("hvd"));
+        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    }
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+}
+}  // namespace
+
+int run(const Config& cfg) {
+    setup_logging(cfg);
+    auto started = std::chrono::steady_clock::now();
+    spdlog::info("hvd {} starting: socket {}, libvirt {}, state {}", HV_VERSION, cfg.socket, cfg.libvirt_uri,
+                 cfg.state_dir);
+    std::filesystem::create_directories(cfg.state_dir);
+    ::chmod(cfg.state_dir.c_str(), 0711);
+    std::string log_dir = cfg.state_dir + "/logs";
+    std::filesystem::create_directories(log_dir);
+    ::chmod(log_dir.c_str(), 0711);
+
+    boost::asio::io_context io;
+    boost::asio::thread_pool request_pool(static_cast<std::size_t>(cfg.workers));
+    boost::asio::thread_pool task_pool(static_cast<std::size_t>(std::max(4, cfg.workers)));
+    EventBus bus;
+    TaskManager tasks(task_pool, bus, static_cast<std::size_t>(cfg.task_history));
+    auto disks = storage::make_dir_store("local", cfg.effective_image_dir());
+
+    virt::VmManager::Options vo;
+    vo.connection.uri = cfg.libvirt_uri;
+    vo.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
+    vo.connection.keepalive_interval_s = cfg.keepalive_interval;
+    vo.accel = cfg.accel;
+    vo.serial_log_dir = log_dir;
+    virt::VmManager vms(vo, *disks, [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
+        bus.publish(type, target, d);
+    });
+
+    Router router;
+    ApiContext ctx{cfg, vms, tasks, *disks, started};
+    register_routes(router, ctx);
+
+    HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout));
+    server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
+    vms.start();
+    if (!vms.connection().wait_connected(std::chrono::seconds(5)))
+        spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
+
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code&, int sig) {
+        spdlog::info("signal {}: stopping (running VMs are not touched)", sig);
+        server.close();
+        io.stop();
+    });
+    ::signal(SIGPIPE, SIG_IGN);
+    io.run();
+    request_pool.stop();
+    request_pool.join();
+    task_pool.stop();
+    task_pool.join();
+    spdlog::info("hvd stopped");
+    return 0;
+}
+
+}  // namespace hv::daemon

@@ -1,0 +1,292 @@
+#include "http_server.hpp"
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <deque>
+#include <filesystem>
+#include <spdlog/spdlog.h>
+
+#include "hv/api/task.hpp"
+#include "hv/error.hpp"
+
+namespace hv::daemon {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+
+void prepare_socket_path(const std::string& path) {
+    namespace fs = std::filesystem;
+    auto dir = fs::path(path).parent_path();
+    std::error_code ec;
+    if (!fs::exists(dir)) {
+        fs::create_directories(dir, ec);
+        if (ec) fail(Errc::internal, "cannot create socket directory {}: {}", dir.string(), ec.message());
+        ::chmod(dir.c_str(), 0755);
+    }
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(Errc::internal, "socket directory {} is not a directory", dir.string());
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+        fail(Errc::internal, "socket directory {} is writable by everyone (mode {:o}); refusing to listen there",
+             dir.string(), st.st_mode & 07777);
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+        fail(Errc::internal, "socket directory {} is owned by uid {}, not by us or root", dir.string(), st.st_uid);
+    if (fs::exists(fs::symlink_status(path))) {
+        asio::io_context tmp;
+        local::socket probe(tmp);
+        boost::system::error_code cec;
+        probe.connect(local::endpoint(path), cec);
+        if (!cec) fail(Errc::conflict, "another hvd is already listening on {}", path);
+        fs::remove(path, ec);
+    }
+}
+
+namespace {
+
+constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
+constexpr std::size_t kMaxQueuedEvents = 10000;
+
+http::response<http::string_body> make_response(unsigned version, bool keep_alive, const Response& r) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+    res.set(http::field::server, "hvd/" HV_VERSION);
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(keep_alive);
+    res.body() = r.body.is_null() ? std::string("{}\n") : r.body.dump() + "\n";
+    res.prepare_payload();
+    return res;
+}
+
+Response error_response(Errc code, const std::string& msg) { return Response{http_status(code), api::error_json(code, msg)}; }
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(local::socket s, asio::thread_pool& pool, const Router& router, EventBus& bus, std::chrono::seconds timeout,
+            std::shared_ptr<std::size_t> streams)
+        : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout), timer_(sock_.get_executor()),
+          streams_(std::move(streams)) {}
+
+    ~Session() {
+        if (sub_) {
+            bus_.unsubscribe(sub_);
+            --*streams_;
+        }
+    }
+
+    void run() { read(); }
+
+private:
+    void read() {
+        parser_.emplace();
+        parser_->body_limit(kMaxBody);
+        http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->on_read(ec);
+        });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) return close();
+        if (ec) {
+            if (ec == http::error::body_limit) {
+                keep_alive_ = false;
+                return write(error_response(Errc::invalid_input, "request body is larger than 4 MiB"), 11);
+            }
+            spdlog::debug("http read: {}", ec.message());
+            return close();
+        }
+        auto& msg = parser_->get();
+        Request req;
+        req.method = std::string(msg.method_string());
+        split_target(std::string(msg.target()), req.path, req.query);
+        req.body = std::move(msg.body());
+        keep_alive_ = msg.keep_alive();
+        version_ = msg.version();
+        if (req.method == "GET" && req.path == "/v1/events") return start_stream();
+
+        auto state = std::make_shared<bool>(false);  // responded? (touched on the I/O thread only)
+        timer_.expires_after(timeout_);
+        timer_.async_wait([self = shared_from_this(), state, path = req.path](beast::error_code tec) {
+            if (tec || *state) return;
+            *state = true;
+            spdlog::warn("request {} did not finish within {} s", path, self->timeout_.count());
+            self->write(error_response(Errc::timeout, fmt::format("the operation did not finish within {} s; it continues in the background", self->timeout_.count())), self->version_);
+        });
+        asio::post(pool_, [self = shared_from_this(), state, req = std::move(req)]() mutable {
+            Response res = self->dispatch(req);
+            asio::post(self->sock_.get_executor(), [self, state, res = std::move(res)] {
+                if (*state) return;
+                *state = true;
+                self->timer_.cancel();
+                self->write(res, self->version_);
+            });
+        });
+    }
+
+    Response dispatch(Request& req) {
+        try {
+            const Handler& h = router_.match(req);
+            return h(req);
+        } catch (const MethodNotAllowed& m) {
+            auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
+            r.status = 405;
+            return r;
+        } catch (const Error& e) {
+            if (e.code() == Errc::internal) spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            return error_response(e.code(), e.what());
+        } catch (const std::exception& e) {
+            spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            return error_response(Errc::internal, e.what());
+        }
+    }
+
+    void write(const Response& r, unsigned version) {
+        auto res = std::make_shared<http::response<http::string_body>>(make_response(version, keep_alive_, r));
+        http::async_write(sock_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+            if (ec || !self->keep_alive_) return self->close();
+            self->read();
+        });
+    }
+
+    void start_stream() {
+        ++*streams_;
+        std::weak_ptr<Session> weak = shared_from_this();
+        auto ex = sock_.get_executor();
+        sub_ = bus_.subscribe([weak, ex](const api::Event& ev) {
+            auto line = nlohmann::json(ev).dump() + "\n";
+            asio::post(ex, [weak, line = std::move(line)]() mutable {
+                if (auto s = weak.lock()) s->enqueue(std::move(line));
+            });
+        });
+        auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
+        res->set(http::field::server, "hvd/" HV_VERSION);
+        res->set(http::field::content_type, "application/x-ndjson");
+        res->set(http::field::cache_control, "no-cache");
+        res->chunked(true);
+        auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+        writing_ = true;
+        http::async_write_header(sock_, *sr, [self = shared_from_this(), res, sr](beast::error_code ec, std::size_t) {
+            self->writing_ = false;
+            if (ec) return self->close();
+            self->flush();
+        });
+        // The client never sends more on this connection: a read completes when it goes away.
+        sock_.async_read_some(asio::buffer(probe_), [self = shared_from_this()](beast::error_code, std::size_t) {
+            self->close();
+        });
+    }
+
+    void enqueue(std::string line) {
+        if (closed_) return;
+        if (queue_.size() >= kMaxQueuedEvents) {
+            spdlog::warn("event stream client is too slow; dropping it");
+            return close();
+        }
+        queue_.push_back(std::move(line));
+        flush();
+    }
+
+    void flush() {
+        if (writing_ || queue_.empty() || closed_) return;
+        writing_ = true;
+        auto line = std::make_shared<std::string>(std::move(queue_.front()));
+        queue_.pop_front();
+        asio::async_write(sock_, http::make_chunk(asio::buffer(*line)),
+                          [self = shared_from_this(), line](beast::error_code ec, std::size_t) {
+                              self->writing_ = false;
+                              if (ec) return self->close();
+                              self->flush();
+                          });
+    }
+
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        if (sub_) {
+            bus_.unsubscribe(sub_);
+            sub_ = 0;
+            --*streams_;
+        }
+        beast::error_code ec;
+        timer_.cancel();
+        sock_.shutdown(local::socket::shutdown_both, ec);
+        sock_.close(ec);
+    }
+
+    local::socket sock_;
+    asio::thread_pool& pool_;
+    const Router& router_;
+    EventBus& bus_;
+    std::chrono::seconds timeout_;
+    asio::steady_timer timer_;
+    std::shared_ptr<std::size_t> streams_;
+    beast::flat_buffer buf_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    bool keep_alive_ = true;
+    unsigned version_ = 11;
+    std::uint64_t sub_ = 0;
+    std::deque<std::string> queue_;
+    bool writing_ = false;
+    bool closed_ = false;
+    char probe_[64];
+};
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, asio::thread_pool& pool, const Router& router, EventBus& bus,
+                       std::chrono::seconds request_timeout)
+    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io) {}
+
+HttpServer::~HttpServer() { close(); }
+
+void HttpServer::listen(const SocketOptions& opts) {
+    prepare_socket_path(opts.path);
+    local::endpoint ep(opts.path);
+    acceptor_.open(ep.protocol());
+    // Socket files are created with the umask: make sure nobody else can connect before chmod.
+    mode_t old = ::umask(0177);
+    boost::system::error_code ec;
+    acceptor_.bind(ep, ec);
+    ::umask(old);
+    if (ec) fail(Errc::internal, "cannot bind {}: {}", opts.path, ec.message());
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    gid_t gid = static_cast<gid_t>(-1);
+    if (!opts.group.empty()) {
+        if (struct group* g = ::getgrnam(opts.group.c_str())) gid = g->gr_gid;
+    }
+    if (gid != static_cast<gid_t>(-1) && ::chown(opts.path.c_str(), 0, gid) != 0)
+        spdlog::warn("cannot give {} to group {}", opts.path, opts.group);
+    ::chmod(opts.path.c_str(), opts.mode);
+    path_ = opts.path;
+    spdlog::info("listening on {} (mode {:o}{})", opts.path, opts.mode,
+                 gid != static_cast<gid_t>(-1) ? ", group " + opts.group : "");
+    accept();
+}
+
+void HttpServer::accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, local::socket s) {
+        if (ec) {
+            if (ec != asio::error::operation_aborted) spdlog::error("accept: {}", ec.message());
+            if (!acceptor_.is_open()) return;
+        } else {
+            std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_)->run();
+        }
+        accept();
+    });
+}
+
+void HttpServer::close() {
+    boost::system::error_code ec;
+    if (acceptor_.is_open()) {
+        acceptor_.close(ec);
+        if (!path_.empty()) ::unlink(path_.c_str());
+    }
+}
+
+}  // namespace hv::daemon

@@ -1,0 +1,112 @@
+#include "router.hpp"
+
+#include <sstream>
+
+#include "hv/error.hpp"
+
+namespace hv::daemon {
+namespace {
+std::vector<std::string> split_path(const std::string& p) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < p.size()) {
+        if (p[i] == '/') {
+            ++i;
+            continue;
+        }
+        auto j = p.find('/', i);
+        if (j == std::string::npos) j = p.size();
+        out.push_back(p.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+std::string url_decode(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out += static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if (s[i] == '+') {
+            out += ' ';
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+void split_target(const std::string& target, std::string& path, std::map<std::string, std::string>& query) {
+    auto q = target.find('?');
+    path = target.substr(0, q);
+    if (q == std::string::npos) return;
+    std::string qs = target.substr(q + 1);
+    std::size_t i = 0;
+    while (i <= qs.size()) {
+        auto amp = qs.find('&', i);
+        if (amp == std::string::npos) amp = qs.size();
+        auto item = qs.substr(i, amp - i);
+        if (!item.empty()) {
+            auto eq = item.find('=');
+            if (eq == std::string::npos) query[url_decode(item)] = "";
+            else query[url_decode(item.substr(0, eq))] = url_decode(item.substr(eq + 1));
+        }
+        i = amp + 1;
+    }
+}
+
+nlohmann::json Request::json() const {
+    if (body.empty()) return nlohmann::json::object();
+    try {
+        return nlohmann::json::parse(body);
+    } catch (const nlohmann::json::parse_error& e) {
+        fail(Errc::invalid_input, "request body is not valid JSON: {}", e.what());
+    }
+}
+
+bool Request::flag(const std::string& name) const {
+    auto it = query.find(name);
+    if (it == query.end()) return false;
+    const auto& v = it->second;
+    if (v.empty() || v == "1" || v == "true" || v == "yes") return true;
+    if (v == "0" || v == "false" || v == "no") return false;
+    fail(Errc::invalid_input, "query parameter '{}' must be true or false (got '{}')", name, v);
+}
+
+void Router::add(const std::string& method, const std::string& pattern, Handler h) {
+    routes_.push_back(Route{method, split_path(pattern), std::move(h)});
+}
+
+const Handler& Router::match(Request& req) const {
+    auto segs = split_path(req.path);
+    std::string allowed;
+    for (const auto& r : routes_) {
+        if (r.segments.size() != segs.size()) continue;
+        std::map<std::string, std::string> params;
+        bool ok = true;
+        for (std::size_t i = 0; i < segs.size() && ok; ++i) {
+            const auto& p = r.segments[i];
+            if (p.size() > 2 && p.front() == '{' && p.back() == '}') params[p.substr(1, p.size() - 2)] = url_decode(segs[i]);
+            else ok = (p == segs[i]);
+        }
+        if (!ok) continue;
+        if (r.method != req.method) {
+            allowed += (allowed.empty() ? "" : ", ") + r.method;
+            continue;
+        }
+        req.params = std::move(params);
+        return r.handler;
+    }
+    if (!allowed.empty()) throw MethodNotAllowed{allowed};
+    fail(Errc::not_found, "no such route: {} {}", req.method, req.path);
+}
+
+}  // namespace hv::daemon

@@ -1,0 +1,199 @@
+#include "connection.hpp"
+
+#include <libvirt/virterror.h>
+#include <spdlog/spdlog.h>
+
+namespace hv::virt {
+
+Errc errc_from_libvirt(int code) {
+    switch (code) {
+        case VIR_ERR_NO_DOMAIN:
+        case VIR_ERR_NO_NETWORK:
+        case VIR_ERR_NO_STORAGE_POOL:
+        case VIR_ERR_NO_STORAGE_VOL:
+            return Errc::not_found;
+        case VIR_ERR_OPERATION_INVALID:
+        case VIR_ERR_DOM_EXIST:
+        case VIR_ERR_OPERATION_DENIED:
+            return Errc::conflict;
+        case VIR_ERR_INVALID_ARG:
+        case VIR_ERR_XML_ERROR:
+        case VIR_ERR_XML_DETAIL:
+        case VIR_ERR_CONFIG_UNSUPPORTED:
+            return Errc::invalid_input;
+        case VIR_ERR_NO_SUPPORT:
+        case VIR_ERR_OPERATION_UNSUPPORTED:
+            return Errc::unsupported;
+        case VIR_ERR_OPERATION_TIMEOUT:
+        case VIR_ERR_AGENT_UNRESPONSIVE:
+            return Errc::timeout;
+        case VIR_ERR_NO_CONNECT:
+        case VIR_ERR_INVALID_CONN:
+        case VIR_ERR_RPC:
+            return Errc::unavailable;
+        default:
+            return Errc::internal;
+    }
+}
+
+void throw_libvirt_error(const std::string& what) {
+    virErrorPtr e = virGetLastError();
+    if (!e) throw Error(Errc::internal, what + ": unknown libvirt error");
+    Errc code = errc_from_libvirt(e->code);
+    std::string msg = e->message ? e->message : "unknown libvirt error";
+    // A call on a connection that died mid-way reports a system error on the socket.
+    if (e->domain == VIR_FROM_RPC || e->code == VIR_ERR_SYSTEM_ERROR) {
+        if (msg.find("connection") != std::string::npos || msg.find("closed") != std::string::npos ||
+            msg.find("Broken pipe") != std::string::npos)
+            code = Errc::unavailable;
+    }
+    throw Error(code, what + ": " + msg);
+}
+
+namespace {
+void silence(void*, virErrorPtr) {}
+
+int event_loop_init() {
+    static const int rc = [] {
+        virSetErrorFunc(nullptr, silence);
+        return virEventRegisterDefaultImpl();
+    }();
+    return rc;
+}
+}  // namespace
+
+Connection::Connection(Options opts, std::function<void(const LifecycleEvent&)> on_event,
+                       std::function<void(bool)> on_change)
+    : opts_(std::move(opts)), on_event_(std::move(on_event)), on_change_(std::move(on_change)) {}
+
+Connection::~Connection() {
+    stop_ = true;
+    cv_.notify_all();
+    if (reconnect_thread_.joinable()) reconnect_thread_.join();
+    {
+        std::lock_guard lk(mu_);
+        if (conn_ && callback_id_ >= 0) virConnectDomainEventDeregisterAny(conn_.get(), callback_id_);
+        if (conn_) virConnectUnregisterCloseCallback(conn_.get(), close_cb);
+        conn_.reset();
+        dead_.reset();
+    }
+    if (event_thread_.joinable()) event_thread_.join();
+}
+
+void Connection::start() {
+    if (event_loop_init() < 0) throw_libvirt_error("cannot start the libvirt event loop");
+    // A periodic timer wakes the loop so the thread notices stop_.
+    virEventAddTimeout(250, [](int, void*) {}, nullptr, nullptr);
+    event_thread_ = std::thread([this] {
+        while (!stop_) {
+            if (virEventRunDefaultImpl() < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    });
+    reconnect_thread_ = std::thread([this] { reconnect_loop(); });
+}
+
+bool Connection::wait_connected(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, timeout, [&] { return conn_ != nullptr || stop_; }) && conn_ != nullptr;
+}
+
+ConnHandle Connection::get() const {
+    std::lock_guard lk(mu_);
+    if (!conn_) throw Error(Errc::unavailable, "libvirt at " + opts_.uri + " is not reachable (hvd is reconnecting)");
+    return conn_;
+}
+
+bool Connection::connected() const {
+    std::lock_guard lk(mu_);
+    return conn_ != nullptr;
+}
+
+DomainHandle Connection::domain(const std::string& name) const {
+    auto c = get();
+    virDomainPtr d = virDomainLookupByName(c.get(), name.c_str());
+    if (!d) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN) throw Error(Errc::not_found, "vm '" + name + "' does not exist");
+        throw_libvirt_error("vm '" + name + "'");
+    }
+    return DomainHandle(d);
+}
+
+void Connection::close_cb(virConnectPtr c, int reason, void* opaque) {
+    static_cast<Connection*>(opaque)->on_closed(c, reason);
+}
+
+void Connection::on_closed(virConnectPtr c, int reason) {
+    {
+        std::lock_guard lk(mu_);
+        if (!conn_ || conn_.get() != c) return;
+        spdlog::warn("libvirt connection to {} closed (reason {}); reconnecting", opts_.uri, reason);
+        dead_ = std::move(conn_);
+        callback_id_ = -1;
+        need_reconnect_ = true;
+    }
+    cv_.notify_all();
+}
+
+int Connection::lifecycle_cb(virConnectPtr, virDomainPtr d, int event, int detail, void* opaque) {
+    auto* self = static_cast<Connection*>(opaque);
+    const char* name = virDomainGetName(d);
+    if (name && self->on_event_) self->on_event_(LifecycleEvent{name, event, detail});
+    return 0;
+}
+
+void Connection::reconnect_loop() {
+    bool announced_down = false;
+    while (!stop_) {
+        ConnHandle dead;
+        {
+            std::unique_lock lk(mu_);
+            cv_.wait(lk, [&] { return need_reconnect_ || stop_; });
+            if (stop_) return;
+            dead = std::move(dead_);
+        }
+        if (dead) {
+            virConnectUnregisterCloseCallback(dead.get(), close_cb);
+            // Dropping the last reference closes it; off the event thread, outside our lock.
+            dead.reset();
+            if (on_change_) on_change_(false);
+        }
+        virConnectPtr raw = virConnectOpen(opts_.uri.c_str());
+        if (!raw) {
+            virErrorPtr e = virGetLastError();
+            if (!announced_down) {
+                spdlog::error("cannot connect to libvirt at {}: {}; retrying every {} ms", opts_.uri,
+                              e && e->message ? e->message : "unknown error", opts_.reconnect_interval_ms);
+                announced_down = true;
+            }
+            std::unique_lock lk(mu_);
+            cv_.wait_for(lk, std::chrono::milliseconds(opts_.reconnect_interval_ms), [&] { return stop_.load(); });
+            continue;
+        }
+        ConnHandle c(raw, ConnDeleter{});
+        virConnectSetKeepAlive(raw, opts_.keepalive_interval_s, opts_.keepalive_count);
+        virConnectRegisterCloseCallback(raw, close_cb, this, nullptr);
+        int id = virConnectDomainEventRegisterAny(raw, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                  VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), this, nullptr);
+        if (id < 0) {
+            virErrorPtr e = virGetLastError();
+            spdlog::error("cannot register libvirt domain events: {}", e && e->message ? e->message : "?");
+            virConnectUnregisterCloseCallback(raw, close_cb);
+            c.reset();
+            std::this_thread::sleep_for(std::chrono::milliseconds(opts_.reconnect_interval_ms));
+            continue;
+        }
+        {
+            std::lock_guard lk(mu_);
+            conn_ = c;
+            callback_id_ = id;
+            need_reconnect_ = false;
+        }
+        spdlog::info("connected to libvirt at {}", opts_.uri);
+        announced_down = false;
+        if (on_change_) on_change_(true);
+        cv_.notify_all();
+    }
+}
+
+}  // namespace hv::virt

@@ -1,0 +1,94 @@
+// The libvirt connection: RAII handles, the event loop thread, lifecycle event delivery and
+// reconnection. Everything else in hvd reaches libvirt through this class.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <libvirt/libvirt.h>
+
+#include "hv/error.hpp"
+
+namespace hv::virt {
+
+struct ConnDeleter {
+    void operator()(virConnectPtr c) const noexcept { virConnectClose(c); }
+};
+struct DomainDeleter {
+    void operator()(virDomainPtr d) const noexcept { virDomainFree(d); }
+};
+struct NetworkDeleter {
+    void operator()(virNetworkPtr n) const noexcept { virNetworkFree(n); }
+};
+using ConnHandle = std::shared_ptr<virConnect>;
+using DomainHandle = std::unique_ptr<virDomain, DomainDeleter>;
+using NetworkHandle = std::unique_ptr<virNetwork, NetworkDeleter>;
+
+// Throws hv::Error for the calling thread's last libvirt error; `what` prefixes the message.
+[[noreturn]] void throw_libvirt_error(const std::string& what);
+// Maps a libvirt error number to an hv code (VIR_ERR_NO_DOMAIN -> not_found, ...).
+Errc errc_from_libvirt(int vir_error_code);
+
+// Domain lifecycle event as libvirt reports it (event/detail are virDomainEventType values).
+struct LifecycleEvent {
+    std::string name;
+    int event = 0;
+    int detail = 0;
+};
+
+class Connection {
+public:
+    struct Options {
+        std::string uri = "qemu:///system";
+        int reconnect_interval_ms = 1000;
+        int keepalive_interval_s = 5;
+        int keepalive_count = 3;
+    };
+    // on_event runs on libvirt's event thread: it must only hand the event off.
+    // on_change(true) runs on the reconnect thread after every (re)connection, once get()
+    // works; on_change(false) when the connection is lost. Callers rebuild caches there.
+    Connection(Options opts, std::function<void(const LifecycleEvent&)> on_event,
+               std::function<void(bool connected)> on_change);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Starts the event loop and the first connection attempt; returns at once.
+    void start();
+    // Blocks until connected or the timeout passes; returns whether connected.
+    bool wait_connected(std::chrono::milliseconds timeout);
+
+    // The live connection, or throws hv::Error(unavailable).
+    ConnHandle get() const;
+    bool connected() const;
+    const std::string& uri() const { return opts_.uri; }
+
+    // Looks a domain up by name; throws not_found with "vm '<name>' does not exist".
+    DomainHandle domain(const std::string& name) const;
+
+private:
+    void reconnect_loop();
+    void on_closed(virConnectPtr c, int reason);
+    static void close_cb(virConnectPtr c, int reason, void* opaque);
+    static int lifecycle_cb(virConnectPtr c, virDomainPtr d, int event, int detail, void* opaque);
+
+    Options opts_;
+    std::function<void(const LifecycleEvent&)> on_event_;
+    std::function<void(bool)> on_change_;
+    ConnHandle dead_;        // closed by libvirt; released on the reconnect thread
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    ConnHandle conn_;        // null while disconnected
+    int callback_id_ = -1;
+    bool need_reconnect_ = true;
+    std::atomic<bool> stop_{false};
+    std::thread event_thread_;
+    std::thread reconnect_thread_;
+};
+
+}  // namespace hv::virt

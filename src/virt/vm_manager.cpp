@@ -1,0 +1,615 @@
+#include "vm_manager.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <libvirt/virterror.h>
+#include <spdlog/spdlog.h>
+
+#include "hv/api/size.hpp"
+#include "hv/util/reverter.hpp"
+
+namespace hv::virt {
+using api::VmInfo;
+using api::VmState;
+
+namespace {
+constexpr const char* kRuntimeNs = "http://hv.dev/xmlns/runtime/1";
+
+std::int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+VmState map_state(int s) {
+    switch (s) {
+        case VIR_DOMAIN_RUNNING:
+        case VIR_DOMAIN_BLOCKED: return VmState::running;
+        case VIR_DOMAIN_PAUSED: return VmState::paused;
+        case VIR_DOMAIN_SHUTDOWN: return VmState::shutting_down;
+        case VIR_DOMAIN_SHUTOFF: return VmState::stopped;
+        case VIR_DOMAIN_CRASHED: return VmState::crashed;
+        case VIR_DOMAIN_PMSUSPENDED: return VmState::suspended;
+        default: return VmState::unknown;
+    }
+}
+
+std::string map_reason(int state, int reason) {
+    switch (state) {
+        case VIR_DOMAIN_RUNNING:
+            switch (reason) {
+                case VIR_DOMAIN_RUNNING_BOOTED: return "booted";
+                case VIR_DOMAIN_RUNNING_MIGRATED: return "migrated";
+                case VIR_DOMAIN_RUNNING_RESTORED: return "restored";
+                case VIR_DOMAIN_RUNNING_FROM_SNAPSHOT: return "from_snapshot";
+                case VIR_DOMAIN_RUNNING_UNPAUSED: return "unpaused";
+                case VIR_DOMAIN_RUNNING_WAKEUP: return "wakeup";
+                case VIR_DOMAIN_RUNNING_CRASHED: return "crashed";
+                default: return "";
+            }
+        case VIR_DOMAIN_PAUSED:
+            switch (reason) {
+                case VIR_DOMAIN_PAUSED_USER: return "user";
+                case VIR_DOMAIN_PAUSED_IOERROR: return "io_error";
+                case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "shutting_down";
+                case VIR_DOMAIN_PAUSED_CRASHED: return "crashed";
+                case VIR_DOMAIN_PAUSED_STARTING_UP: return "starting_up";
+                default: return "";
+            }
+        case VIR_DOMAIN_SHUTOFF:
+            switch (reason) {
+                case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "shutdown";
+                case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
+                case VIR_DOMAIN_SHUTOFF_CRASHED: return "crashed";
+                case VIR_DOMAIN_SHUTOFF_FAILED: return "failed";
+                case VIR_DOMAIN_SHUTOFF_SAVED: return "saved";
+                case VIR_DOMAIN_SHUTOFF_MIGRATED: return "migrated";
+                case VIR_DOMAIN_SHUTOFF_DAEMON: return "daemon";
+                default: return "";
+            }
+        default: return "";
+    }
+}
+
+const char* event_name(int e) {
+    switch (e) {
+        case VIR_DOMAIN_EVENT_DEFINED: return "defined";
+        case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
+        case VIR_DOMAIN_EVENT_STARTED: return "started";
+        case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
+        case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
+        case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
+        case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
+        case VIR_DOMAIN_EVENT_PMSUSPENDED: return "pmsuspended";
+        case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
+        default: return "unknown";
+    }
+}
+
+bool is_active(VmState s) {
+    return s == VmState::running || s == VmState::paused || s == VmState::shutting_down || s == VmState::suspended;
+}
+
+// (state, reason) of a domain straight from libvirt.
+std::pair<int, int> domain_state(virDomainPtr d) {
+    int st = 0, reason = 0;
+    if (virDomainGetState(d, &st, &reason, 0) < 0) throw_libvirt_error("cannot read state");
+    return {st, reason};
+}
+
+std::optional<std::string> get_metadata(virDomainPtr d, const char* ns, unsigned flags) {
+    char* s = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, ns, flags);
+    if (!s) return std::nullopt;
+    std::string out(s);
+    free(s);
+    return out;
+}
+
+std::int64_t parse_started(const std::string& xml) {
+    auto p = xml.find("started=");
+    if (p == std::string::npos || p + 9 >= xml.size()) return 0;
+    try {
+        return std::stoll(xml.substr(p + 9));
+    } catch (...) {
+        return 0;
+    }
+}
+
+std::string random_mac() {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto v = rng();
+    return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff);
+}
+
+void require_file(const std::string& path, const char* what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        fail(Errc::invalid_input, "{} '{}' does not exist or is not a regular file", what, path);
+}
+}  // namespace
+
+class VmManager::OpLock {
+public:
+    OpLock(VmManager& m, const std::string& name) : mu_(m.lock_for(name)) {
+        if (!mu_->try_lock_for(m.opts_.lock_wait))
+            fail(Errc::conflict, "vm '{}' is busy with another operation; try again", name);
+    }
+    ~OpLock() { mu_->unlock(); }
+    OpLock(const OpLock&) = delete;
+    OpLock& operator=(const OpLock&) = delete;
+
+private:
+    std::shared_ptr<std::timed_mutex> mu_;
+};
+
+VmManager::VmManager(Options opts, storage::DiskStore& disks, Publisher publish)
+    : opts_(std::move(opts)), disks_(disks), publish_(std::move(publish)) {
+    conn_ = std::make_unique<Connection>(
+        opts_.connection, [this](const LifecycleEvent& ev) { on_lifecycle(ev); },
+        [this](bool up) { on_connection(up); });
+}
+
+VmManager::~VmManager() {
+    {
+        std::lock_guard lk(q_mu_);
+        q_stop_ = true;
+    }
+    q_cv_.notify_all();
+    if (q_thread_.joinable()) q_thread_.join();
+    conn_.reset();
+}
+
+void VmManager::start() {
+    q_thread_ = std::thread([this] {
+        for (;;) {
+            std::vector<LifecycleEvent> batch;
+            {
+                std::unique_lock lk(q_mu_);
+                q_cv_.wait(lk, [&] { return q_stop_ || !queue_.empty(); });
+                if (q_stop_) return;
+                batch.swap(queue_);
+            }
+            for (const auto& ev : batch) {
+                try {
+                    std::optional<VmInfo> info;
+                    if (ev.event == VIR_DOMAIN_EVENT_UNDEFINED) {
+                        std::lock_guard lk(cache_mu_);
+                        cache_.erase(ev.name);
+                    } else {
+                        if (ev.event == VIR_DOMAIN_EVENT_STARTED) {
+                            auto d = conn_->domain(ev.name);
+                            auto rt = get_metadata(d.get(), kRuntimeNs, VIR_DOMAIN_AFFECT_LIVE);
+                            if (!rt || parse_started(*rt) == 0) record_start(d.get(), now_s());
+                        }
+                        info = refresh(ev.name);
+                    }
+                    nlohmann::json data{{"event", event_name(ev.event)}};
+                    if (info) {
+                        data["state"] = api::to_string(info->state);
+                        data["reason"] = info->reason;
+                    } else {
+                        data["state"] = ev.event == VIR_DOMAIN_EVENT_UNDEFINED ? "deleted" : "unknown";
+                    }
+                    publish_("vm.lifecycle", "vm/" + ev.name, data);
+                } catch (const std::exception& e) {
+                    spdlog::debug("event for vm {}: {}", ev.name, e.what());
+                }
+            }
+        }
+    });
+    conn_->start();
+}
+
+void VmManager::on_lifecycle(const LifecycleEvent& ev) {
+    {
+        std::lock_guard lk(q_mu_);
+        queue_.push_back(ev);
+    }
+    q_cv_.notify_one();
+}
+
+void VmManager::on_connection(bool up) {
+    if (!up) {
+        ready_ = false;
+        publish_("daemon", "libvirt", {{"libvirt_connected", false}});
+        return;
+    }
+    try {
+        {
+            auto choice = choose_accel(opts_.accel, conn_->get().get());
+            std::lock_guard lk(accel_mu_);
+            if (choice.accel != accel_.accel) spdlog::info("accelerator: {} ({})", choice.accel, choice.reason);
+            accel_ = choice;
+        }
+        rebuild_cache();
+        ready_ = true;
+        publish_("daemon", "libvirt", {{"libvirt_connected", true}});
+    } catch (const std::exception& e) {
+        spdlog::error("cannot read domains after connecting: {}", e.what());
+    }
+}
+
+void VmManager::rebuild_cache() {
+    auto c = conn_->get();
+    virDomainPtr* doms = nullptr;
+    int n = virConnectListAllDomains(c.get(), &doms, 0);
+    if (n < 0) throw_libvirt_error("cannot list domains");
+    std::map<std::string, VmInfo> fresh;
+    std::map<std::string, VmInfo> old;
+    {
+        std::lock_guard lk(cache_mu_);
+        old = cache_;
+    }
+    for (int i = 0; i < n; ++i) {
+        DomainHandle d(doms[i]);
+        try {
+            const char* nm = virDomainGetName(d.get());
+            auto it = old.find(nm ? nm : "");
+            auto info = read_domain(d.get(), it == old.end() ? nullptr : &it->second);
+            fresh[info.spec.name] = std::move(info);
+        } catch (const std::exception& e) {
+            spdlog::warn("skipping a domain while listing: {}", e.what());
+        }
+    }
+    free(doms);
+    std::lock_guard lk(cache_mu_);
+    cache_ = std::move(fresh);
+    spdlog::info("state cache holds {} domains", cache_.size());
+}
+
+VmInfo VmManager::read_domain(virDomainPtr d, const VmInfo* previous) {
+    VmInfo info;
+    const char* name = virDomainGetName(d);
+    if (!name) throw_libvirt_error("cannot read a domain name");
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    if (virDomainGetUUIDString(d, uuid) == 0) info.uuid = uuid;
+    auto [st, reason] = domain_state(d);
+    info.state = map_state(st);
+    info.reason = map_reason(st, reason);
+
+    std::optional<api::VmSpec> spec;
+    if (virDomainIsPersistent(d) == 1) {
+        if (auto md = get_metadata(d, kMetadataNs, VIR_DOMAIN_AFFECT_CONFIG)) spec = spec_from_metadata(*md);
+    }
+    if (spec) {
+        info.spec = std::move(*spec);
+        info.managed = true;
+    } else {
+        virDomainInfo di{};
+        if (virDomainGetInfo(d, &di) < 0) throw_libvirt_error("cannot read domain info");
+        info.spec.name = name;
+        info.spec.cpus = di.nrVirtCpu;
+        info.spec.memory = static_cast<std::uint64_t>(di.maxMem) * 1024;
+        info.spec.machine = "";
+        info.managed = false;
+    }
+    info.spec.name = name;
+    if (is_active(info.state)) {
+        if (auto rt = get_metadata(d, kRuntimeNs, VIR_DOMAIN_AFFECT_LIVE)) info.started_at = parse_started(*rt);
+        if (info.started_at == 0 && previous) info.started_at = previous->started_at;
+        if (previous && !previous->vnc.empty() && is_active(previous->state)) {
+            info.vnc = previous->vnc;
+        } else if (char* xml = virDomainGetXMLDesc(d, 0)) {
+            info.vnc = parse_live_xml(xml).vnc;
+            free(xml);
+        }
+    }
+    return info;
+}
+
+std::optional<VmInfo> VmManager::refresh(const std::string& name) {
+    auto c = conn_->get();
+    virDomainPtr raw = virDomainLookupByName(c.get(), name.c_str());
+    if (!raw) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN) {
+            std::lock_guard lk(cache_mu_);
+            cache_.erase(name);
+            return std::nullopt;
+        }
+        throw_libvirt_error("vm '" + name + "'");
+    }
+    DomainHandle d(raw);
+    std::optional<VmInfo> prev;
+    {
+        std::lock_guard lk(cache_mu_);
+        if (auto it = cache_.find(name); it != cache_.end()) prev = it->second;
+    }
+    auto info = read_domain(d.get(), prev ? &*prev : nullptr);
+    std::lock_guard lk(cache_mu_);
+    cache_[name] = info;
+    return info;
+}
+
+void VmManager::record_start(virDomainPtr d, std::int64_t when) {
+    auto xml = fmt::format("<runtime started=\"{}\"/>", when);
+    if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(), "hvrt", kRuntimeNs,
+                             VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        virErrorPtr e = virGetLastError();
+        spdlog::debug("cannot record start time: {}", e && e->message ? e->message : "?");
+    }
+}
+
+AccelChoice VmManager::accel() const {
+    std::lock_guard lk(accel_mu_);
+    if (accel_.accel.empty()) return choose_accel(opts_.accel, nullptr);
+    return accel_;
+}
+
+DomainXmlOptions VmManager::xml_options() const {
+    return DomainXmlOptions{accel().domain_type, opts_.serial_log_dir};
+}
+
+void VmManager::require_ready() const {
+    if (!conn_->connected() || !ready_)
+        throw Error(Errc::unavailable, "libvirt at " + conn_->uri() + " is not reachable (hvd is reconnecting)");
+}
+
+std::shared_ptr<std::timed_mutex> VmManager::lock_for(const std::string& name) {
+    std::lock_guard lk(locks_mu_);
+    auto& m = locks_[name];
+    if (!m) m = std::make_shared<std::timed_mutex>();
+    return m;
+}
+
+std::vector<VmInfo> VmManager::list() const {
+    require_ready();
+    std::vector<VmInfo> out;
+    auto now = now_s();
+    std::lock_guard lk(cache_mu_);
+    out.reserve(cache_.size());
+    for (const auto& [_, v] : cache_) {
+        out.push_back(v);
+        if (is_active(v.state) && v.started_at > 0) out.back().uptime = std::max<std::int64_t>(0, now - v.started_at);
+    }
+    return out;
+}
+
+VmInfo VmManager::get(const std::string& name) const {
+    require_ready();
+    std::lock_guard lk(cache_mu_);
+    auto it = cache_.find(name);
+    if (it == cache_.end()) fail(Errc::not_found, "vm '{}' does not exist", name);
+    VmInfo v = it->second;
+    if (is_active(v.state) && v.started_at > 0) v.uptime = std::max<std::int64_t>(0, now_s() - v.started_at);
+    return v;
+}
+
+std::size_t VmManager::count(int* running) const {
+    std::lock_guard lk(cache_mu_);
+    if (running) {
+        *running = 0;
+        for (const auto& [_, v] : cache_)
+            if (v.state == VmState::running) ++*running;
+    }
+    return cache_.size();
+}
+
+void VmManager::expect_state(const std::string& name, std::initializer_list<VmState> states, const char* verb) const {
+    auto v = get(name);
+    for (auto s : states)
+        if (v.state == s) return;
+    fail(Errc::conflict, "cannot {} vm '{}': it is {}", verb, name, api::to_string(v.state));
+}
+
+VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
+    require_ready();
+    api::validate(spec);
+    OpLock lock(*this, spec.name);
+    auto c = conn_->get();
+    if (virDomainPtr existing = virDomainLookupByName(c.get(), spec.name.c_str())) {
+        virDomainFree(existing);
+        fail(Errc::conflict, "vm '{}' already exists", spec.name);
+    }
+    // Check everything the VM refers to before making anything.
+    for (const auto& n : spec.nics) {
+        if (n.network.empty()) continue;
+        virNetworkPtr net = virNetworkLookupByName(c.get(), n.network.c_str());
+        if (!net) fail(Errc::invalid_input, "network '{}' does not exist in libvirt", n.network);
+        virNetworkFree(net);
+    }
+    for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+        auto& d = spec.disks[i];
+        if (d.name.empty()) {
+            int k = static_cast<int>(i);
+            auto taken = [&](const std::string& n) {
+                for (const auto& o : spec.disks)
+                    if (o.name == n) return true;
+                return false;
+            };
+            while (taken("disk" + std::to_string(k))) ++k;
+            d.name = "disk" + std::to_string(k);
+        }
+        if (d.path.empty() && d.pool != disks_.pool())
+            fail(Errc::invalid_input, "disks[{}]: pool '{}' does not exist (available: {})", i, d.pool, disks_.pool());
+        if (!d.path.empty()) require_file(d.path, "disk image");
+    }
+    // MACs are part of the VM's identity (they must survive a move to another host), so hv
+    // picks them rather than leaving it to libvirt's define-time choice.
+    for (auto& n : spec.nics)
+        if (n.mac.empty()) n.mac = random_mac();
+    if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
+    if (!spec.kernel.empty()) require_file(spec.kernel, "kernel");
+    if (!spec.initrd.empty()) require_file(spec.initrd, "initrd");
+
+    util::Reverter revert;
+    int total = static_cast<int>(spec.disks.size()) + 1;
+    int step = 0;
+    for (auto& d : spec.disks) {
+        if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
+        progress.update(100 * step / total, fmt::format("creating {} ({})", d.name, api::format_size(d.size)));
+        if (d.path.empty()) {
+            d.path = disks_.create(spec.name, d, progress);
+            d.owned = true;
+            revert.add([this, p = d.path] { disks_.remove(p); });
+        } else {
+            d.owned = false;
+        }
+        ++step;
+    }
+    if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
+    progress.update(100 * step / total, "defining domain");
+    auto xml = domain_xml(spec, xml_options());
+    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
+    if (!d) throw_libvirt_error("cannot define vm '" + spec.name + "'");
+    DomainHandle dom(d);
+    revert.add([this, name = spec.name] {
+        auto cc = conn_->get();
+        if (virDomainPtr x = virDomainLookupByName(cc.get(), name.c_str())) {
+            virDomainUndefineFlags(x, VIR_DOMAIN_UNDEFINE_NVRAM);
+            virDomainFree(x);
+        }
+    });
+    auto info = read_domain(dom.get(), nullptr);
+    {
+        std::lock_guard lk(cache_mu_);
+        cache_[spec.name] = info;
+    }
+    revert.release();
+    progress.update(100, "created");
+    return info;
+}
+
+void VmManager::remove(const std::string& name, bool purge, util::Progress& progress) {
+    require_ready();
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    auto [st, reason] = domain_state(dom.get());
+    if (is_active(map_state(st)))
+        fail(Errc::conflict, "vm '{}' is {}: stop it before deleting it", name, api::to_string(map_state(st)));
+    auto info = read_domain(dom.get(), nullptr);
+    progress.update(-1, "removing domain");
+    unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                     VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+    if (virDomainUndefineFlags(dom.get(), flags) < 0) throw_libvirt_error("cannot delete vm '" + name + "'");
+    {
+        std::lock_guard lk(cache_mu_);
+        cache_.erase(name);
+    }
+    if (!purge) return;
+    for (const auto& d : info.spec.disks) {
+        if (!d.owned || !disks_.contains(d.path)) continue;
+        progress.update(-1, "removing " + d.path);
+        try {
+            disks_.remove(d.path);
+        } catch (const std::exception& e) {
+            spdlog::error("vm {}: {}", name, e.what());
+            throw;
+        }
+    }
+}
+
+VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
+    require_ready();
+    api::validate(patch);
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    auto info = read_domain(dom.get(), nullptr);
+    if (!info.managed) fail(Errc::conflict, "vm '{}' was not created by hv; change it with virsh", name);
+    bool hw = (patch.cpus && *patch.cpus != info.spec.cpus) || (patch.memory && *patch.memory != info.spec.memory);
+    if (hw && is_active(info.state))
+        fail(Errc::conflict, "vm '{}' is {}: cpus and memory can only be changed while it is stopped", name,
+             api::to_string(info.state));
+    auto spec = info.spec;
+    if (patch.cpus) spec.cpus = *patch.cpus;
+    if (patch.memory) spec.memory = *patch.memory;
+    if (patch.description) spec.description = *patch.description;
+    if (patch.tags) spec.tags = *patch.tags;
+    api::validate(spec);
+    auto xml = domain_xml(spec, xml_options(), info.uuid);
+    auto c = conn_->get();
+    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
+    if (!d) throw_libvirt_error("cannot update vm '" + name + "'");
+    virDomainFree(d);
+    auto fresh = refresh(name);
+    if (!fresh) fail(Errc::not_found, "vm '{}' does not exist", name);
+    return get(name);
+}
+
+VmInfo VmManager::action(const std::string& name, const std::string& act) {
+    require_ready();
+    {
+        OpLock lock(*this, name);
+        auto dom = conn_->domain(name);
+        auto state = map_state(domain_state(dom.get()).first);
+        auto wrong = [&](const char* verb) {
+            fail(Errc::conflict, "cannot {} vm '{}': it is {}", verb, name, api::to_string(state));
+        };
+        int rc = 0;
+        if (act == "start") {
+            if (state != VmState::stopped && state != VmState::crashed) {
+                if (state == VmState::running) fail(Errc::conflict, "vm '{}' is already running", name);
+                wrong("start");
+            }
+            rc = virDomainCreate(dom.get());
+            if (rc == 0) record_start(dom.get(), now_s());
+        } else if (act == "stop") {
+            if (!is_active(state)) fail(Errc::conflict, "vm '{}' is not running", name);
+            rc = virDomainDestroy(dom.get());
+        } else if (act == "reboot") {
+            if (state != VmState::running) wrong("reboot");
+            rc = virDomainReboot(dom.get(), 0);
+        } else if (act == "reset") {
+            if (state != VmState::running && state != VmState::paused) wrong("reset");
+            rc = virDomainReset(dom.get(), 0);
+        } else if (act == "suspend") {
+            if (state != VmState::running) wrong("suspend");
+            rc = virDomainSuspend(dom.get());
+        } else if (act == "resume") {
+            if (state != VmState::paused) wrong("resume");
+            rc = virDomainResume(dom.get());
+        } else {
+            fail(Errc::invalid_input, "unknown action '{}'", act);
+        }
+        if (rc < 0) throw_libvirt_error("cannot " + act + " vm '" + name + "'");
+        refresh(name);
+    }
+    return get(name);
+}
+
+VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress,
+                           bool* forced) {
+    require_ready();
+    if (forced) *forced = false;
+    {
+        OpLock lock(*this, name);
+        auto dom = conn_->domain(name);
+        auto state = map_state(domain_state(dom.get()).first);
+        if (state != VmState::running && state != VmState::shutting_down)
+            fail(Errc::conflict, "cannot shut down vm '{}': it is {}", name, api::to_string(state));
+        if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
+    }
+    // Wait without holding the VM's lock, so `vm stop` can cut in.
+    auto start = std::chrono::steady_clock::now();
+    auto deadline = start + std::chrono::seconds(timeout_s);
+    for (;;) {
+        auto dom = conn_->domain(name);
+        if (!is_active(map_state(domain_state(dom.get()).first))) break;
+        auto now = std::chrono::steady_clock::now();
+        if (progress.cancelled()) fail(Errc::cancelled, "shutdown of vm '{}' was cancelled; it keeps running", name);
+        if (now >= deadline) {
+            if (!force)
+                fail(Errc::timeout, "vm '{}' did not shut down within {} s (use --force to power it off)", name,
+                     timeout_s);
+            OpLock lock(*this, name);
+            auto d2 = conn_->domain(name);
+            if (is_active(map_state(domain_state(d2.get()).first))) {
+                progress.update(99, "timeout reached: powering off");
+                if (virDomainDestroy(d2.get()) < 0) throw_libvirt_error("cannot power off vm '" + name + "'");
+                if (forced) *forced = true;
+            }
+            break;
+        }
+        auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
+        int pct = timeout_s > 0 ? static_cast<int>(std::min<long>(99, elapsed / 10 / timeout_s)) : 0;
+        progress.update(pct, fmt::format("waiting for the guest to power off ({} s of {} s)", elapsed / 1000, timeout_s));
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    refresh(name);
+    progress.update(100, forced && *forced ? "powered off after timeout" : "shut down");
+    return get(name);
+}
+
+}  // namespace hv::virt

@@ -1,0 +1,97 @@
+// VM lifecycle on libvirt, plus the state cache that makes `list` free of libvirt calls.
+// Libvirt is the source of truth: the cache is rebuilt on every (re)connection and kept
+// current by lifecycle events and after each operation. Operations on one VM are
+// serialized by a per-VM lock; different VMs proceed concurrently.
+// All methods block (libvirt calls): hvd calls them from worker threads, never the I/O thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "accel.hpp"
+#include "connection.hpp"
+#include "hv/api/host.hpp"
+#include "hv/api/vm.hpp"
+#include "hv/storage/disk_store.hpp"
+#include "hv/util/progress.hpp"
+#include "hv/virt/domain_xml.hpp"
+
+namespace hv::virt {
+
+class VmManager {
+public:
+    struct Options {
+        Connection::Options connection;
+        std::string accel = "auto";        // "auto" | "kvm" | "tcg"; resolved on each connection
+        std::string serial_log_dir;         // per-VM serial console logs
+        std::chrono::milliseconds lock_wait{15000};
+    };
+    // publish(type, target, data): how lifecycle changes leave this class (the event bus).
+    using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
+
+    VmManager(Options opts, storage::DiskStore& disks, Publisher publish);
+    ~VmManager();
+
+    void start();
+    Connection& connection() { return *conn_; }
+    // True once connected and the cache was rebuilt after the latest (re)connection.
+    bool ready() const { return ready_; }
+
+    std::vector<api::VmInfo> list() const;           // cache only
+    api::VmInfo get(const std::string& name) const;  // cache only
+    std::size_t count(int* running) const;
+    AccelChoice accel() const;
+
+    api::VmInfo create(api::VmSpec spec, util::Progress& progress);
+    void remove(const std::string& name, bool purge, util::Progress& progress);
+    api::VmInfo update(const std::string& name, const api::VmPatch& patch);
+    // action: start|stop|reboot|reset|suspend|resume
+    api::VmInfo action(const std::string& name, const std::string& action);
+    // ACPI shutdown, waiting up to timeout_s; then power off when force, else throws timeout.
+    // Returns the VmInfo and sets *forced when power was cut.
+    api::VmInfo shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced);
+
+    // Throws unless the VM exists and is in one of the given states (for fast 409s before a task).
+    void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
+
+private:
+    class OpLock;
+    std::shared_ptr<std::timed_mutex> lock_for(const std::string& name);
+    void on_lifecycle(const LifecycleEvent& ev);
+    void on_connection(bool up);
+    void rebuild_cache();
+    // Re-reads one domain into the cache (erases it when gone). Returns the fresh entry if any.
+    std::optional<api::VmInfo> refresh(const std::string& name);
+    api::VmInfo read_domain(virDomainPtr d, const api::VmInfo* previous);
+    void require_ready() const;
+    void record_start(virDomainPtr d, std::int64_t when);
+    DomainXmlOptions xml_options() const;
+
+    Options opts_;
+    storage::DiskStore& disks_;
+    Publisher publish_;
+    std::unique_ptr<Connection> conn_;
+    std::atomic<bool> ready_{false};
+    mutable std::mutex accel_mu_;
+    AccelChoice accel_;
+
+    mutable std::mutex cache_mu_;
+    std::map<std::string, api::VmInfo> cache_;
+
+    std::mutex locks_mu_;
+    std::map<std::string, std::shared_ptr<std::timed_mutex>> locks_;
+
+    // Lifecycle events are handed to one worker thread, in order.
+    std::mutex q_mu_;
+    std::condition_variable q_cv_;
+    std::vector<LifecycleEvent> queue_;
+    bool q_stop_ = false;
+    std::thread q_thread_;
+};
+
+}  // namespace hv::virt
