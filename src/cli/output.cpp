@@ -165,10 +165,14 @@ std::string event_line(const api::Event& e) {
     const json& d = e.data;
     if (e.type == "task" && d.is_object()) {
         api::TaskInfo t = api::task_info_from_json(d);
-        details = fmt::format("{} {}", t.kind, api::to_string(t.state));
+        details = fmt::format("{} {} {}", t.kind, t.target, api::to_string(t.state));
         if (t.progress >= 0 && !api::is_final(t.state)) details += fmt::format(" {}%", t.progress);
         if (t.error) details += ": " + t.error->message;
         else if (!t.message.empty()) details += ": " + t.message;
+    } else if (e.type == "vm.lifecycle" && d.is_object() && d.contains("state")) {
+        auto str = [&](const char* k) { return d.contains(k) && d[k].is_string() ? d[k].get<std::string>() : std::string(); };
+        details = str("event").empty() ? str("state") : fmt::format("{}: {}", str("event"), str("state"));
+        if (!str("reason").empty()) details += fmt::format(" ({})", str("reason"));
     } else if (d.is_object()) {
         for (const auto& [k, v] : d.items())
             details += fmt::format("{}{}={}", details.empty() ? "" : " ", k, v.is_string() ? v.get<std::string>() : dump(v, -1));

@@ -159,6 +159,8 @@ void add_shutdown(CLI::App& vm, Context& ctx) {
         Client c = g.client();
         return finish_task(g, c, c.shutdown_vm(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
             if (g.json()) print_json(nlohmann::json(t));
+            else if (t.result.is_object() && t.result.value("forced", false))
+                print_line(fmt::format("powered off vm {} (the guest did not shut down within {}s)", o->name, o->timeout));
             else print_line(fmt::format("shut down vm {}", o->name));
             return 0;
         });
