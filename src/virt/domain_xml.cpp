@@ -1,0 +1,377 @@
+// Libvirt domain XML from a VmSpec, built as text: the output is small, fixed in shape and
+// compared byte-for-byte with golden files (tests/data), so a DOM library would add nothing
+// but a dependency. Every value that comes from a user goes through xml_escape.
+// Reading (metadata, live XML) uses boost::property_tree, because libvirt re-serializes what
+// we wrote (other prefix, whitespace, quotes, entities) and a real parser copes with all of it.
+#include "hv/virt/domain_xml.hpp"
+
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <string_view>
+
+#include <boost/property_tree/ptree.hpp>
+#include <boost/property_tree/xml_parser.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "hv/error.hpp"
+
+namespace hv::virt {
+namespace {
+
+using boost::property_tree::ptree;
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// "q35", "pc-q35-7.2".
+bool is_q35(const std::string& machine) { return machine == "q35" || starts_with(machine, "pc-q35"); }
+// "pc", "pc-i440fx-7.2", and old names such as "pc-1.3".
+bool is_i440fx(const std::string& machine) { return machine == "pc" || (starts_with(machine, "pc-") && !is_q35(machine)); }
+
+// Same scheme as libvirt's virDiskNameFromIndex: 0 -> "a", 25 -> "z", 26 -> "aa".
+std::string disk_letters(int index) {
+    std::string out;
+    for (int i = index; i >= 0; i = i / 26 - 1) out.insert(out.begin(), static_cast<char>('a' + i % 26));
+    return out;
+}
+
+// Target device names, allocated in order per prefix. sata and scsi disks are both "sd".
+class TargetNames {
+public:
+    std::string next(const std::string& prefix) { return prefix + disk_letters(used_[prefix]++); }
+
+private:
+    std::map<std::string, int> used_;
+};
+
+const char* target_prefix(const std::string& bus) {
+    if (bus == "virtio") return "vd";
+    if (bus == "ide") return "hd";
+    return "sd";  // sata, scsi
+}
+
+// Indented lines; the whole document uses two spaces per level.
+class Lines {
+public:
+    void add(int depth, std::string_view text) {
+        out_.append(static_cast<std::size_t>(depth) * 2, ' ');
+        out_.append(text);
+        out_.push_back('\n');
+    }
+    // A multi-line block (e.g. metadata_xml's output), re-indented to `depth`.
+    void block(int depth, std::string_view text) {
+        std::size_t start = 0;
+        while (start < text.size()) {
+            auto end = text.find('\n', start);
+            if (end == std::string_view::npos) end = text.size();
+            add(depth, text.substr(start, end - start));
+            start = end + 1;
+        }
+    }
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string out_;
+};
+
+std::string serial_log_path(const std::string& dir, const std::string& name) {
+    std::string d = dir;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    if (d != "/") d += '/';
+    return d + name + ".serial.log";
+}
+
+// Fails when the disks and the machine type cannot work together in QEMU.
+void check_buses(const api::VmSpec& spec) {
+    int ide = 0;
+    for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+        const auto& d = spec.disks[i];
+        if (d.path.empty())
+            fail(Errc::internal, "disks[{}] ('{}') has no path: it must be set before the domain XML is generated", i, d.name);
+        if (d.bus != "ide") continue;
+        if (is_q35(spec.machine))
+            fail(Errc::invalid_input,
+                 "disks[{}] ('{}'): bus ide needs machine type pc (i440fx); machine '{}' has no IDE controller "
+                 "in QEMU, use bus sata or virtio instead",
+                 i, d.name, spec.machine);
+        ++ide;
+    }
+    // i440fx has one IDE controller with two buses of two units; the CD/DVD drive takes one.
+    if (!spec.cdrom.empty() && is_i440fx(spec.machine)) ++ide;
+    if (ide > 4)
+        fail(Errc::invalid_input, "at most 4 IDE devices fit on machine '{}' ({} requested, the CD/DVD drive included)",
+             spec.machine, ide);
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+std::optional<ptree> parse_xml(const std::string& text) {
+    try {
+        std::istringstream in(text);
+        ptree pt;
+        boost::property_tree::read_xml(in, pt);
+        return pt;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::string_view prefix_of(std::string_view qname) {
+    auto colon = qname.find(':');
+    return colon == std::string_view::npos ? std::string_view{} : qname.substr(0, colon);
+}
+std::string_view local_name(std::string_view qname) {
+    auto colon = qname.find(':');
+    return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
+}
+
+std::string attr(const ptree& element, const std::string& name) {
+    if (auto attrs = element.get_child_optional("<xmlattr>")) {
+        if (auto v = attrs->get_optional<std::string>(ptree::path_type(name, '\0'))) return *v;
+    }
+    return {};
+}
+
+// Namespace URI bound to an element's prefix, looked up on the element and then on its
+// ancestors (innermost first); nullopt when nothing declares it. Enough for the shapes libvirt
+// produces; not a full namespace processor.
+std::optional<std::string> namespace_of(std::string_view qname, std::initializer_list<const ptree*> scopes) {
+    std::string decl = "xmlns";
+    if (auto p = prefix_of(qname); !p.empty()) decl += ":" + std::string(p);
+    for (const ptree* scope : scopes) {
+        if (auto attrs = scope->get_child_optional("<xmlattr>")) {
+            if (auto v = attrs->get_optional<std::string>(ptree::path_type(decl, '\0'))) return *v;
+        }
+    }
+    return std::nullopt;
+}
+
+// libvirt's virDomainGetMetadata strips the namespace from the element it returns (it was
+// selected by URI), so an undeclared namespace is accepted; a different declared one is not.
+bool in_metadata_ns(const std::optional<std::string>& ns) { return !ns || *ns == kMetadataNs; }
+
+// The document element (first child that is neither a comment nor text).
+const ptree::value_type* document_element(const ptree& doc) {
+    for (const auto& child : doc) {
+        if (child.first != "<xmlcomment>" && child.first != "<xmltext>") return &child;
+    }
+    return nullptr;
+}
+
+// Element content only (not attributes): & < and > (the last for "]]>").
+std::string escape_text(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        if (c == '&') out += "&amp;";
+        else if (c == '<') out += "&lt;";
+        else if (c == '>') out += "&gt;";
+        else out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string xml_escape(const std::string& s) {
+    std::string out;
+    out.reserve(s.size() + s.size() / 8);
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        switch (ch) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&apos;"; break;
+            // As character references these survive both attribute-value normalization and
+            // CR/LF normalization, so the same function is right for text and attributes.
+            case '\t': out += "&#9;"; break;
+            case '\n': out += "&#10;"; break;
+            case '\r': out += "&#13;"; break;
+            default:
+                // Other C0 controls cannot appear in XML 1.0 at all, not even as references:
+                // replace them (U+FFFD) so the document stays loadable by libvirt.
+                if (c < 0x20) out += "\xEF\xBF\xBD";
+                else out += ch;
+        }
+    }
+    return out;
+}
+
+std::string metadata_xml(const api::VmSpec& spec) {
+    // ASCII-only JSON (ensure_ascii) keeps the stored text independent of any encoding handling
+    // between here and libvirt; `replace` keeps a stray invalid UTF-8 byte from throwing here.
+    // JSON escapes every control character itself, so in element content only & < > need
+    // escaping; quotes stay literal, which keeps the golden files readable.
+    const std::string json =
+        nlohmann::json(spec).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+    return fmt::format("<{0}:vm xmlns:{0}=\"{1}\">\n  <{0}:spec format=\"json\">{2}</{0}:spec>\n</{0}:vm>",
+                       kMetadataPrefix, kMetadataNs, escape_text(json));
+}
+
+std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, const std::string& uuid) {
+    if (opts.domain_type != "qemu" && opts.domain_type != "kvm")
+        fail(Errc::internal, "domain type '{}' is not one of qemu, kvm", opts.domain_type);
+    check_buses(spec);
+
+    const auto e = [](const std::string& s) { return xml_escape(s); };
+    const bool pc = is_i440fx(spec.machine);
+    Lines x;
+
+    x.add(0, fmt::format("<domain type='{}'>", opts.domain_type));
+    x.add(1, fmt::format("<name>{}</name>", e(spec.name)));
+    if (!uuid.empty()) x.add(1, fmt::format("<uuid>{}</uuid>", e(uuid)));
+    if (!spec.description.empty()) x.add(1, fmt::format("<description>{}</description>", e(spec.description)));
+    x.add(1, "<metadata>");
+    x.block(2, metadata_xml(spec));
+    x.add(1, "</metadata>");
+    const auto kib = spec.memory / 1024;
+    x.add(1, fmt::format("<memory unit='KiB'>{}</memory>", kib));
+    x.add(1, fmt::format("<currentMemory unit='KiB'>{}</currentMemory>", kib));
+    x.add(1, fmt::format("<vcpu placement='static'>{}</vcpu>", spec.cpus));
+
+    // UEFI: libvirt picks an OVMF build from the firmware descriptors. Secure boot is excluded
+    // so that unsigned kernels, ISOs and direct kernel boot work (Debian's first choice would
+    // otherwise be OVMF with Microsoft keys enrolled).
+    if (spec.firmware == api::Firmware::uefi) x.add(1, "<os firmware='efi'>");
+    else x.add(1, "<os>");
+    x.add(2, fmt::format("<type arch='x86_64' machine='{}'>hvm</type>", e(spec.machine)));
+    if (spec.firmware == api::Firmware::uefi) {
+        x.add(2, "<firmware>");
+        x.add(3, "<feature enabled='no' name='secure-boot'/>");
+        x.add(2, "</firmware>");
+    }
+    if (!spec.kernel.empty()) {
+        x.add(2, fmt::format("<kernel>{}</kernel>", e(spec.kernel)));
+        if (!spec.initrd.empty()) x.add(2, fmt::format("<initrd>{}</initrd>", e(spec.initrd)));
+        if (!spec.cmdline.empty()) x.add(2, fmt::format("<cmdline>{}</cmdline>", e(spec.cmdline)));
+    } else {
+        // The first disk first; a blank disk falls through to the CD/DVD (installs).
+        x.add(2, "<boot dev='hd'/>");
+        if (!spec.cdrom.empty()) x.add(2, "<boot dev='cdrom'/>");
+    }
+    x.add(1, "</os>");
+
+    x.add(1, "<features>");
+    x.add(2, "<acpi/>");
+    x.add(2, "<apic/>");
+    x.add(1, "</features>");
+    // kvm: the host CPU as is. qemu (TCG): no <cpu>, QEMU's default model (qemu64).
+    if (opts.domain_type == "kvm") x.add(1, "<cpu mode='host-passthrough'/>");
+    x.add(1, "<clock offset='utc'/>");
+    x.add(1, "<on_poweroff>destroy</on_poweroff>");
+    x.add(1, "<on_reboot>restart</on_reboot>");
+    x.add(1, "<on_crash>destroy</on_crash>");
+
+    x.add(1, "<devices>");
+    TargetNames targets;
+    bool scsi = false;
+    for (const auto& d : spec.disks) {
+        scsi = scsi || d.bus == "scsi";
+        x.add(2, "<disk type='file' device='disk'>");
+        x.add(3, fmt::format("<driver name='qemu' type='{}'/>", e(d.format)));
+        x.add(3, fmt::format("<source file='{}'/>", e(d.path)));
+        x.add(3, fmt::format("<target dev='{}' bus='{}'/>", targets.next(target_prefix(d.bus)), e(d.bus)));
+        x.add(2, "</disk>");
+    }
+    if (!spec.cdrom.empty()) {
+        // SATA on q35 (its built-in AHCI); IDE on i440fx, which has IDE but no AHCI.
+        const std::string bus = pc ? "ide" : "sata";
+        x.add(2, "<disk type='file' device='cdrom'>");
+        x.add(3, "<driver name='qemu' type='raw'/>");
+        x.add(3, fmt::format("<source file='{}'/>", e(spec.cdrom)));
+        x.add(3, fmt::format("<target dev='{}' bus='{}'/>", targets.next(target_prefix(bus)), bus));
+        x.add(3, "<readonly/>");
+        x.add(2, "</disk>");
+    }
+    if (scsi) x.add(2, "<controller type='scsi' index='0' model='virtio-scsi'/>");
+
+    for (const auto& n : spec.nics) {
+        const bool bridge = !n.bridge.empty();
+        x.add(2, fmt::format("<interface type='{}'>", bridge ? "bridge" : "network"));
+        if (!n.mac.empty()) x.add(3, fmt::format("<mac address='{}'/>", e(n.mac)));
+        if (bridge) x.add(3, fmt::format("<source bridge='{}'/>", e(n.bridge)));
+        else x.add(3, fmt::format("<source network='{}'/>", e(n.network)));
+        x.add(3, fmt::format("<model type='{}'/>", e(n.model)));
+        x.add(2, "</interface>");
+    }
+
+    x.add(2, "<serial type='pty'>");
+    x.add(3, "<target port='0'/>");
+    if (!opts.serial_log_dir.empty())
+        x.add(3, fmt::format("<log file='{}' append='off'/>", e(serial_log_path(opts.serial_log_dir, spec.name))));
+    x.add(2, "</serial>");
+    x.add(2, "<console type='pty'>");
+    x.add(3, "<target type='serial' port='0'/>");
+    x.add(2, "</console>");
+    x.add(2, "<channel type='unix'>");
+    x.add(3, "<target type='virtio' name='org.qemu.guest_agent.0'/>");
+    x.add(2, "</channel>");
+    x.add(2, "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'>");
+    x.add(3, "<listen type='address' address='127.0.0.1'/>");
+    x.add(2, "</graphics>");
+    // virtio-vga on every machine type: SeaBIOS and OVMF both drive it.
+    x.add(2, "<video>");
+    x.add(3, "<model type='virtio' heads='1' primary='yes'/>");
+    x.add(2, "</video>");
+    x.add(2, "<memballoon model='virtio'/>");
+    x.add(2, "<rng model='virtio'>");
+    x.add(3, "<backend model='random'>/dev/urandom</backend>");
+    x.add(2, "</rng>");
+    x.add(1, "</devices>");
+    x.add(0, "</domain>");
+    return x.take();
+}
+
+std::optional<api::VmSpec> spec_from_metadata(const std::string& element_xml) {
+    auto doc = parse_xml(element_xml);
+    if (!doc) return std::nullopt;
+    const auto* root = document_element(*doc);
+    if (!root || local_name(root->first) != "vm") return std::nullopt;
+    if (!in_metadata_ns(namespace_of(root->first, {&root->second}))) return std::nullopt;
+
+    for (const auto& [name, child] : root->second) {
+        if (local_name(name) != "spec") continue;
+        if (!in_metadata_ns(namespace_of(name, {&child, &root->second}))) continue;
+        if (auto format = attr(child, "format"); !format.empty() && format != "json") return std::nullopt;
+        try {
+            return api::vm_spec_from_json(nlohmann::json::parse(child.data()));
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+LiveFacts parse_live_xml(const std::string& domain_xml) {
+    LiveFacts facts;
+    auto doc = parse_xml(domain_xml);
+    if (!doc) return facts;
+    auto devices = doc->get_child_optional("domain.devices");
+    if (!devices) return facts;
+    for (const auto& [name, dev] : *devices) {
+        if (name != "graphics" || attr(dev, "type") != "vnc") continue;
+        const std::string port = attr(dev, "port");
+        char* end = nullptr;
+        const long p = std::strtol(port.c_str(), &end, 10);
+        if (port.empty() || *end != '\0' || p <= 0 || p > 65535) continue;
+        std::string listen = attr(dev, "listen");
+        if (listen.empty()) {
+            for (const auto& [lname, l] : dev) {
+                if (lname == "listen" && attr(l, "type") == "address" && !attr(l, "address").empty()) {
+                    listen = attr(l, "address");
+                    break;
+                }
+            }
+        }
+        if (listen.empty()) listen = "127.0.0.1";  // QEMU's and libvirt's default vnc_listen
+        if (listen.find(':') != std::string::npos) listen = "[" + listen + "]";
+        facts.vnc = fmt::format("{}:{}", listen, p);
+        break;
+    }
+    return facts;
+}
+
+}  // namespace hv::virt

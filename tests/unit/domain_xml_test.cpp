@@ -1,0 +1,402 @@
+// Domain XML: golden files plus the metadata, escaping and live-XML readers.
+//
+// Golden files: every tests/data/<case>.json is a VmSpec as hvd holds it just before it
+// generates XML (disks with name and path set). The test generates the domain XML and compares
+// it byte-for-byte with tests/data/<case>.xml. A case may carry generator options in one
+// reserved top-level key, removed before the VmSpec is parsed:
+//     "_options": {"domain_type": "kvm", "serial_log_dir": "/var/log/hv", "uuid": "..."}
+// (all optional; defaults are DomainXmlOptions{} and no uuid).
+// HV_REGENERATE_GOLDEN=1 writes the .xml files instead of comparing. An .xml file without a
+// .json partner fails the test, so stale goldens do not linger.
+// Check new goldens against libvirt's schema: virt-xml-validate tests/data/<case>.xml domain
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hv/api/vm.hpp"
+#include "hv/error.hpp"
+#include "hv/virt/domain_xml.hpp"
+
+#ifndef HV_TEST_DATA_DIR
+#error "HV_TEST_DATA_DIR must name the tests/data directory"
+#endif
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+std::vector<fs::path> data_files(const std::string& ext) {
+    std::vector<fs::path> out;
+    for (const auto& entry : fs::directory_iterator(HV_TEST_DATA_DIR)) {
+        if (entry.is_regular_file() && entry.path().extension() == ext) out.push_back(entry.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool regenerate() {
+    const char* v = std::getenv("HV_REGENERATE_GOLDEN");
+    return v && std::string(v) == "1";
+}
+
+// "line N: expected '...' got '...'" for the first line that differs.
+std::string first_difference(const std::string& expected, const std::string& actual) {
+    std::istringstream e(expected), a(actual);
+    std::string el, al;
+    for (int line = 1;; ++line) {
+        const bool he = static_cast<bool>(std::getline(e, el));
+        const bool ha = static_cast<bool>(std::getline(a, al));
+        if (!he && !ha) return "only the trailing newline differs";
+        if (he != ha || el != al)
+            return "line " + std::to_string(line) + ": expected '" + (he ? el : "<end of file>") + "' got '" +
+                   (ha ? al : "<end of file>") + "'";
+    }
+}
+
+struct GoldenCase {
+    hv::api::VmSpec spec;
+    hv::virt::DomainXmlOptions opts;
+    std::string uuid;
+};
+
+GoldenCase load_case(const fs::path& p) {
+    json j = json::parse(read_file(p));
+    GoldenCase c;
+    if (j.contains("_options")) {
+        json o = j["_options"];
+        j.erase("_options");
+        for (const auto& [key, value] : o.items()) {
+            if (key == "domain_type") c.opts.domain_type = value.get<std::string>();
+            else if (key == "serial_log_dir") c.opts.serial_log_dir = value.get<std::string>();
+            else if (key == "uuid") c.uuid = value.get<std::string>();
+            else throw std::runtime_error("unknown _options key '" + key + "'");
+        }
+    }
+    c.spec = hv::api::vm_spec_from_json(j);
+    hv::api::validate(c.spec);  // cases are specs hvd would accept
+    return c;
+}
+
+hv::api::VmSpec full_spec() {
+    hv::api::VmSpec s;
+    s.name = "db-1.prod";
+    s.cpus = 4;
+    s.memory = 2 * hv::api::GiB;
+    hv::api::DiskSpec d;
+    d.name = "disk0";
+    d.size = 8 * hv::api::GiB;
+    d.path = "/var/lib/hv/images/db-1.prod-disk0.qcow2";
+    d.owned = true;
+    s.disks.push_back(d);
+    d.name = "data";
+    d.format = "raw";
+    d.bus = "scsi";
+    d.path = "/srv/images/data & more.raw";
+    d.owned = false;
+    s.disks.push_back(d);
+    hv::api::NicSpec n;
+    n.bridge = "vmbr0";
+    n.mac = "52:54:00:aa:bb:cc";
+    s.nics.push_back(n);
+    s.cdrom = "/var/lib/hv/iso/debian-12.iso";
+    s.firmware = hv::api::Firmware::uefi;
+    s.machine = "pc-q35-7.2";
+    s.description = "Tom's <db> & \"cache\"\nsecond line\ttab, caf\xC3\xA9";
+    s.tags = {"prod", "db"};
+    return s;
+}
+
+bool same_spec(const hv::api::VmSpec& a, const hv::api::VmSpec& b) { return json(a) == json(b); }
+
+// Escapes like libxml2 does when libvirt re-serializes text: only & < > (quotes stay literal).
+std::string libxml2_text_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '&') out += "&amp;";
+        else if (c == '<') out += "&lt;";
+        else if (c == '>') out += "&gt;";
+        else out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("domain XML matches the golden files", "[virt][golden]") {
+    const auto cases = data_files(".json");
+    REQUIRE(!cases.empty());
+    const bool regen = regenerate();
+    for (const auto& json_path : cases) {
+        const auto name = json_path.stem().string();
+        const auto xml_path = fs::path(json_path).replace_extension(".xml");
+        INFO("case " << name << " (" << json_path.string() << ")");
+
+        GoldenCase c;
+        REQUIRE_NOTHROW(c = load_case(json_path));
+        const auto actual = hv::virt::domain_xml(c.spec, c.opts, c.uuid);
+        CHECK(actual == hv::virt::domain_xml(c.spec, c.opts, c.uuid));  // deterministic
+
+        if (regen) {
+            write_file(xml_path, actual);
+            WARN("wrote " << xml_path.string());
+            continue;
+        }
+        INFO("HV_REGENERATE_GOLDEN=1 rewrites the golden files");
+        REQUIRE(fs::exists(xml_path));
+        const auto expected = read_file(xml_path);
+        const bool same = actual == expected;
+        INFO(first_difference(expected, actual));
+        CHECK(same);
+    }
+}
+
+TEST_CASE("every golden XML file has a JSON case", "[virt][golden]") {
+    for (const auto& xml_path : data_files(".xml")) {
+        INFO("unused golden file " << xml_path.string() << ": add " << xml_path.stem().string()
+                                   << ".json or delete it");
+        CHECK(fs::exists(fs::path(xml_path).replace_extension(".json")));
+    }
+}
+
+TEST_CASE("ide disks need an i440fx machine", "[virt]") {
+    hv::api::VmSpec s;
+    s.name = "old";
+    hv::api::DiskSpec d;
+    d.name = "disk0";
+    d.bus = "ide";
+    d.path = "/var/lib/hv/images/old-disk0.qcow2";
+    s.disks.push_back(d);
+
+    for (const char* machine : {"q35", "pc-q35-7.2"}) {
+        s.machine = machine;
+        INFO("machine " << machine);
+        try {
+            hv::virt::domain_xml(s, {});
+            FAIL("expected hv::Error");
+        } catch (const hv::Error& e) {
+            CHECK(e.code() == hv::Errc::invalid_input);
+            CHECK_THAT(e.what(), Catch::Contains("ide needs machine type pc (i440fx)"));
+        }
+    }
+
+    s.machine = "pc";
+    CHECK_NOTHROW(hv::virt::domain_xml(s, {}));
+    s.machine = "pc-i440fx-7.2";
+    CHECK_NOTHROW(hv::virt::domain_xml(s, {}));
+
+    // One IDE controller, four units; the CD/DVD drive is IDE on i440fx and takes one.
+    s.disks.assign(4, d);
+    for (std::size_t i = 0; i < s.disks.size(); ++i) s.disks[i].name = "disk" + std::to_string(i);
+    CHECK_NOTHROW(hv::virt::domain_xml(s, {}));
+    s.cdrom = "/var/lib/hv/iso/x.iso";
+    try {
+        hv::virt::domain_xml(s, {});
+        FAIL("expected hv::Error");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::invalid_input);
+    }
+}
+
+TEST_CASE("disks without a path are a caller bug", "[virt]") {
+    hv::api::VmSpec s;
+    s.name = "x";
+    hv::api::DiskSpec d;
+    d.name = "disk0";
+    d.size = hv::api::GiB;
+    s.disks.push_back(d);
+    try {
+        hv::virt::domain_xml(s, {});
+        FAIL("expected hv::Error");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::internal);
+    }
+}
+
+TEST_CASE("xml_escape", "[virt]") {
+    CHECK(hv::virt::xml_escape("<>&'\"") == "&lt;&gt;&amp;&apos;&quot;");
+    CHECK(hv::virt::xml_escape("plain text, caf\xC3\xA9") == "plain text, caf\xC3\xA9");
+    CHECK(hv::virt::xml_escape("a\tb\nc\rd") == "a&#9;b&#10;c&#13;d");
+    CHECK(hv::virt::xml_escape(std::string("x\x01y", 3)) == "x\xEF\xBF\xBDy");
+    CHECK(hv::virt::xml_escape("") == "");
+}
+
+TEST_CASE("user values are escaped in the domain XML", "[virt]") {
+    hv::api::VmSpec s;
+    s.name = "esc";
+    s.description = "<b>bold</b> & 'single' \"double\"";
+    const auto xml = hv::virt::domain_xml(s, {});
+    CHECK_THAT(xml, Catch::Contains("<description>&lt;b&gt;bold&lt;/b&gt; &amp; &apos;single&apos; "
+                                    "&quot;double&quot;</description>"));
+    CHECK_THAT(xml, !Catch::Contains("<b>"));
+
+    // Paths land in attributes: a quote must not end the attribute.
+    s.cdrom = "/iso/it's \"here\".iso";
+    CHECK_THAT(hv::virt::domain_xml(s, {}), Catch::Contains("<source file='/iso/it&apos;s &quot;here&quot;.iso'/>"));
+}
+
+TEST_CASE("metadata round trip", "[virt][metadata]") {
+    const auto spec = full_spec();
+    const auto meta = hv::virt::metadata_xml(spec);
+    CHECK_THAT(meta, Catch::StartsWith("<hv:vm xmlns:hv=\"http://hv.dev/xmlns/vm/1\">"));
+
+    SECTION("as written") {
+        auto back = hv::virt::spec_from_metadata(meta);
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+
+    SECTION("embedded in the domain XML") {
+        const auto xml = hv::virt::domain_xml(spec, {});
+        const auto begin = xml.find("<hv:vm");
+        const auto end = xml.find("</hv:vm>");
+        REQUIRE(begin != std::string::npos);
+        REQUIRE(end != std::string::npos);
+        auto back = hv::virt::spec_from_metadata(xml.substr(begin, end + 8 - begin));
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+
+    // What virDomainGetMetadata may hand back after libvirt (libxml2) re-serialized it.
+    const std::string js = json(spec).dump();
+    SECTION("libvirt 9.0 style: namespace and prefix stripped") {
+        // Exactly what `virsh metadata web01 --uri http://hv.dev/xmlns/vm/1` printed for the
+        // web01 golden case on libvirt 9.0 (qemu:///session and test:///default alike).
+        const std::string from_libvirt =
+            "<vm>\n"
+            "  <spec format=\"json\">{\"cdrom\":\"\",\"cmdline\":\"\",\"cpus\":2,\"description\":\"\",\"disks\":[{\"bus\":"
+            "\"virtio\",\"format\":\"qcow2\",\"name\":\"disk0\",\"owned\":true,\"path\":\"/var/lib/hv/images/"
+            "web01-disk0.qcow2\",\"pool\":\"local\",\"size\":10737418240}],\"firmware\":\"bios\",\"initrd\":\"\","
+            "\"kernel\":\"\",\"machine\":\"q35\",\"memory\":1073741824,\"name\":\"web01\",\"nics\":[{\"mac\":\"\","
+            "\"model\":\"virtio\",\"network\":\"default\"}],\"tags\":[\"web\",\"prod\"]}</spec>\n"
+            "</vm>\n";
+        auto back = hv::virt::spec_from_metadata(from_libvirt);
+        REQUIRE(back);
+        CHECK(back->name == "web01");
+        CHECK(back->disks.at(0).path == "/var/lib/hv/images/web01-disk0.qcow2");
+        CHECK(back->tags == std::vector<std::string>{"web", "prod"});
+
+        std::string stripped = "<vm>\n  <spec format=\"json\">" + libxml2_text_escape(js) + "</spec>\n</vm>\n";
+        back = hv::virt::spec_from_metadata(stripped);
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+    SECTION("libvirt style: &quot; entities, other whitespace") {
+        std::string q;
+        for (char c : libxml2_text_escape(js)) q += c == '"' ? std::string("&quot;") : std::string(1, c);
+        const auto text = "<hv:vm xmlns:hv=\"http://hv.dev/xmlns/vm/1\">\n    <hv:spec   format=\"json\">" + q +
+                          "</hv:spec>\n\n</hv:vm>\n";
+        auto back = hv::virt::spec_from_metadata(text);
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+    SECTION("libxml2 style: literal quotes, other prefix, single-quoted attributes, XML declaration") {
+        const auto text = "<?xml version=\"1.0\"?>\n<meta:vm xmlns:meta='http://hv.dev/xmlns/vm/1'><meta:spec format='json'>" +
+                          libxml2_text_escape(js) + "</meta:spec></meta:vm>";
+        auto back = hv::virt::spec_from_metadata(text);
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+    SECTION("default namespace, numeric and &apos; references, CDATA") {
+        std::string refs;
+        for (char c : js) {
+            if (c == '"') refs += "&#34;";
+            else if (c == '\'') refs += "&apos;";
+            else if (c == '&') refs += "&#x26;";
+            else if (c == '<') refs += "&#x3C;";
+            else if (c == '>') refs += "&gt;";
+            else refs += c;
+        }
+        auto back = hv::virt::spec_from_metadata("<vm xmlns=\"http://hv.dev/xmlns/vm/1\">\r\n\t<spec>" + refs + "</spec></vm>");
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+
+        // Split across a CDATA section (text nodes are concatenated).
+        const auto half = js.size() / 2;
+        back = hv::virt::spec_from_metadata("<hv:vm xmlns:hv='http://hv.dev/xmlns/vm/1'><hv:spec><![CDATA[" +
+                                            js.substr(0, half) + "]]>" + libxml2_text_escape(js.substr(half)) +
+                                            "</hv:spec></hv:vm>");
+        REQUIRE(back);
+        CHECK(same_spec(*back, spec));
+    }
+}
+
+TEST_CASE("metadata that is not readable hv metadata", "[virt][metadata]") {
+    using hv::virt::spec_from_metadata;
+    const std::string ns = "xmlns:hv='http://hv.dev/xmlns/vm/1'";
+    const std::string good = json(full_spec()).dump();
+    CHECK_FALSE(spec_from_metadata(""));
+    CHECK_FALSE(spec_from_metadata("not xml at all"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:spec>" + good));  // truncated
+    CHECK_FALSE(spec_from_metadata("<hv:vm xmlns:hv='http://example.com/other'><hv:spec>" +
+                                   libxml2_text_escape(good) + "</hv:spec></hv:vm>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "/>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:other>" + libxml2_text_escape(good) + "</hv:other></hv:vm>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:spec format='yaml'>" + libxml2_text_escape(good) +
+                                   "</hv:spec></hv:vm>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:spec>{not json</hv:spec></hv:vm>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:spec>{\"name\":\"x\",\"bogus\":1}</hv:spec></hv:vm>"));
+    CHECK_FALSE(spec_from_metadata("<hv:vm " + ns + "><hv:spec>[]</hv:spec></hv:vm>"));
+    CHECK(spec_from_metadata("<hv:vm " + ns + "><hv:spec>{\"name\":\"x\"}</hv:spec></hv:vm>"));
+}
+
+TEST_CASE("parse_live_xml reads the VNC address", "[virt]") {
+    const std::string live = R"(<domain type='kvm' id='3'>
+  <name>web01</name>
+  <metadata>
+    <hv:vm xmlns:hv="http://hv.dev/xmlns/vm/1">
+      <hv:spec format="json">{&quot;name&quot;:&quot;web01&quot;}</hv:spec>
+    </hv:vm>
+  </metadata>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='pty'>
+      <source path='/dev/pts/3'/>
+      <target type='isa-serial' port='0'>
+        <model name='isa-serial'/>
+      </target>
+      <alias name='serial0'/>
+    </serial>
+    <graphics type='spice' port='5930' autoport='yes' listen='0.0.0.0'/>
+    <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+  </devices>
+</domain>
+)";
+    CHECK(hv::virt::parse_live_xml(live).vnc == "127.0.0.1:5901");
+
+    auto with = [](const std::string& graphics) {
+        return "<domain type='qemu'><name>x</name><devices>" + graphics + "</devices></domain>";
+    };
+    CHECK(hv::virt::parse_live_xml(with("<graphics type=\"vnc\" port=\"5900\" autoport=\"yes\">"
+                                        "<listen type=\"address\" address=\"::1\"/></graphics>"))
+              .vnc == "[::1]:5900");
+    CHECK(hv::virt::parse_live_xml(with("<graphics type='vnc' port='5902'/>")).vnc == "127.0.0.1:5902");
+    // Defined but not running: libvirt keeps port='-1'.
+    CHECK(hv::virt::parse_live_xml(with("<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>")).vnc.empty());
+    CHECK(hv::virt::parse_live_xml(with("<graphics type='vnc' autoport='yes'/>")).vnc.empty());
+    CHECK(hv::virt::parse_live_xml(with("")).vnc.empty());
+    CHECK(hv::virt::parse_live_xml("<domain").vnc.empty());
+    CHECK(hv::virt::parse_live_xml("").vnc.empty());
+}
