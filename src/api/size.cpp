@@ -49,7 +49,7 @@ std::string format_size(std::uint64_t bytes) {
     static constexpr const char* units[] = {"", "K", "M", "G", "T", "P"};
     int u = 0;
     long double v = static_cast<long double>(bytes);
-    while (u < 5 && v >= 1024 && (bytes % (1ULL << (10 * (u + 1))) == 0 || v >= 1024 * 1024)) {
+    while (u < 5 && v >= 1024) {
         v /= 1024;
         ++u;
     }
