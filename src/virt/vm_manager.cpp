@@ -602,9 +602,10 @@ VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, u
             }
             break;
         }
-        auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
-        int pct = timeout_s > 0 ? static_cast<int>(std::min<long>(99, elapsed / 10 / timeout_s)) : 0;
-        progress.update(pct, fmt::format("waiting for the guest to power off ({} s of {} s)", elapsed / 1000, timeout_s));
+        // Report once per second: progress is the share of the timeout used up.
+        auto elapsed_s = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
+        int pct = timeout_s > 0 ? static_cast<int>(std::min<long>(99, elapsed_s * 100 / timeout_s)) : 0;
+        progress.update(pct, fmt::format("waiting for the guest to power off ({} s of {} s)", elapsed_s, timeout_s));
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     refresh(name);
