@@ -6,22 +6,31 @@
 
 using namespace hv::daemon;
 
+namespace {
+Request make(const std::string& method, const std::string& path) {
+    Request r;
+    r.method = method;
+    r.path = path;
+    return r;
+}
+}  // namespace
+
 TEST_CASE("router: patterns bind parameters and pick the method", "[router]") {
     Router r;
     r.add("GET", "/v1/vms", [](const Request&) { return Response{200, "list"}; });
     r.add("GET", "/v1/vms/{name}", [](const Request& q) { return Response{200, q.param("name")}; });
     r.add("POST", "/v1/vms/{name}/start", [](const Request& q) { return Response{200, "start " + q.param("name")}; });
 
-    Request q{"GET", "/v1/vms/web01"};
+    Request q = make("GET", "/v1/vms/web01");
     CHECK(r.match(q)(q).body == "web01");
-    Request s{"POST", "/v1/vms/web%2D01/start"};
+    Request s = make("POST", "/v1/vms/web%2D01/start");
     CHECK(r.match(s)(s).body == "start web-01");
-    Request l{"GET", "/v1/vms/"};
+    Request l = make("GET", "/v1/vms/");
     CHECK(r.match(l)(l).body == "list");
 
-    Request bad{"DELETE", "/v1/vms/web01"};
+    Request bad = make("DELETE", "/v1/vms/web01");
     CHECK_THROWS_AS(r.match(bad), MethodNotAllowed);
-    Request none{"GET", "/v1/nothing"};
+    Request none = make("GET", "/v1/nothing");
     try {
         r.match(none);
         FAIL("no exception");
