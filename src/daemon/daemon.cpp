@@ -102,6 +102,9 @@ int run(const Config& cfg) {
     });
     ::signal(SIGPIPE, SIG_IGN);
     io.run();
+    // Waiting operations (a shutdown's wait, a create between disks) stop at their next check;
+    // nothing is done to the VMs themselves.
+    tasks.cancel_all();
     request_pool.stop();
     request_pool.join();
     task_pool.stop();

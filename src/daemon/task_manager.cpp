@@ -134,6 +134,12 @@ api::TaskInfo TaskManager::cancel(const std::string& id) {
     return it->second->info;
 }
 
+void TaskManager::cancel_all() {
+    std::lock_guard lk(mu_);
+    for (auto& [_, e] : tasks_)
+        if (!api::is_final(e->info.state)) e->cancel = true;
+}
+
 std::size_t TaskManager::running() const {
     std::lock_guard lk(mu_);
     std::size_t n = 0;

@@ -28,6 +28,8 @@ public:
     // Asks the task to stop at its next check point; throws conflict when already final.
     api::TaskInfo cancel(const std::string& id);
     std::size_t running() const;
+    // At daemon stop: asks every unfinished task to stop at its next check point.
+    void cancel_all();
 
 private:
     struct Entry;
