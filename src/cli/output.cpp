@@ -25,7 +25,8 @@ std::string progress_text(int p) { return p < 0 ? "-" : fmt::format("{}%", p); }
 std::string vm_uptime(const api::VmInfo& vm) {
     bool up = vm.state == api::VmState::running || vm.state == api::VmState::paused ||
               vm.state == api::VmState::shutting_down;
-    return up ? format_duration(vm.uptime) : "-";
+    if (!up) return "-";
+    return vm.uptime > 0 ? format_duration(vm.uptime) : "0s";
 }
 
 std::string nic_text(const api::NicSpec& n) {
