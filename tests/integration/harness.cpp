@@ -1,0 +1,463 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace hvtest {
+
+std::string Result::describe() const {
+    std::ostringstream s;
+    s << "exit " << exit_code << (timed_out ? " (timed out)" : "") << "\n--- stdout:\n"
+      << out << "\n--- stderr:\n"
+      << err;
+    return s.str();
+}
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) {
+        FAIL("environment variable " << name
+                                     << " is not set: run the integration tests through ctest "
+                                        "(ctest --test-dir build -L integration), which sets it");
+    }
+    return v;
+}
+
+namespace {
+bool in_path(const std::string& prog) {
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"})
+        if (::access((std::string(dir) + "/" + prog).c_str(), X_OK) == 0) return true;
+    return false;
+}
+}  // namespace
+
+void skip_unless_runnable() {
+    std::string why;
+    if (::geteuid() != 0) why = "integration tests need root (they run a private libvirtd)";
+    else if (!in_path("libvirtd")) why = "libvirtd is not installed (scripts/install-deps.sh installs it)";
+    else if (!in_path("qemu-system-x86_64")) why = "qemu-system-x86_64 is not installed";
+    else if (!in_path("virsh")) why = "virsh is not installed";
+    else if (!in_path("curl")) why = "curl is not installed";
+    if (why.empty()) return;
+    std::cout << "SKIPPED: " << why << std::endl;
+    std::cerr << "SKIPPED: " << why << std::endl;
+    std::_Exit(77);
+}
+
+// ---------------------------------------------------------------------------------------
+// Child
+// ---------------------------------------------------------------------------------------
+
+Child::Child(const std::vector<std::string>& argv, const std::string& log_file) {
+    REQUIRE(!argv.empty());
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    if (log_file.empty()) {
+        REQUIRE(::pipe2(outp, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(errp, O_CLOEXEC) == 0);
+        posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    }
+    // Own process group, so a Ctrl-C of the test run does not hit hvd first.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (log_file.empty()) {
+        ::close(outp[1]);
+        ::close(errp[1]);
+        out_fd_ = outp[0];
+        err_fd_ = errp[0];
+    }
+    if (rc != 0) {
+        if (out_fd_ >= 0) ::close(out_fd_);
+        if (err_fd_ >= 0) ::close(err_fd_);
+        out_fd_ = err_fd_ = -1;
+        pid_ = -1;
+        FAIL("cannot run " << argv[0] << ": " << std::strerror(rc));
+    }
+}
+
+Child::~Child() {
+    if (pid_ > 0 && !reaped_) {
+        ::kill(pid_, SIGKILL);
+        reap(true);
+    }
+    if (out_fd_ >= 0) ::close(out_fd_);
+    if (err_fd_ >= 0) ::close(err_fd_);
+}
+
+int Child::reap(bool block) {
+    if (reaped_) return status_;
+    int st = 0;
+    pid_t r;
+    do {
+        r = ::waitpid(pid_, &st, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == pid_) {
+        reaped_ = true;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    }
+    return reaped_ ? status_ : -1;
+}
+
+bool Child::running() {
+    reap(false);
+    return !reaped_;
+}
+
+bool Child::pump(std::chrono::milliseconds wait) {
+    pollfd fds[2];
+    int n = 0;
+    if (out_fd_ >= 0) fds[n++] = {out_fd_, POLLIN, 0};
+    if (err_fd_ >= 0) fds[n++] = {err_fd_, POLLIN, 0};
+    if (n == 0) {
+        if (wait.count() > 0) std::this_thread::sleep_for(std::min(wait, std::chrono::milliseconds(50)));
+        return false;
+    }
+    int r = ::poll(fds, n, static_cast<int>(wait.count()));
+    if (r <= 0) return true;
+    char buf[8192];
+    for (int i = 0; i < n; ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t k = ::read(fds[i].fd, buf, sizeof buf);
+        if (k > 0) {
+            (fds[i].fd == out_fd_ ? out_ : err_).append(buf, static_cast<std::size_t>(k));
+        } else if (k == 0 || errno != EINTR) {
+            if (fds[i].fd == out_fd_) out_fd_ = -1;
+            else err_fd_ = -1;
+            ::close(fds[i].fd);
+        }
+    }
+    return out_fd_ >= 0 || err_fd_ >= 0;
+}
+
+std::optional<std::string> Child::wait_line(const std::function<bool(const std::string&)>& pred,
+                                            std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        for (auto nl = out_.find('\n', line_pos_); nl != std::string::npos; nl = out_.find('\n', line_pos_)) {
+            std::string line = out_.substr(line_pos_, nl - line_pos_);
+            line_pos_ = nl + 1;
+            if (pred(line)) return line;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        if (!pump(std::min(left, std::chrono::milliseconds(200))) && out_.find('\n', line_pos_) == std::string::npos) {
+            // Both pipes closed and no complete line left: the process has gone.
+            return std::nullopt;
+        }
+    }
+}
+
+Result Child::finish(std::chrono::milliseconds timeout) {
+    Result r;
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        bool open = pump(std::chrono::milliseconds(100));
+        if (!open && reap(false) >= 0 && reaped_) break;
+        if (Clock::now() > deadline) {
+            r.timed_out = true;
+            ::kill(pid_, SIGKILL);
+            while (pump(std::chrono::milliseconds(100))) {
+            }
+            reap(true);
+            break;
+        }
+    }
+    r.exit_code = status_;
+    r.out = out_;
+    r.err = err_;
+    return r;
+}
+
+int Child::terminate(std::chrono::milliseconds grace) {
+    if (!running()) return status_;
+    ::kill(pid_, SIGTERM);
+    auto deadline = Clock::now() + grace;
+    while (Clock::now() < deadline) {
+        pump(std::chrono::milliseconds(50));
+        if (!running()) return status_;
+    }
+    ::kill(pid_, SIGKILL);
+    return reap(true);
+}
+
+Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    Child c(argv);
+    return c.finish(timeout);
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        if (pred()) return true;
+        if (Clock::now() + interval > deadline) return pred();
+        std::this_thread::sleep_for(interval);
+    }
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+bool file_exists(const std::string& path) {
+    std::error_code ec;
+    return fs::exists(path, ec);
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
+    return names;
+}
+
+// ---------------------------------------------------------------------------------------
+// virsh
+// ---------------------------------------------------------------------------------------
+
+std::string libvirt_uri() { return env("HV_TEST_LIBVIRT_URI"); }
+
+Result virsh(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"virsh", "-q", "-c", libvirt_uri()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 60s);
+}
+
+namespace {
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+    std::size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n')) ++i;
+    return s.substr(i);
+}
+}  // namespace
+
+std::string domstate(const std::string& name) {
+    auto r = virsh({"domstate", name});
+    if (r.exit_code != 0) return "";
+    return trim(r.out);
+}
+
+bool domain_exists(const std::string& name) { return virsh({"dominfo", name}).exit_code == 0; }
+
+// ---------------------------------------------------------------------------------------
+// Hvd
+// ---------------------------------------------------------------------------------------
+
+nlohmann::json HttpResponse::json() const {
+    return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+}
+
+Hvd::Hvd() {
+    skip_unless_runnable();
+    // Short base path: Unix socket paths are limited to 108 bytes.
+    char tmpl[] = "/tmp/hvit-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    socket = dir + "/hvd.sock";
+    state_dir = dir + "/state";
+    image_dir = state_dir + "/images";
+    log_dir = state_dir + "/logs";
+    log_file = dir + "/hvd.log";
+    // An empty config file: built-in defaults, whatever /etc/hv/hvd.toml on this host says.
+    std::ofstream(dir + "/hvd.toml") << "# integration test: built-in defaults + command line flags\n";
+    start();
+}
+
+void Hvd::start() {
+    REQUIRE_FALSE(proc_.has_value());
+    std::vector<std::string> argv{env("HVD_BIN"), "--config",       dir + "/hvd.toml", "--socket",
+                                  socket,         "--state-dir",    state_dir,         "--libvirt-uri",
+                                  libvirt_uri(),  "--accel",        "tcg",             "--foreground",
+                                  "--log-level",  "debug"};
+    proc_.emplace(argv, log_file);
+    // Ready = the socket accepts connections.
+    auto connectable = [&] {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket.c_str());
+        bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        return ok;
+    };
+    bool up = wait_until([&] { return connectable() || !proc_->running(); }, 20s, 50ms);
+    if (!up || !proc_->running()) {
+        int st = proc_->running() ? -1 : proc_->terminate();
+        FAIL("hvd did not come up on " << socket << " (exit status " << st << "); hvd.log:\n" << log_tail());
+    }
+}
+
+int Hvd::stop() {
+    if (!proc_) return -1;
+    int st = proc_->terminate(15s);
+    proc_.reset();
+    return st;
+}
+
+bool Hvd::running() { return proc_ && proc_->running(); }
+
+Hvd::~Hvd() {
+    bool failed = std::uncaught_exceptions() > 0;
+    for (const auto& name : vms_) {
+        if (!domain_exists(name)) continue;
+        virsh({"destroy", name});
+        if (virsh({"undefine", name, "--nvram"}).exit_code != 0) virsh({"undefine", name});
+    }
+    if (proc_) {
+        int st = proc_->terminate(15s);
+        if (st != 0) {
+            std::cerr << "note: hvd exited with status " << st << " on SIGTERM\n";
+            failed = true;
+        }
+        proc_.reset();
+    }
+    const char* keep = std::getenv("HV_TEST_KEEP");
+    if (failed || (keep && *keep == '1')) {
+        std::cerr << "---- hvd.log (" << log_file << "), last lines:\n" << log_tail() << "----\n";
+    }
+    if (keep && *keep == '1') {
+        std::cerr << "HV_TEST_KEEP=1: keeping " << dir << "\n";
+    } else {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+}
+
+std::string Hvd::vm(const std::string& base) {
+    std::string name = "it-" + base + "-" + std::to_string(::getpid());
+    vms_.insert(name);
+    return name;
+}
+
+std::vector<std::string> Hvd::ctl_argv(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{env("HVCTL_BIN"), "--socket", socket};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+Result Hvd::ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+    return run(ctl_argv(args), timeout);
+}
+
+nlohmann::json Hvd::ctl_json(const std::vector<std::string>& args) const {
+    auto a = args;
+    a.push_back("-o");
+    a.push_back("json");
+    auto r = ctl(a);
+    INFO("hvctl " << [&] {
+        std::string s;
+        for (const auto& x : a) s += x + " ";
+        return s;
+    }() << "\n"
+                  << r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+}
+
+nlohmann::json Hvd::show(const std::string& name) const { return ctl_json({"vm", "show", name}); }
+
+HttpResponse Hvd::http(const std::string& method, const std::string& target, const std::string& body) const {
+    std::vector<std::string> argv{"curl", "-sS", "--max-time", "60", "--unix-socket", socket, "-X", method,
+                                  "-o", "-", "-w", "\n%{http_code}"};
+    if (!body.empty()) {
+        argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    }
+    argv.push_back("http://hvd" + target);
+    auto r = run(argv, 90s);
+    INFO("curl " << method << " " << target << "\n" << r.describe());
+    REQUIRE(r.exit_code == 0);
+    HttpResponse h;
+    auto nl = r.out.rfind('\n');
+    REQUIRE(nl != std::string::npos);
+    h.status = std::atoi(r.out.c_str() + nl + 1);
+    h.body = r.out.substr(0, nl);
+    return h;
+}
+
+std::string Hvd::log_tail(std::size_t lines) const {
+    std::string all = read_file(log_file);
+    std::size_t pos = all.size();
+    for (std::size_t n = 0; n <= lines && pos > 0; ++n) {
+        pos = all.rfind('\n', pos - 1);
+        if (pos == std::string::npos) {
+            pos = 0;
+            break;
+        }
+    }
+    return all.substr(pos);
+}
+
+// ---------------------------------------------------------------------------------------
+// LibvirtdRestartGuard
+// ---------------------------------------------------------------------------------------
+
+void LibvirtdRestartGuard::stop_libvirtd() {
+    auto r = run({env("HV_PRIVATE_LIBVIRTD"), "stop-libvirtd", env("HV_TEST_LIBVIRT_DIR")}, 60s);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    stopped_ = true;
+}
+
+void LibvirtdRestartGuard::start_libvirtd() {
+    auto r = run({env("HV_PRIVATE_LIBVIRTD"), "start", env("HV_TEST_LIBVIRT_DIR")}, 90s);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    stopped_ = false;
+}
+
+LibvirtdRestartGuard::~LibvirtdRestartGuard() {
+    if (!stopped_) return;
+    auto r = run({env("HV_PRIVATE_LIBVIRTD"), "start", env("HV_TEST_LIBVIRT_DIR")}, 90s);
+    if (r.exit_code != 0) std::cerr << "could not restart the private libvirtd:\n" << r.describe() << "\n";
+}
+
+}  // namespace hvtest

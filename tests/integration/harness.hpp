@@ -1,0 +1,157 @@
+// Integration test harness: starts a real hvd against the private libvirtd of the CTest
+// fixture, runs hvctl/virsh/curl as argv vectors and cleans up every VM a test made.
+//
+// Environment (set by tests/CMakeLists.txt):
+//   HV_TEST_LIBVIRT_URI   qemu:///system?socket=<dir>/run/libvirt-sock
+//   HV_TEST_LIBVIRT_DIR   that private libvirtd's directory (for restarting it)
+//   HV_PRIVATE_LIBVIRTD   scripts/private-libvirtd.sh
+//   HV_TEST_GUEST_DIR     vmlinuz + initrd.gz of the tiny test guest
+//   HVD_BIN, HVCTL_BIN    the binaries under test
+// HV_TEST_KEEP=1 keeps each test's temp dir (hvd.log, state dir) for inspection.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hvtest {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+    int exit_code = -1;  // 128+signal when killed
+    std::string out;
+    std::string err;
+    bool timed_out = false;
+    std::string describe() const;  // "exit 5; stdout: ...; stderr: ..." for failure messages
+};
+
+// Required environment variable; fails the test with a clear message when missing.
+std::string env(const char* name);
+
+// Exits the process with 77 (CTest SKIP_RETURN_CODE) and a printed reason when this machine
+// cannot run integration tests at all (not root, no libvirtd or QEMU installed).
+void skip_unless_runnable();
+
+// Runs argv (no shell) to completion.
+Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 120s);
+
+// A child process running in the background, stdout/stderr captured through pipes (or sent
+// to a log file). The destructor kills (SIGKILL) and reaps it if it still runs.
+class Child {
+public:
+    explicit Child(const std::vector<std::string>& argv, const std::string& log_file = "");
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child();
+
+    pid_t pid() const { return pid_; }
+    bool running();
+    // Reads stdout until a complete line satisfies `pred` (returned) or the time is up.
+    std::optional<std::string> wait_line(const std::function<bool(const std::string&)>& pred,
+                                         std::chrono::milliseconds timeout);
+    // Everything read from stdout so far (complete lines and the partial rest).
+    const std::string& out() const { return out_; }
+    // Waits for exit (SIGKILL after timeout), reading the rest of the output.
+    Result finish(std::chrono::milliseconds timeout = 120s);
+    // SIGTERM, then SIGKILL after `grace`; returns the exit status.
+    int terminate(std::chrono::milliseconds grace = 10s);
+
+private:
+    bool pump(std::chrono::milliseconds wait);  // reads what is there; false when both pipes closed
+    int reap(bool block);
+
+    pid_t pid_ = -1;
+    int out_fd_ = -1;
+    int err_fd_ = -1;
+    std::string out_, err_;
+    std::size_t line_pos_ = 0;
+    int status_ = -1;
+    bool reaped_ = false;
+};
+
+// Polls `pred` every `interval` until it is true; false on timeout.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds interval = 200ms);
+
+std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
+std::vector<std::string> list_dir(const std::string& dir);  // names; empty when missing
+
+// virsh against the private libvirtd.
+std::string libvirt_uri();
+Result virsh(const std::vector<std::string>& args);
+// "running", "shut off", "paused", ... ; "" when the domain does not exist.
+std::string domstate(const std::string& name);
+bool domain_exists(const std::string& name);
+
+struct HttpResponse {
+    int status = 0;
+    std::string body;
+    nlohmann::json json() const;  // parsed body (null when it is not JSON)
+};
+
+// One hvd with its own socket and state directory in a fresh temp dir.
+class Hvd {
+public:
+    Hvd();  // starts hvd and waits for its socket
+    Hvd(const Hvd&) = delete;
+    Hvd& operator=(const Hvd&) = delete;
+    // Destroys and undefines every VM made through vm(), stops hvd (SIGTERM), removes the
+    // temp dir. When the test failed with an exception, prints the tail of hvd's log.
+    ~Hvd();
+
+    void start();
+    // SIGTERM and wait; returns hvd's exit status.
+    int stop();
+    bool running();
+
+    // A unique VM name for this test, registered for cleanup. Example: "it-life-12345".
+    std::string vm(const std::string& base);
+
+    // hvctl --socket <socket> args...
+    Result ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 120s) const;
+    std::vector<std::string> ctl_argv(const std::vector<std::string>& args) const;
+    // hvctl ... -o json, parsed; fails the test when the exit code is not 0.
+    nlohmann::json ctl_json(const std::vector<std::string>& args) const;
+    // GET /v1/vms/{name} through hvctl vm show -o json.
+    nlohmann::json show(const std::string& name) const;
+
+    // Raw HTTP over the Unix socket with curl (argv, no shell).
+    HttpResponse http(const std::string& method, const std::string& target, const std::string& body = "") const;
+
+    std::string log_tail(std::size_t lines = 60) const;
+
+    std::string dir;        // temp dir of this hvd
+    std::string socket;     // dir/hvd.sock
+    std::string state_dir;  // dir/state
+    std::string image_dir;  // dir/state/images
+    std::string log_dir;    // dir/state/logs (serial console logs)
+    std::string log_file;   // dir/hvd.log
+
+private:
+    std::optional<Child> proc_;
+    std::set<std::string> vms_;
+};
+
+// Puts the private libvirtd back (scripts/private-libvirtd.sh start) when it leaves scope,
+// so a failing libvirtd-restart test does not break the tests after it.
+class LibvirtdRestartGuard {
+public:
+    LibvirtdRestartGuard() = default;
+    ~LibvirtdRestartGuard();
+    void stop_libvirtd();   // stop-libvirtd: libvirtd only, VMs keep running
+    void start_libvirtd();  // start: brings it back; waits until it answers
+private:
+    bool stopped_ = false;
+};
+
+}  // namespace hvtest
