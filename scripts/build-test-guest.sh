@@ -59,7 +59,14 @@ if [ -z "$deb" ]; then
   # apt drops privileges to _apt for downloads: let it write into a private temp dir.
   dl=$(mktemp -d)
   chmod 0777 "$dl"
-  (cd "$dl" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  fetch() { (cd "$dl" && apt-get download -q "$1" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true); }
+  fetch "$pkg"
+  if ! ls "$dl"/*.deb >/dev/null 2>&1; then
+    # Old package lists can name a kernel the mirror no longer has: refresh and ask again.
+    apt-get update -q >/dev/null
+    pkg=$(kernel_package)
+    fetch "$pkg"
+  fi
   mv "$dl"/*.deb "$OUT"/ 2>/dev/null || { rm -rf "$dl"; echo "build-test-guest: download of $pkg failed" >&2; exit 1; }
   rm -rf "$dl"
   deb=$(find "$OUT" -maxdepth 1 -name 'linux-image-6.1.0-*-cloud-amd64_*.deb' | sort -V | tail -n1)
