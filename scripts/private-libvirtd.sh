@@ -7,6 +7,7 @@
 #                                              libvirtd restart; `start DIR` brings it back
 #   private-libvirtd.sh status DIR            exit 0 when libvirtd answers
 #   private-libvirtd.sh env DIR               prints `export LIBVIRT_DEFAULT_URI=...` lines
+# Exit status of start: 0 ok, 77 this machine cannot run it (not root, libvirtd missing), 1 error.
 #
 # Design (see ../shared/TESTBED.md):
 # - One long-lived "holder" process owns a new MOUNT and a new NETWORK namespace
@@ -167,7 +168,23 @@ start_holder() {
   exit 1
 }
 
+# Exit 77 (CTest's "skipped") when this machine cannot run a libvirtd at all.
+require_runnable() {
+  local t
+  if [ "$(id -u)" -ne 0 ]; then
+    log "SKIPPED: needs root (mount and network namespaces, libvirtd)"
+    exit 77
+  fi
+  for t in libvirtd virtlogd virsh unshare nsenter ip; do
+    if ! command -v "$t" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$t" ]; then
+      log "SKIPPED: $t is not installed (scripts/install-deps.sh installs it)"
+      exit 77
+    fi
+  done
+}
+
 do_start() {
+  require_runnable
   prepare_dirs
   start_holder
   if ! alive "$DIR/run/virtlogd.pid"; then
