@@ -66,7 +66,7 @@ Response accepted(const api::TaskInfo& t) { return Response{202, t}; }
 void register_routes(Router& r, ApiContext& c) {
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
-    r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; });
+    r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);
 
     r.add("POST", "/v1/vms", [&c](const Request& req) {
         auto spec = api::vm_spec_from_json(req.json());
@@ -85,7 +85,7 @@ void register_routes(Router& r, ApiContext& c) {
         }));
     });
 
-    r.add("GET", "/v1/vms/{name}", [&c](const Request& req) { return Response{200, c.vms.get(req.param("name"))}; });
+    r.add("GET", "/v1/vms/{name}", [&c](const Request& req) { return Response{200, c.vms.get(req.param("name"))}; }, true);
 
     r.add("PATCH", "/v1/vms/{name}", [&c](const Request& req) {
         auto patch = api::vm_patch_from_json(req.json());
@@ -129,10 +129,10 @@ void register_routes(Router& r, ApiContext& c) {
         }));
     });
 
-    r.add("GET", "/v1/tasks", [&c](const Request&) { return Response{200, c.tasks.list()}; });
-    r.add("GET", "/v1/tasks/{id}", [&c](const Request& req) { return Response{200, c.tasks.get(req.param("id"))}; });
+    r.add("GET", "/v1/tasks", [&c](const Request&) { return Response{200, c.tasks.list()}; }, true);
+    r.add("GET", "/v1/tasks/{id}", [&c](const Request& req) { return Response{200, c.tasks.get(req.param("id"))}; }, true);
     r.add("POST", "/v1/tasks/{id}/cancel",
-          [&c](const Request& req) { return Response{200, c.tasks.cancel(req.param("id"))}; });
+          [&c](const Request& req) { return Response{200, c.tasks.cancel(req.param("id"))}; }, true);
 }
 
 }  // namespace hv::daemon

@@ -8,6 +8,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
@@ -61,16 +62,16 @@ int run(const Config& cfg) {
     auto started = std::chrono::steady_clock::now();
     spdlog::info("hvd {} starting: socket {}, libvirt {}, state {}", HV_VERSION, cfg.socket, cfg.libvirt_uri,
                  cfg.state_dir);
-    std::filesystem::create_directories(cfg.state_dir);
-    ::chmod(cfg.state_dir.c_str(), 0711);
+    // Directories hvd creates get 0711 (QEMU must traverse them); existing ones are left as they are.
+    for (const auto& dir : {cfg.state_dir, cfg.state_dir + "/logs"})
+        if (std::filesystem::create_directories(dir)) ::chmod(dir.c_str(), 0711);
     std::string log_dir = cfg.state_dir + "/logs";
-    std::filesystem::create_directories(log_dir);
-    ::chmod(log_dir.c_str(), 0711);
 
+    // Declared before the io_context: sessions destroyed with it still unsubscribe from it.
+    EventBus bus;
     boost::asio::io_context io;
     boost::asio::thread_pool request_pool(static_cast<std::size_t>(cfg.workers));
     boost::asio::thread_pool task_pool(static_cast<std::size_t>(std::max(4, cfg.workers)));
-    EventBus bus;
     TaskManager tasks(task_pool, bus, static_cast<std::size_t>(cfg.task_history));
     auto disks = storage::make_dir_store("local", cfg.effective_image_dir());
 
@@ -99,6 +100,13 @@ int run(const Config& cfg) {
         spdlog::info("signal {}: stopping (running VMs are not touched)", sig);
         server.close();
         io.stop();
+        // A libvirt call stuck on a hung libvirtd must not keep hvd from exiting.
+        std::thread([] {
+            std::this_thread::sleep_for(std::chrono::seconds(10));
+            spdlog::warn("still stopping after 10 s (libvirt calls hang); exiting now");
+            spdlog::shutdown();
+            std::_Exit(0);
+        }).detach();
     });
     ::signal(SIGPIPE, SIG_IGN);
     io.run();

@@ -1,9 +1,11 @@
 #include "http_server.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -40,6 +42,8 @@ void prepare_socket_path(const std::string& path) {
     if (st.st_uid != ::geteuid() && st.st_uid != 0)
         fail(Errc::internal, "socket directory {} is owned by uid {}, not by us or root", dir.string(), st.st_uid);
     if (fs::exists(fs::symlink_status(path))) {
+        if (!fs::is_socket(fs::symlink_status(path)))
+            fail(Errc::internal, "{} exists and is not a socket; refusing to replace it", path);
         asio::io_context tmp;
         local::socket probe(tmp);
         boost::system::error_code cec;
@@ -53,6 +57,14 @@ namespace {
 
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
 constexpr std::size_t kMaxQueuedEvents = 10000;
+constexpr std::size_t kMaxSessions = 512;
+// A connection that sends nothing for this long is closed (event streams are exempt).
+constexpr std::chrono::seconds kIdleTimeout{60};
+
+void set_cloexec(int fd) {
+    int fl = ::fcntl(fd, F_GETFD);
+    if (fl >= 0) ::fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
 
 http::response<http::string_body> make_response(unsigned version, bool keep_alive, const Response& r) {
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
@@ -71,7 +83,7 @@ public:
     Session(local::socket s, asio::thread_pool& pool, const Router& router, EventBus& bus, std::chrono::seconds timeout,
             std::shared_ptr<std::size_t> streams)
         : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout), timer_(sock_.get_executor()),
-          streams_(std::move(streams)) {}
+          idle_(sock_.get_executor()), streams_(std::move(streams)) {}
 
     ~Session() {
         if (sub_) {
@@ -81,12 +93,20 @@ public:
     }
 
     void run() { read(); }
+    // Keeps a reference for counting open connections.
+    void hold(std::shared_ptr<int> counter) { counter_ = std::move(counter); }
 
 private:
     void read() {
         parser_.emplace();
         parser_->body_limit(kMaxBody);
+        idle_.expires_after(kIdleTimeout);
+        idle_.async_wait([w = weak_from_this()](beast::error_code ec) {
+            if (ec) return;
+            if (auto self = w.lock()) self->close();
+        });
         http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->idle_.cancel();
             self->on_read(ec);
         });
     }
@@ -94,10 +114,16 @@ private:
     void on_read(beast::error_code ec) {
         if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) return close();
         if (ec) {
-            if (ec == http::error::body_limit) {
-                keep_alive_ = false;
+            keep_alive_ = false;
+            if (ec == http::error::body_limit)
                 return write(error_response(Errc::invalid_input, "request body is larger than 4 MiB"), 11);
+            if (ec == http::error::header_limit) {
+                auto r = error_response(Errc::invalid_input, "request header is too large");
+                r.status = 431;
+                return write(r, 11);
             }
+            if (ec.category() == http::make_error_code(http::error::bad_target).category())
+                return write(error_response(Errc::invalid_input, "malformed HTTP request: " + ec.message()), 11);
             spdlog::debug("http read: {}", ec.message());
             return close();
         }
@@ -108,21 +134,33 @@ private:
         req.body = std::move(msg.body());
         keep_alive_ = msg.keep_alive();
         version_ = msg.version();
-        if (req.method == "GET" && req.path == "/v1/events") return start_stream();
+        if (req.method == "GET" && req.path == "/v1/events") {
+            if (version_ < 11)
+                return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
+            return start_stream();
+        }
+        // Routes that only read memory answer right here, never queued behind slow calls.
+        const Router::Route* route = nullptr;
+        try {
+            route = &router_.match(req);
+        } catch (...) {
+        }
+        if (route && route->fast) return write(dispatch(req), version_);
 
-        auto state = std::make_shared<bool>(false);  // responded? (touched on the I/O thread only)
+        auto state = std::make_shared<std::atomic<bool>>(false);  // answered already?
         timer_.expires_after(timeout_);
         timer_.async_wait([self = shared_from_this(), state, path = req.path](beast::error_code tec) {
-            if (tec || *state) return;
-            *state = true;
+            if (tec || state->exchange(true)) return;
             spdlog::warn("request {} did not finish within {} s", path, self->timeout_.count());
             self->write(error_response(Errc::timeout, fmt::format("the operation did not finish within {} s; it continues in the background", self->timeout_.count())), self->version_);
         });
         asio::post(pool_, [self = shared_from_this(), state, req = std::move(req)]() mutable {
+            // Answered 504 before a worker was free: the caller was told it did not happen in
+            // time, so do not start it now.
+            if (state->load()) return;
             Response res = self->dispatch(req);
             asio::post(self->sock_.get_executor(), [self, state, res = std::move(res)] {
-                if (*state) return;
-                *state = true;
+                if (state->exchange(true)) return;
                 self->timer_.cancel();
                 self->write(res, self->version_);
             });
@@ -131,11 +169,11 @@ private:
 
     Response dispatch(Request& req) {
         try {
-            const Handler& h = router_.match(req);
-            return h(req);
+            return router_.match(req).handler(req);
         } catch (const MethodNotAllowed& m) {
             auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
             r.status = 405;
+            allow_ = m.allowed;
             return r;
         } catch (const Error& e) {
             if (e.code() == Errc::internal) spdlog::error("{} {}: {}", req.method, req.path, e.what());
@@ -148,6 +186,7 @@ private:
 
     void write(const Response& r, unsigned version) {
         auto res = std::make_shared<http::response<http::string_body>>(make_response(version, keep_alive_, r));
+        if (r.status == 405) res->set(http::field::allow, allow_);
         http::async_write(sock_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
             if (ec || !self->keep_alive_) return self->close();
             self->read();
@@ -215,6 +254,7 @@ private:
         }
         beast::error_code ec;
         timer_.cancel();
+        idle_.cancel();
         sock_.shutdown(local::socket::shutdown_both, ec);
         sock_.close(ec);
     }
@@ -225,7 +265,10 @@ private:
     EventBus& bus_;
     std::chrono::seconds timeout_;
     asio::steady_timer timer_;
+    asio::steady_timer idle_;
     std::shared_ptr<std::size_t> streams_;
+    std::string allow_;
+    std::shared_ptr<int> counter_;
     beast::flat_buffer buf_;
     std::optional<http::request_parser<http::string_body>> parser_;
     bool keep_alive_ = true;
@@ -241,7 +284,7 @@ private:
 
 HttpServer::HttpServer(asio::io_context& io, asio::thread_pool& pool, const Router& router, EventBus& bus,
                        std::chrono::seconds request_timeout)
-    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io) {}
+    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io), backoff_(io) {}
 
 HttpServer::~HttpServer() { close(); }
 
@@ -256,6 +299,7 @@ void HttpServer::listen(const SocketOptions& opts) {
     ::umask(old);
     if (ec) fail(Errc::internal, "cannot bind {}: {}", opts.path, ec.message());
     acceptor_.listen(asio::socket_base::max_listen_connections);
+    set_cloexec(acceptor_.native_handle());
     gid_t gid = static_cast<gid_t>(-1);
     if (!opts.group.empty()) {
         if (struct group* g = ::getgrnam(opts.group.c_str())) gid = g->gr_gid;
@@ -271,11 +315,26 @@ void HttpServer::listen(const SocketOptions& opts) {
 
 void HttpServer::accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, local::socket s) {
+        if (!acceptor_.is_open()) return;
         if (ec) {
-            if (ec != asio::error::operation_aborted) spdlog::error("accept: {}", ec.message());
-            if (!acceptor_.is_open()) return;
+            if (ec == asio::error::operation_aborted) return;
+            // E.g. out of file descriptors: back off instead of spinning on the error.
+            spdlog::error("accept: {}; pausing accepts for 200 ms", ec.message());
+            backoff_.expires_after(std::chrono::milliseconds(200));
+            backoff_.async_wait([this](boost::system::error_code tec) {
+                if (!tec) accept();
+            });
+            return;
+        }
+        set_cloexec(s.native_handle());
+        if (sessions_.use_count() - 1 >= static_cast<long>(kMaxSessions)) {
+            spdlog::warn("{} connections open; refusing another", kMaxSessions);
+            boost::system::error_code ignored;
+            s.close(ignored);
         } else {
-            std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_)->run();
+            auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_);
+            session->hold(sessions_);
+            session->run();
         }
         accept();
     });

@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <memory>
@@ -43,7 +44,9 @@ private:
     std::chrono::seconds timeout_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     std::string path_;
+    boost::asio::steady_timer backoff_;
     std::shared_ptr<std::size_t> streams_ = std::make_shared<std::size_t>(0);
+    std::shared_ptr<int> sessions_ = std::make_shared<int>(0);  // use_count - 1 = open sessions
 };
 
 }  // namespace hv::daemon

@@ -81,11 +81,11 @@ bool Request::flag(const std::string& name) const {
     fail(Errc::invalid_input, "query parameter '{}' must be true or false (got '{}')", name, v);
 }
 
-void Router::add(const std::string& method, const std::string& pattern, Handler h) {
-    routes_.push_back(Route{method, split_path(pattern), std::move(h)});
+void Router::add(const std::string& method, const std::string& pattern, Handler h, bool fast) {
+    routes_.push_back(Route{method, split_path(pattern), std::move(h), fast});
 }
 
-const Handler& Router::match(Request& req) const {
+const Router::Route& Router::match(Request& req) const {
     auto segs = split_path(req.path);
     std::string allowed;
     for (const auto& r : routes_) {
@@ -103,7 +103,7 @@ const Handler& Router::match(Request& req) const {
             continue;
         }
         req.params = std::move(params);
-        return r.handler;
+        return r;
     }
     if (!allowed.empty()) throw MethodNotAllowed{allowed};
     fail(Errc::not_found, "no such route: {} {}", req.method, req.path);

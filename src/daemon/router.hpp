@@ -34,15 +34,18 @@ using Handler = std::function<Response(const Request&)>;
 
 class Router {
 public:
-    void add(const std::string& method, const std::string& pattern, Handler h);
+    // fast: the handler only reads in-memory state (never libvirt, never a lock held across a
+    // call); the server runs it directly on the I/O thread so it cannot queue behind slow calls.
+    void add(const std::string& method, const std::string& pattern, Handler h, bool fast = false);
     // Fills req.params. Throws not_found (no such path) or invalid_input with status 405
     // semantics reported through method_not_allowed (path exists, method does not).
-    const Handler& match(Request& req) const;
     struct Route {
         std::string method;
         std::vector<std::string> segments;
         Handler handler;
+        bool fast = false;
     };
+    const Route& match(Request& req) const;
     const std::vector<Route>& routes() const { return routes_; }
 
 private:

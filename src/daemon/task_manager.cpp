@@ -1,5 +1,6 @@
 #include "task_manager.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include <boost/asio/post.hpp>
@@ -119,19 +120,28 @@ std::vector<api::TaskInfo> TaskManager::list() const {
     std::lock_guard lk(mu_);
     std::vector<api::TaskInfo> out;
     out.reserve(tasks_.size());
-    for (const auto& [_, e] : tasks_) out.push_back(e->info);  // ids sort by creation
+    for (const auto& [_, e] : tasks_) out.push_back(e->info);
+    // Oldest first: ids are "t-" + a zero-padded counter that may outgrow its padding.
+    std::sort(out.begin(), out.end(), [](const api::TaskInfo& a, const api::TaskInfo& b) {
+        return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+    });
     return out;
 }
 
 api::TaskInfo TaskManager::cancel(const std::string& id) {
-    std::lock_guard lk(mu_);
-    auto it = tasks_.find(id);
-    if (it == tasks_.end()) fail(Errc::not_found, "task '{}' does not exist", id);
-    if (api::is_final(it->second->info.state))
-        fail(Errc::conflict, "task '{}' already {}", id, api::to_string(it->second->info.state));
-    it->second->cancel = true;
-    it->second->info.message = "cancel requested";
-    return it->second->info;
+    api::TaskInfo snap;
+    {
+        std::lock_guard lk(mu_);
+        auto it = tasks_.find(id);
+        if (it == tasks_.end()) fail(Errc::not_found, "task '{}' does not exist", id);
+        if (api::is_final(it->second->info.state))
+            fail(Errc::conflict, "task '{}' already {}", id, api::to_string(it->second->info.state));
+        it->second->cancel = true;
+        it->second->info.message = "cancel requested";
+        snap = it->second->info;
+    }
+    publish(snap);
+    return snap;
 }
 
 void TaskManager::cancel_all() {

@@ -21,10 +21,10 @@ class DirStore final : public DiskStore {
 public:
     DirStore(std::string pool, std::string dir) : pool_(std::move(pool)), dir_(std::move(dir)) {
         std::error_code ec;
-        fs::create_directories(dir_, ec);
+        bool created = fs::create_directories(dir_, ec);
         if (ec) fail(Errc::internal, "cannot create image directory {}: {}", dir_, ec.message());
         // QEMU runs as its own user: it must be able to traverse to the images.
-        ::chmod(dir_.c_str(), 0711);
+        if (created) ::chmod(dir_.c_str(), 0711);
         dir_ = fs::canonical(dir_).string();
     }
 
@@ -40,7 +40,11 @@ public:
         // O_EXCL claims the name atomically, so two creates can never share an image.
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
-            if (errno == EEXIST) fail(Errc::conflict, "disk image {} already exists", path);
+            if (errno == EEXIST)
+                fail(Errc::conflict,
+                     "disk image {} already exists and belongs to no new VM (left from an interrupted create, or "
+                     "another VM's); remove it or choose another name",
+                     path);
             fail(Errc::internal, "cannot create {}: {}", path, std::strerror(errno));
         }
         revert.add([path] { ::unlink(path.c_str()); });

@@ -41,12 +41,9 @@ void throw_libvirt_error(const std::string& what) {
     if (!e) throw Error(Errc::internal, what + ": unknown libvirt error");
     Errc code = errc_from_libvirt(e->code);
     std::string msg = e->message ? e->message : "unknown libvirt error";
-    // A call on a connection that died mid-way reports a system error on the socket.
-    if (e->domain == VIR_FROM_RPC || e->code == VIR_ERR_SYSTEM_ERROR) {
-        if (msg.find("connection") != std::string::npos || msg.find("closed") != std::string::npos ||
-            msg.find("Broken pipe") != std::string::npos)
-            code = Errc::unavailable;
-    }
+    // Errors of the RPC layer mean the connection to libvirtd failed (EOF, closed socket,
+    // keepalive timeout): the caller may retry once hvd has reconnected.
+    if (e->domain == VIR_FROM_RPC) code = Errc::unavailable;
     throw Error(code, what + ": " + msg);
 }
 
@@ -67,7 +64,10 @@ Connection::Connection(Options opts, std::function<void(const LifecycleEvent&)> 
     : opts_(std::move(opts)), on_event_(std::move(on_event)), on_change_(std::move(on_change)) {}
 
 Connection::~Connection() {
-    stop_ = true;
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
     cv_.notify_all();
     if (reconnect_thread_.joinable()) reconnect_thread_.join();
     {
@@ -123,12 +123,26 @@ void Connection::close_cb(virConnectPtr c, int reason, void* opaque) {
     static_cast<Connection*>(opaque)->on_closed(c, reason);
 }
 
+void Connection::drop(const std::string& why) {
+    {
+        std::lock_guard lk(mu_);
+        if (!conn_) return;
+        spdlog::warn("dropping the libvirt connection: {}", why);
+        dead_ = std::move(conn_);
+        dead_callback_id_ = callback_id_;
+        callback_id_ = -1;
+        need_reconnect_ = true;
+    }
+    cv_.notify_all();
+}
+
 void Connection::on_closed(virConnectPtr c, int reason) {
     {
         std::lock_guard lk(mu_);
         if (!conn_ || conn_.get() != c) return;
         spdlog::warn("libvirt connection to {} closed (reason {}); reconnecting", opts_.uri, reason);
         dead_ = std::move(conn_);
+        dead_callback_id_ = callback_id_;
         callback_id_ = -1;
         need_reconnect_ = true;
     }
@@ -146,13 +160,18 @@ void Connection::reconnect_loop() {
     bool announced_down = false;
     while (!stop_) {
         ConnHandle dead;
+        int dead_cb = -1;
         {
             std::unique_lock lk(mu_);
             cv_.wait(lk, [&] { return need_reconnect_ || stop_; });
             if (stop_) return;
             dead = std::move(dead_);
+            dead_cb = dead_callback_id_;
+            dead_callback_id_ = -1;
         }
         if (dead) {
+            // Release libvirt's references to the old connection (fails harmlessly when it is gone).
+            if (dead_cb >= 0) virConnectDomainEventDeregisterAny(dead.get(), dead_cb);
             virConnectUnregisterCloseCallback(dead.get(), close_cb);
             // Dropping the last reference closes it; off the event thread, outside our lock.
             dead.reset();
@@ -172,27 +191,34 @@ void Connection::reconnect_loop() {
         }
         ConnHandle c(raw, ConnDeleter{});
         virConnectSetKeepAlive(raw, opts_.keepalive_interval_s, opts_.keepalive_count);
+        // Publish first, so a close reported while we register is matched by on_closed.
+        {
+            std::lock_guard lk(mu_);
+            conn_ = c;
+            callback_id_ = -1;
+            need_reconnect_ = false;
+        }
         virConnectRegisterCloseCallback(raw, close_cb, this, nullptr);
         int id = virConnectDomainEventRegisterAny(raw, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                   VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), this, nullptr);
-        if (id < 0) {
+        if (id < 0 || virConnectIsAlive(raw) != 1) {
             virErrorPtr e = virGetLastError();
-            spdlog::error("cannot register libvirt domain events: {}", e && e->message ? e->message : "?");
-            virConnectUnregisterCloseCallback(raw, close_cb);
+            spdlog::error("libvirt connection unusable after connecting: {}", e && e->message ? e->message : "not alive");
+            drop("event registration failed");
             c.reset();
-            std::this_thread::sleep_for(std::chrono::milliseconds(opts_.reconnect_interval_ms));
+            std::unique_lock lk(mu_);
+            cv_.wait_for(lk, std::chrono::milliseconds(opts_.reconnect_interval_ms), [&] { return stop_.load(); });
             continue;
         }
         {
             std::lock_guard lk(mu_);
-            conn_ = c;
-            callback_id_ = id;
-            need_reconnect_ = false;
+            if (conn_ == c) callback_id_ = id;
         }
+        c.reset();
         spdlog::info("connected to libvirt at {}", opts_.uri);
         announced_down = false;
-        if (on_change_) on_change_(true);
         cv_.notify_all();
+        if (on_change_) on_change_(true);
     }
 }
 

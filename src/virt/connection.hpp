@@ -68,6 +68,9 @@ public:
     bool connected() const;
     const std::string& uri() const { return opts_.uri; }
 
+    // Declares the current connection broken and reconnects (e.g. when a rebuild failed).
+    void drop(const std::string& why);
+
     // Looks a domain up by name; throws not_found with "vm '<name>' does not exist".
     DomainHandle domain(const std::string& name) const;
 
@@ -85,6 +88,7 @@ private:
     std::condition_variable cv_;
     ConnHandle conn_;        // null while disconnected
     int callback_id_ = -1;
+    int dead_callback_id_ = -1;
     bool need_reconnect_ = true;
     std::atomic<bool> stop_{false};
     std::thread event_thread_;

@@ -99,9 +99,15 @@ std::pair<int, int> domain_state(virDomainPtr d) {
     return {st, reason};
 }
 
+// nullopt when the domain has no such metadata; other failures (a dead connection) throw, so
+// a managed VM is never mistaken for an unmanaged one.
 std::optional<std::string> get_metadata(virDomainPtr d, const char* ns, unsigned flags) {
     char* s = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, ns, flags);
-    if (!s) return std::nullopt;
+    if (!s) {
+        virErrorPtr e = virGetLastError();
+        if (!e || e->code == VIR_ERR_NO_DOMAIN_METADATA) return std::nullopt;
+        throw_libvirt_error("cannot read metadata");
+    }
     std::string out(s);
     free(s);
     return out;
@@ -123,6 +129,11 @@ std::string random_mac() {
     return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff);
 }
 
+// The hv metadata element without namespace prefix, as virDomainSetMetadata takes it.
+std::string metadata_body(const api::VmSpec& spec) {
+    return "<vm><spec format=\"json\">" + xml_escape(nlohmann::json(spec).dump()) + "</spec></vm>";
+}
+
 void require_file(const std::string& path, const char* what) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
@@ -132,15 +143,22 @@ void require_file(const std::string& path, const char* what) {
 
 class VmManager::OpLock {
 public:
-    OpLock(VmManager& m, const std::string& name) : mu_(m.lock_for(name)) {
-        if (!mu_->try_lock_for(m.opts_.lock_wait))
+    OpLock(VmManager& m, const std::string& name) : m_(m), name_(name), mu_(m.lock_for(name)) {
+        if (!mu_->try_lock_for(m.opts_.lock_wait)) {
+            m_.release_lock(name_, mu_);
             fail(Errc::conflict, "vm '{}' is busy with another operation; try again", name);
+        }
     }
-    ~OpLock() { mu_->unlock(); }
+    ~OpLock() {
+        mu_->unlock();
+        m_.release_lock(name_, mu_);
+    }
     OpLock(const OpLock&) = delete;
     OpLock& operator=(const OpLock&) = delete;
 
 private:
+    VmManager& m_;
+    std::string name_;
     std::shared_ptr<std::timed_mutex> mu_;
 };
 
@@ -172,6 +190,10 @@ void VmManager::start() {
                 batch.swap(queue_);
             }
             for (const auto& ev : batch) {
+                if (ev.event < 0) {
+                    reconnected();
+                    continue;
+                }
                 try {
                     std::optional<VmInfo> info;
                     if (ev.event == VIR_DOMAIN_EVENT_UNDEFINED) {
@@ -216,6 +238,12 @@ void VmManager::on_connection(bool up) {
         publish_("daemon", "libvirt", {{"libvirt_connected", false}});
         return;
     }
+    // Rebuild on the event worker, in order with lifecycle events, so an older snapshot
+    // never overwrites a newer event's state.
+    on_lifecycle(LifecycleEvent{"", -1, 0});
+}
+
+void VmManager::reconnected() {
     try {
         {
             auto choice = choose_accel(opts_.accel, conn_->get().get());
@@ -228,6 +256,7 @@ void VmManager::on_connection(bool up) {
         publish_("daemon", "libvirt", {{"libvirt_connected", true}});
     } catch (const std::exception& e) {
         spdlog::error("cannot read domains after connecting: {}", e.what());
+        conn_->drop("the state cache could not be rebuilt");
     }
 }
 
@@ -354,6 +383,14 @@ std::shared_ptr<std::timed_mutex> VmManager::lock_for(const std::string& name) {
     return m;
 }
 
+void VmManager::release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m) {
+    std::lock_guard lk(locks_mu_);
+    auto it = locks_.find(name);
+    m.reset();
+    // Copies are only taken under locks_mu_: a count of 1 means nobody else holds or waits.
+    if (it != locks_.end() && it->second.use_count() == 1) locks_.erase(it);
+}
+
 std::vector<VmInfo> VmManager::list() const {
     require_ready();
     std::vector<VmInfo> out;
@@ -455,19 +492,20 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
     if (!d) throw_libvirt_error("cannot define vm '" + spec.name + "'");
     DomainHandle dom(d);
-    revert.add([this, name = spec.name] {
-        auto cc = conn_->get();
-        if (virDomainPtr x = virDomainLookupByName(cc.get(), name.c_str())) {
-            virDomainUndefineFlags(x, VIR_DOMAIN_UNDEFINE_NVRAM);
-            virDomainFree(x);
-        }
-    });
-    auto info = read_domain(dom.get(), nullptr);
+    // From here the VM exists: the create succeeds even if reading it back fails.
+    revert.release();
+    VmInfo info;
+    try {
+        info = read_domain(dom.get(), nullptr);
+    } catch (const std::exception& e) {
+        spdlog::warn("vm {} was created but could not be read back yet: {}", spec.name, e.what());
+        info.spec = spec;
+        info.state = VmState::stopped;
+    }
     {
         std::lock_guard lk(cache_mu_);
         cache_[spec.name] = info;
     }
-    revert.release();
     progress.update(100, "created");
     return info;
 }
@@ -489,6 +527,7 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
         cache_.erase(name);
     }
     if (!purge) return;
+    std::vector<std::string> errors;
     for (const auto& d : info.spec.disks) {
         if (!d.owned || !disks_.contains(d.path)) continue;
         progress.update(-1, "removing " + d.path);
@@ -496,9 +535,12 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
             disks_.remove(d.path);
         } catch (const std::exception& e) {
             spdlog::error("vm {}: {}", name, e.what());
-            throw;
+            errors.push_back(e.what());
         }
     }
+    if (!errors.empty())
+        fail(Errc::internal, "vm '{}' was deleted but {} of its disks could not be removed: {}", name, errors.size(),
+             fmt::join(errors, "; "));
 }
 
 VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
@@ -518,13 +560,41 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
     if (patch.description) spec.description = *patch.description;
     if (patch.tags) spec.tags = *patch.tags;
     api::validate(spec);
-    auto xml = domain_xml(spec, xml_options(), info.uuid);
-    auto c = conn_->get();
-    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
-    if (!d) throw_libvirt_error("cannot update vm '" + name + "'");
-    virDomainFree(d);
-    auto fresh = refresh(name);
-    if (!fresh) fail(Errc::not_found, "vm '{}' does not exist", name);
+    // Change only what was asked, through libvirt's own calls, so anything else in the domain
+    // (a disk attached with virsh, the domain type) stays as it is.
+    const unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
+    auto check = [&](int rc, const char* what) {
+        if (rc < 0) throw_libvirt_error(fmt::format("cannot set {} of vm '{}'", what, name));
+    };
+    if (spec.cpus != info.spec.cpus) {
+        auto n = static_cast<unsigned>(spec.cpus);
+        if (spec.cpus > info.spec.cpus) {
+            check(virDomainSetVcpusFlags(dom.get(), n, cfg | VIR_DOMAIN_VCPU_MAXIMUM), "maximum cpus");
+            check(virDomainSetVcpusFlags(dom.get(), n, cfg), "cpus");
+        } else {
+            check(virDomainSetVcpusFlags(dom.get(), n, cfg), "cpus");
+            check(virDomainSetVcpusFlags(dom.get(), n, cfg | VIR_DOMAIN_VCPU_MAXIMUM), "maximum cpus");
+        }
+    }
+    if (spec.memory != info.spec.memory) {
+        auto kib = static_cast<unsigned long>(spec.memory / 1024);
+        if (spec.memory > info.spec.memory) {
+            check(virDomainSetMemoryFlags(dom.get(), kib, cfg | VIR_DOMAIN_MEM_MAXIMUM), "maximum memory");
+            check(virDomainSetMemoryFlags(dom.get(), kib, cfg), "memory");
+        } else {
+            check(virDomainSetMemoryFlags(dom.get(), kib, cfg), "memory");
+            check(virDomainSetMemoryFlags(dom.get(), kib, cfg | VIR_DOMAIN_MEM_MAXIMUM), "maximum memory");
+        }
+    }
+    unsigned flags = cfg | (is_active(info.state) ? VIR_DOMAIN_AFFECT_LIVE : 0u);
+    if (spec.description != info.spec.description)
+        check(virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_DESCRIPTION,
+                                   spec.description.empty() ? nullptr : spec.description.c_str(), nullptr, nullptr, flags),
+              "description");
+    auto md = metadata_body(spec);
+    check(virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, md.c_str(), kMetadataPrefix, kMetadataNs, flags),
+          "hv metadata");
+    if (!refresh(name)) fail(Errc::not_found, "vm '{}' does not exist", name);
     return get(name);
 }
 

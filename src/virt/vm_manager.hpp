@@ -29,7 +29,7 @@ public:
         Connection::Options connection;
         std::string accel = "auto";        // "auto" | "kvm" | "tcg"; resolved on each connection
         std::string serial_log_dir;         // per-VM serial console logs
-        std::chrono::milliseconds lock_wait{15000};
+        std::chrono::milliseconds lock_wait{5000};
     };
     // publish(type, target, data): how lifecycle changes leave this class (the event bus).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
@@ -69,6 +69,8 @@ private:
     std::optional<api::VmInfo> refresh(const std::string& name);
     api::VmInfo read_domain(virDomainPtr d, const api::VmInfo* previous);
     void require_ready() const;
+    void reconnected();
+    void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
     void record_start(virDomainPtr d, std::int64_t when);
     DomainXmlOptions xml_options() const;
 

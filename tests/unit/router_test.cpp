@@ -22,11 +22,11 @@ TEST_CASE("router: patterns bind parameters and pick the method", "[router]") {
     r.add("POST", "/v1/vms/{name}/start", [](const Request& q) { return Response{200, "start " + q.param("name")}; });
 
     Request q = make("GET", "/v1/vms/web01");
-    CHECK(r.match(q)(q).body == "web01");
+    CHECK(r.match(q).handler(q).body == "web01");
     Request s = make("POST", "/v1/vms/web%2D01/start");
-    CHECK(r.match(s)(s).body == "start web-01");
+    CHECK(r.match(s).handler(s).body == "start web-01");
     Request l = make("GET", "/v1/vms/");
-    CHECK(r.match(l)(l).body == "list");
+    CHECK(r.match(l).handler(l).body == "list");
 
     Request bad = make("DELETE", "/v1/vms/web01");
     CHECK_THROWS_AS(r.match(bad), MethodNotAllowed);
