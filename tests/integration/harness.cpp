@@ -294,7 +294,7 @@ nlohmann::json HttpResponse::json() const {
     return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
 
-Hvd::Hvd() {
+Hvd::Hvd(bool wait_for_libvirt) {
     skip_unless_runnable();
     // Short base path: Unix socket paths are limited to 108 bytes.
     char tmpl[] = "/tmp/hvit-XXXXXX";
@@ -307,10 +307,10 @@ Hvd::Hvd() {
     log_file = dir + "/hvd.log";
     // An empty config file: built-in defaults, whatever /etc/hv/hvd.toml on this host says.
     std::ofstream(dir + "/hvd.toml") << "# integration test: built-in defaults + command line flags\n";
-    start();
+    start(wait_for_libvirt);
 }
 
-void Hvd::start() {
+void Hvd::start(bool wait_for_libvirt) {
     REQUIRE_FALSE(proc_.has_value());
     std::vector<std::string> argv{env("HVD_BIN"), "--config",       dir + "/hvd.toml", "--socket",
                                   socket,         "--state-dir",    state_dir,         "--libvirt-uri",
@@ -327,11 +327,21 @@ void Hvd::start() {
         ::close(fd);
         return ok;
     };
-    bool up = wait_until([&] { return connectable() || !proc_->running(); }, 20s, 50ms);
+    bool up = wait_until([&] { return connectable() || !proc_->running(); }, 20s, 5ms);
     if (!up || !proc_->running()) {
         int st = proc_->running() ? -1 : proc_->terminate();
         FAIL("hvd did not come up on " << socket << " (exit status " << st << "); hvd.log:\n" << log_tail());
     }
+    if (!wait_for_libvirt) return;
+    // hvd listens before its first libvirt connection is up (see the startup test in
+    // state_test.cpp); the other tests start from a connected hvd.
+    bool connected = wait_until(
+        [&] {
+            auto h = http("GET", "/v1/host");
+            return h.status == 200 && h.json().value("libvirt_connected", false);
+        },
+        20s, 50ms);
+    if (!connected) FAIL("hvd did not connect to libvirt at " << libvirt_uri() << "; hvd.log:\n" << log_tail());
 }
 
 int Hvd::stop() {

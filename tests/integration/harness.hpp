@@ -102,14 +102,16 @@ struct HttpResponse {
 // One hvd with its own socket and state directory in a fresh temp dir.
 class Hvd {
 public:
-    Hvd();  // starts hvd and waits for its socket
+    // Starts hvd and waits for its socket; with `wait_for_libvirt` also until GET /v1/host
+    // says libvirt_connected (tests of a libvirtd that is down pass false).
+    explicit Hvd(bool wait_for_libvirt = true);
     Hvd(const Hvd&) = delete;
     Hvd& operator=(const Hvd&) = delete;
     // Destroys and undefines every VM made through vm(), stops hvd (SIGTERM), removes the
     // temp dir. When the test failed with an exception, prints the tail of hvd's log.
     ~Hvd();
 
-    void start();
+    void start(bool wait_for_libvirt = true);
     // SIGTERM and wait; returns hvd's exit status.
     int stop();
     bool running();
