@@ -90,10 +90,12 @@ int run(const Config& cfg) {
     register_routes(router, ctx);
 
     HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout));
-    server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
+    // Listen once the state cache is built, so the first answers are complete; without
+    // libvirt, listen anyway after a few seconds and answer 503 until it is back.
     vms.start();
-    if (!vms.connection().wait_connected(std::chrono::seconds(5)))
+    if (!vms.wait_ready(std::chrono::seconds(5)))
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
+    server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int sig) {

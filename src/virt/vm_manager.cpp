@@ -234,7 +234,7 @@ void VmManager::on_lifecycle(const LifecycleEvent& ev) {
 
 void VmManager::on_connection(bool up) {
     if (!up) {
-        ready_ = false;
+        set_ready(false);
         publish_("daemon", "libvirt", {{"libvirt_connected", false}});
         return;
     }
@@ -252,7 +252,7 @@ void VmManager::reconnected() {
             accel_ = choice;
         }
         rebuild_cache();
-        ready_ = true;
+        set_ready(true);
         publish_("daemon", "libvirt", {{"libvirt_connected", true}});
     } catch (const std::exception& e) {
         spdlog::error("cannot read domains after connecting: {}", e.what());
@@ -371,7 +371,22 @@ DomainXmlOptions VmManager::xml_options() const {
     return DomainXmlOptions{accel().domain_type, opts_.serial_log_dir};
 }
 
+void VmManager::set_ready(bool r) {
+    {
+        std::lock_guard lk(ready_mu_);
+        ready_ = r;
+    }
+    ready_cv_.notify_all();
+}
+
+bool VmManager::wait_ready(std::chrono::milliseconds timeout) const {
+    std::unique_lock lk(ready_mu_);
+    return ready_cv_.wait_for(lk, timeout, [&] { return ready_.load(); });
+}
+
 void VmManager::require_ready() const {
+    // Just after a (re)connection the cache is being rebuilt: a short wait beats a 503.
+    if (!ready_ && conn_->connected()) wait_ready(std::chrono::seconds(3));
     if (!conn_->connected() || !ready_)
         throw Error(Errc::unavailable, "libvirt at " + conn_->uri() + " is not reachable (hvd is reconnecting)");
 }
@@ -586,7 +601,7 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
             check(virDomainSetMemoryFlags(dom.get(), kib, cfg | VIR_DOMAIN_MEM_MAXIMUM), "maximum memory");
         }
     }
-    unsigned flags = cfg | (is_active(info.state) ? VIR_DOMAIN_AFFECT_LIVE : 0u);
+    unsigned flags = cfg | (is_active(info.state) ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u);
     if (spec.description != info.spec.description)
         check(virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_DESCRIPTION,
                                    spec.description.empty() ? nullptr : spec.description.c_str(), nullptr, nullptr, flags),

@@ -41,6 +41,8 @@ public:
     Connection& connection() { return *conn_; }
     // True once connected and the cache was rebuilt after the latest (re)connection.
     bool ready() const { return ready_; }
+    // Waits until ready() or the timeout; returns ready().
+    bool wait_ready(std::chrono::milliseconds timeout) const;
 
     std::vector<api::VmInfo> list() const;           // cache only
     api::VmInfo get(const std::string& name) const;  // cache only
@@ -79,6 +81,9 @@ private:
     Publisher publish_;
     std::unique_ptr<Connection> conn_;
     std::atomic<bool> ready_{false};
+    mutable std::mutex ready_mu_;
+    mutable std::condition_variable ready_cv_;
+    void set_ready(bool r);
     mutable std::mutex accel_mu_;
     AccelChoice accel_;
 
