@@ -491,7 +491,7 @@ TEST_CASE("Errc table: names, HTTP statuses, exit codes", "[api][errors]") {
     CHECK(hv::errc_from_http_status(405) == Errc::invalid_input);
 }
 
-TEST_CASE("Errc table matches docs/CONTRACT.md", "[api][errors]") {
+TEST_CASE("Errc table matches the exit codes in docs/api.md", "[api][errors]") {
     struct Row {
         Errc c;
         const char* name;
