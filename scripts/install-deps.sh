@@ -15,6 +15,9 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
   # libvirt NAT network "default" (dnsmasq, iptables), namespaces and bridges
   dnsmasq-base iptables iproute2 util-linux
+  # time: hvd manages chronyd (policy-rc.d may keep it from starting on install; the tests
+  # start their own chronyd on loopback, never the system one)
+  chrony
   # tests: raw HTTP over the Unix socket, tiny test guest, benchmarks
   curl busybox-static cpio gzip hyperfine
 )

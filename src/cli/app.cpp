@@ -23,6 +23,7 @@ int run(int argc, const char* const* argv) {
     add_vm_commands(app, ctx);
     add_task_commands(app, ctx);
     add_event_commands(app, ctx);
+    add_time_commands(app, ctx);
 
     try {
         app.parse(argc, argv);

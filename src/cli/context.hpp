@@ -37,6 +37,7 @@ void add_host_commands(CLI::App& app, Context& ctx);  // host show, version
 void add_vm_commands(CLI::App& app, Context& ctx);
 void add_task_commands(CLI::App& app, Context& ctx);
 void add_event_commands(CLI::App& app, Context& ctx);
+void add_time_commands(CLI::App& app, Context& ctx);  // time show, time set
 
 // Parses argv, runs the command, maps errors to exit codes.
 int run(int argc, const char* const* argv);

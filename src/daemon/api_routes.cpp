@@ -7,6 +7,7 @@
 
 #include "hv/api/host.hpp"
 #include "hv/api/json_reader.hpp"
+#include "time_routes.hpp"
 
 namespace hv::daemon {
 using nlohmann::json;
@@ -64,6 +65,7 @@ Response accepted(const api::TaskInfo& t) { return Response{202, t}; }
 }  // namespace
 
 void register_routes(Router& r, ApiContext& c) {
+    register_time_routes(r, c.config);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
     r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);

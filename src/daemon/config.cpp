@@ -48,6 +48,14 @@ const std::vector<Key>& schema() {
         {"libvirt", "keepalive_interval", "seconds between libvirt keepalive probes", nullptr,
          &Config::keepalive_interval, 1, 300},
         {"storage", "image_dir", "where VM disk images are created (empty: <state_dir>/images)", &Config::image_dir},
+        {"time", "chronyc", "chronyc program that hvd runs (argv only) to talk to chronyd", &Config::time_chronyc},
+        {"time", "command_address", "chronyd's command socket path or HOST:PORT (empty: chronyc's default)",
+         &Config::time_command_address},
+        {"time", "sources_file", "hv's chrony sources file, in a directory chrony.conf names with sourcedir",
+         &Config::time_sources_file},
+        {"time", "source_options", "options added to every server/pool line, e.g. \"minpoll 6 maxpoll 10\"",
+         &Config::time_source_options},
+        {"time", "service", "systemd unit of chronyd (hvctl time set --enable)", &Config::time_service},
     };
     return k;
 }

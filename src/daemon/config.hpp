@@ -22,6 +22,12 @@ struct Config {
     int keepalive_interval = 5;
     // [storage]
     std::string image_dir;  // empty = <state_dir>/images
+    // [time] (chrony; see src/time/chrony_manager.hpp)
+    std::string time_chronyc = "chronyc";
+    std::string time_command_address;  // "" = chronyc's default socket
+    std::string time_sources_file = "/etc/chrony/sources.d/hv.sources";
+    std::string time_source_options;
+    std::string time_service = "chrony";
 
     std::string effective_image_dir() const { return image_dir.empty() ? state_dir + "/images" : image_dir; }
 };

@@ -294,7 +294,7 @@ nlohmann::json HttpResponse::json() const {
     return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
 
-Hvd::Hvd(bool wait_for_libvirt) {
+Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml) {
     skip_unless_runnable();
     // Short base path: Unix socket paths are limited to 108 bytes.
     char tmpl[] = "/tmp/hvit-XXXXXX";
@@ -306,7 +306,7 @@ Hvd::Hvd(bool wait_for_libvirt) {
     log_dir = state_dir + "/logs";
     log_file = dir + "/hvd.log";
     // An empty config file: built-in defaults, whatever /etc/hv/hvd.toml on this host says.
-    std::ofstream(dir + "/hvd.toml") << "# integration test: built-in defaults + command line flags\n";
+    std::ofstream(dir + "/hvd.toml") << "# integration test: built-in defaults + command line flags\n" << config_toml;
     start(wait_for_libvirt);
 }
 

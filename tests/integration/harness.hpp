@@ -103,8 +103,9 @@ struct HttpResponse {
 class Hvd {
 public:
     // Starts hvd and waits for its socket; with `wait_for_libvirt` also until GET /v1/host
-    // says libvirt_connected (tests of a libvirtd that is down pass false).
-    explicit Hvd(bool wait_for_libvirt = true);
+    // says libvirt_connected (tests of a libvirtd that is down pass false). `config_toml` is
+    // written to its config file (e.g. a [time] section); default: built-in defaults.
+    explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "");
     Hvd(const Hvd&) = delete;
     Hvd& operator=(const Hvd&) = delete;
     // Destroys and undefines every VM made through vm(), stops hvd (SIGTERM), removes the
