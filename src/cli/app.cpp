@@ -21,6 +21,7 @@ int run(int argc, const char* const* argv) {
 
     add_host_commands(app, ctx);
     add_vm_commands(app, ctx);
+    add_autostart_commands(app, ctx);
     add_task_commands(app, ctx);
     add_event_commands(app, ctx);
     add_time_commands(app, ctx);

@@ -35,6 +35,7 @@ struct Context {
 
 void add_host_commands(CLI::App& app, Context& ctx);  // host show, version
 void add_vm_commands(CLI::App& app, Context& ctx);
+void add_autostart_commands(CLI::App& app, Context& ctx);  // vm autostart, autostart ... (after vm)
 void add_task_commands(CLI::App& app, Context& ctx);
 void add_event_commands(CLI::App& app, Context& ctx);
 void add_time_commands(CLI::App& app, Context& ctx);  // time show, time set

@@ -15,6 +15,11 @@ struct Config {
     int workers = 8;
     int request_timeout = 30;  // seconds a synchronous API call may take before 504
     int task_history = 500;
+    // [autostart] (defaults of `hvctl autostart host`; see docs/api.md for why these values)
+    int autostart_boot_delay = 10;
+    int autostart_max_parallel = 4;
+    int autostart_retries = 2;
+    int autostart_retry_delay = 10;
     // [libvirt]
     std::string libvirt_uri = "qemu:///system";
     std::string accel = "auto";

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api_routes.hpp"
+#include "autostart_routes.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
 #include "task_manager.hpp"
@@ -88,6 +89,9 @@ int run(const Config& cfg) {
     Router router;
     ApiContext ctx{cfg, vms, tasks, *disks, started};
     register_routes(router, ctx);
+    AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
+                                          cfg.autostart_retry_delay});
+    register_autostart_routes(router, autostart);
 
     HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout));
     // Listen once the state cache is built, so the first answers are complete; without
@@ -96,6 +100,7 @@ int run(const Config& cfg) {
     if (!vms.wait_ready(std::chrono::seconds(5)))
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
     server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
+    if (vms.ready()) autostart.at_daemon_start();
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int sig) {

@@ -1,0 +1,197 @@
+// hvctl vm autostart NAME ... and hvctl autostart host|plan|run|status|stop-all.
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "context.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+
+namespace hv::cli {
+namespace {
+using nlohmann::json;
+
+template <typename F>
+void on_run(CLI::App* cmd, Context& ctx, F fn) {
+    cmd->callback([&ctx, fn] { ctx.action = fn; });
+}
+
+std::string secs(const json& v) {
+    if (!v.is_number() || v.get<double>() < 0) return "-";
+    return fmt::format("+{:.1f}s", v.get<double>());
+}
+
+void print_settings(const Globals& g, const std::string& vm, const json& s) {
+    if (g.json()) return print_json(s);
+    std::vector<Row> rows{{"vm", vm},
+                          {"enabled", s.value("enabled", false) ? "yes" : "no"},
+                          {"order", s.value("order", 0) == 0 ? "unordered" : std::to_string(s.value("order", 0))},
+                          {"up", fmt::format("{}s", s.value("up", 0))},
+                          {"down", fmt::format("{}s", s.value("down", 0))},
+                          {"wait_for", s.value("wait_for", "")},
+                          {"wait_timeout", fmt::format("{}s", s.value("wait_timeout", 0))},
+                          {"after", fmt::format("{}", fmt::join(s.value("after", std::vector<std::string>{}), ","))}};
+    print_table(g, {"KEY", "VALUE"}, rows);
+}
+
+std::vector<Row> run_rows(const json& r) {
+    std::vector<Row> rows;
+    auto groups = r.value("groups", std::vector<std::string>{});
+    for (const auto& v : r.value("vms", json::array())) {
+        auto gi = v.value("group", 0);
+        rows.push_back({gi >= 0 && static_cast<std::size_t>(gi) < groups.size() ? groups[gi] : "?",
+                        v.value("name", ""), v.value("state", ""), std::to_string(v.value("attempts", 0)),
+                        secs(v["started_at"]), secs(v["ready_at"]),
+                        v.value("waiting_on", "").empty() ? v.value("error", "") : "waiting: " + v.value("waiting_on", "")});
+    }
+    return rows;
+}
+
+void add_vm_autostart(CLI::App& app, Context& ctx) {
+    struct Opts {
+        std::string name, wait_for;
+        int order = 0, up = 0, down = 0, wait_timeout = 0;
+        std::vector<std::string> after;
+        bool enable = false, disable = false, no_after = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* vm = app.get_subcommand("vm");
+    auto* cmd = vm->add_subcommand("autostart", "Show or change a VM's autostart settings (only given flags change)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    auto* en = cmd->add_flag("--enable", o->enable, "Start this VM at host boot");
+    cmd->add_flag("--disable", o->disable, "Do not start this VM at host boot")->excludes(en);
+    auto* order = cmd->add_option("--order", o->order, "Start group, ascending; 0 = unordered (last)")->check(CLI::Range(0, 1000));
+    auto* up = cmd->add_option("--up", o->up, "Seconds after this VM is ready before the next group starts")->check(CLI::Range(0, 86400));
+    auto* down = cmd->add_option("--down", o->down, "Seconds for ACPI shutdown before power off (stop-all)")->check(CLI::Range(0, 86400));
+    auto* wait = cmd->add_option("--wait-for", o->wait_for, "Readiness: none|running|guest-agent|tcp:PORT");
+    auto* wt = cmd->add_option("--wait-timeout", o->wait_timeout, "Seconds to wait for readiness")->check(CLI::Range(1, 86400));
+    auto* after = cmd->add_option("--after", o->after, "VM that must be ready first (repeatable; replaces the list)")
+                      ->allow_extra_args(false);
+    cmd->add_flag("--no-after", o->no_after, "Clear the --after list")->excludes(after);
+    on_run(cmd, ctx, [&g = ctx.g, o, order, up, down, wait, wt, after] {
+        json patch = json::object();
+        if (o->enable) patch["enabled"] = true;
+        if (o->disable) patch["enabled"] = false;
+        if (order->count()) patch["order"] = o->order;
+        if (up->count()) patch["up"] = o->up;
+        if (down->count()) patch["down"] = o->down;
+        if (wait->count()) patch["wait_for"] = o->wait_for;
+        if (wt->count()) patch["wait_timeout"] = o->wait_timeout;
+        if (after->count()) patch["after"] = o->after;
+        if (o->no_after) patch["after"] = json::array();
+        Client c = g.client();
+        auto path = "/v1/vms/" + o->name + "/autostart";
+        auto r = patch.empty() ? c.request("GET", path) : c.request("PUT", path, patch);
+        print_settings(g, o->name, r.body);
+        return 0;
+    });
+}
+}  // namespace
+
+void add_autostart_commands(CLI::App& app, Context& ctx) {
+    add_vm_autostart(app, ctx);
+    auto* as = app.add_subcommand("autostart", "Start VMs at host boot in order; stop them at host shutdown");
+    as->require_subcommand(1);
+
+    struct HostOpts {
+        int boot_delay = 0, max_parallel = 0, retries = 0, retry_delay = 0;
+    };
+    auto h = std::make_shared<HostOpts>();
+    auto* host = as->add_subcommand("host", "Show or change the host's autostart settings");
+    auto* bd = host->add_option("--boot-delay", h->boot_delay, "Seconds after host boot before the first start")->check(CLI::Range(0, 86400));
+    auto* mp = host->add_option("--max-parallel", h->max_parallel, "VMs booting at the same time")->check(CLI::Range(1, 1000));
+    auto* rt = host->add_option("--retries", h->retries, "Extra attempts for a VM that fails to start")->check(CLI::Range(0, 100));
+    auto* rd = host->add_option("--retry-delay", h->retry_delay, "Seconds between attempts")->check(CLI::Range(0, 86400));
+    on_run(host, ctx, [&g = ctx.g, h, bd, mp, rt, rd] {
+        json patch = json::object();
+        if (bd->count()) patch["boot_delay"] = h->boot_delay;
+        if (mp->count()) patch["max_parallel"] = h->max_parallel;
+        if (rt->count()) patch["retries"] = h->retries;
+        if (rd->count()) patch["retry_delay"] = h->retry_delay;
+        Client c = g.client();
+        auto r = patch.empty() ? c.request("GET", "/v1/autostart/host") : c.request("PUT", "/v1/autostart/host", patch);
+        if (g.json()) print_json(r.body);
+        else
+            print_table(g, {"KEY", "VALUE"},
+                        {{"boot_delay", fmt::format("{}s", r.body.value("boot_delay", 0))},
+                         {"max_parallel", std::to_string(r.body.value("max_parallel", 0))},
+                         {"retries", std::to_string(r.body.value("retries", 0))},
+                         {"retry_delay", fmt::format("{}s", r.body.value("retry_delay", 0))}});
+        return 0;
+    });
+
+    auto* plan = as->add_subcommand("plan", "Print the start sequence with the earliest expected times after host boot");
+    on_run(plan, ctx, [&g = ctx.g] {
+        auto r = g.client().request("GET", "/v1/autostart/plan").body;
+        if (g.json()) return print_json(r), 0;
+        std::vector<Row> rows;
+        auto groups = r.value("groups", std::vector<std::string>{});
+        for (const auto& v : r.value("vms", json::array()))
+            rows.push_back({groups.at(v.value("group", 0)), v.value("name", ""), v.value("wait_for", ""),
+                            fmt::format("{}", fmt::join(v.value("after", std::vector<std::string>{}), ",")),
+                            secs(v["started_at"])});
+        print_table(g, {"GROUP", "VM", "WAIT-FOR", "AFTER", "START"}, rows);
+        if (!g.no_headers)
+            print_line(fmt::format("(times from hvd start at host boot, boot delay {}s, max parallel {}, "
+                                   "assuming each VM is ready at once)",
+                                   r["host"].value("boot_delay", 0), r["host"].value("max_parallel", 0)));
+        return 0;
+    });
+
+    auto run_opts = std::make_shared<std::pair<bool, bool>>(false, false);  // boot delay, async
+    auto* run = as->add_subcommand("run", "Start every autostart VM now, as a task");
+    run->add_flag("--boot-delay", run_opts->first, "Wait the host's boot delay first");
+    run->add_flag("--async", run_opts->second, "Do not wait: print the task and exit");
+    on_run(run, ctx, [&g = ctx.g, run_opts] {
+        Client c = g.client();
+        auto t = api::task_info_from_json(
+            c.request("POST", "/v1/autostart/run", json{{"boot_delay", run_opts->first}}).body);
+        return finish_task(g, c, t, run_opts->second, [&](const api::TaskInfo& done) {
+            if (g.json()) print_json(done.result);
+            else print_table(g, {"GROUP", "VM", "STATE", "ATTEMPTS", "STARTED", "READY", "ERROR"}, run_rows(done.result));
+            int failed = done.result.value("failed", 0);
+            if (failed > 0) {
+                print_error(fmt::format("{} VM(s) did not start", failed));
+                return kExitTaskFailed;
+            }
+            return 0;
+        });
+    });
+
+    auto* status = as->add_subcommand("status", "Show the autostart run in progress (or the last one)");
+    on_run(status, ctx, [&g = ctx.g] {
+        auto r = g.client().request("GET", "/v1/autostart/status").body;
+        if (g.json()) return print_json(r), 0;
+        if (!r.contains("vms")) return print_line("no autostart run since hvd started"), 0;
+        print_line(r.value("running", false) ? fmt::format("running; group: {}", r.value("group", ""))
+                                             : fmt::format("finished in {:.1f}s; {} failed", r.value("duration", 0.0),
+                                                           r.value("failed", 0)));
+        print_table(g, {"GROUP", "VM", "STATE", "ATTEMPTS", "STARTED", "READY", "WAITING/ERROR"}, run_rows(r));
+        return 0;
+    });
+
+    auto stop_async = std::make_shared<bool>(false);
+    auto* stop = as->add_subcommand(
+        "stop-all", "Shut every running VM down in reverse autostart order (ACPI, then power off after its down timeout)");
+    stop->add_flag("--async", *stop_async, "Do not wait: print the task and exit");
+    on_run(stop, ctx, [&g = ctx.g, stop_async] {
+        Client c = g.client();
+        auto t = api::task_info_from_json(c.request("POST", "/v1/autostart/stop-all", json::object()).body);
+        return finish_task(g, c, t, *stop_async, [&](const api::TaskInfo& done) {
+            if (g.json()) return print_json(done.result), 0;
+            std::vector<Row> rows;
+            int errors = 0;
+            for (const auto& v : done.result.value("vms", json::array())) {
+                errors += !v.value("error", "").empty();
+                rows.push_back({std::to_string(v.value("wave", 0) + 1), v.value("name", ""),
+                                v.value("forced", false) ? "yes" : "no", secs(v["stopped_at"]), v.value("error", "")});
+            }
+            print_table(g, {"WAVE", "VM", "FORCED", "STOPPED", "ERROR"}, rows);
+            auto forced = done.result.value("forced", std::vector<std::string>{});
+            if (!forced.empty()) print_line(fmt::format("needed force: {}", fmt::join(forced, ", ")));
+            return errors ? kExitTaskFailed : 0;
+        });
+    });
+}
+
+}  // namespace hv::cli

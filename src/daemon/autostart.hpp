@@ -1,0 +1,119 @@
+// Autostart: per-VM settings, host settings, dependency checks and the scheduler that starts
+// VMs in order after a host boot (and stops them in reverse at host shutdown).
+//
+// Everything here is pure: time and VMs are reached only through AutostartDriver, so unit
+// tests run the scheduler on a fake clock and `hvctl autostart plan` runs it on a simulated
+// driver. The libvirt-backed driver lives in autostart_routes.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hv::daemon::autostart {
+
+// Stored per VM in the domain's metadata (namespace kNs), set by PUT /v1/vms/{name}/autostart.
+struct Settings {
+    bool enabled = false;
+    // Start group, ascending; 0 = unordered (started after every ordered group). Example: 2.
+    int order = 0;
+    // Seconds after this VM is ready before the next order group starts. Example: 30.
+    int up = 0;
+    // Seconds the guest gets to shut down through ACPI before it is powered off. Example: 120.
+    int down = 120;
+    // Readiness gate: "none" | "running" | "guest-agent" | "tcp:PORT". Example: "tcp:22".
+    std::string wait_for = "running";
+    // Seconds to wait for the gate before the VM counts as failed. Example: 300.
+    int wait_timeout = 300;
+    // VMs that must be ready before this one starts (any order group). Example: ["db01"].
+    std::vector<std::string> after;
+};
+
+inline constexpr const char* kNs = "http://hv.dev/xmlns/autostart/1";
+inline constexpr const char* kPrefix = "hvautostart";
+
+// Host-wide settings: config file [autostart] keys, overridden by PUT /v1/autostart/host
+// (persisted in <state_dir>/autostart-host.json).
+struct HostSettings {
+    int boot_delay = 10;    // seconds after hvd starts (at host boot) before the first start
+    int max_parallel = 4;   // VMs starting (not yet ready) at the same time
+    int retries = 2;        // extra start attempts after a failed start
+    int retry_delay = 10;   // seconds between attempts
+};
+
+void to_json(nlohmann::json& j, const Settings& s);
+void to_json(nlohmann::json& j, const HostSettings& s);
+// Strict (unknown fields -> invalid_input); `base` fills the fields that are absent (PATCH-like).
+Settings settings_from_json(const nlohmann::json& j, const Settings& base = {});
+HostSettings host_settings_from_json(const nlohmann::json& j, const HostSettings& base = {});
+void validate(const Settings& s, const std::string& vm);
+void validate(const HostSettings& h);
+
+// Port of "tcp:PORT", 0 for other gates.
+int tcp_port(const std::string& wait_for);
+
+// Throws conflict naming the cycle ("a -> b -> a") when the `after` graph of the enabled VMs has
+// one; dependencies on unknown or disabled VMs -> invalid_input.
+void check_dependencies(const std::map<std::string, Settings>& vms);
+
+// What the scheduler needs from the world. All times are seconds on the driver's clock.
+class AutostartDriver {
+public:
+    virtual ~AutostartDriver() = default;
+    virtual double now() = 0;
+    // Sleeps until `t` (or less: the scheduler re-checks).
+    virtual void sleep_until(double t) = 0;
+    // True when the VM is running already (it then counts as ready at once).
+    virtual bool running(const std::string& vm) = 0;
+    // Starts the VM; throws (message used as the error) when it cannot.
+    virtual void start(const std::string& vm) = 0;
+    // Polls the readiness gate once.
+    virtual bool ready(const std::string& vm, const Settings& s) = 0;
+    // True when the run should stop (task cancelled).
+    virtual bool cancelled() { return false; }
+};
+
+struct VmRun {
+    std::string name;
+    int group = 0;               // index into the run's groups
+    std::string state = "pending";  // pending|starting|waiting|ready|already-running|failed
+    std::string waiting_on;      // what keeps it from starting/being ready, for status
+    int attempts = 0;
+    double started_at = -1;      // first successful start call (driver clock)
+    double ready_at = -1;
+    std::string error;
+};
+
+struct RunReport {
+    std::vector<std::string> groups;  // labels: "order 1", ..., "unordered"
+    std::vector<VmRun> vms;           // in planned order
+    double began = 0, finished = 0;
+};
+void to_json(nlohmann::json& j, const VmRun& v);
+void to_json(nlohmann::json& j, const RunReport& r);
+
+struct RunOptions {
+    HostSettings host;
+    bool apply_boot_delay = true;
+    double poll_interval = 0.2;  // seconds between readiness polls
+};
+
+// Starts the enabled VMs. Called after check_dependencies() passed. on_change(report) runs after
+// every state change (for task progress and status).
+RunReport run_start(const std::map<std::string, Settings>& vms, const RunOptions& opt, AutostartDriver& d,
+                    const std::function<void(const RunReport&)>& on_change = {});
+
+// The plan: run_start on a simulated clock where every start succeeds and every gate answers at
+// once, so times are the earliest possible ones.
+RunReport plan(const std::map<std::string, Settings>& vms, const RunOptions& opt);
+
+// Stop waves for stop-all: reverse of the start order (later groups first; within a group a VM
+// stops only after the VMs that depend on it). Each wave may stop in parallel.
+std::vector<std::vector<std::string>> stop_waves(const std::map<std::string, Settings>& vms);
+
+}  // namespace hv::daemon::autostart
