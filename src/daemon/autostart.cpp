@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -177,11 +178,26 @@ bool is_ready(const std::string& st) { return st == "ready" || st == "already-ru
 void to_json(json& j, const VmRun& v) {
     j = json{{"name", v.name},       {"group", v.group},       {"state", v.state},
              {"waiting_on", v.waiting_on}, {"attempts", v.attempts}, {"started_at", v.started_at},
-             {"ready_at", v.ready_at}, {"error", v.error}};
+             {"ready_at", v.ready_at}, {"start_duration", v.start_duration}, {"error", v.error}};
 }
 void to_json(json& j, const RunReport& r) {
     j = json{{"groups", r.groups}, {"vms", r.vms}, {"began", r.began}, {"finished", r.finished}};
 }
+
+void AutostartDriver::begin_start(const std::string& vm) {
+    double t0 = now();
+    StartResult r{vm, "", 0};
+    try {
+        start(vm);
+    } catch (const std::exception& e) {
+        r.error = e.what();
+        if (r.error.empty()) r.error = "start failed";
+    }
+    r.duration = now() - t0;
+    done_.push_back(std::move(r));
+}
+
+std::vector<AutostartDriver::StartResult> AutostartDriver::finished_starts() { return std::exchange(done_, {}); }
 
 RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions& opt, AutostartDriver& d,
                     const std::function<void(const RunReport&)>& on_change) {
@@ -210,7 +226,8 @@ RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions
         idx[n] = rep.vms.size();
         rep.vms.push_back(v);
     }
-    std::vector<double> next_try(rep.vms.size(), 0), attempt_at(rep.vms.size(), 0), final_at(rep.vms.size(), 0);
+    std::vector<double> next_try(rep.vms.size(), 0), attempt_at(rep.vms.size(), 0), final_at(rep.vms.size(), 0),
+        call_at(rep.vms.size(), 0);
 
     rep.began = d.now();
     double open_at = rep.began + (opt.apply_boot_delay ? opt.host.boot_delay : 0);
@@ -223,6 +240,35 @@ RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions
         if (d.cancelled()) fail(Errc::cancelled, "autostart run was cancelled");
         double now = d.now();
         bool changed = false;
+        // Start calls that returned.
+        for (auto& res : d.finished_starts()) {
+            auto it = idx.find(res.vm);
+            if (it == idx.end()) continue;
+            std::size_t i = it->second;
+            auto& v = rep.vms[i];
+            if (v.state != "starting") continue;
+            const auto& s = vms[v.name];
+            changed = true;
+            if (!res.error.empty()) {
+                v.error = res.error;
+                if (v.attempts <= opt.host.retries) {
+                    v.state = "pending";
+                    next_try[i] = now + opt.host.retry_delay;
+                    v.waiting_on = "retry";
+                } else {
+                    v.state = "failed", v.waiting_on.clear(), final_at[i] = now;
+                }
+                continue;
+            }
+            v.error.clear();
+            if (v.started_at < 0) v.started_at = call_at[i], v.start_duration = res.duration;
+            attempt_at[i] = now;
+            if (s.wait_for == "none") {
+                v.state = "ready", v.waiting_on.clear(), v.ready_at = now, final_at[i] = now + s.up;
+            } else {
+                v.state = "waiting", v.waiting_on = s.wait_for;
+            }
+        }
         // Readiness of the VMs that were started.
         for (std::size_t i = 0; i < rep.vms.size(); ++i) {
             auto& v = rep.vms[i];
@@ -289,27 +335,10 @@ RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions
                 continue;
             }
             ++v.attempts;
-            try {
-                d.start(v.name);
-            } catch (const std::exception& e) {
-                v.error = e.what();
-                if (v.attempts <= opt.host.retries) {
-                    next_try[i] = now + opt.host.retry_delay;
-                    v.waiting_on = "retry";
-                } else {
-                    v.state = "failed", final_at[i] = now;
-                }
-                continue;
-            }
-            v.error.clear();
-            if (v.started_at < 0) v.started_at = now;
-            attempt_at[i] = now;
-            if (s.wait_for == "none") {
-                v.state = "ready", v.ready_at = now, final_at[i] = now + s.up;
-            } else {
-                v.state = "waiting", v.waiting_on = s.wait_for;
-                ++active;
-            }
+            v.state = "starting", v.waiting_on = "start call";
+            call_at[i] = now;
+            ++active;
+            d.begin_start(v.name);
         }
         if (changed) {
             notify();
@@ -320,7 +349,7 @@ RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions
         bool polling = false;
         for (std::size_t i = 0; i < rep.vms.size(); ++i) {
             const auto& v = rep.vms[i];
-            if (v.state == "waiting") polling = true;
+            if (v.state == "waiting" || v.state == "starting") polling = true;
             if (v.state == "pending" && next_try[i] > now) wake = std::min(wake, next_try[i]);
         }
         if (open_at > now) wake = std::min(wake, open_at);

@@ -72,10 +72,24 @@ public:
     virtual bool running(const std::string& vm) = 0;
     // Starts the VM; throws (message used as the error) when it cannot.
     virtual void start(const std::string& vm) = 0;
+    // Issues a start without waiting for it; its outcome comes back from finished_starts().
+    // The scheduler calls it for several VMs of a group (bounded by max_parallel), so a driver
+    // whose start() blocks runs it on worker threads. Default: start() inline (synchronous).
+    virtual void begin_start(const std::string& vm);
+    struct StartResult {
+        std::string vm;
+        std::string error;      // empty: started
+        double duration = 0;    // seconds the start call took
+    };
+    // The starts that completed since the last call. sleep_until() may return early when one does.
+    virtual std::vector<StartResult> finished_starts();
     // Polls the readiness gate once.
     virtual bool ready(const std::string& vm, const Settings& s) = 0;
     // True when the run should stop (task cancelled).
     virtual bool cancelled() { return false; }
+
+private:
+    std::vector<StartResult> done_;  // results of the default, synchronous begin_start()
 };
 
 struct VmRun {
@@ -84,7 +98,8 @@ struct VmRun {
     std::string state = "pending";  // pending|starting|waiting|ready|already-running|failed
     std::string waiting_on;      // what keeps it from starting/being ready, for status
     int attempts = 0;
-    double started_at = -1;      // first successful start call (driver clock)
+    double started_at = -1;      // when the first successful start call was issued (driver clock)
+    double start_duration = -1;  // seconds that start call took
     double ready_at = -1;
     std::string error;
 };

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -129,13 +130,55 @@ public:
         // For tests: HV_AUTOSTART_TCP_ADDRESS replaces the VM's address for tcp:PORT gates.
         if (const char* a = std::getenv("HV_AUTOSTART_TCP_ADDRESS")) tcp_override_ = a;
     }
+    ~LibvirtDriver() override {
+        // A cancelled run leaves start calls in flight: let them finish.
+        for (auto& [_, t] : threads_) t.join();
+    }
     double now() override { return steady_s(); }
+    // Returns early when a start call finishes.
     void sleep_until(double t) override {
         double d = std::min(t - now(), 0.5);
-        if (d > 0) std::this_thread::sleep_for(std::chrono::duration<double>(d));
+        if (d <= 0) return;
+        std::unique_lock lk(mu_);
+        cv_.wait_for(lk, std::chrono::duration<double>(d), [&] { return !done_.empty(); });
     }
     bool running(const std::string& vm) override { return c_.vms.get(vm).state == api::VmState::running; }
     void start(const std::string& vm) override { c_.vms.action(vm, "start"); }
+    // One thread per start call in flight (at most max_parallel), so the starts of a group overlap.
+    void begin_start(const std::string& vm) override {
+        if (auto it = threads_.find(vm); it != threads_.end()) {  // an earlier attempt's thread
+            it->second.join();
+            threads_.erase(it);
+        }
+        threads_.emplace(vm, std::thread([this, vm] {
+            StartResult r{vm, "", 0};
+            double t0 = steady_s();
+            try {
+                start(vm);
+            } catch (const std::exception& e) {
+                r.error = e.what();
+                if (r.error.empty()) r.error = "start failed";
+            }
+            r.duration = steady_s() - t0;
+            std::lock_guard lk(mu_);
+            done_.push_back(std::move(r));
+            cv_.notify_all();
+        }));
+    }
+    std::vector<StartResult> finished_starts() override {
+        std::vector<StartResult> out;
+        {
+            std::lock_guard lk(mu_);
+            out.swap(done_);
+        }
+        for (const auto& r : out) {
+            if (auto it = threads_.find(r.vm); it != threads_.end()) {
+                it->second.join();
+                threads_.erase(it);
+            }
+        }
+        return out;
+    }
     bool ready(const std::string& vm, const as::Settings& s) override {
         try {
             if (c_.vms.get(vm).state != api::VmState::running) return false;
@@ -162,6 +205,10 @@ private:
     ApiContext& c_;
     util::Progress& p_;
     std::string tcp_override_;
+    std::map<std::string, std::thread> threads_;  // scheduler thread only
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<StartResult> done_;  // guarded by mu_
 };
 
 // Times relative to the run's beginning (seconds), plus its wall-clock start.

@@ -47,6 +47,46 @@ public:
     }
 };
 
+// Start calls take `call` seconds of fake time and overlap: begin_start() only records when the
+// call returns; sleep_until() stops at the next return.
+class AsyncFakeDriver : public FakeDriver {
+public:
+    double call = 1;
+    std::map<std::string, double> returns_at;  // start calls in flight
+    int in_flight_max = 0;
+
+    void sleep_until(double x) override {
+        for (auto& [_, r] : returns_at) x = std::min(x, r);
+        t = std::max(t, x);
+    }
+    void begin_start(const std::string& vm) override {
+        returns_at[vm] = t + call;
+        in_flight_max = std::max(in_flight_max, static_cast<int>(returns_at.size()));
+    }
+    std::vector<StartResult> finished_starts() override {
+        std::vector<StartResult> out;
+        for (auto it = returns_at.begin(); it != returns_at.end();) {
+            if (it->second > t) {
+                ++it;
+                continue;
+            }
+            StartResult r{it->first, "", call};
+            double now = t;
+            t = it->second - call;  // the call was issued then
+            try {
+                start(it->first);
+            } catch (const std::exception& e) {
+                r.error = e.what();
+            }
+            t = now;
+            if (started.count(it->first)) started[it->first] = it->second;  // running once the call returned
+            out.push_back(r);
+            it = returns_at.erase(it);
+        }
+        return out;
+    }
+};
+
 const VmRun& find(const RunReport& r, const std::string& n) {
     for (const auto& v : r.vms)
         if (v.name == n) return v;
@@ -176,4 +216,52 @@ TEST_CASE("autostart plan and stop waves") {
     CHECK(w[1] == std::vector<std::string>{"api"});
     CHECK(w[2] == std::vector<std::string>{"cache", "web"});
     CHECK(w[3] == std::vector<std::string>{"db"});
+}
+
+TEST_CASE("autostart scheduler: the start calls of a group overlap, bounded by max_parallel") {
+    std::map<std::string, Settings> vms;
+    for (auto n : {"a1", "a2", "a3", "a4"}) vms[n] = on(1);
+    for (auto n : {"b1", "b2", "b3", "b4", "b5", "b6"}) vms[n] = on(2);
+    AsyncFakeDriver d;
+    RunOptions o;
+    o.host.boot_delay = 0;
+    o.host.max_parallel = 4;
+    auto r = run_start(vms, o, d);
+    for (const auto& v : r.vms) {
+        INFO(v.name);
+        CHECK(v.state == "ready");
+        CHECK(v.start_duration == Approx(1));
+    }
+    // Group 1: 4 calls of 1 s each issued at once, all ready after ~1 s (not 4 s).
+    for (auto n : {"a1", "a2", "a3", "a4"}) {
+        CHECK(find(r, n).started_at == Approx(100));
+        CHECK(find(r, n).ready_at == Approx(101).margin(0.01));
+    }
+    // Group 2: 6 VMs, 4 at a time: 4 at 101, the other 2 when those return at 102.
+    int first = 0, second = 0;
+    for (auto n : {"b1", "b2", "b3", "b4", "b5", "b6"}) {
+        double s = find(r, n).started_at;
+        if (s == Approx(101).margin(0.01)) ++first;
+        if (s == Approx(102).margin(0.01)) ++second;
+    }
+    CHECK(first == 4);
+    CHECK(second == 2);
+    CHECK(d.in_flight_max == 4);
+    CHECK(r.finished - r.began == Approx(3).margin(0.01));
+}
+
+TEST_CASE("autostart scheduler: a failed start call that overlapped others is retried") {
+    std::map<std::string, Settings> vms{{"ok1", on(1)}, {"ok2", on(1)}, {"bad", on(1)}, {"fire", on(1, {}, 0, "none")}};
+    AsyncFakeDriver d;
+    d.fail_times = {{"bad", 1}};
+    RunOptions o;
+    o.host.boot_delay = 0;
+    o.host.retries = 1;
+    o.host.retry_delay = 5;
+    auto r = run_start(vms, o, d);
+    for (const auto& v : r.vms) CHECK(v.state == "ready");
+    CHECK(find(r, "bad").attempts == 2);
+    CHECK(find(r, "bad").started_at == Approx(106).margin(0.01));  // returned at 101, retried 5 s later
+    CHECK(find(r, "fire").ready_at == Approx(101).margin(0.01));
+    CHECK(d.in_flight_max == 4);
 }
