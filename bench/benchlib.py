@@ -11,6 +11,9 @@
       as hvctl does), so no process start-up is counted.
   benchlib.py mem PID [--label L] [--json FILE]
       one line of memory figures for PID: RSS, PSS, Private_Dirty, anon, file, threads.
+  benchlib.py autostart-report DIR --rounds N [--goal 1.0]
+      bench/autostart.sh's report from DIR/baseline.R.{total,vms} and DIR/autostart.R.{json,wall}:
+      total wall times, per-VM start call times, scheduler overhead = autostart - baseline.
   benchlib.py breakdown PID [--top N]
       where the RSS of PID comes from: /proc/PID/smaps grouped by file, anonymous memory split
       into heap / thread stacks / malloc arenas / other, thread count.
@@ -227,6 +230,50 @@ def cmd_breakdown(a):
         print(f"{g['Rss']:8d} {g['Pss']:8d} {g['Private_Dirty']:9d} {g['Shared_Clean']:8d} {g['n']:4d}  {name}")
 
 
+# ---------------------------------------------------------------- autostart
+def cmd_autostart_report(a):
+    def stats(xs):
+        return (f"mean {statistics.mean(xs) * 1000:7.1f} ms  median {statistics.median(xs) * 1000:7.1f} ms  "
+                f"max {max(xs) * 1000:7.1f} ms")
+
+    overheads = []
+    for r in range(1, a.rounds + 1):
+        d = a.dir
+        base_total = int(open(f"{d}/baseline.{r}.total").read()) / 1e9
+        base_calls = [int(line.split()[1]) / 1e9 for line in open(f"{d}/baseline.{r}.vms") if line.strip()]
+        res = json.load(open(f"{d}/autostart.{r}.json"))
+        wall = int(open(f"{d}/autostart.{r}.wall").read()) / 1e9
+        vms = res["vms"]
+        calls = [v["start_duration"] for v in vms if v.get("start_duration", -1) >= 0]
+        not_ready = [v["name"] for v in vms if v["state"] not in ("ready", "already-running")]
+        total = res["duration"]
+        # Per group: first start call issued -> last VM ready.
+        groups = {}
+        for v in vms:
+            g = groups.setdefault(v["group"], [1e9, 0.0])
+            g[0] = min(g[0], v["started_at"])
+            g[1] = max(g[1], v["ready_at"])
+        gaps = [groups[g + 1][0] - groups[g][1] for g in sorted(groups) if g + 1 in groups]
+        over = total - base_total
+        overheads.append(over)
+        print(f"-- round {r}")
+        print(f"baseline  virsh start, group by group: total {base_total:6.2f} s; per start call {stats(base_calls)}")
+        print(f"autostart task duration:             total {total:6.2f} s; per start call {stats(calls)}"
+              if calls else f"autostart task duration: total {total:6.2f} s (no start_duration in the result)")
+        print(f"autostart wall time of `hvctl autostart run` (task submit + wait): {wall:6.2f} s")
+        if gaps:
+            print(f"between groups (last VM ready -> next group's first start call): "
+                  f"mean {statistics.mean(gaps) * 1000:.1f} ms, max {max(gaps) * 1000:.1f} ms")
+        if not_ready:
+            print(f"NOT READY: {len(not_ready)} VMs, e.g. {not_ready[:3]}")
+        print(f"scheduler overhead = autostart total - baseline total = {over:+.2f} s "
+              f"(with hvctl's wall time: {wall - base_total:+.2f} s)")
+    print()
+    worst = max(overheads)
+    print(f"goal: scheduler overhead <= {a.goal:.1f} s: worst round {worst:+.2f} s: "
+          f"{'MET' if worst <= a.goal else 'NOT MET'}")
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -254,8 +301,13 @@ def main():
     b = sub.add_parser("breakdown")
     b.add_argument("pid", type=int)
     b.add_argument("--top", type=int, default=25)
+    s = sub.add_parser("autostart-report")
+    s.add_argument("dir")
+    s.add_argument("--rounds", type=int, default=1)
+    s.add_argument("--goal", type=float, default=1.0)
     a = p.parse_args()
-    {"timeit": cmd_timeit, "list-report": cmd_list_report, "http-latency": cmd_http_latency, "mem": cmd_mem, "breakdown": cmd_breakdown}[a.cmd](a)
+    {"timeit": cmd_timeit, "list-report": cmd_list_report, "http-latency": cmd_http_latency, "mem": cmd_mem, "breakdown": cmd_breakdown,
+     "autostart-report": cmd_autostart_report}[a.cmd](a)
 
 
 if __name__ == "__main__":
