@@ -24,36 +24,13 @@ using nlohmann::json;
 namespace as = autostart;
 
 namespace {
-std::string unescape(std::string s) {
-    const std::pair<const char*, const char*> rep[] = {{"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"},
-                                                       {"&amp;", "&"}};
-    for (auto [from, to] : rep) {
-        std::string out;
-        std::size_t pos = 0, hit;
-        std::string f(from);
-        while ((hit = s.find(f, pos)) != std::string::npos) {
-            out += s.substr(pos, hit - pos) + to;
-            pos = hit + f.size();
-        }
-        s = out + s.substr(pos);
-    }
-    return s;
-}
-
 std::optional<as::Settings> read_settings(virDomainPtr d) {
-    char* s = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, as::kNs, VIR_DOMAIN_AFFECT_CONFIG);
-    if (!s) {
-        virErrorPtr e = virGetLastError();
-        if (!e || e->code == VIR_ERR_NO_DOMAIN_METADATA) return std::nullopt;
-        virt::throw_libvirt_error("cannot read autostart metadata");
-    }
-    std::string xml(s);
-    free(s);
-    auto a = xml.find('>');
-    auto b = xml.rfind('<');
-    if (a == std::string::npos || b == std::string::npos || b <= a) return std::nullopt;
+    auto xml = virt::get_metadata(d, as::kNs, VIR_DOMAIN_AFFECT_CONFIG);
+    if (!xml) return std::nullopt;
+    auto el = virt::read_metadata_element(*xml);
+    if (!el) return std::nullopt;
     try {
-        return as::settings_from_json(json::parse(unescape(xml.substr(a + 1, b - a - 1))));
+        return as::settings_from_json(json::parse(el->text));
     } catch (const std::exception& e) {
         spdlog::warn("ignoring unreadable autostart metadata: {}", e.what());
         return std::nullopt;

@@ -47,6 +47,18 @@ void throw_libvirt_error(const std::string& what) {
     throw Error(code, what + ": " + msg);
 }
 
+std::optional<std::string> get_metadata(virDomainPtr d, const char* ns, unsigned flags) {
+    char* s = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, ns, flags);
+    if (!s) {
+        virErrorPtr e = virGetLastError();
+        if (!e || e->code == VIR_ERR_NO_DOMAIN_METADATA) return std::nullopt;
+        throw_libvirt_error("cannot read metadata");
+    }
+    std::string out(s);
+    free(s);
+    return out;
+}
+
 namespace {
 void silence(void*, virErrorPtr) {}
 

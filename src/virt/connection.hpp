@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -31,6 +32,11 @@ using NetworkHandle = std::unique_ptr<virNetwork, NetworkDeleter>;
 
 // Throws hv::Error for the calling thread's last libvirt error; `what` prefixes the message.
 [[noreturn]] void throw_libvirt_error(const std::string& what);
+// A domain's metadata element in namespace `ns` (virDomainGetMetadata, ELEMENT). nullopt when
+// the domain has none; other failures (a dead connection) throw, so a missing read is never
+// mistaken for missing metadata.
+std::optional<std::string> get_metadata(virDomainPtr d, const char* ns, unsigned flags);
+
 // Maps a libvirt error number to an hv code (VIR_ERR_NO_DOMAIN -> not_found, ...).
 Errc errc_from_libvirt(int vir_error_code);
 

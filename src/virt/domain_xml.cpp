@@ -345,6 +345,18 @@ std::optional<api::VmSpec> spec_from_metadata(const std::string& element_xml) {
     return std::nullopt;
 }
 
+std::optional<MetadataElement> read_metadata_element(const std::string& element_xml) {
+    auto doc = parse_xml(element_xml);
+    if (!doc) return std::nullopt;
+    const auto* root = document_element(*doc);
+    if (!root) return std::nullopt;
+    MetadataElement out;
+    out.text = root->second.data();
+    if (auto attrs = root->second.get_child_optional("<xmlattr>"))
+        for (const auto& [k, v] : *attrs) out.attributes[k] = v.data();
+    return out;
+}
+
 LiveFacts parse_live_xml(const std::string& domain_xml) {
     LiveFacts facts;
     auto doc = parse_xml(domain_xml);

@@ -99,25 +99,11 @@ std::pair<int, int> domain_state(virDomainPtr d) {
     return {st, reason};
 }
 
-// nullopt when the domain has no such metadata; other failures (a dead connection) throw, so
-// a managed VM is never mistaken for an unmanaged one.
-std::optional<std::string> get_metadata(virDomainPtr d, const char* ns, unsigned flags) {
-    char* s = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, ns, flags);
-    if (!s) {
-        virErrorPtr e = virGetLastError();
-        if (!e || e->code == VIR_ERR_NO_DOMAIN_METADATA) return std::nullopt;
-        throw_libvirt_error("cannot read metadata");
-    }
-    std::string out(s);
-    free(s);
-    return out;
-}
-
 std::int64_t parse_started(const std::string& xml) {
-    auto p = xml.find("started=");
-    if (p == std::string::npos || p + 9 >= xml.size()) return 0;
+    auto el = read_metadata_element(xml);
+    if (!el || !el->attributes.count("started")) return 0;
     try {
-        return std::stoll(xml.substr(p + 9));
+        return std::stoll(el->attributes["started"]);
     } catch (...) {
         return 0;
     }

@@ -4,6 +4,7 @@
 // Golden files: tests/data/<case>.json -> <case>.xml (HV_REGENERATE_GOLDEN=1 rewrites them).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -32,6 +33,14 @@ std::string metadata_xml(const api::VmSpec& spec);
 // Parses what virDomainGetMetadata(VIR_DOMAIN_METADATA_ELEMENT, kMetadataNs) returned.
 // nullopt when it is not hv metadata or cannot be read.
 std::optional<api::VmSpec> spec_from_metadata(const std::string& element_xml);
+
+// Text and one attribute of the root element of a metadata element as libvirt returns it
+// (entities decoded by a real XML parser). nullopt when the XML cannot be read.
+struct MetadataElement {
+    std::string text;
+    std::map<std::string, std::string> attributes;
+};
+std::optional<MetadataElement> read_metadata_element(const std::string& element_xml);
 
 // Facts read from a running domain's live XML.
 struct LiveFacts {
