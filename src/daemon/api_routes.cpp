@@ -73,8 +73,7 @@ void register_routes(Router& r, ApiContext& c) {
     r.add("POST", "/v1/vms", [&c](const Request& req) {
         auto spec = api::vm_spec_from_json(req.json());
         api::validate(spec);
-        // Fast answers before a task exists: libvirt down -> 503, name taken -> 409.
-        c.vms.list();
+        // Fast answers before a task exists: libvirt down -> 503 (get checks it), name taken -> 409.
         try {
             c.vms.get(spec.name);
             fail(Errc::conflict, "vm '{}' already exists", spec.name);

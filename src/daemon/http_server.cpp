@@ -139,13 +139,20 @@ private:
                 return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
             return start_stream();
         }
-        // Routes that only read memory answer right here, never queued behind slow calls.
+        // Matched once, here: unknown paths and methods are answered at once, and routes that
+        // only read memory run right here, never queued behind slow calls.
         const Router::Route* route = nullptr;
         try {
             route = &router_.match(req);
-        } catch (...) {
+        } catch (const MethodNotAllowed& m) {
+            auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
+            r.status = 405;
+            allow_ = m.allowed;
+            return write(r, version_);
+        } catch (const Error& e) {
+            return write(error_response(e.code(), e.what()), version_);
         }
-        if (route && route->fast) return write(dispatch(req), version_);
+        if (route->fast) return write(dispatch(*route, req), version_);
 
         auto state = std::make_shared<std::atomic<bool>>(false);  // answered already?
         timer_.expires_after(timeout_);
@@ -154,11 +161,11 @@ private:
             spdlog::warn("request {} did not finish within {} s", path, self->timeout_.count());
             self->write(error_response(Errc::timeout, fmt::format("the operation did not finish within {} s; it continues in the background", self->timeout_.count())), self->version_);
         });
-        asio::post(pool_, [self = shared_from_this(), state, req = std::move(req)]() mutable {
+        asio::post(pool_, [self = shared_from_this(), state, route, req = std::move(req)]() mutable {
             // Answered 504 before a worker was free: the caller was told it did not happen in
             // time, so do not start it now.
             if (state->load()) return;
-            Response res = self->dispatch(req);
+            Response res = self->dispatch(*route, req);
             asio::post(self->sock_.get_executor(), [self, state, res = std::move(res)] {
                 if (state->exchange(true)) return;
                 self->timer_.cancel();
@@ -167,14 +174,9 @@ private:
         });
     }
 
-    Response dispatch(Request& req) {
+    Response dispatch(const Router::Route& route, const Request& req) {
         try {
-            return router_.match(req).handler(req);
-        } catch (const MethodNotAllowed& m) {
-            auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
-            r.status = 405;
-            allow_ = m.allowed;
-            return r;
+            return route.handler(req);
         } catch (const Error& e) {
             if (e.code() == Errc::internal) spdlog::error("{} {}: {}", req.method, req.path, e.what());
             return error_response(e.code(), e.what());

@@ -655,8 +655,8 @@ VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, u
     // Wait without holding the VM's lock, so `vm stop` can cut in.
     auto start = std::chrono::steady_clock::now();
     auto deadline = start + std::chrono::seconds(timeout_s);
+    auto dom = conn_->domain(name);  // one lookup; the handle stays valid while we poll
     for (;;) {
-        auto dom = conn_->domain(name);
         if (!is_active(map_state(domain_state(dom.get()).first))) break;
         auto now = std::chrono::steady_clock::now();
         if (progress.cancelled()) fail(Errc::cancelled, "shutdown of vm '{}' was cancelled; it keeps running", name);
