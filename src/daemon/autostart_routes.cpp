@@ -211,6 +211,12 @@ private:
     util::Progress& p_;
 };
 
+// Adds each VM's readiness gate (wait_for) to a run report, so a report says what was awaited.
+void add_wait_for(json& j, const std::map<std::string, as::Settings>& vms) {
+    for (auto& v : j["vms"])
+        if (auto it = vms.find(v["name"].get<std::string>()); it != vms.end()) v["wait_for"] = it->second.wait_for;
+}
+
 struct BusyGuard {
     std::atomic<bool>& b;
     ~BusyGuard() { b = false; }
@@ -306,8 +312,8 @@ void AutostartService::publish_changes(const as::RunReport& r) {
         if (last == now) continue;
         last = now;
         bus_.publish("autostart", "vm/" + v.name,
-                     json{{"state", v.state}, {"attempts", v.attempts}, {"error", v.error},
-                          {"at", std::round((steady_s() - r.began) * 1000) / 1000}});
+                     json{{"state", v.state}, {"waiting_on", v.waiting_on}, {"attempts", v.attempts},
+                          {"error", v.error}, {"at", std::round((steady_s() - r.began) * 1000) / 1000}});
     }
 }
 
@@ -340,6 +346,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                 {
                     std::lock_guard lk(status_mu_);
                     status_ = relative(rep);
+                    add_wait_for(status_, vms);
                     status_["running"] = true;
                     status_["group"] = group;
                     publish_changes(rep);
@@ -350,6 +357,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                                           waiting.empty() ? "" : "; waiting: " + fmt::format("{}", fmt::join(waiting, ", "))));
             });
             json j = relative(r);
+            add_wait_for(j, vms);
             int failed = 0;
             for (const auto& v : r.vms) failed += v.state == "failed";
             j["failed"] = failed;

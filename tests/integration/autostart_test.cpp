@@ -1,6 +1,10 @@
 // Autostart with real TCG VMs and compressed delays: order groups, max_parallel, up delays,
 // dependencies across orders, a tcp:PORT gate, a failing VM that blocks nothing, cycles refused,
 // stop-all in reverse order with force after the down timeout, and the run at host boot.
+// With the test guest (scripts/build-test-guest.sh: qemu-ga, DHCP on eth0, a listener on port
+// 22): the guest-agent gate against a real agent, `autostart status` and the `autostart` events
+// while a run is in progress, and the tcp:22 gate on the address the VM got from libvirt's
+// "default" network (hvd in the private libvirtd's network namespace, where that network is).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -36,6 +40,39 @@ int free_port() {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
     ::close(fd);
     return ntohs(sa.sin_port);
+}
+
+// The `autostart` events about vm/NAME in an `hvctl events -o json` transcript, in order.
+std::vector<json> autostart_events(const std::string& transcript, const std::string& name) {
+    std::vector<json> out;
+    std::size_t pos = 0;
+    for (auto nl = transcript.find('\n'); nl != std::string::npos; pos = nl + 1, nl = transcript.find('\n', pos)) {
+        auto j = json::parse(transcript.substr(pos, nl - pos), nullptr, false);
+        if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "vm/" + name)
+            out.push_back(j["data"]);
+    }
+    return out;
+}
+
+// The states in those events, e.g. {"starting", "waiting", "ready"}.
+std::vector<std::string> states_of(const std::vector<json>& evs) {
+    std::vector<std::string> out;
+    for (const auto& e : evs) out.push_back(e.value("state", ""));
+    return out;
+}
+
+// True when `want` occurs in `have` in this order (other entries may come in between).
+bool in_order(const std::vector<std::string>& have, const std::vector<std::string>& want) {
+    std::size_t k = 0;
+    for (const auto& h : have)
+        if (k < want.size() && h == want[k]) ++k;
+    return k == want.size();
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
 }
 
 int listen_on(int port) {
@@ -188,4 +225,191 @@ TEST_CASE("autostart runs when hvd starts after a host boot, not on a mere hvd r
     auto st = hvd.ctl_json({"autostart", "status"});
     CHECK(by_name(st["vms"])[a]["state"] == "ready");
     CHECK(read_file(boot_file).find("00000000-") == std::string::npos);
+}
+
+TEST_CASE("autostart: guest-agent gate on the booted test guest, status and events during the run",
+          "[integration][autostart][guest]") {
+    Hvd hvd;
+    std::string guest = env("HV_TEST_GUEST_DIR");
+    auto ga = hvd.vm("as-agent"), noos = hvd.vm("as-noagent"), later = hvd.vm("as-later");
+    // The event stream follows everything from before the run; a task event of a create shows
+    // that it is subscribed.
+    Child events(hvd.ctl_argv({"events", "-o", "json"}));
+    REQUIRE(hvd.ctl({"vm", "create", ga, "--memory", "128M", "--kernel", guest + "/vmlinuz", "--initrd",
+                     guest + "/initrd.gz", "--cmdline", "console=ttyS0 quiet panic=-1"})
+                .exit_code == 0);
+    REQUIRE(hvd.ctl({"vm", "create", noos, "--memory", "64M"}).exit_code == 0);  // no OS: no agent ever
+    REQUIRE(hvd.ctl({"vm", "create", later, "--memory", "64M"}).exit_code == 0);
+    REQUIRE(events.wait_line(
+                [](const std::string& l) {
+                    auto j = json::parse(l, nullptr, false);
+                    return j.is_object() && j.value("type", "") == "task";
+                },
+                60s)
+                .has_value());
+
+    REQUIRE(hvd.ctl({"autostart", "host", "--boot-delay", "0", "--max-parallel", "2", "--retries", "0"}).exit_code == 0);
+    auto set = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {"vm", "autostart"});
+        auto r = hvd.ctl(args);
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+    };
+    set({ga, "--enable", "--order", "1", "--wait-for", "guest-agent", "--wait-timeout", "180", "--down", "30"});
+    set({noos, "--enable", "--order", "1", "--wait-for", "guest-agent", "--wait-timeout", "8", "--down", "2"});
+    set({later, "--enable", "--order", "2", "--down", "2"});
+
+    Child run(hvd.ctl_argv({"autostart", "run", "-o", "json"}));
+
+    // While the run is in progress: group "order 1", the guest waiting on its agent, order 2 not
+    // started yet. The guest needs seconds to boot, so both views catch it waiting.
+    json st;
+    std::string table;
+    bool caught = wait_until(
+        [&] {
+            table = hvd.ctl({"autostart", "status"}).out;
+            st = hvd.ctl_json({"autostart", "status"});
+            if (st.value("running", false) != true) return false;
+            auto v = by_name(st["vms"]);
+            bool table_ok = table.find("running; group: order 1") != std::string::npos &&
+                            table.find("waiting: guest-agent") != std::string::npos;
+            return table_ok && v[ga].value("state", "") == "waiting" && v[ga].value("waiting_on", "") == "guest-agent";
+        },
+        150s, 300ms);
+    INFO("status: " << st.dump(2) << "\ntable:\n" << table << "\nhvd log:\n" << hvd.log_tail());
+    REQUIRE(caught);
+    {
+        auto v = by_name(st["vms"]);
+        CHECK(st["group"] == "order 1");
+        CHECK(st["busy"] == true);
+        CHECK(st["groups"] == json::array({"order 1", "order 2"}));
+        CHECK(v[ga]["wait_for"] == "guest-agent");
+        CHECK(v[ga]["attempts"] == 1);
+        CHECK(v[later]["state"] == "pending");
+        CHECK(v[later]["started_at"].get<double>() < 0);
+        // The table names the guest on the same line as what it waits for.
+        auto line_of = [&](const std::string& name) {
+            auto p = table.find(name);
+            return p == std::string::npos ? std::string() : table.substr(p, table.find('\n', p) - p);
+        };
+        CHECK(line_of(ga).find("waiting: guest-agent") != std::string::npos);
+    }
+
+    auto r = run.finish(240s);
+    INFO(r.describe() << "\n" << hvd.log_tail());
+    CHECK(r.exit_code == 11);  // one VM not ready
+    auto res = json::parse(r.out, nullptr, false);
+    REQUIRE(res.is_object());
+    auto v = by_name(res["vms"]);
+    CHECK(res["failed"] == 1);
+    // The guest became ready through its agent: it waited for guest-agent, after booting.
+    CHECK(v[ga]["state"] == "ready");
+    CHECK(v[ga]["wait_for"] == "guest-agent");
+    CHECK(v[ga]["error"] == "");
+    CHECK(v[ga]["ready_at"].get<double>() > v[ga]["started_at"].get<double>() + 1.0);  // a boot takes seconds
+    // The VM without OS fails its gate with the reason, after its own timeout...
+    CHECK(v[noos]["state"] == "failed");
+    CHECK(v[noos]["wait_for"] == "guest-agent");
+    CHECK(v[noos]["error"] == "not ready (guest-agent) within 8 s");
+    CHECK(domstate(noos) == "running");  // it was started; only its gate failed
+    // ... and blocks nobody: the next group still starts (once order 1 is final).
+    CHECK(v[later]["state"] == "ready");
+    CHECK(v[later]["started_at"].get<double>() >= v[noos]["started_at"].get<double>() + 7.9);
+    auto after = hvd.ctl_json({"autostart", "status"});
+    CHECK(after["running"] == false);
+    CHECK(after["failed"] == 1);
+
+    // The agent really answers, and the guest says it started it.
+    auto ping = virsh({"qemu-agent-command", ga, R"({"execute":"guest-ping"})"});
+    INFO(ping.describe());
+    CHECK(ping.exit_code == 0);
+    CHECK(read_file(hvd.log_dir + "/" + ga + ".serial.log").find("HV-GUEST-AGENT started") != std::string::npos);
+
+    // The event stream: per VM, its autostart states in order, with what it waited on.
+    auto last = events.wait_line(
+        [&](const std::string& l) {
+            auto j = json::parse(l, nullptr, false);
+            return j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "vm/" + later &&
+                   j["data"].value("state", "") == "ready";
+        },
+        60s);
+    INFO("event stream:\n" << events.out());
+    CHECK(last.has_value());
+    auto ge = autostart_events(events.out(), ga), ne = autostart_events(events.out(), noos);
+    INFO(ga << ": " << joined(states_of(ge)) << "\n" << noos << ": " << joined(states_of(ne)));
+    CHECK(in_order(states_of(ge), {"starting", "waiting", "ready"}));
+    CHECK(in_order(states_of(ne), {"starting", "waiting", "failed"}));
+    CHECK(in_order(states_of(autostart_events(events.out(), later)), {"pending", "starting", "ready"}));
+    bool ga_waited_on_agent = false;
+    for (const auto& e : ge)
+        if (e.value("state", "") == "waiting" && e.value("waiting_on", "") == "guest-agent") ga_waited_on_agent = true;
+    CHECK(ga_waited_on_agent);
+    if (!ne.empty()) {
+        CHECK(ne.back()["state"] == "failed");
+        CHECK(ne.back()["error"] == "not ready (guest-agent) within 8 s");
+    }
+    events.terminate();
+}
+
+TEST_CASE("autostart: tcp:22 gate on the address the VM got by DHCP on libvirt's default network",
+          "[integration][autostart][guest][net]") {
+    // No HV_AUTOSTART_TCP_ADDRESS: hvd finds the address itself (DHCP lease, else the agent).
+    // hvd runs in the private libvirtd's network namespace: "default" (virbr0, 192.168.122.0/24)
+    // exists only there. (In the host's namespace those addresses are routed to the host's
+    // default gateway, which on some test machines accepts any TCP connection: a false "open".)
+    ::unsetenv("HV_AUTOSTART_TCP_ADDRESS");
+    Hvd hvd(true, "", /*in_libvirt_netns=*/true);
+    std::string guest = env("HV_TEST_GUEST_DIR");
+    auto web = hvd.vm("as-ssh"), closed = hvd.vm("as-closed");
+    for (const auto& n : {web, closed}) {
+        auto c = hvd.ctl({"vm", "create", n, "--memory", "128M", "--kernel", guest + "/vmlinuz", "--initrd",
+                          guest + "/initrd.gz", "--cmdline", "console=ttyS0 quiet panic=-1", "--net",
+                          "network=default"});
+        INFO(c.describe());
+        REQUIRE(c.exit_code == 0);
+    }
+    REQUIRE(hvd.ctl({"autostart", "host", "--boot-delay", "0", "--max-parallel", "2", "--retries", "0"}).exit_code == 0);
+    REQUIRE(hvd.ctl({"vm", "autostart", web, "--enable", "--order", "1", "--wait-for", "tcp:22", "--wait-timeout",
+                     "180", "--down", "30"})
+                .exit_code == 0);
+    // The same guest, but nothing listens on port 23: its gate must fail although the VM has an
+    // address (checked below), so a "ready" above is a real connection to the guest's port 22.
+    REQUIRE(hvd.ctl({"vm", "autostart", closed, "--enable", "--order", "1", "--wait-for", "tcp:23",
+                     "--wait-timeout", "45", "--down", "30"})
+                .exit_code == 0);
+
+    auto r = hvd.ctl({"autostart", "run", "-o", "json"}, 240s);
+    INFO(r.describe() << "\n" << hvd.log_tail());
+    CHECK(r.exit_code == 11);
+    auto res = json::parse(r.out, nullptr, false);
+    REQUIRE(res.is_object());
+    auto v = by_name(res["vms"]);
+    CHECK(v[web]["state"] == "ready");
+    CHECK(v[web]["wait_for"] == "tcp:22");
+    CHECK(v[web]["ready_at"].get<double>() > v[web]["started_at"].get<double>() + 1.0);  // boot + DHCP
+    CHECK(v[closed]["state"] == "failed");
+    CHECK(v[closed]["error"] == "not ready (tcp:23) within 45 s");
+
+    // Where the gate connected: the lease libvirt's dnsmasq gave, the address the guest configured.
+    auto lease_of = [&](const std::string& n) {
+        auto a = virsh({"domifaddr", n, "--source", "lease"});
+        auto p = a.out.find("192.168.122.");
+        return p == std::string::npos ? std::string() : a.out.substr(p, a.out.find('/', p) - p);
+    };
+    std::string ip = lease_of(web), ip_closed;
+    INFO("web lease " << ip);
+    REQUIRE_FALSE(ip.empty());
+    CHECK(read_file(hvd.log_dir + "/" + web + ".serial.log").find("HV-GUEST-IP " + ip) != std::string::npos);
+    // The failing VM had an address as well, with port 22 open there and 23 refused.
+    CHECK(wait_until([&] { return !(ip_closed = lease_of(closed)).empty(); }, 60s, 500ms));
+    std::string ns = "--net=/proc/" + read_file(env("HV_TEST_LIBVIRT_DIR") + "/holder.pid");
+    while (!ns.empty() && (ns.back() == '\n' || ns.back() == ' ')) ns.pop_back();
+    ns += "/ns/net";
+    auto probe = [&](const std::string& addr, const std::string& port) {
+        return run({"nsenter", ns, "--", "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/$0/$1", addr, port}, 30s)
+            .exit_code;
+    };
+    INFO("closed lease " << ip_closed);
+    CHECK(probe(ip_closed, "22") == 0);
+    CHECK(probe(ip_closed, "23") != 0);
 }

@@ -294,7 +294,8 @@ nlohmann::json HttpResponse::json() const {
     return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
 
-Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml) {
+Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml, bool in_libvirt_netns)
+    : in_libvirt_netns_(in_libvirt_netns) {
     skip_unless_runnable();
     // Short base path: Unix socket paths are limited to 108 bytes.
     char tmpl[] = "/tmp/hvit-XXXXXX";
@@ -316,6 +317,17 @@ void Hvd::start(bool wait_for_libvirt) {
                                   socket,         "--state-dir",    state_dir,         "--libvirt-uri",
                                   libvirt_uri(),  "--accel",        "tcg",             "--foreground",
                                   "--log-level",  "debug"};
+    if (in_libvirt_netns_) {
+        // The holder process of scripts/private-libvirtd.sh owns libvirtd's network namespace.
+        std::string holder = env("HV_TEST_LIBVIRT_DIR") + "/holder.pid";
+        std::string pid = read_file(holder);
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        REQUIRE_FALSE(pid.empty());
+        std::string ns = "/proc/" + pid + "/ns/net";
+        INFO("network namespace of the private libvirtd: " << ns);
+        REQUIRE(file_exists(ns));
+        argv.insert(argv.begin(), {"nsenter", "--net=" + ns, "--"});
+    }
     proc_.emplace(argv, log_file);
     // Ready = the socket accepts connections.
     auto connectable = [&] {

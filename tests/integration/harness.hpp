@@ -105,7 +105,10 @@ public:
     // Starts hvd and waits for its socket; with `wait_for_libvirt` also until GET /v1/host
     // says libvirt_connected (tests of a libvirtd that is down pass false). `config_toml` is
     // written to its config file (e.g. a [time] section); default: built-in defaults.
-    explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "");
+    // With `in_libvirt_netns`, hvd runs in the private libvirtd's network namespace (nsenter
+    // --net into scripts/private-libvirtd.sh's holder), where libvirt's "default" NAT network
+    // and so the guests' 192.168.122.x addresses are; its Unix socket works as usual.
+    explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "", bool in_libvirt_netns = false);
     Hvd(const Hvd&) = delete;
     Hvd& operator=(const Hvd&) = delete;
     // Destroys and undefines every VM made through vm(), stops hvd (SIGTERM), removes the
@@ -141,6 +144,7 @@ public:
     std::string log_file;   // dir/hvd.log
 
 private:
+    bool in_libvirt_netns_ = false;
     std::optional<Child> proc_;
     std::set<std::string> vms_;
 };
