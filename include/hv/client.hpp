@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hv/api/host.hpp"
+#include "hv/api/storage.hpp"
 #include "hv/api/task.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/error.hpp"
@@ -47,6 +48,20 @@ public:
     // action: start|stop|reboot|reset|suspend|resume -> VmInfo
     api::VmInfo vm_action(const std::string& name, const std::string& action);
     api::TaskInfo shutdown_vm(const std::string& name, int timeout_s, bool force);  // 202 -> task
+
+    // Storage: pools and volumes (creates, resizes and clones are tasks).
+    std::vector<api::PoolInfo> list_pools();
+    api::PoolInfo get_pool(const std::string& name);
+    api::PoolInfo add_pool(const api::PoolSpec& spec);
+    void remove_pool(const std::string& name);
+    api::PoolInfo scan_pool(const std::string& name);
+    std::vector<api::VolumeInfo> list_volumes(const std::string& pool);
+    api::VolumeInfo get_volume(const std::string& pool, const std::string& name);
+    api::TaskInfo create_volume(const api::VolumeSpec& spec);
+    // Returns the VMs the volume was detached from (force).
+    std::vector<std::string> delete_volume(const std::string& pool, const std::string& name, bool force);
+    api::TaskInfo resize_volume(const std::string& pool, const std::string& name, std::uint64_t size);
+    api::TaskInfo clone_volume(const std::string& pool, const std::string& name, const std::string& target);
 
     std::vector<api::TaskInfo> list_tasks();
     api::TaskInfo get_task(const std::string& id);

@@ -20,6 +20,7 @@ enum class Errc {
     unavailable,     // 503: libvirt (or another backend) is unreachable right now
     timeout,         // 504: an operation did not finish within its time limit
     unsupported,     // 501: the host or backend cannot do this (kernel feature, driver)
+    insufficient_space,  // 507: the pool has not enough free space for what was asked
 };
 
 // Wire name, e.g. "not_found".

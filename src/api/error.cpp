@@ -12,7 +12,7 @@ struct Row {
     int exit;
 };
 // The single table: code -> wire name -> HTTP status -> hvctl exit code.
-constexpr std::array<Row, 8> kTable{{
+constexpr std::array<Row, 9> kTable{{
     {Errc::invalid_input, "invalid_input", 400, 3},
     {Errc::not_found, "not_found", 404, 4},
     {Errc::conflict, "conflict", 409, 5},
@@ -21,6 +21,7 @@ constexpr std::array<Row, 8> kTable{{
     {Errc::unavailable, "unavailable", 503, 6},
     {Errc::timeout, "timeout", 504, 7},
     {Errc::unsupported, "unsupported", 501, 8},
+    {Errc::insufficient_space, "insufficient_space", 507, 12},
 }};
 
 const Row& row(Errc c) noexcept {
@@ -49,6 +50,7 @@ Errc errc_from_http_status(int status) noexcept {
         case 501: return Errc::unsupported;
         case 503: return Errc::unavailable;
         case 504: return Errc::timeout;
+        case 507: return Errc::insufficient_space;
         default: return Errc::internal;
     }
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <set>
 
 #include "hv/api/json_reader.hpp"
@@ -27,6 +28,8 @@ void validate_name(const std::string& name, const char* what) {
 namespace {
 const std::set<std::string> kBuses{"virtio", "sata", "scsi", "ide"};
 const std::set<std::string> kFormats{"qcow2", "raw"};
+const std::set<std::string> kDiskModes{"dependent", "independent-persistent", "independent-nonpersistent"};
+const std::set<std::string> kCacheModes{"", "none", "writeback", "writethrough", "directsync", "unsafe"};
 const std::set<std::string> kNicModels{"virtio", "e1000", "e1000e", "rtl8139"};
 
 bool valid_mac(const std::string& m) {
@@ -93,7 +96,21 @@ void validate(const VmSpec& s) {
         if (!kBuses.count(d.bus)) fail(Errc::invalid_input, "{}.bus '{}' is not one of virtio, sata, scsi, ide", f, d.bus);
         if (!kFormats.count(d.format)) fail(Errc::invalid_input, "{}.format '{}' is not one of qcow2, raw", f, d.format);
         validate_name(d.pool, "pool name");
-        if (d.path.empty() && d.size == 0) fail(Errc::invalid_input, "{}: size is required (e.g. size=4G)", f);
+        if (!kDiskModes.count(d.mode))
+            fail(Errc::invalid_input, "{}.mode '{}' is not one of dependent, independent-persistent, "
+                 "independent-nonpersistent", f, d.mode);
+        if (!kCacheModes.count(d.cache))
+            fail(Errc::invalid_input, "{}.cache '{}' is not one of none, writeback, writethrough, directsync, unsafe", f,
+                 d.cache);
+        if (d.limits.total_iops && (d.limits.read_iops || d.limits.write_iops))
+            fail(Errc::invalid_input, "{}: total_iops cannot be combined with read_iops/write_iops", f);
+        if (d.limits.total_bps && (d.limits.read_bps || d.limits.write_bps))
+            fail(Errc::invalid_input, "{}: total_bps cannot be combined with read_bps/write_bps", f);
+        if (!d.volume.empty()) validate_name(d.volume, "volume name");
+        int sources = int(d.size != 0) + int(!d.volume.empty()) + int(!d.path.empty());
+        if (sources == 0) fail(Errc::invalid_input, "{}: size is required (e.g. size=4G), or volume= an existing volume", f);
+        if (sources > 1)
+            fail(Errc::invalid_input, "{}: give one of size (new volume), volume= or path= (existing volume)", f);
         if (d.size != 0 && d.size < MiB) fail(Errc::invalid_input, "{}.size must be at least 1M", f);
         if (d.size > (1ULL << 50)) fail(Errc::invalid_input, "{}.size is too large (at most 1P)", f);
         if (!d.path.empty() && d.path[0] != '/') fail(Errc::invalid_input, "{}.path must be absolute", f);
@@ -122,7 +139,7 @@ void validate(const VmSpec& s) {
         fail(Errc::invalid_input, "initrd and cmdline need a kernel");
     if (s.cmdline.size() > 2048) fail(Errc::invalid_input, "cmdline is too long (at most 2048 bytes)");
     if (!s.cdrom.empty()) {
-        if (s.cdrom[0] != '/') fail(Errc::invalid_input, "cdrom must be an absolute path");
+        if (s.cdrom[0] != '/') parse_volume_ref(s.cdrom, "cdrom");  // POOL:iso/NAME
         if (s.cdrom.find("..") != std::string::npos) fail(Errc::invalid_input, "cdrom must not contain '..'");
     }
 }
@@ -164,8 +181,13 @@ void to_json(json& j, Firmware v) { j = to_string(v); }
 void to_json(json& j, VmState v) { j = to_string(v); }
 
 void to_json(json& j, const DiskSpec& v) {
-    j = json{{"name", v.name}, {"size", v.size}, {"pool", v.pool}, {"format", v.format},
-             {"bus", v.bus},   {"path", v.path}, {"owned", v.owned}};
+    j = json{{"name", v.name},   {"size", v.size},         {"pool", v.pool},   {"volume", v.volume},
+             {"format", v.format}, {"provision", v.provision}, {"bus", v.bus}, {"mode", v.mode},
+             {"cache", v.cache}, {"discard", v.discard},   {"path", v.path},   {"owned", v.owned}};
+    const auto& l = v.limits;
+    if (l.any())
+        j["limits"] = json{{"total_iops", l.total_iops}, {"read_iops", l.read_iops}, {"write_iops", l.write_iops},
+                           {"total_bps", l.total_bps},   {"read_bps", l.read_bps},   {"write_bps", l.write_bps}};
 }
 void to_json(json& j, const NicSpec& v) {
     j = json::object();
@@ -214,7 +236,22 @@ DiskSpec disk_from_json(const json& j, const std::string& path) {
     d.size = r.opt_size("size").value_or(0);
     d.pool = r.opt<std::string>("pool").value_or(d.pool);
     d.format = r.opt<std::string>("format").value_or(d.format);
+    d.volume = r.opt<std::string>("volume").value_or("");
+    if (auto p = r.opt<std::string>("provision")) d.provision = provision_from_string(*p);
     d.bus = r.opt<std::string>("bus").value_or(d.bus);
+    d.mode = r.opt<std::string>("mode").value_or(d.mode);
+    d.cache = r.opt<std::string>("cache").value_or("");
+    d.discard = r.opt<bool>("discard").value_or(false);
+    if (const auto* l = r.raw("limits")) {
+        ObjectReader lr(*l, r.field("limits"));
+        d.limits.total_iops = lr.opt<std::uint64_t>("total_iops").value_or(0);
+        d.limits.read_iops = lr.opt<std::uint64_t>("read_iops").value_or(0);
+        d.limits.write_iops = lr.opt<std::uint64_t>("write_iops").value_or(0);
+        d.limits.total_bps = lr.opt_size("total_bps").value_or(0);
+        d.limits.read_bps = lr.opt_size("read_bps").value_or(0);
+        d.limits.write_bps = lr.opt_size("write_bps").value_or(0);
+        lr.finish();
+    }
     d.path = r.opt<std::string>("path").value_or("");
     d.owned = r.opt<bool>("owned").value_or(false);
     r.finish();
@@ -316,10 +353,31 @@ std::vector<std::pair<std::string, std::string>> split_kv(const std::string& arg
 
 DiskSpec parse_disk_arg(const std::string& arg) {
     json j = json::object();
+    json limits = json::object();
+    static const std::set<std::string> kLimitKeys{"total_iops", "read_iops", "write_iops",
+                                                  "total_bps",  "read_bps",  "write_bps"};
     for (auto& [k, v] : split_kv(arg, "--disk")) {
-        if (k == "owned" || j.contains(k)) fail(Errc::invalid_input, "--disk: unknown or repeated key '{}'", k);
-        j[k] = v;
+        if (k == "owned" || k == "limits" || j.contains(k) || limits.contains(k))
+            fail(Errc::invalid_input, "--disk: unknown or repeated key '{}'", k);
+        if (kLimitKeys.count(k)) {
+            if (k.ends_with("_iops")) {
+                std::uint64_t n = 0;
+                auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+                if (ec != std::errc() || p != v.data() + v.size())
+                    fail(Errc::invalid_input, "--disk: {}={} is not a whole number", k, v);
+                limits[k] = n;
+            } else {
+                limits[k] = v;  // a size such as 100M (bytes per second)
+            }
+        } else if (k == "discard") {
+            if (v == "on" || v == "true" || v == "1" || v == "unmap") j[k] = true;
+            else if (v == "off" || v == "false" || v == "0" || v == "ignore") j[k] = false;
+            else fail(Errc::invalid_input, "--disk: discard={} is not on or off", v);
+        } else {
+            j[k] = v;
+        }
     }
+    if (!limits.empty()) j["limits"] = limits;
     return disk_from_json(j, "--disk");
 }
 

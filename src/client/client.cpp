@@ -183,6 +183,59 @@ api::TaskInfo Client::create_vm(const api::VmSpec& spec) {
     return decode("task", [&] { return api::task_info_from_json(r.body); });
 }
 
+std::vector<api::PoolInfo> Client::list_pools() {
+    auto r = request("GET", "/v1/storage/pools");
+    return decode("pool list", [&] {
+        std::vector<api::PoolInfo> out;
+        for (const auto& v : r.body) out.push_back(api::pool_info_from_json(v));
+        return out;
+    });
+}
+api::PoolInfo Client::get_pool(const std::string& name) {
+    auto r = request("GET", "/v1/storage/pools/" + escape_segment(name));
+    return decode("pool", [&] { return api::pool_info_from_json(r.body); });
+}
+api::PoolInfo Client::add_pool(const api::PoolSpec& spec) {
+    auto r = request("POST", "/v1/storage/pools", json(spec));
+    return decode("pool", [&] { return api::pool_info_from_json(r.body); });
+}
+void Client::remove_pool(const std::string& name) { request("DELETE", "/v1/storage/pools/" + escape_segment(name)); }
+api::PoolInfo Client::scan_pool(const std::string& name) {
+    auto r = request("POST", "/v1/storage/pools/" + escape_segment(name) + "/scan");
+    return decode("pool", [&] { return api::pool_info_from_json(r.body); });
+}
+std::vector<api::VolumeInfo> Client::list_volumes(const std::string& pool) {
+    auto r = request("GET", "/v1/storage/pools/" + escape_segment(pool) + "/volumes");
+    return decode("volume list", [&] {
+        std::vector<api::VolumeInfo> out;
+        for (const auto& v : r.body) out.push_back(api::volume_info_from_json(v));
+        return out;
+    });
+}
+api::VolumeInfo Client::get_volume(const std::string& pool, const std::string& name) {
+    auto r = request("GET", "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(name));
+    return decode("volume", [&] { return api::volume_info_from_json(r.body); });
+}
+api::TaskInfo Client::create_volume(const api::VolumeSpec& spec) {
+    auto r = request("POST", "/v1/storage/pools/" + escape_segment(spec.pool) + "/volumes", json(spec));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+std::vector<std::string> Client::delete_volume(const std::string& pool, const std::string& name, bool force) {
+    auto r = request("DELETE", "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(name) +
+                                   (force ? "?force=1" : ""));
+    return decode("answer", [&] { return r.body.value("detached_from", std::vector<std::string>{}); });
+}
+api::TaskInfo Client::resize_volume(const std::string& pool, const std::string& name, std::uint64_t size) {
+    auto r = request("POST", "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(name) + "/resize",
+                     json{{"size", size}});
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+api::TaskInfo Client::clone_volume(const std::string& pool, const std::string& name, const std::string& target) {
+    auto r = request("POST", "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(name) + "/clone",
+                     json{{"target", target}});
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
 api::VmInfo Client::update_vm(const std::string& name, const api::VmPatch& p) {
     auto r = request("PATCH", "/v1/vms/" + escape_segment(name), json(p));
     return decode("VM info", [&] { return api::vm_info_from_json(r.body); });

@@ -7,6 +7,7 @@
 
 #include "hv/api/host.hpp"
 #include "hv/api/json_reader.hpp"
+#include "storage_routes.hpp"
 #include "time_routes.hpp"
 
 namespace hv::daemon {
@@ -43,8 +44,8 @@ api::HostInfo host_info(ApiContext& c) {
     h.cpus = static_cast<int>(std::thread::hardware_concurrency());
     h.memory_total = meminfo("MemTotal:");
     h.memory_available = meminfo("MemAvailable:");
-    h.image_dir = c.disks.location();
-    h.image_dir_free = c.disks.free_bytes();
+    h.image_dir = c.pools.builtin_path();
+    h.image_dir_free = c.pools.builtin_free();
     h.vms_total = static_cast<int>(c.vms.count(&h.vms_running));
     h.daemon_uptime =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - c.started).count();
@@ -66,6 +67,7 @@ Response accepted(const api::TaskInfo& t) { return Response{202, t}; }
 
 void register_routes(Router& r, ApiContext& c) {
     register_time_routes(r, c.config);
+    register_storage_routes(r, c);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
     r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);

@@ -14,7 +14,7 @@ struct ApiContext {
     const Config& config;
     virt::VmManager& vms;
     TaskManager& tasks;
-    storage::DiskStore& disks;
+    storage::PoolManager& pools;
     std::chrono::steady_clock::time_point started;
 };
 

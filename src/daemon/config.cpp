@@ -54,7 +54,7 @@ const std::vector<Key>& schema() {
          &Config::reconnect_interval_ms, 100, 60000},
         {"libvirt", "keepalive_interval", "seconds between libvirt keepalive probes", nullptr,
          &Config::keepalive_interval, 1, 300},
-        {"storage", "image_dir", "where VM disk images are created (empty: <state_dir>/images)", &Config::image_dir},
+        {"storage", "image_dir", "path of the built-in pool 'local' (empty: <state_dir>/images); disks go to its images/ folder", &Config::image_dir},
         {"time", "chronyc", "chronyc program that hvd runs (argv only) to talk to chronyd", &Config::time_chronyc},
         {"time", "command_address", "chronyd's command socket path or HOST:PORT (empty: chronyc's default)",
          &Config::time_command_address},

@@ -74,7 +74,9 @@ int run(const Config& cfg) {
     boost::asio::thread_pool request_pool(static_cast<std::size_t>(cfg.workers));
     boost::asio::thread_pool task_pool(static_cast<std::size_t>(std::max(4, cfg.workers)));
     TaskManager tasks(task_pool, bus, static_cast<std::size_t>(cfg.task_history));
-    auto disks = storage::make_dir_store("local", cfg.effective_image_dir());
+    // Storage pools: the built-in "local" (a dir pool) plus those added at run time.
+    api::PoolSpec local{"local", "dir", cfg.effective_image_dir(), {}};
+    storage::PoolManager pools(cfg.state_dir + "/pools.json", local);
 
     virt::VmManager::Options vo;
     vo.connection.uri = cfg.libvirt_uri;
@@ -82,12 +84,13 @@ int run(const Config& cfg) {
     vo.connection.keepalive_interval_s = cfg.keepalive_interval;
     vo.accel = cfg.accel;
     vo.serial_log_dir = log_dir;
-    virt::VmManager vms(vo, *disks, [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
+    virt::VmManager vms(vo, pools, [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
         bus.publish(type, target, d);
     });
 
     Router router;
-    ApiContext ctx{cfg, vms, tasks, *disks, started};
+    pools.set_users([&vms] { return vms.image_users(); });
+    ApiContext ctx{cfg, vms, tasks, pools, started};
     register_routes(router, ctx);
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
                                           cfg.autostart_retry_delay});

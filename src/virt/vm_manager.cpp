@@ -148,8 +148,8 @@ private:
     std::shared_ptr<std::timed_mutex> mu_;
 };
 
-VmManager::VmManager(Options opts, storage::DiskStore& disks, Publisher publish)
-    : opts_(std::move(opts)), disks_(disks), publish_(std::move(publish)) {
+VmManager::VmManager(Options opts, storage::PoolManager& pools, Publisher publish)
+    : opts_(std::move(opts)), pools_(pools), publish_(std::move(publish)) {
     conn_ = std::make_unique<Connection>(
         opts_.connection, [this](const LifecycleEvent& ev) { on_lifecycle(ev); },
         [this](bool up) { on_connection(up); });
@@ -460,15 +460,53 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
             while (taken("disk" + std::to_string(k))) ++k;
             d.name = "disk" + std::to_string(k);
         }
-        if (d.path.empty() && d.pool != disks_.pool())
-            fail(Errc::invalid_input, "disks[{}]: pool '{}' does not exist (available: {})", i, d.pool, disks_.pool());
-        if (!d.path.empty()) require_file(d.path, "disk image");
+        // Disks are pool volumes: new ones are created in `pool`, existing ones are named by
+        // volume or by a path that must lie in a pool (never an arbitrary host file).
+        if (!d.path.empty()) {
+            auto ref = pools_.locate(d.path);
+            if (ref.pool.empty() || ref.content != "images")
+                fail(Errc::invalid_input,
+                     "disks[{}]: {} is not a volume of any storage pool; add a pool for its directory "
+                     "(hvctl storage pool add) or give volume=", i, d.path);
+            d.pool = ref.pool;
+            d.volume = ref.name;
+        }
+        if (!d.volume.empty()) {
+            auto v = pools_.volume(d.pool, d.volume);
+            if (!v.used_by.empty())
+                fail(Errc::conflict, "disks[{}]: volume '{}' is already used by {}", i, d.volume,
+                     fmt::join(v.used_by, ", "));
+            d.path = v.path;
+            d.format = v.format;
+            d.provision = v.provision;
+            d.size = v.capacity;
+            d.owned = false;
+        } else {
+            api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
+            try {
+                pools_.precheck_create(vs);
+            } catch (const Error& e) {
+                fail(e.code(), "disks[{}]: {}", i, e.what());
+            }
+        }
+    }
+    if (!spec.cdrom.empty()) {
+        if (spec.cdrom.find(':') != std::string::npos && spec.cdrom[0] != '/') {
+            spec.cdrom = pools_.resolve(api::parse_volume_ref(spec.cdrom, "cdrom"));
+        } else {
+            auto ref = pools_.locate(spec.cdrom);
+            if (ref.pool.empty())
+                fail(Errc::invalid_input, "cdrom {} is not an ISO of any storage pool (upload it with hvctl storage iso "
+                     "upload, or give POOL:iso/NAME)", spec.cdrom);
+        }
     }
     // MACs are part of the VM's identity (they must survive a move to another host), so hv
     // picks them rather than leaving it to libvirt's define-time choice.
     for (auto& n : spec.nics)
         if (n.mac.empty()) n.mac = random_mac();
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
+    for (auto& d : spec.disks)
+        if (!d.path.empty()) require_file(d.path, "disk image");
     if (!spec.kernel.empty()) require_file(spec.kernel, "kernel");
     if (!spec.initrd.empty()) require_file(spec.initrd, "initrd");
 
@@ -479,11 +517,13 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
         if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
         progress.update(100 * step / total, fmt::format("creating {} ({})", d.name, api::format_size(d.size)));
         if (d.path.empty()) {
-            d.path = disks_.create(spec.name, d, progress);
+            api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
+            auto created = pools_.create_volume(vs, progress);
+            for (const auto& w : created.warnings) spdlog::warn("vm {}: {}", spec.name, w);
+            d.volume = created.volume.name;
+            d.path = created.volume.path;
             d.owned = true;
-            revert.add([this, p = d.path] { disks_.remove(p); });
-        } else {
-            d.owned = false;
+            revert.add([this, pool = d.pool, vol = d.volume] { pools_.delete_volume(pool, vol); });
         }
         ++step;
     }
@@ -511,6 +551,17 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     return info;
 }
 
+std::map<std::string, std::vector<std::string>> VmManager::image_users() const {
+    std::map<std::string, std::vector<std::string>> out;
+    std::lock_guard lk(cache_mu_);
+    for (const auto& [name, v] : cache_) {
+        for (const auto& d : v.spec.disks)
+            if (!d.path.empty()) out[d.path].push_back(name);
+        if (!v.spec.cdrom.empty()) out[v.spec.cdrom].push_back(name);
+    }
+    return out;
+}
+
 void VmManager::remove(const std::string& name, bool purge, util::Progress& progress) {
     require_ready();
     OpLock lock(*this, name);
@@ -530,10 +581,12 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     if (!purge) return;
     std::vector<std::string> errors;
     for (const auto& d : info.spec.disks) {
-        if (!d.owned || !disks_.contains(d.path)) continue;
+        if (!d.owned) continue;
+        auto ref = pools_.locate(d.path);
+        if (ref.pool.empty() || ref.content != "images") continue;
         progress.update(-1, "removing " + d.path);
         try {
-            disks_.remove(d.path);
+            pools_.delete_volume(ref.pool, ref.name);
         } catch (const std::exception& e) {
             spdlog::error("vm {}: {}", name, e.what());
             errors.push_back(e.what());

@@ -17,7 +17,7 @@
 #include "connection.hpp"
 #include "hv/api/host.hpp"
 #include "hv/api/vm.hpp"
-#include "hv/storage/disk_store.hpp"
+#include "hv/storage/pool_manager.hpp"
 #include "hv/util/progress.hpp"
 #include "hv/virt/domain_xml.hpp"
 
@@ -34,7 +34,7 @@ public:
     // publish(type, target, data): how lifecycle changes leave this class (the event bus).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
 
-    VmManager(Options opts, storage::DiskStore& disks, Publisher publish);
+    VmManager(Options opts, storage::PoolManager& pools, Publisher publish);
     ~VmManager();
 
     void start();
@@ -58,6 +58,19 @@ public:
     // Returns the VmInfo and sets *forced when power was cut.
     api::VmInfo shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced);
 
+    // Disks and CD/DVD on an existing VM. Stopped VM: the persistent definition changes.
+    // Running VM: hot-plug/unplug where the bus allows it (virtio, scsi), else 409 naming the bus.
+    // attach_disk creates a new volume (size given) or attaches an existing one (volume/path),
+    // exactly like a disk of `vm create`; a failed attach removes a volume it created.
+    api::VmInfo attach_disk(const std::string& vm, api::DiskSpec disk, util::Progress& progress);
+    // Removes the disk from the VM; purge also deletes the volume if hv created it with the VM.
+    api::VmInfo detach_disk(const std::string& vm, const std::string& disk_name, bool purge);
+    // Inserts an ISO ("POOL:iso/NAME" or a pool ISO path) into the CD/DVD drive, or ejects with "".
+    api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);
+
+    // Image path -> VMs whose definition uses it (disks and CD/DVD), from the cache.
+    std::map<std::string, std::vector<std::string>> image_users() const;
+
     // Throws unless the VM exists and is in one of the given states (for fast 409s before a task).
     void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
 
@@ -77,7 +90,7 @@ private:
     DomainXmlOptions xml_options() const;
 
     Options opts_;
-    storage::DiskStore& disks_;
+    storage::PoolManager& pools_;
     Publisher publish_;
     std::unique_ptr<Connection> conn_;
     std::atomic<bool> ready_{false};

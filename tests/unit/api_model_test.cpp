@@ -463,7 +463,8 @@ TEST_CASE("parse_nic_arg", "[api][cli]") {
 
 namespace {
 const std::vector<Errc> kAllCodes = {Errc::invalid_input, Errc::not_found, Errc::conflict,    Errc::cancelled,
-                                     Errc::internal,      Errc::unavailable, Errc::timeout, Errc::unsupported};
+                                     Errc::internal,      Errc::unavailable, Errc::timeout, Errc::unsupported,
+                                     Errc::insufficient_space};
 }
 
 TEST_CASE("Errc table: names, HTTP statuses, exit codes", "[api][errors]") {
@@ -501,7 +502,8 @@ TEST_CASE("Errc table matches the exit codes in docs/api.md", "[api][errors]") {
     for (auto r : {Row{Errc::invalid_input, "invalid_input", 400, 3}, Row{Errc::not_found, "not_found", 404, 4},
                    Row{Errc::conflict, "conflict", 409, 5}, Row{Errc::cancelled, "cancelled", 409, 9},
                    Row{Errc::internal, "internal", 500, 1}, Row{Errc::unavailable, "unavailable", 503, 6},
-                   Row{Errc::timeout, "timeout", 504, 7}, Row{Errc::unsupported, "unsupported", 501, 8}}) {
+                   Row{Errc::timeout, "timeout", 504, 7}, Row{Errc::unsupported, "unsupported", 501, 8},
+                   Row{Errc::insufficient_space, "insufficient_space", 507, 12}}) {
         INFO("code " << r.name);
         CHECK(hv::errc_name(r.c) == r.name);
         CHECK(hv::http_status(r.c) == r.http);

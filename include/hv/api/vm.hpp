@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hv/api/storage.hpp"
+
 namespace hv::api {
 
 inline constexpr std::uint64_t MiB = 1ULL << 20;
@@ -26,21 +28,42 @@ inline constexpr std::size_t kMaxNameLen = 63;
 // starting with a letter or digit. Throws invalid_input naming `what`.
 void validate_name(const std::string& name, const char* what = "name");
 
+// Per-disk I/O limits passed to libvirt's <iotune>; 0 = unlimited. total_* and read_*/write_*
+// of the same kind are exclusive (QEMU's rule).
+struct IoLimits {
+    std::uint64_t total_iops = 0, read_iops = 0, write_iops = 0;
+    std::uint64_t total_bps = 0, read_bps = 0, write_bps = 0;
+    bool any() const { return total_iops || read_iops || write_iops || total_bps || read_bps || write_bps; }
+};
+
 struct DiskSpec {
     // "disk0", "disk1", ... assigned by hvd in order when empty. Example: "disk0".
     std::string name;
-    // Capacity in bytes; required unless `path` names an existing image. Example: 4294967296.
+    // Capacity in bytes for a new volume. Example: 4294967296.
     std::uint64_t size = 0;
-    // Storage pool the image lives in. Example: "local".
+    // Storage pool of the volume. Example: "local".
     std::string pool = "local";
-    // Image format: "qcow2" (default) or "raw".
+    // Volume name in `pool`. On create: an existing volume to attach (then `size` must be 0),
+    // or empty to create "<vm>-<disk name>". Set by hvd. Example: "web01-disk0".
+    std::string volume;
+    // Image format of a new volume: "qcow2" (default) or "raw".
     std::string format = "qcow2";
-    // Bus: "virtio" (default), "sata", "scsi", "ide".
+    // Provisioning of a new volume: thin (default), lazy-zeroed, eager-zeroed.
+    Provision provision = Provision::thin;
+    // Bus: "virtio" (virtio-blk, default), "sata" (AHCI), "scsi" (virtio-scsi), "ide" (machine pc only).
     std::string bus = "virtio";
-    // Absolute image path. Set by hvd for disks it creates; on create a user may give an
-    // existing image instead of a size (then it is attached, never deleted by --purge).
+    // ESXi disk modes: "dependent" (default; in snapshots), "independent-persistent" (excluded
+    // from snapshots, writes persist), "independent-nonpersistent" (writes discarded at power off).
+    std::string mode = "dependent";
+    // QEMU cache mode: "" (hypervisor default), none, writeback, writethrough, directsync, unsafe.
+    std::string cache;
+    // Pass the guest's discard/TRIM (unmap) down to the image.
+    bool discard = false;
+    IoLimits limits;
+    // Absolute image path. Set by hvd; on create a user may give the path of an existing
+    // volume of a pool instead of `volume` (paths outside every pool are refused).
     std::string path;
-    // True when hvd created the image (so `delete --purge` may remove it). Output only.
+    // True when hvd created the volume with the VM (so `delete --purge` removes it). Output only.
     bool owned = false;
 };
 
@@ -66,7 +89,9 @@ struct VmSpec {
     std::uint64_t memory = 512 * MiB;
     std::vector<DiskSpec> disks;
     std::vector<NicSpec> nics;
-    // Path of an ISO image attached as a CD/DVD drive (SATA). Example: "/var/lib/hv/iso/debian-12.iso".
+    // ISO in a CD/DVD drive: "POOL:iso/NAME" (e.g. "local:iso/debian-12.iso") or the path of a
+    // pool's ISO; stored as the path. The drive sits on SATA (AHCI): every guest has a driver
+    // for it, unlike virtio-scsi (i440fx machines use IDE).
     std::string cdrom;
     Firmware firmware = Firmware::bios;
     // QEMU machine type: "q35" (default) or "pc" (i440fx), or a versioned name like "pc-q35-7.2".

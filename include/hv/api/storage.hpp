@@ -1,0 +1,134 @@
+// Wire model for storage: pools, volumes (VM disks), ISO images.
+// Same shapes as the VM model: *Spec for what a client asks, *Info for what hvd reports.
+// JSON mapping: to_json / *_from_json below; input parsing is strict (unknown fields -> 400).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hv::api {
+
+// How a volume's space is provided (ESXi's three disk types), per volume:
+//  thin          sparse: blocks are allocated when the guest writes (qcow2 may hold metadata).
+//  lazy_zeroed   all space reserved up front (fallocate) but not written; reads return zeros.
+//  eager_zeroed  every block written with zeros before the disk is handed over.
+enum class Provision { thin, lazy_zeroed, eager_zeroed };
+std::string to_string(Provision p);            // "thin", "lazy-zeroed", "eager-zeroed"
+Provision provision_from_string(const std::string& s);  // throws invalid_input
+
+// Content a pool may hold; each lives in its own sub-directory of a file-based pool.
+//  images  VM disk volumes, iso  CD/DVD images, vztmpl  container templates.
+inline const std::vector<std::string> kPoolContents{"images", "iso", "vztmpl"};
+
+// What a backend can do. Clients use it to offer only what works; hvd refuses the rest.
+struct PoolCaps {
+    std::vector<std::string> content;     // subset of kPoolContents
+    std::vector<std::string> formats;     // "qcow2", "raw"
+    std::vector<std::string> provision;   // to_string(Provision) of the supported modes
+    bool snapshots = false;               // volume snapshots by the backend itself
+    bool clones = false;                  // cheap copy-on-write clones (reflink, subvolume snapshot)
+    bool shared = false;                  // the same pool is reachable from several hosts
+};
+
+struct PoolSpec {
+    // Example: "local".
+    std::string name;
+    // Backend: "dir" or "btrfs" (later "lvm", "lvmthin", "zfs", "rbd").
+    std::string type = "dir";
+    // Absolute path of the pool's root directory. Example: "/var/lib/hv/images".
+    std::string path;
+    // Content types this pool holds; empty = everything the backend supports.
+    std::vector<std::string> content;
+};
+
+struct PoolInfo {
+    PoolSpec spec;
+    PoolCaps caps;
+    // False when the pool's path is missing or unusable; `error` says why.
+    bool active = false;
+    std::string error;
+    // Filesystem numbers in bytes: capacity = size, used = allocated by anyone, free = available
+    // to hvd (statvfs f_bavail).
+    std::uint64_t capacity = 0;
+    std::uint64_t used = 0;
+    std::uint64_t free = 0;
+    // Sum of the provisioned (virtual) sizes of the pool's volumes. committed > capacity means
+    // thin volumes over-commit the pool.
+    std::uint64_t committed = 0;
+    // Sum of what the volumes really occupy.
+    std::uint64_t allocated = 0;
+    int volumes = 0;
+    // True for the built-in default pool "local" (cannot be removed).
+    bool builtin = false;
+};
+
+struct VolumeSpec {
+    // Example: "vm-web01-disk1"; the file on a dir pool is "<name>.<format>".
+    std::string name;
+    std::string pool = "local";
+    // Capacity in bytes (input may be "20G").
+    std::uint64_t size = 0;
+    std::string format = "qcow2";
+    Provision provision = Provision::thin;
+};
+
+struct VolumeInfo {
+    std::string name;
+    std::string pool;
+    std::string format;
+    Provision provision = Provision::thin;
+    // Provisioned (virtual) size in bytes.
+    std::uint64_t capacity = 0;
+    // Bytes the volume really occupies on the backend (du-like).
+    std::uint64_t allocation = 0;
+    // Where QEMU opens it. Example: "/var/lib/hv/images/images/vm-web01-disk1.qcow2".
+    std::string path;
+    // VMs whose definition uses this volume.
+    std::vector<std::string> used_by;
+};
+
+struct IsoInfo {
+    std::string name;  // file name, e.g. "debian-12.iso"
+    std::string pool;
+    std::uint64_t size = 0;
+    std::string sha256;  // computed at upload; empty for files placed by other means until scanned
+    std::string path;
+    std::vector<std::string> used_by;
+};
+
+// Volume ids on the command line and in VM specs: "POOL:NAME" (e.g. "local:vm-web01-disk1")
+// and for ISOs "POOL:iso/NAME" (e.g. "local:iso/debian-12.iso").
+struct VolumeRef {
+    std::string pool;
+    std::string content;  // "images" or "iso"
+    std::string name;
+};
+// Parses "POOL:NAME" or "POOL:iso/NAME"; throws invalid_input naming `what`.
+VolumeRef parse_volume_ref(const std::string& text, const char* what = "volume");
+
+// File names of ISOs and templates: 1-255 chars, no '/', no NUL, not "." / "..", no leading '.'.
+void validate_file_name(const std::string& name, const char* what);
+
+void validate(const PoolSpec& p);
+void validate(const VolumeSpec& v);
+
+void to_json(nlohmann::json& j, Provision v);
+void to_json(nlohmann::json& j, const PoolCaps& v);
+void to_json(nlohmann::json& j, const PoolSpec& v);
+void to_json(nlohmann::json& j, const PoolInfo& v);
+void to_json(nlohmann::json& j, const VolumeSpec& v);
+void to_json(nlohmann::json& j, const VolumeInfo& v);
+void to_json(nlohmann::json& j, const IsoInfo& v);
+
+PoolSpec pool_spec_from_json(const nlohmann::json& j);
+VolumeSpec volume_spec_from_json(const nlohmann::json& j);
+// Output objects: lenient (unknown fields ignored), for clients.
+PoolInfo pool_info_from_json(const nlohmann::json& j);
+VolumeInfo volume_info_from_json(const nlohmann::json& j);
+IsoInfo iso_info_from_json(const nlohmann::json& j);
+
+}  // namespace hv::api

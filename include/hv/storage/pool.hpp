@@ -1,0 +1,81 @@
+// Storage pools: one interface, backends behind it chosen through a small registry.
+//
+// A pool holds volumes (VM disks) and, when its backend stores files, content directories for
+// ISO images and container templates. Backends today: "dir" (any filesystem) and "btrfs"
+// (reflink clones). lvm, lvmthin, zfs and rbd fit the same interface later: a volume is a name
+// with a capacity, a format and a provisioning mode, and a `path` QEMU can open.
+//
+// Contract for every backend:
+//  - create/resize/clone that fail (or are cancelled through Progress) remove what they made
+//    and leave an existing volume as it was;
+//  - a provisioning mode the backend cannot do is refused with Errc::unsupported, never
+//    silently downgraded;
+//  - names are validated by the caller (api::validate); backends never see paths from users.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hv/api/storage.hpp"
+#include "hv/util/progress.hpp"
+
+namespace hv::storage {
+
+struct FsUsage {
+    std::uint64_t capacity = 0;
+    std::uint64_t used = 0;
+    std::uint64_t free = 0;
+};
+
+class StoragePool {
+public:
+    virtual ~StoragePool() = default;
+    virtual const api::PoolSpec& spec() const = 0;
+    virtual api::PoolCaps caps() const = 0;
+    // Throws unavailable when the pool cannot be used right now (path missing, wrong fs).
+    virtual void check() const = 0;
+    virtual FsUsage usage() const = 0;
+
+    // Volumes (content "images"). VolumeInfo::used_by is left empty (the manager fills it).
+    virtual std::vector<api::VolumeInfo> volumes() const = 0;
+    virtual std::optional<api::VolumeInfo> find_volume(const std::string& name) const = 0;
+    // Throws conflict when the name exists. Eager zeroing reports progress and honours cancel.
+    virtual api::VolumeInfo create_volume(const api::VolumeSpec& spec, util::Progress& progress) = 0;
+    // Missing volumes are not_found.
+    virtual void delete_volume(const std::string& name) = 0;
+    // Grow only; the provisioning mode of the volume is kept for the new space.
+    virtual api::VolumeInfo resize_volume(const std::string& name, std::uint64_t size, util::Progress& progress) = 0;
+    // A copy with the same format and mode (reflink where the filesystem can).
+    virtual api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
+                                         util::Progress& progress) = 0;
+    // Name of the volume whose path is `path`, if it is one of this pool's volumes.
+    virtual std::optional<std::string> volume_of_path(const std::string& path) const = 0;
+
+    // Directory of a file content type ("iso", "vztmpl"), created on first use.
+    // Throws unsupported when this pool does not hold that content.
+    virtual std::string content_dir(const std::string& content) const = 0;
+};
+
+// The registry: backend type -> capabilities + factory.
+struct Backend {
+    std::string type;
+    api::PoolCaps caps;
+    std::function<std::unique_ptr<StoragePool>(const api::PoolSpec&)> make;
+};
+const std::vector<Backend>& backends();
+// Throws invalid_input naming the available types when `type` is unknown.
+const Backend& backend(const std::string& type);
+// Validates the spec against the backend (content types) and opens the pool.
+std::unique_ptr<StoragePool> open_pool(const api::PoolSpec& spec);
+
+// Backends (registered in registry.cpp).
+std::unique_ptr<StoragePool> make_dir_pool(const api::PoolSpec& spec);
+std::unique_ptr<StoragePool> make_btrfs_pool(const api::PoolSpec& spec);
+api::PoolCaps dir_caps();
+api::PoolCaps btrfs_caps();
+
+}  // namespace hv::storage

@@ -1,0 +1,94 @@
+// The pools of this host: the built-in "local" pool plus those added with `hvctl storage pool
+// add`, persisted in <state_dir>/pools.json (atomically rewritten). Every volume operation of
+// the API and of VM creation goes through here, so "in use" checks, busy marks and
+// over-commit warnings are in one place.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hv/api/storage.hpp"
+#include "hv/storage/pool.hpp"
+
+namespace hv::storage {
+
+class PoolManager {
+public:
+    // path of an image -> names of the VMs whose definition uses it.
+    using UsersFn = std::function<std::map<std::string, std::vector<std::string>>()>;
+    // Optional mirror of pools in libvirt (defined/refreshed/undefined); failures are logged there.
+    struct Mirror {
+        std::function<void(const api::PoolSpec&)> define;
+        std::function<void(const std::string& name)> undefine;
+        std::function<void(const std::string& name)> refresh;
+    };
+
+    PoolManager(std::string state_file, api::PoolSpec builtin);
+    void set_users(UsersFn fn) { users_ = std::move(fn); }
+    void set_mirror(Mirror m);
+
+    std::vector<api::PoolInfo> list() const;
+    api::PoolInfo get(const std::string& name) const;
+    // Path must exist and be a directory (on btrfs for type btrfs); persisted before answering.
+    api::PoolInfo add(const api::PoolSpec& spec);
+    // Forgets the pool (its files stay on disk). Refused for "local" and while a VM uses a volume.
+    void remove(const std::string& name);
+    // Re-reads the pool (removes leftover .partial files, refreshes libvirt's view).
+    api::PoolInfo scan(const std::string& name);
+
+    std::vector<api::VolumeInfo> volumes(const std::string& pool) const;
+    api::VolumeInfo volume(const std::string& pool, const std::string& name) const;
+    struct Created {
+        api::VolumeInfo volume;
+        std::vector<std::string> warnings;  // e.g. thin over-commitment of the pool
+    };
+    Created create_volume(const api::VolumeSpec& spec, util::Progress& progress);
+    // Checks that would make create_volume fail fast (pool exists, mode/format supported, name
+    // free, space for thick volumes); used before a task is queued.
+    void precheck_create(const api::VolumeSpec& spec) const;
+    // Refused (conflict) while a VM uses the volume; `detach` is called first when given
+    // (delete --force) and must remove the volume from those VMs or throw.
+    void delete_volume(const std::string& pool, const std::string& name,
+                       const std::function<void(const std::vector<std::string>& vms, const std::string& path)>& detach = {});
+    api::VolumeInfo resize_volume(const std::string& pool, const std::string& name, std::uint64_t size,
+                                  util::Progress& progress);
+    api::VolumeInfo clone_volume(const std::string& pool, const std::string& source, const std::string& target,
+                                 util::Progress& progress);
+
+    // For VMs: the volume a path belongs to ("" pool when it is no pool's volume).
+    api::VolumeRef locate(const std::string& path) const;
+    // Path of a volume or ISO reference; not_found when it does not exist.
+    std::string resolve(const api::VolumeRef& ref) const;
+    // Directory of a content type in a pool (iso, vztmpl).
+    std::string content_dir(const std::string& pool, const std::string& content) const;
+    std::vector<std::string> users_of(const std::string& path) const;
+
+    // Short text for `hvctl host`: the built-in pool's path and free bytes.
+    std::string builtin_path() const;
+    std::uint64_t builtin_free() const;
+
+private:
+    struct Entry {
+        std::shared_ptr<StoragePool> pool;  // shared: an operation keeps it alive without the lock
+        bool builtin = false;
+    };
+    std::shared_ptr<StoragePool> pool(const std::string& name) const;
+    api::PoolInfo info(const Entry& e) const;
+    void save_locked() const;
+    // Marks pool/name busy for the life of the returned guard (409 when already busy).
+    std::shared_ptr<void> mark_busy(const std::string& pool, const std::string& name) const;
+
+    std::string state_file_;
+    mutable std::mutex mu_;
+    std::map<std::string, Entry> pools_;
+    mutable std::set<std::string> busy_;
+    UsersFn users_;
+    Mirror mirror_;
+};
+
+}  // namespace hv::storage
