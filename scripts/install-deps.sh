@@ -11,6 +11,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libvirt-dev libboost1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libsystemd-dev libtomlplusplus-dev catch2
+  # host networking: rtnetlink through libnl (pkg-config libnl-route-3.0)
+  libnl-route-3-dev
   # run: libvirt + QEMU (TCG works without /dev/kvm), UEFI firmware
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
   # libvirt NAT network "default" (dnsmasq, iptables), namespaces and bridges
