@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -29,6 +30,8 @@ bool is_q35(const std::string& machine) { return machine == "q35" || starts_with
 // "pc", "pc-i440fx-7.2", and old names such as "pc-1.3".
 bool is_i440fx(const std::string& machine) { return machine == "pc" || (starts_with(machine, "pc-") && !is_q35(machine)); }
 
+constexpr const char* kVirtioScsiController = "<controller type='scsi' index='0' model='virtio-scsi'/>";
+
 // Same scheme as libvirt's virDiskNameFromIndex: 0 -> "a", 25 -> "z", 26 -> "aa".
 std::string disk_letters(int index) {
     std::string out;
@@ -44,12 +47,6 @@ public:
 private:
     std::map<std::string, int> used_;
 };
-
-const char* target_prefix(const std::string& bus) {
-    if (bus == "virtio") return "vd";
-    if (bus == "ide") return "hd";
-    return "sd";  // sata, scsi
-}
 
 // Indented lines; the whole document uses two spaces per level.
 class Lines {
@@ -89,13 +86,8 @@ void check_buses(const api::VmSpec& spec) {
         const auto& d = spec.disks[i];
         if (d.path.empty())
             fail(Errc::internal, "disks[{}] ('{}') has no path: it must be set before the domain XML is generated", i, d.name);
-        if (d.bus != "ide") continue;
-        if (is_q35(spec.machine))
-            fail(Errc::invalid_input,
-                 "disks[{}] ('{}'): bus ide needs machine type pc (i440fx); machine '{}' has no IDE controller "
-                 "in QEMU, use bus sata or virtio instead",
-                 i, d.name, spec.machine);
-        ++ide;
+        check_disk(d, spec.machine, fmt::format("disks[{}] ('{}')", i, d.name));
+        if (d.bus == "ide") ++ide;
     }
     // i440fx has one IDE controller with two buses of two units; the CD/DVD drive takes one.
     if (!spec.cdrom.empty() && is_i440fx(spec.machine)) ++ide;
@@ -200,6 +192,91 @@ std::string xml_escape(const std::string& s) {
     return out;
 }
 
+std::string target_prefix(const std::string& bus) {
+    if (bus == "virtio") return "vd";
+    if (bus == "ide") return "hd";
+    return "sd";  // sata, scsi
+}
+
+std::string free_target(const std::string& bus, const std::set<std::string>& used) {
+    const auto prefix = target_prefix(bus);
+    for (int i = 0;; ++i)
+        if (auto name = prefix + disk_letters(i); !used.count(name)) return name;
+}
+
+std::string cdrom_bus(const std::string& machine) {
+    // SATA on q35 (its built-in AHCI); IDE on i440fx, which has IDE but no AHCI.
+    return is_i440fx(machine) ? "ide" : "sata";
+}
+
+bool hotpluggable_bus(const std::string& bus) { return bus == "virtio" || bus == "scsi"; }
+
+void check_disk(const api::DiskSpec& d, const std::string& machine, const std::string& what) {
+    if (d.bus == "ide" && is_q35(machine))
+        fail(Errc::invalid_input,
+             "{}: bus ide needs machine type pc (i440fx); machine '{}' has no IDE controller "
+             "in QEMU, use bus sata or virtio instead",
+             what, machine);
+    // Checked by api::validate too; repeated here because this is what reaches libvirt.
+    if (d.mode != "dependent" && d.mode != "independent-persistent" && d.mode != "independent-nonpersistent")
+        fail(Errc::invalid_input, "{}: mode '{}' is not one of dependent, independent-persistent, independent-nonpersistent",
+             what, d.mode);
+    if (!d.cache.empty() && d.cache != "none" && d.cache != "writeback" && d.cache != "writethrough" &&
+        d.cache != "directsync" && d.cache != "unsafe")
+        fail(Errc::invalid_input, "{}: cache '{}' is not one of none, writeback, writethrough, directsync, unsafe", what,
+             d.cache);
+    // libvirt 9.0 + QEMU 7.2 take <transient/> (independent-nonpersistent) on every bus hv
+    // offers (virtio, sata, scsi, ide), with any cache mode, discard and <iotune>, cold and
+    // hot-plugged (tried against libvirtd 9.0.0). Its limits are the overlay's: only file
+    // disks that are not read-only and not CD/DVD (hv disks are always such files), no
+    // shareBacking (hv never sets it), and no block jobs on that disk (so it must be excluded
+    // from snapshots: hv always adds snapshot='no').
+}
+
+std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev) {
+    const auto e = [](const std::string& s) { return xml_escape(s); };
+    Lines x;
+    // snapshot='no': independent disks are left out of (external) snapshots.
+    x.add(0, d.mode == "dependent" ? "<disk type='file' device='disk'>" : "<disk type='file' device='disk' snapshot='no'>");
+    std::string driver = fmt::format("<driver name='qemu' type='{}'", e(d.format));
+    if (!d.cache.empty()) driver += fmt::format(" cache='{}'", e(d.cache));
+    if (d.discard) driver += " discard='unmap'";
+    x.add(1, driver + "/>");
+    x.add(1, fmt::format("<source file='{}'/>", e(d.path)));
+    x.add(1, fmt::format("<target dev='{}' bus='{}'/>", e(dev), e(d.bus)));
+    if (d.limits.any()) {
+        const auto& l = d.limits;
+        x.add(1, "<iotune>");
+        // libvirt's own element order.
+        const std::pair<const char*, std::uint64_t> items[] = {
+            {"total_bytes_sec", l.total_bps}, {"read_bytes_sec", l.read_bps}, {"write_bytes_sec", l.write_bps},
+            {"total_iops_sec", l.total_iops}, {"read_iops_sec", l.read_iops}, {"write_iops_sec", l.write_iops}};
+        for (const auto& [name, v] : items)
+            if (v) x.add(2, fmt::format("<{0}>{1}</{0}>", name, v));
+        x.add(1, "</iotune>");
+    }
+    // Writes go to an overlay that libvirt creates at start and deletes at power off.
+    if (d.mode == "independent-nonpersistent") x.add(1, "<transient/>");
+    x.add(0, "</disk>");
+    auto out = x.take();
+    out.pop_back();  // no trailing newline
+    return out;
+}
+
+std::string cdrom_device_xml(const std::string& path, const std::string& bus, const std::string& dev) {
+    const auto e = [](const std::string& s) { return xml_escape(s); };
+    Lines x;
+    x.add(0, "<disk type='file' device='cdrom'>");
+    x.add(1, "<driver name='qemu' type='raw'/>");
+    if (!path.empty()) x.add(1, fmt::format("<source file='{}'/>", e(path)));
+    x.add(1, fmt::format("<target dev='{}' bus='{}'/>", e(dev), e(bus)));
+    x.add(1, "<readonly/>");
+    x.add(0, "</disk>");
+    auto out = x.take();
+    out.pop_back();
+    return out;
+}
+
 std::string metadata_xml(const api::VmSpec& spec) {
     // ASCII-only JSON (ensure_ascii) keeps the stored text independent of any encoding handling
     // between here and libvirt; `replace` keeps a stray invalid UTF-8 byte from throwing here.
@@ -217,7 +294,6 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
     check_buses(spec);
 
     const auto e = [](const std::string& s) { return xml_escape(s); };
-    const bool pc = is_i440fx(spec.machine);
     Lines x;
 
     x.add(0, fmt::format("<domain type='{}'>", opts.domain_type));
@@ -270,23 +346,13 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
     bool scsi = false;
     for (const auto& d : spec.disks) {
         scsi = scsi || d.bus == "scsi";
-        x.add(2, "<disk type='file' device='disk'>");
-        x.add(3, fmt::format("<driver name='qemu' type='{}'/>", e(d.format)));
-        x.add(3, fmt::format("<source file='{}'/>", e(d.path)));
-        x.add(3, fmt::format("<target dev='{}' bus='{}'/>", targets.next(target_prefix(d.bus)), e(d.bus)));
-        x.add(2, "</disk>");
+        x.block(2, disk_device_xml(d, targets.next(target_prefix(d.bus))));
     }
     if (!spec.cdrom.empty()) {
-        // SATA on q35 (its built-in AHCI); IDE on i440fx, which has IDE but no AHCI.
-        const std::string bus = pc ? "ide" : "sata";
-        x.add(2, "<disk type='file' device='cdrom'>");
-        x.add(3, "<driver name='qemu' type='raw'/>");
-        x.add(3, fmt::format("<source file='{}'/>", e(spec.cdrom)));
-        x.add(3, fmt::format("<target dev='{}' bus='{}'/>", targets.next(target_prefix(bus)), bus));
-        x.add(3, "<readonly/>");
-        x.add(2, "</disk>");
+        const std::string bus = cdrom_bus(spec.machine);
+        x.block(2, cdrom_device_xml(spec.cdrom, bus, targets.next(target_prefix(bus))));
     }
-    if (scsi) x.add(2, "<controller type='scsi' index='0' model='virtio-scsi'/>");
+    if (scsi) x.add(2, kVirtioScsiController);
 
     for (const auto& n : spec.nics) {
         const bool bridge = !n.bridge.empty();
@@ -382,6 +448,44 @@ LiveFacts parse_live_xml(const std::string& domain_xml) {
         if (listen.find(':') != std::string::npos) listen = "[" + listen + "]";
         facts.vnc = fmt::format("{}:{}", listen, p);
         break;
+    }
+    return facts;
+}
+
+DeviceFacts parse_devices(const std::string& domain_xml) {
+    DeviceFacts facts;
+    auto doc = parse_xml(domain_xml);
+    if (!doc) fail(Errc::internal, "cannot parse the domain XML from libvirt");
+    auto devices = doc->get_child_optional("domain.devices");
+    if (!devices) return facts;
+    for (const auto& [name, dev] : *devices) {
+        if (name == "controller") {
+            if (attr(dev, "type") == "scsi") {
+                facts.scsi_controller = true;
+                if (attr(dev, "model") == "virtio-scsi") facts.virtio_scsi = true;
+            }
+            continue;
+        }
+        if (name != "disk") continue;
+        XmlDisk d;
+        d.device = attr(dev, "device");
+        d.snapshot = attr(dev, "snapshot");
+        for (const auto& [cname, child] : dev) {
+            if (cname == "target") {
+                d.target = attr(child, "dev");
+                d.bus = attr(child, "bus");
+            } else if (cname == "source") {
+                d.source = attr(child, "file");
+            } else if (cname == "alias") {
+                d.alias = attr(child, "name");
+            } else if (cname == "transient") {
+                d.transient = true;
+            } else if (cname == "backingStore") {
+                // A transient disk's live source is the overlay; the volume is its backing file.
+                if (auto src = child.get_child_optional("source")) d.backing = attr(*src, "file");
+            }
+        }
+        facts.disks.push_back(std::move(d));
     }
     return facts;
 }

@@ -400,3 +400,156 @@ TEST_CASE("parse_live_xml reads the VNC address", "[virt]") {
     CHECK(hv::virt::parse_live_xml("<domain").vnc.empty());
     CHECK(hv::virt::parse_live_xml("").vnc.empty());
 }
+
+// ---- single disk devices (also what `vm disk attach` sends to libvirt) --------------------
+
+TEST_CASE("disk modes, cache, discard and limits in one disk element", "[virt][disks]") {
+    hv::api::DiskSpec d;
+    d.name = "data";
+    d.path = "/var/lib/hv/images/vm-data.qcow2";
+
+    SECTION("dependent: plain disk, hypervisor defaults") {
+        CHECK(hv::virt::disk_device_xml(d, "vdb") ==
+              "<disk type='file' device='disk'>\n"
+              "  <driver name='qemu' type='qcow2'/>\n"
+              "  <source file='/var/lib/hv/images/vm-data.qcow2'/>\n"
+              "  <target dev='vdb' bus='virtio'/>\n"
+              "</disk>");
+    }
+    SECTION("independent-persistent: excluded from snapshots, no overlay") {
+        d.mode = "independent-persistent";
+        auto x = hv::virt::disk_device_xml(d, "vdb");
+        CHECK_THAT(x, Catch::StartsWith("<disk type='file' device='disk' snapshot='no'>"));
+        CHECK_THAT(x, !Catch::Contains("transient"));
+    }
+    SECTION("independent-nonpersistent: snapshot='no' and <transient/>") {
+        d.mode = "independent-nonpersistent";
+        d.bus = "sata";
+        auto x = hv::virt::disk_device_xml(d, "sdb");
+        CHECK_THAT(x, Catch::StartsWith("<disk type='file' device='disk' snapshot='no'>"));
+        CHECK_THAT(x, Catch::Contains("  <transient/>\n</disk>"));
+        CHECK_THAT(x, Catch::Contains("<target dev='sdb' bus='sata'/>"));
+    }
+    SECTION("cache, discard, iotune") {
+        d.cache = "writeback";
+        d.discard = true;
+        d.limits.read_iops = 100;
+        d.limits.write_iops = 50;
+        d.limits.total_bps = 10 * hv::api::MiB;
+        CHECK(hv::virt::disk_device_xml(d, "vdc") ==
+              "<disk type='file' device='disk'>\n"
+              "  <driver name='qemu' type='qcow2' cache='writeback' discard='unmap'/>\n"
+              "  <source file='/var/lib/hv/images/vm-data.qcow2'/>\n"
+              "  <target dev='vdc' bus='virtio'/>\n"
+              "  <iotune>\n"
+              "    <total_bytes_sec>10485760</total_bytes_sec>\n"
+              "    <read_iops_sec>100</read_iops_sec>\n"
+              "    <write_iops_sec>50</write_iops_sec>\n"
+              "  </iotune>\n"
+              "</disk>");
+    }
+}
+
+TEST_CASE("check_disk refuses what libvirt/QEMU cannot do", "[virt][disks]") {
+    hv::api::DiskSpec d;
+    d.name = "x";
+    d.bus = "ide";
+    CHECK_THROWS_AS(hv::virt::check_disk(d, "q35", "disk 'x'"), hv::Error);
+    CHECK_NOTHROW(hv::virt::check_disk(d, "pc", "disk 'x'"));
+    d.bus = "virtio";
+    d.mode = "independent";
+    try {
+        hv::virt::check_disk(d, "q35", "disk 'x'");
+        FAIL("expected hv::Error");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::invalid_input);
+        CHECK_THAT(e.what(), Catch::Contains("disk 'x': mode 'independent'"));
+    }
+    d.mode = "independent-nonpersistent";
+    d.cache = "fast";
+    CHECK_THROWS_AS(hv::virt::check_disk(d, "q35", "disk 'x'"), hv::Error);
+    // Transient disks work on every bus hv offers (checked against libvirt 9.0 / QEMU 7.2).
+    d.cache = "none";
+    for (const char* bus : {"virtio", "sata", "scsi"}) {
+        d.bus = bus;
+        CHECK_NOTHROW(hv::virt::check_disk(d, "q35", "disk 'x'"));
+    }
+    d.bus = "ide";
+    CHECK_NOTHROW(hv::virt::check_disk(d, "pc", "disk 'x'"));
+}
+
+TEST_CASE("target names, CD/DVD bus and hot-plug buses", "[virt][disks]") {
+    using hv::virt::free_target;
+    CHECK(free_target("virtio", {}) == "vda");
+    CHECK(free_target("virtio", {"vda", "vdc", "sda"}) == "vdb");
+    CHECK(free_target("sata", {"sda", "sdb"}) == "sdc");
+    CHECK(free_target("scsi", {"sda", "vda"}) == "sdb");  // sata and scsi share "sd"
+    CHECK(free_target("ide", {"hda"}) == "hdb");
+    std::set<std::string> many;
+    for (char c = 'a'; c <= 'z'; ++c) many.insert(std::string("vd") + c);
+    CHECK(free_target("virtio", many) == "vdaa");
+    CHECK(hv::virt::cdrom_bus("q35") == "sata");
+    CHECK(hv::virt::cdrom_bus("pc-i440fx-7.2") == "ide");
+    CHECK(hv::virt::hotpluggable_bus("virtio"));
+    CHECK(hv::virt::hotpluggable_bus("scsi"));
+    CHECK_FALSE(hv::virt::hotpluggable_bus("sata"));
+    CHECK_FALSE(hv::virt::hotpluggable_bus("ide"));
+    CHECK(hv::virt::cdrom_device_xml("", "sata", "sdc") ==
+          "<disk type='file' device='cdrom'>\n"
+          "  <driver name='qemu' type='raw'/>\n"
+          "  <target dev='sdc' bus='sata'/>\n"
+          "  <readonly/>\n"
+          "</disk>");
+}
+
+TEST_CASE("parse_devices reads disks of live and persistent XML", "[virt][disks]") {
+    // Shape of libvirt 9.0's live XML of a running transient disk (trimmed).
+    const std::string xml = R"(<domain type='qemu' id='3'>
+  <name>vm</name>
+  <devices>
+    <disk type='file' device='disk' snapshot='no'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/img/vm-scratch.qcow2.TRANSIENT-vm' index='2'/>
+      <backingStore type='file' index='1'>
+        <format type='qcow2'/>
+        <source file='/img/vm-scratch.qcow2'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='sda' bus='sata'/>
+      <transient/>
+      <alias name='sata0-0-0'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='/img/vm-disk0.raw' index='3'/>
+      <backingStore/>
+      <target dev='vda' bus='virtio'/>
+      <alias name='virtio-disk0'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sdb' bus='sata'/>
+      <readonly/>
+      <alias name='sata0-0-1'/>
+    </disk>
+    <controller type='scsi' index='0' model='virtio-scsi'>
+      <alias name='scsi0'/>
+    </controller>
+  </devices>
+</domain>)";
+    auto f = hv::virt::parse_devices(xml);
+    REQUIRE(f.disks.size() == 3);
+    CHECK(f.virtio_scsi);
+    CHECK(f.scsi_controller);
+    CHECK(f.disks[0].transient);
+    CHECK(f.disks[0].snapshot == "no");
+    CHECK(f.disks[0].source == "/img/vm-scratch.qcow2.TRANSIENT-vm");
+    CHECK(f.disks[0].backing == "/img/vm-scratch.qcow2");
+    CHECK(f.disks[0].alias == "sata0-0-0");
+    CHECK(f.disks[1].target == "vda");
+    CHECK(f.disks[1].bus == "virtio");
+    CHECK_FALSE(f.disks[1].transient);
+    CHECK(f.disks[2].device == "cdrom");
+    CHECK(f.disks[2].source.empty());
+    CHECK_THROWS_AS(hv::virt::parse_devices("<domain"), hv::Error);
+}

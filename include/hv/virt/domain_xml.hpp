@@ -6,7 +6,9 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "hv/api/vm.hpp"
 
@@ -49,5 +51,45 @@ struct LiveFacts {
 LiveFacts parse_live_xml(const std::string& domain_xml);
 
 std::string xml_escape(const std::string& s);
+
+// ---- single devices (domain_xml uses them; so does attaching disks to an existing VM) -------
+
+// One <disk device='disk'> element (no trailing newline) for a disk whose path is set, with
+// target device `dev`. cache -> <driver cache=...>, discard -> <driver discard='unmap'>,
+// limits -> <iotune>, mode: dependent (nothing), independent-persistent (snapshot='no'),
+// independent-nonpersistent (snapshot='no' + <transient/>).
+std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev);
+// A read-only <disk device='cdrom'>; `path` "" is an empty drive (eject).
+std::string cdrom_device_xml(const std::string& path, const std::string& bus, const std::string& dev);
+// Bus of the CD/DVD drive: "sata" (q35's AHCI) or "ide" on i440fx ("pc") machines.
+std::string cdrom_bus(const std::string& machine);
+// Target name prefix of a bus: virtio "vd", ide "hd", sata and scsi "sd".
+std::string target_prefix(const std::string& bus);
+// First target name of `bus` (e.g. "sdc") not in `used`.
+std::string free_target(const std::string& bus, const std::set<std::string>& used);
+// True for buses QEMU can hot-plug disks on (virtio, scsi); sata and ide cannot.
+bool hotpluggable_bus(const std::string& bus);
+// Throws invalid_input (naming `what`) when the disk cannot work on `machine` with libvirt
+// 9.0/QEMU 7.2 (ide on q35, unknown mode or cache).
+void check_disk(const api::DiskSpec& d, const std::string& machine, const std::string& what);
+
+// The disks and SCSI controllers of a domain XML (persistent or live).
+struct XmlDisk {
+    std::string device;   // "disk", "cdrom"
+    std::string bus;      // target bus
+    std::string target;   // "vda"
+    std::string source;   // file ("" for an empty CD/DVD drive); the overlay for a running transient disk
+    std::string backing;  // first backing file (live XML), e.g. the volume under a transient overlay
+    std::string alias;    // live XML only: "virtio-disk0", "sata0-0-0", ...
+    std::string snapshot; // "no" for independent disks
+    bool transient = false;
+};
+struct DeviceFacts {
+    std::vector<XmlDisk> disks;
+    bool scsi_controller = false;  // any model
+    bool virtio_scsi = false;
+};
+// Throws internal when the XML cannot be parsed.
+DeviceFacts parse_devices(const std::string& domain_xml);
 
 }  // namespace hv::virt
