@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hv/api/host.hpp"
+#include "hv/api/net.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/api/task.hpp"
 #include "hv/api/vm.hpp"
@@ -62,6 +63,22 @@ public:
     std::vector<std::string> delete_volume(const std::string& pool, const std::string& name, bool force);
     api::TaskInfo resize_volume(const std::string& pool, const std::string& name, std::uint64_t size);
     api::TaskInfo clone_volume(const std::string& pool, const std::string& name, const std::string& target);
+
+    // Host networking (hv-managed bridges, bonds, VLANs; NICs and kernel features read-only).
+    std::vector<api::NicInfo> list_nics(bool all);
+    api::KernelFeatures net_features();
+    std::vector<api::BridgeInfo> list_bridges();
+    api::BridgeInfo get_bridge(const std::string& name);
+    api::BridgeInfo create_bridge(const api::BridgeSpec& spec);
+    void delete_bridge(const std::string& name, bool force);
+    std::vector<api::BondInfo> list_bonds();
+    api::BondInfo get_bond(const std::string& name);
+    api::BondInfo create_bond(const api::BondSpec& spec);
+    void delete_bond(const std::string& name);
+    std::vector<api::VlanInfo> list_vlans();
+    api::VlanInfo get_vlan(const std::string& name);
+    api::VlanInfo create_vlan(const api::VlanSpec& spec);
+    void delete_vlan(const std::string& name);
 
     std::vector<api::TaskInfo> list_tasks();
     api::TaskInfo get_task(const std::string& id);

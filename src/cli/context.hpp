@@ -39,6 +39,7 @@ void add_autostart_commands(CLI::App& app, Context& ctx);  // vm autostart, auto
 void add_task_commands(CLI::App& app, Context& ctx);
 void add_event_commands(CLI::App& app, Context& ctx);
 void add_time_commands(CLI::App& app, Context& ctx);  // time show, time set
+void add_net_commands(CLI::App& app, Context& ctx);  // net nic|features|bridge|bond|vlan ...
 
 // Parses argv, runs the command, maps errors to exit codes.
 int run(int argc, const char* const* argv);

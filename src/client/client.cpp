@@ -336,4 +336,71 @@ void Client::events(const std::function<bool(const api::Event&)>& on_event) {
     if (!ok) throw_http_error(status, pending);
 }
 
+// ---- host networking
+std::vector<api::NicInfo> Client::list_nics(bool all) {
+    auto r = request("GET", std::string("/v1/net/nics") + (all ? "?all=1" : ""));
+    return decode("NIC list", [&] {
+        std::vector<api::NicInfo> out;
+        for (const auto& v : r.body) out.push_back(api::nic_info_from_json(v));
+        return out;
+    });
+}
+api::KernelFeatures Client::net_features() {
+    auto r = request("GET", "/v1/net/features");
+    return decode("feature list", [&] { return api::kernel_features_from_json(r.body); });
+}
+std::vector<api::BridgeInfo> Client::list_bridges() {
+    auto r = request("GET", "/v1/net/bridges");
+    return decode("bridge list", [&] {
+        std::vector<api::BridgeInfo> out;
+        for (const auto& v : r.body) out.push_back(api::bridge_info_from_json(v));
+        return out;
+    });
+}
+api::BridgeInfo Client::get_bridge(const std::string& name) {
+    auto r = request("GET", "/v1/net/bridges/" + escape_segment(name));
+    return decode("bridge", [&] { return api::bridge_info_from_json(r.body); });
+}
+api::BridgeInfo Client::create_bridge(const api::BridgeSpec& spec) {
+    auto r = request("POST", "/v1/net/bridges", json(spec));
+    return decode("bridge", [&] { return api::bridge_info_from_json(r.body); });
+}
+void Client::delete_bridge(const std::string& name, bool force) {
+    request("DELETE", "/v1/net/bridges/" + escape_segment(name) + (force ? "?force=1" : ""));
+}
+std::vector<api::BondInfo> Client::list_bonds() {
+    auto r = request("GET", "/v1/net/bonds");
+    return decode("bond list", [&] {
+        std::vector<api::BondInfo> out;
+        for (const auto& v : r.body) out.push_back(api::bond_info_from_json(v));
+        return out;
+    });
+}
+api::BondInfo Client::get_bond(const std::string& name) {
+    auto r = request("GET", "/v1/net/bonds/" + escape_segment(name));
+    return decode("bond", [&] { return api::bond_info_from_json(r.body); });
+}
+api::BondInfo Client::create_bond(const api::BondSpec& spec) {
+    auto r = request("POST", "/v1/net/bonds", json(spec));
+    return decode("bond", [&] { return api::bond_info_from_json(r.body); });
+}
+void Client::delete_bond(const std::string& name) { request("DELETE", "/v1/net/bonds/" + escape_segment(name)); }
+std::vector<api::VlanInfo> Client::list_vlans() {
+    auto r = request("GET", "/v1/net/vlans");
+    return decode("vlan list", [&] {
+        std::vector<api::VlanInfo> out;
+        for (const auto& v : r.body) out.push_back(api::vlan_info_from_json(v));
+        return out;
+    });
+}
+api::VlanInfo Client::get_vlan(const std::string& name) {
+    auto r = request("GET", "/v1/net/vlans/" + escape_segment(name));
+    return decode("vlan", [&] { return api::vlan_info_from_json(r.body); });
+}
+api::VlanInfo Client::create_vlan(const api::VlanSpec& spec) {
+    auto r = request("POST", "/v1/net/vlans", json(spec));
+    return decode("vlan", [&] { return api::vlan_info_from_json(r.body); });
+}
+void Client::delete_vlan(const std::string& name) { request("DELETE", "/v1/net/vlans/" + escape_segment(name)); }
+
 }  // namespace hv

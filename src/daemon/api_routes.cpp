@@ -7,6 +7,7 @@
 
 #include "hv/api/host.hpp"
 #include "hv/api/json_reader.hpp"
+#include "net_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
 
@@ -68,6 +69,7 @@ Response accepted(const api::TaskInfo& t) { return Response{202, t}; }
 void register_routes(Router& r, ApiContext& c) {
     register_time_routes(r, c.config);
     register_storage_routes(r, c);
+    register_net_routes(r, c);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
     r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "config.hpp"
+#include "net_manager.hpp"
 #include "router.hpp"
 #include "task_manager.hpp"
 #include "vm_manager.hpp"
@@ -15,6 +16,7 @@ struct ApiContext {
     virt::VmManager& vms;
     TaskManager& tasks;
     storage::PoolManager& pools;
+    net::NetManager& net;
     std::chrono::steady_clock::time_point started;
 };
 

@@ -17,6 +17,7 @@
 #include "autostart_routes.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
+#include "netlink_backend.hpp"
 #include "task_manager.hpp"
 #include "vm_manager.hpp"
 
@@ -90,7 +91,10 @@ int run(const Config& cfg) {
 
     Router router;
     pools.set_users([&vms] { return vms.image_users(); });
-    ApiContext ctx{cfg, vms, tasks, pools, started};
+    // Host networking: hv's bridges/bonds/VLANs re-applied before anything (autostart) needs them.
+    net::NetManager net(cfg.state_dir + "/network.json", std::make_unique<net::NetlinkBackend>());
+    net.apply_all();
+    ApiContext ctx{cfg, vms, tasks, pools, net, started};
     register_routes(router, ctx);
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
                                           cfg.autostart_retry_delay});
