@@ -49,6 +49,10 @@ public:
     // action: start|stop|reboot|reset|suspend|resume -> VmInfo
     api::VmInfo vm_action(const std::string& name, const std::string& action);
     api::TaskInfo shutdown_vm(const std::string& name, int timeout_s, bool force);  // 202 -> task
+    // Disks and CD/DVD of an existing VM (hot-plug while running for virtio/scsi).
+    api::TaskInfo attach_disk(const std::string& vm, const api::DiskSpec& disk);             // 202 -> task
+    api::VmInfo detach_disk(const std::string& vm, const std::string& disk, bool purge);
+    api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);  // "" ejects
 
     // Storage: pools and volumes (creates, resizes and clones are tasks).
     std::vector<api::PoolInfo> list_pools();

@@ -257,6 +257,21 @@ api::TaskInfo Client::shutdown_vm(const std::string& name, int timeout_s, bool f
     return decode("task", [&] { return api::task_info_from_json(r.body); });
 }
 
+api::TaskInfo Client::attach_disk(const std::string& vm, const api::DiskSpec& disk) {
+    auto r = request("POST", "/v1/vms/" + escape_segment(vm) + "/disks", json(disk));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+api::VmInfo Client::detach_disk(const std::string& vm, const std::string& disk, bool purge) {
+    auto r = request("DELETE", "/v1/vms/" + escape_segment(vm) + "/disks/" + escape_segment(disk) + (purge ? "?purge=1" : ""));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::VmInfo Client::set_cdrom(const std::string& vm, const std::string& iso) {
+    auto r = request("PUT", "/v1/vms/" + escape_segment(vm) + "/cdrom", json{{"iso", iso}});
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
 std::vector<api::TaskInfo> Client::list_tasks() {
     auto r = request("GET", "/v1/tasks");
     return decode("task list", [&] {

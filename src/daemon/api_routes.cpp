@@ -10,6 +10,7 @@
 #include "net_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
+#include "vm_disk_routes.hpp"
 
 namespace hv::daemon {
 using nlohmann::json;
@@ -69,6 +70,7 @@ Response accepted(const api::TaskInfo& t) { return Response{202, t}; }
 void register_routes(Router& r, ApiContext& c) {
     register_time_routes(r, c.config);
     register_storage_routes(r, c);
+    register_vm_disk_routes(r, c);
     register_net_routes(r, c);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 

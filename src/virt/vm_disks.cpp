@@ -1,18 +1,327 @@
 // Disks and CD/DVD of existing VMs: attach (cold / hot-plug), detach, insert/eject.
+//
+// Like `vm set`, these change only the device concerned through libvirt's own calls
+// (virDomainAttachDeviceFlags / DetachDeviceFlags / UpdateDeviceFlags) and then rewrite hv's
+// metadata spec; the domain XML is never regenerated. Stopped VM: VIR_DOMAIN_AFFECT_CONFIG.
+// Running (or paused) VM: AFFECT_LIVE|AFFECT_CONFIG, for buses QEMU can hot-plug (virtio,
+// scsi); sata and ide answer 409. A CD/DVD change is a media change and works while running.
+#include <sys/stat.h>
+
+#include <set>
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+#include "hv/api/size.hpp"
+#include "hv/error.hpp"
+#include "hv/util/reverter.hpp"
 #include "vm_manager.hpp"
 
-#include "hv/error.hpp"
-
 namespace hv::virt {
+using api::VmInfo;
 
-api::VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec, util::Progress&) {
-    fail(Errc::unsupported, "attaching disks to vm '{}' is not implemented yet", vm);
+namespace {
+
+bool domain_active(virDomainPtr d) {
+    int a = virDomainIsActive(d);
+    if (a < 0) throw_libvirt_error("cannot read the state of a domain");
+    return a == 1;
 }
-api::VmInfo VmManager::detach_disk(const std::string& vm, const std::string&, bool) {
-    fail(Errc::unsupported, "detaching disks from vm '{}' is not implemented yet", vm);
+
+// flags = VIR_DOMAIN_XML_INACTIVE for the persistent definition, 0 for the live one.
+DeviceFacts devices_of(virDomainPtr d, unsigned flags) {
+    char* xml = virDomainGetXMLDesc(d, flags);
+    if (!xml) throw_libvirt_error("cannot read the domain XML");
+    std::string text(xml);
+    free(xml);
+    return parse_devices(text);
 }
-api::VmInfo VmManager::set_cdrom(const std::string& vm, const std::string&) {
-    fail(Errc::unsupported, "changing the CD/DVD of vm '{}' is not implemented yet", vm);
+
+std::set<std::string> targets_of(const DeviceFacts& f) {
+    std::set<std::string> out;
+    for (const auto& d : f.disks) out.insert(d.target);
+    return out;
+}
+
+// The <disk device='disk'> whose volume is `path` (a running transient disk shows its overlay
+// as source and the volume as backing file).
+const XmlDisk* find_disk(const DeviceFacts& f, const std::string& path) {
+    for (const auto& d : f.disks)
+        if (d.device == "disk" && (d.source == path || (d.transient && d.backing == path))) return &d;
+    return nullptr;
+}
+const XmlDisk* find_cdrom(const DeviceFacts& f) {
+    for (const auto& d : f.disks)
+        if (d.device == "cdrom") return &d;
+    return nullptr;
+}
+
+void require_regular_file(const std::string& path, const char* what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        fail(Errc::invalid_input, "{} '{}' does not exist or is not a regular file", what, path);
+}
+
+void check_managed(const VmInfo& info) {
+    if (!info.managed) fail(Errc::conflict, "vm '{}' was not created by hv; change its devices with virsh", info.spec.name);
+}
+
+std::string hotplug_refusal(const std::string& vm, const std::string& bus, const char* what) {
+    return fmt::format("{} disks cannot be hot-plugged (only virtio and scsi can); stop vm '{}' to {} it", bus, vm, what);
+}
+
+constexpr const char* kVirtioScsi = "<controller type='scsi' model='virtio-scsi'/>";
+
+}  // namespace
+
+VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::Progress& progress) {
+    require_ready();
+    auto lock = op_lock(vm);
+    auto dom = conn_->domain(vm);
+    auto info = read_domain(dom.get(), nullptr);
+    check_managed(info);
+    const bool active = domain_active(dom.get());
+
+    auto spec = info.spec;
+    if (disk.name.empty()) {
+        auto taken = [&](const std::string& n) {
+            for (const auto& o : spec.disks)
+                if (o.name == n) return true;
+            return false;
+        };
+        int k = static_cast<int>(spec.disks.size());
+        for (int i = 0; i <= k; ++i)
+            if (!taken("disk" + std::to_string(i))) {
+                k = i;
+                break;
+            }
+        disk.name = "disk" + std::to_string(k);
+    } else {
+        for (const auto& o : spec.disks)
+            if (o.name == disk.name) fail(Errc::conflict, "vm '{}' already has a disk named '{}'", vm, disk.name);
+    }
+    disk.owned = false;
+    const std::string what = fmt::format("disk '{}'", disk.name);
+    {
+        auto check = spec;
+        check.disks.push_back(disk);
+        api::validate(check);
+    }
+    check_disk(disk, spec.machine, what);
+    if (active && !hotpluggable_bus(disk.bus)) fail(Errc::conflict, "{}", hotplug_refusal(vm, disk.bus, "attach"));
+
+    // The volume: an existing one (volume= or a pool path=) or a new "<vm>-<disk>" one, the
+    // same rules as a disk of `vm create`.
+    bool create = false;
+    if (!disk.path.empty()) {
+        auto ref = pools_.locate(disk.path);
+        if (ref.pool.empty() || ref.content != "images")
+            fail(Errc::invalid_input,
+                 "{}: {} is not a volume of any storage pool; add a pool for its directory (hvctl storage pool add) "
+                 "or give volume=",
+                 what, disk.path);
+        disk.pool = ref.pool;
+        disk.volume = ref.name;
+    }
+    if (!disk.volume.empty()) {
+        auto v = pools_.volume(disk.pool, disk.volume);
+        if (!v.used_by.empty())
+            fail(Errc::conflict, "{}: volume '{}' is already used by {}", what, disk.volume, fmt::join(v.used_by, ", "));
+        disk.path = v.path;
+        disk.format = v.format;
+        disk.provision = v.provision;
+        disk.size = v.capacity;
+        require_regular_file(disk.path, "disk image");
+    } else {
+        create = true;
+        api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
+        try {
+            pools_.precheck_create(vs);
+        } catch (const Error& e) {
+            fail(e.code(), "{}: {}", what, e.what());
+        }
+    }
+
+    auto persistent = devices_of(dom.get(), VIR_DOMAIN_XML_INACTIVE);
+    std::optional<DeviceFacts> live;
+    auto used = targets_of(persistent);
+    if (active) {
+        live = devices_of(dom.get(), 0);
+        for (const auto& t : targets_of(*live)) used.insert(t);
+    }
+    const std::string target = free_target(disk.bus, used);
+
+    util::Reverter revert;
+    if (create) {
+        progress.update(0, fmt::format("creating {} ({})", disk.name, api::format_size(disk.size)));
+        api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
+        auto created = pools_.create_volume(vs, progress);
+        for (const auto& w : created.warnings) spdlog::warn("vm {}: {}", vm, w);
+        disk.volume = created.volume.name;
+        disk.path = created.volume.path;
+        disk.owned = true;
+        revert.add([this, pool = disk.pool, vol = disk.volume] { pools_.delete_volume(pool, vol); });
+    }
+    if (progress.cancelled()) fail(Errc::cancelled, "attach of {} to vm '{}' was cancelled", what, vm);
+    progress.update(90, fmt::format("attaching {} as {} ({})", disk.name, target, disk.bus));
+
+    const unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
+    const unsigned both = cfg | VIR_DOMAIN_AFFECT_LIVE;
+    auto dom_ptr = dom.get();
+    // One virtio-scsi controller, added when the first scsi disk arrives (in each of the
+    // definitions that lacks one; libvirt would otherwise pick its default model).
+    if (disk.bus == "scsi") {
+        unsigned flags = 0;
+        if (!persistent.scsi_controller) flags |= cfg;
+        if (live && !live->scsi_controller) flags |= VIR_DOMAIN_AFFECT_LIVE;
+        if (flags) {
+            if (virDomainAttachDeviceFlags(dom_ptr, kVirtioScsi, flags) < 0)
+                throw_libvirt_error(fmt::format("cannot add a virtio-scsi controller to vm '{}'", vm));
+            if (flags & cfg)
+                revert.add([dom_ptr] { virDomainDetachDeviceFlags(dom_ptr, kVirtioScsi, VIR_DOMAIN_AFFECT_CONFIG); });
+        }
+    }
+    const auto dev_xml = disk_device_xml(disk, target);
+    const unsigned flags = active ? both : cfg;
+    if (virDomainAttachDeviceFlags(dom_ptr, dev_xml.c_str(), flags) < 0) {
+        // q35: every virtio disk is a PCIe device on its own root port, and libvirt leaves one
+        // free port per boot for hot-plug.
+        virErrorPtr e = virGetLastError();
+        if (active && e && e->message && std::string_view(e->message).find("No more available PCI slots") != std::string_view::npos)
+            fail(Errc::conflict,
+                 "cannot hot-plug {} into vm '{}': no free PCI(e) slot is left for hot-plug ({}); attach it while the vm "
+                 "is stopped, or use bus=scsi on a vm that already has its virtio-scsi controller",
+                 what, vm, e->message);
+        throw_libvirt_error(fmt::format("cannot attach {} to vm '{}'", what, vm));
+    }
+    revert.add([dom_ptr, dev_xml, flags] { virDomainDetachDeviceFlags(dom_ptr, dev_xml.c_str(), flags); });
+
+    spec.disks.push_back(disk);
+    write_spec(dom_ptr, spec, flags);
+    revert.release();
+    refresh(vm);
+    progress.update(100, fmt::format("attached {} as {}", disk.name, target));
+    return get(vm);
+}
+
+VmInfo VmManager::detach_disk(const std::string& vm, const std::string& disk_name, bool purge) {
+    require_ready();
+    std::optional<api::DiskSpec> removed;
+    bool still_live = false;
+    {
+        auto lock = op_lock(vm);
+        auto dom = conn_->domain(vm);
+        auto info = read_domain(dom.get(), nullptr);
+        check_managed(info);
+        const bool active = domain_active(dom.get());
+        auto spec = info.spec;
+        auto it = std::find_if(spec.disks.begin(), spec.disks.end(), [&](const api::DiskSpec& d) { return d.name == disk_name; });
+        if (it == spec.disks.end()) fail(Errc::not_found, "vm '{}' has no disk named '{}'", vm, disk_name);
+        if (active && !hotpluggable_bus(it->bus)) fail(Errc::conflict, "{}", hotplug_refusal(vm, it->bus, "detach"));
+
+        // libvirt finds the disk to detach by its target; the definitions may name it apart.
+        auto detach = [&](const XmlDisk& x, unsigned flags) {
+            auto xml = fmt::format("<disk type='file' device='disk'><source file='{}'/><target dev='{}' bus='{}'/></disk>",
+                                   xml_escape(x.source), xml_escape(x.target), xml_escape(x.bus));
+            if (virDomainDetachDeviceFlags(dom.get(), xml.c_str(), flags) < 0)
+                throw_libvirt_error(fmt::format("cannot detach disk '{}' from vm '{}'", disk_name, vm));
+        };
+        if (active) {
+            auto live = devices_of(dom.get(), 0);
+            if (const auto* x = find_disk(live, it->path)) {
+                detach(*x, VIR_DOMAIN_AFFECT_LIVE);
+                // libvirt waits a few seconds for the guest to release the device, then returns
+                // with the request pending: the disk leaves when the guest acknowledges it.
+                still_live = find_disk(devices_of(dom.get(), 0), it->path) != nullptr;
+            }
+        }
+        auto persistent = devices_of(dom.get(), VIR_DOMAIN_XML_INACTIVE);
+        if (const auto* x = find_disk(persistent, it->path)) detach(*x, VIR_DOMAIN_AFFECT_CONFIG);
+
+        removed = *it;
+        spec.disks.erase(it);
+        write_spec(dom.get(), spec, static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG) | (active ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u));
+        refresh(vm);
+    }
+    if (purge && removed->owned) {
+        if (still_live)
+            fail(Errc::conflict,
+                 "disk '{}' was removed from vm '{}', but the guest has not released it yet, so its volume '{}' was "
+                 "kept; delete it once the guest let go of it (hvctl storage volume delete {} {})",
+                 disk_name, vm, removed->volume, removed->pool, removed->volume);
+        auto ref = pools_.locate(removed->path);
+        if (!ref.pool.empty() && ref.content == "images") {
+            try {
+                pools_.delete_volume(ref.pool, ref.name);
+            } catch (const Error& e) {
+                fail(e.code(), "disk '{}' was removed from vm '{}' but its volume could not be deleted: {}", disk_name, vm,
+                     e.what());
+            }
+        }
+    }
+    return get(vm);
+}
+
+VmInfo VmManager::set_cdrom(const std::string& vm, const std::string& iso) {
+    require_ready();
+    auto lock = op_lock(vm);
+    auto dom = conn_->domain(vm);
+    auto info = read_domain(dom.get(), nullptr);
+    check_managed(info);
+    const bool active = domain_active(dom.get());
+
+    std::string path;
+    if (!iso.empty()) {
+        if (iso.find(':') != std::string::npos && iso[0] != '/') {
+            path = pools_.resolve(api::parse_volume_ref(iso, "iso"));
+        } else {
+            if (iso[0] != '/' || iso.find("..") != std::string::npos)
+                fail(Errc::invalid_input, "iso '{}' is neither POOL:iso/NAME nor an absolute path", iso);
+            auto ref = pools_.locate(iso);
+            if (ref.pool.empty())
+                fail(Errc::invalid_input,
+                     "iso {} is not an ISO of any storage pool (upload it with hvctl storage iso upload, or give "
+                     "POOL:iso/NAME)",
+                     iso);
+            path = iso;
+        }
+        require_regular_file(path, "cdrom image");
+    }
+
+    auto spec = info.spec;
+    auto persistent = devices_of(dom.get(), VIR_DOMAIN_XML_INACTIVE);
+    const XmlDisk* pdrive = find_cdrom(persistent);
+    std::optional<DeviceFacts> live;
+    const XmlDisk* ldrive = nullptr;
+    if (active) {
+        live = devices_of(dom.get(), 0);
+        ldrive = find_cdrom(*live);
+    }
+    // VIR_DOMAIN_DEVICE_MODIFY_FORCE: eject even when the guest locked the tray.
+    const unsigned force = VIR_DOMAIN_DEVICE_MODIFY_FORCE;
+    auto change = [&](const XmlDisk& drive, unsigned flags) {
+        auto xml = cdrom_device_xml(path, drive.bus, drive.target);
+        if (virDomainUpdateDeviceFlags(dom.get(), xml.c_str(), flags | force) < 0)
+            throw_libvirt_error(fmt::format("cannot {} the CD/DVD of vm '{}'", path.empty() ? "eject" : "change", vm));
+    };
+    if (active && !ldrive && !path.empty())
+        fail(Errc::conflict, "vm '{}' has no CD/DVD drive and {} drives cannot be hot-plugged; stop the vm to add one", vm,
+             cdrom_bus(spec.machine));
+    if (ldrive) change(*ldrive, VIR_DOMAIN_AFFECT_LIVE);
+    if (pdrive) {
+        change(*pdrive, VIR_DOMAIN_AFFECT_CONFIG);
+    } else if (!path.empty()) {
+        // No drive yet (the VM was made without --cdrom): add one to the definition.
+        const auto bus = cdrom_bus(spec.machine);
+        auto used = targets_of(persistent);
+        auto xml = cdrom_device_xml(path, bus, free_target(bus, used));
+        if (virDomainAttachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_CONFIG) < 0)
+            throw_libvirt_error(fmt::format("cannot add a CD/DVD drive to vm '{}'", vm));
+    }
+    spec.cdrom = path;
+    write_spec(dom.get(), spec, static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG) | (active ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u));
+    refresh(vm);
+    return get(vm);
 }
 
 }  // namespace hv::virt

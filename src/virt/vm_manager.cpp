@@ -148,6 +148,14 @@ private:
     std::shared_ptr<std::timed_mutex> mu_;
 };
 
+std::shared_ptr<void> VmManager::op_lock(const std::string& name) { return std::make_shared<OpLock>(*this, name); }
+
+void VmManager::write_spec(virDomainPtr d, const api::VmSpec& spec, unsigned flags) {
+    auto md = metadata_body(spec);
+    if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, md.c_str(), kMetadataPrefix, kMetadataNs, flags) < 0)
+        throw_libvirt_error(fmt::format("cannot set hv metadata of vm '{}'", spec.name));
+}
+
 VmManager::VmManager(Options opts, storage::PoolManager& pools, Publisher publish)
     : opts_(std::move(opts)), pools_(pools), publish_(std::move(publish)) {
     conn_ = std::make_unique<Connection>(

@@ -88,6 +88,10 @@ private:
     void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
     void record_start(virDomainPtr d, std::int64_t when);
     DomainXmlOptions xml_options() const;
+    // For vm_disks.cpp (defined in vm_manager.cpp): the per-VM operation lock as an opaque
+    // guard, and the hv metadata writer (flags: VIR_DOMAIN_AFFECT_*).
+    std::shared_ptr<void> op_lock(const std::string& name);
+    void write_spec(virDomainPtr d, const api::VmSpec& spec, unsigned flags);
 
     Options opts_;
     storage::PoolManager& pools_;
