@@ -22,6 +22,8 @@ PACKAGES=(
   chrony
   # tests: raw HTTP over the Unix socket, tiny test guest, benchmarks
   curl busybox-static cpio gzip hyperfine
+  # storage tests: a btrfs pool on a loop-mounted image
+  btrfs-progs
 )
 
 if [ "$(id -u)" -ne 0 ]; then

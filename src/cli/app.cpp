@@ -26,6 +26,7 @@ int run(int argc, const char* const* argv) {
     add_event_commands(app, ctx);
     add_time_commands(app, ctx);
     add_net_commands(app, ctx);
+    add_storage_commands(app, ctx);
 
     try {
         app.parse(argc, argv);

@@ -19,6 +19,7 @@
 #include "http_server.hpp"
 #include "netlink_backend.hpp"
 #include "task_manager.hpp"
+#include "pool_mirror.hpp"
 #include "vm_manager.hpp"
 
 namespace hv::daemon {
@@ -106,6 +107,8 @@ int run(const Config& cfg) {
     vms.start();
     if (!vms.wait_ready(std::chrono::seconds(5)))
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
+    // hv's pools appear in libvirt (virsh pool-list); without libvirt now, at their next change.
+    pools.set_mirror(virt::libvirt_pool_mirror(vms.connection()));
     server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
     if (vms.ready()) autostart.at_daemon_start();
 

@@ -303,7 +303,8 @@ Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml, bool in_libvirt_
     dir = tmpl;
     socket = dir + "/hvd.sock";
     state_dir = dir + "/state";
-    image_dir = state_dir + "/images";
+    pool_dir = state_dir + "/images";
+    image_dir = pool_dir + "/images";
     log_dir = state_dir + "/logs";
     log_file = dir + "/hvd.log";
     // An empty config file: built-in defaults, whatever /etc/hv/hvd.toml on this host says.

@@ -139,7 +139,8 @@ public:
     std::string dir;        // temp dir of this hvd
     std::string socket;     // dir/hvd.sock
     std::string state_dir;  // dir/state
-    std::string image_dir;  // dir/state/images
+    std::string pool_dir;   // dir/state/images: the built-in pool "local"
+    std::string image_dir;  // dir/state/images/images: its volumes (VM disks)
     std::string log_dir;    // dir/state/logs (serial console logs)
     std::string log_file;   // dir/hvd.log
 

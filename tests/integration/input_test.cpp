@@ -115,7 +115,7 @@ TEST_CASE("a create that fails after making a disk leaves no domain and no disk"
 
     SECTION("second disk's image name is taken") {
         auto name = hvd.vm("late1");
-        // disk0 is created, then disk1 collides with a file that is not hvd's to remove.
+        // disk1's volume name is taken by a file hvd did not make: refused before anything is made.
         std::string squatter = hvd.image_dir + "/" + name + "-disk1.qcow2";
         std::ofstream(squatter) << "not hvd's\n";
         REQUIRE(file_exists(squatter));

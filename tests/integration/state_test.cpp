@@ -71,13 +71,22 @@ TEST_CASE("a domain hv did not create is listed read-only", "[integration][state
 TEST_CASE("delete --purge never removes an image hv did not create", "[integration][state][cleanup]") {
     Hvd hvd;
     auto name = hvd.vm("extdisk");
-    std::string ext = hvd.dir + "/external.qcow2";
+    // An image made by hand in a directory that becomes a pool: attachable, never hv's to delete.
+    std::string pool = hvd.dir + "/extpool";
+    std::string ext = pool + "/images/external.qcow2";
+    REQUIRE(run({"mkdir", "-p", pool + "/images"}).exit_code == 0);
     auto mk = run({"qemu-img", "create", "-q", "-f", "qcow2", ext, "16M"});
     INFO(mk.describe());
     REQUIRE(mk.exit_code == 0);
+    // Not yet in a pool: refused (disks are pool volumes, not arbitrary host files).
+    auto outside = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "path=" + ext});
+    INFO(outside.describe());
+    CHECK(outside.exit_code == 3);
+    CHECK_THAT(outside.err, Catch::Contains("not a volume of any storage pool"));
+    CHECK_FALSE(domain_exists(name));
+    REQUIRE(hvd.ctl({"storage", "pool", "add", "ext", "--path", pool}).exit_code == 0);
 
-    auto r = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "path=" + ext + ",format=qcow2", "--disk",
-                      "size=16M"});
+    auto r = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "path=" + ext, "--disk", "size=16M"});
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     json vm = hvd.show(name);
@@ -95,7 +104,7 @@ TEST_CASE("delete --purge never removes an image hv did not create", "[integrati
     CHECK_FALSE(domain_exists(name));
 
     // A path that does not exist is rejected up front.
-    r = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "path=" + hvd.dir + "/missing.qcow2"});
+    r = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "path=" + pool + "/images/missing.qcow2"});
     INFO(r.describe());
     CHECK(r.exit_code != 0);
     CHECK(r.exit_code != 10);
