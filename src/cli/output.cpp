@@ -36,12 +36,44 @@ std::string nic_text(const api::NicSpec& n) {
     return s;
 }
 
-std::string disk_text(const api::DiskSpec& d) {
-    std::string s = fmt::format("{}  {}  {}  {}  pool={}", or_dash(d.name), d.size ? api::format_size(d.size) : "-",
-                                d.format, d.bus, d.pool);
-    if (!d.path.empty()) s += "  " + d.path;
-    if (!d.owned && !d.path.empty()) s += "  (attached)";
-    return s;
+// "total_iops=2000,read_bps=200 MiB/s" or "-".
+std::string limits_text(const api::IoLimits& l) {
+    std::vector<std::string> parts;
+    auto iops = [&](const char* k, std::uint64_t v) {
+        if (v) parts.push_back(fmt::format("{}={}", k, v));
+    };
+    auto bps = [&](const char* k, std::uint64_t v) {
+        if (v) parts.push_back(fmt::format("{}={}/s", k, api::format_size(v)));
+    };
+    iops("total_iops", l.total_iops);
+    iops("read_iops", l.read_iops);
+    iops("write_iops", l.write_iops);
+    bps("total_bps", l.total_bps);
+    bps("read_bps", l.read_bps);
+    bps("write_bps", l.write_bps);
+    return parts.empty() ? "-" : join(parts, ",");
+}
+
+// The disks of `vm show`: one row each, with the path below when hv did not make the volume.
+std::string disks_text(const std::vector<api::DiskSpec>& disks) {
+    std::vector<Row> rows;
+    for (const auto& d : disks) {
+        std::string volume = d.volume.empty() ? or_dash(d.path) : d.pool + ":" + d.volume;
+        if (!d.owned && !d.path.empty()) volume += " (attached)";
+        rows.push_back({or_dash(d.name), d.size ? api::format_size(d.size) : "-", d.format, d.bus, volume,
+                        api::to_string(d.provision), d.mode, d.cache.empty() ? "default" : d.cache,
+                        d.discard ? "unmap" : "off", limits_text(d.limits)});
+    }
+    std::string table =
+        render_table({"NAME", "SIZE", "FORMAT", "BUS", "VOLUME", "PROVISION", "MODE", "CACHE", "DISCARD", "LIMITS"}, rows);
+    std::string out;
+    std::size_t start = 0;
+    while (start < table.size()) {
+        auto end = table.find('\n', start);
+        out += "  " + table.substr(start, end - start + 1);
+        start = end + 1;
+    }
+    return out;
 }
 }  // namespace
 
@@ -92,8 +124,7 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     if (s.disks.empty()) kv.emplace_back("disks", "-");
     if (s.nics.empty()) kv.emplace_back("nics", "-");
     std::string out = render_kv(kv);
-    if (!s.disks.empty()) out += "disks:\n";
-    for (const auto& d : s.disks) out += "  " + disk_text(d) + "\n";
+    if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks);
     if (!s.nics.empty()) out += "nics:\n";
     for (const auto& n : s.nics) out += "  " + nic_text(n) + "\n";
     std::cout << out << std::flush;

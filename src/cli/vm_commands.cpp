@@ -1,4 +1,4 @@
-// hvctl vm ...: create, list, show, power actions, shutdown, set, delete.
+// hvctl vm ...: create, list, show, power actions, shutdown, set, delete, disk, cdrom.
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -215,6 +215,92 @@ void add_delete(CLI::App& vm, Context& ctx) {
     });
 }
 
+// hvctl vm disk attach|detach
+void add_disk(CLI::App& vm, Context& ctx) {
+    auto* disk = vm.add_subcommand("disk", "Attach or detach disks (hot-plug while running: virtio and scsi only)");
+    disk->require_subcommand(1);
+
+    struct AttachOpts {
+        std::string vm, disk;
+        bool async = false;
+    };
+    auto a = std::make_shared<AttachOpts>();
+    auto* attach = disk->add_subcommand("attach", "Attach a new or existing volume (waits for the task unless --async)");
+    attach->add_option("vm", a->vm, "VM name")->required();
+    attach->add_option("--disk", a->disk,
+                       "size=10G[,bus=virtio|sata|scsi|ide][,pool=local][,format=qcow2|raw]"
+                       "[,provision=thin|lazy-zeroed|eager-zeroed][,mode=dependent|independent-persistent|"
+                       "independent-nonpersistent][,cache=none|writeback|writethrough|directsync|unsafe][,discard=on]"
+                       "[,total_iops=N,read_iops=N,write_iops=N,total_bps=100M,read_bps=..,write_bps=..][,name=NAME]"
+                       " or volume=NAME / path=/pool/path of an existing volume")
+        ->required();
+    attach->add_flag("--async", a->async, "Do not wait: print the task and exit");
+    on_run(attach, ctx, [&g = ctx.g, a] {
+        api::DiskSpec d = api::parse_disk_arg(a->disk);
+        Client c = g.client();
+        return finish_task(g, c, c.attach_disk(a->vm, d), a->async, [&](const api::TaskInfo& t) {
+            api::VmInfo vm;
+            try {
+                vm = api::vm_info_from_json(t.result);
+            } catch (const Error&) {
+                vm = c.get_vm(a->vm);
+            }
+            if (g.json()) {
+                print_json(nlohmann::json(vm));
+            } else {
+                const auto& added = vm.spec.disks.empty() ? d : vm.spec.disks.back();
+                print_line(fmt::format("attached disk {} ({}:{}, {}) to vm {}", added.name, added.pool, added.volume,
+                                       added.bus, a->vm));
+            }
+            return 0;
+        });
+    });
+
+    struct DetachOpts {
+        std::string vm, disk;
+        bool purge = false;
+    };
+    auto o = std::make_shared<DetachOpts>();
+    auto* detach = disk->add_subcommand("detach", "Detach a disk from a VM");
+    detach->add_option("vm", o->vm, "VM name")->required();
+    detach->add_option("disk", o->disk, "Disk name (see vm show)")->required();
+    detach->add_flag("--purge", o->purge, "Also delete the volume if hvd created it for this VM");
+    on_run(detach, ctx, [&g = ctx.g, o] {
+        api::VmInfo info = g.client().detach_disk(o->vm, o->disk, o->purge);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("detached disk {} from vm {}{}", o->disk, o->vm, o->purge ? " (volume deleted if owned)" : ""));
+        return 0;
+    });
+}
+
+// hvctl vm cdrom insert|eject
+void add_cdrom(CLI::App& vm, Context& ctx) {
+    auto* cd = vm.add_subcommand("cdrom", "Insert or eject the ISO of a VM's CD/DVD drive (also while running)");
+    cd->require_subcommand(1);
+    struct Opts {
+        std::string vm, iso;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* insert = cd->add_subcommand("insert", "Insert an ISO: POOL:iso/NAME (e.g. local:iso/debian-12.iso)");
+    insert->add_option("vm", o->vm, "VM name")->required();
+    insert->add_option("iso", o->iso, "POOL:iso/NAME")->required();
+    on_run(insert, ctx, [&g = ctx.g, o] {
+        api::VmInfo info = g.client().set_cdrom(o->vm, o->iso);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("inserted {} into vm {}", info.spec.cdrom, o->vm));
+        return 0;
+    });
+    auto e = std::make_shared<std::string>();
+    auto* eject = cd->add_subcommand("eject", "Eject the ISO (the drive stays, empty)");
+    eject->add_option("vm", *e, "VM name")->required();
+    on_run(eject, ctx, [&g = ctx.g, e] {
+        api::VmInfo info = g.client().set_cdrom(*e, "");
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("ejected the CD/DVD of vm {}", *e));
+        return 0;
+    });
+}
+
 }  // namespace
 
 void add_vm_commands(CLI::App& app, Context& ctx) {
@@ -227,6 +313,8 @@ void add_vm_commands(CLI::App& app, Context& ctx) {
     add_shutdown(*vm, ctx);
     add_set(*vm, ctx);
     add_delete(*vm, ctx);
+    add_disk(*vm, ctx);
+    add_cdrom(*vm, ctx);
 }
 
 }  // namespace hv::cli
