@@ -10,6 +10,7 @@
 #include <set>
 #include <string_view>
 
+#include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
 #include "hv/api/size.hpp"
