@@ -10,7 +10,7 @@ PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
   libvirt-dev libboost1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsystemd-dev libtomlplusplus-dev catch2
+  libsystemd-dev libtomlplusplus-dev catch2 libssl-dev
   # host networking: rtnetlink through libnl (pkg-config libnl-route-3.0)
   libnl-route-3-dev
   # run: libvirt + QEMU (TCG works without /dev/kvm), UEFI firmware

@@ -68,6 +68,17 @@ public:
     api::TaskInfo resize_volume(const std::string& pool, const std::string& name, std::uint64_t size);
     api::TaskInfo clone_volume(const std::string& pool, const std::string& name, const std::string& target);
 
+    // ISO library. list_isos("") lists every pool. upload_iso streams `file` (never held in
+    // memory) as the body of PUT .../isos/{name}; it sends "Expect: 100-continue", so a refusal
+    // (name, exists, in use, no space) arrives before any data. on_progress(sent, total) is
+    // called after each piece written to the socket. 201 (new) or 200 (replaced) -> IsoInfo.
+    std::vector<api::IsoInfo> list_isos(const std::string& pool);
+    api::IsoInfo get_iso(const std::string& pool, const std::string& name);
+    api::IsoInfo upload_iso(const std::string& pool, const std::string& name, const std::string& file,
+                            const std::string& sha256, bool replace,
+                            const std::function<void(std::uint64_t sent, std::uint64_t total)>& on_progress = {});
+    void delete_iso(const std::string& pool, const std::string& name);
+
     // Host networking (hv-managed bridges, bonds, VLANs; NICs and kernel features read-only).
     std::vector<api::NicInfo> list_nics(bool all);
     api::KernelFeatures net_features();

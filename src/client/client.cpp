@@ -3,13 +3,22 @@
 // reached becomes DaemonUnreachable.
 #include "hv/client.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string_view>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -234,6 +243,90 @@ api::TaskInfo Client::clone_volume(const std::string& pool, const std::string& n
     auto r = request("POST", "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(name) + "/clone",
                      json{{"target", target}});
     return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+
+std::vector<api::IsoInfo> Client::list_isos(const std::string& pool) {
+    auto r = request("GET", pool.empty() ? std::string("/v1/storage/isos") : "/v1/storage/pools/" + escape_segment(pool) + "/isos");
+    return decode("ISO list", [&] {
+        if (!r.body.is_array()) fail(Errc::internal, "expected a JSON array");
+        std::vector<api::IsoInfo> out;
+        for (const auto& v : r.body) out.push_back(api::iso_info_from_json(v));
+        return out;
+    });
+}
+api::IsoInfo Client::get_iso(const std::string& pool, const std::string& name) {
+    auto r = request("GET", "/v1/storage/pools/" + escape_segment(pool) + "/isos/" + escape_segment(name));
+    return decode("ISO info", [&] { return api::iso_info_from_json(r.body); });
+}
+void Client::delete_iso(const std::string& pool, const std::string& name) {
+    request("DELETE", "/v1/storage/pools/" + escape_segment(pool) + "/isos/" + escape_segment(name));
+}
+api::IsoInfo Client::upload_iso(const std::string& pool, const std::string& name, const std::string& file,
+                                const std::string& sha256, bool replace,
+                                const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(Errc::invalid_input, "cannot open {}: {}", file, std::strerror(errno));
+    std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) fail(Errc::invalid_input, "{} is not a regular file", file);
+    const auto total = static_cast<std::uint64_t>(st.st_size);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    std::string target = "/v1/storage/pools/" + escape_segment(pool) + "/isos/" + escape_segment(name);
+    std::string q;
+    if (!sha256.empty()) q += "sha256=" + escape_segment(sha256);
+    if (replace) q += std::string(q.empty() ? "" : "&") + "replace=1";
+    if (!q.empty()) target += "?" + q;
+
+    asio::io_context io;
+    Connection conn(io, socket_);
+    http::request<http::empty_body> req{http::verb::put, target, 11};
+    req.set(http::field::host, "hvd");
+    req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+    req.set(http::field::accept, "application/json");
+    req.set(http::field::content_type, "application/octet-stream");
+    req.set(http::field::expect, "100-continue");
+    req.content_length(total);
+    req.keep_alive(false);
+    boost::system::error_code ec;
+    http::request_serializer<http::empty_body> sr{req};
+    http::write_header(conn.socket(), sr, ec);
+    if (ec) conn.lost(ec);
+
+    // "100 Continue" (send the body) or the final answer (a refusal, or success for 0 bytes).
+    auto read_answer = [&](boost::system::error_code& rec) {
+        http::response_parser<http::string_body> p;
+        p.body_limit(kMaxBody);
+        http::read(conn.socket(), conn.buffer(), p, rec);
+        return std::make_pair(p.get().result_int(), p.get().body());
+    };
+    auto [status, body] = read_answer(ec);
+    if (ec) conn.lost(ec);
+    if (status == 100) {
+        std::vector<char> buf(1024 * 1024);
+        std::uint64_t sent = 0;
+        while (sent < total) {
+            auto n = ::read(fd, buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), total - sent)));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail(Errc::internal, "cannot read {}: {}", file, std::strerror(errno));
+            if (n == 0) fail(Errc::invalid_input, "{} shrank while it was uploaded; upload aborted", file);
+            asio::write(conn.socket(), asio::buffer(buf.data(), static_cast<std::size_t>(n)), ec);
+            if (ec) {
+                // hvd gave up (e.g. the pool is full) and closed: its answer says why.
+                boost::system::error_code rec;
+                auto [st2, body2] = read_answer(rec);
+                if (!rec && (st2 < 200 || st2 > 299)) throw_http_error(st2, body2);
+                conn.lost(ec);
+            }
+            sent += static_cast<std::uint64_t>(n);
+            if (on_progress) on_progress(sent, total);
+        }
+        std::tie(status, body) = read_answer(ec);
+        if (ec) conn.lost(ec);
+    }
+    if (status < 200 || status > 299) throw_http_error(status, body);
+    json j = json::parse(body, nullptr, false);
+    return decode("ISO info", [&] { return api::iso_info_from_json(j); });
 }
 
 api::VmInfo Client::update_vm(const std::string& name, const api::VmPatch& p) {

@@ -7,6 +7,7 @@
 
 #include "hv/api/host.hpp"
 #include "hv/api/json_reader.hpp"
+#include "iso_routes.hpp"
 #include "net_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
@@ -72,6 +73,7 @@ void register_routes(Router& r, ApiContext& c) {
     register_storage_routes(r, c);
     register_vm_disk_routes(r, c);
     register_net_routes(r, c);
+    register_iso_routes(r, c);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
     r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);

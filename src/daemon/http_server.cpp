@@ -7,10 +7,14 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core/string.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <spdlog/spdlog.h>
@@ -78,12 +82,126 @@ http::response<http::string_body> make_response(unsigned version, bool keep_aliv
 
 Response error_response(Errc code, const std::string& msg) { return Response{http_status(code), api::error_json(code, msg)}; }
 
+// Body of a streaming request, between the I/O thread (producer: parsed body bytes in pieces)
+// and the handler's thread (consumer: Request::read_body). The producer stops reading the
+// socket while kHighWater bytes wait, so a slow disk slows the client instead of filling memory.
+class BodyChannel {
+public:
+    static constexpr std::size_t kChunk = 64 * 1024;
+    static constexpr std::size_t kHighWater = 4 * 1024 * 1024;
+
+    BodyChannel(std::function<void()> resume, std::shared_ptr<std::atomic<bool>> stopping, std::chrono::seconds idle)
+        : resume_(std::move(resume)), stopping_(std::move(stopping)), idle_(idle) {}
+
+    // ---- consumer (handler thread)
+    std::size_t read(char* out, std::size_t n) {
+        std::unique_lock lk(mu_);
+        if (abandoned_) fail(Errc::internal, "request body read after the handler finished");
+        if (!started_ || (paused_ && queued_ < kHighWater / 2)) {
+            started_ = true;
+            paused_ = false;
+            lk.unlock();
+            resume_();
+            lk.lock();
+        }
+        auto deadline = std::chrono::steady_clock::now() + idle_;
+        while (chunks_.empty() && !eof_ && error_.empty()) {
+            if (stopping_->load()) fail(Errc::unavailable, "hvd is stopping; upload aborted");
+            cv_.wait_for(lk, std::chrono::milliseconds(250));
+            if (chunks_.empty() && !eof_ && error_.empty() && std::chrono::steady_clock::now() >= deadline)
+                fail(Errc::timeout, "no data from the client for {} s; upload aborted", idle_.count());
+        }
+        if (!chunks_.empty()) {
+            auto& front = chunks_.front();
+            std::size_t k = std::min(n, front.size() - offset_);
+            std::memcpy(out, front.data() + offset_, k);
+            offset_ += k;
+            queued_ -= k;
+            if (offset_ == front.size()) {
+                chunks_.pop_front();
+                offset_ = 0;
+            }
+            bool wake = paused_ && queued_ < kHighWater / 2;
+            if (wake) paused_ = false;
+            lk.unlock();
+            if (wake) resume_();
+            return k;
+        }
+        if (!error_.empty()) throw Error(Errc::invalid_input, error_);
+        consumed_ = true;
+        return 0;
+    }
+
+    // ---- producer (I/O thread)
+    // False when the producer should pause (too much waiting); the consumer resumes it.
+    bool want_more() {
+        std::lock_guard lk(mu_);
+        if (abandoned_ || !error_.empty() || eof_) return false;
+        if (queued_ >= kHighWater) {
+            paused_ = true;
+            return false;
+        }
+        return true;
+    }
+    void push(std::vector<char> data) {
+        std::lock_guard lk(mu_);
+        if (abandoned_ || data.empty()) return;
+        queued_ += data.size();
+        chunks_.push_back(std::move(data));
+        cv_.notify_all();
+    }
+    void finish() {
+        std::lock_guard lk(mu_);
+        eof_ = true;
+        cv_.notify_all();
+    }
+    void fail_with(std::string why) {
+        std::lock_guard lk(mu_);
+        if (error_.empty() && !eof_) error_ = std::move(why);
+        cv_.notify_all();
+    }
+    // The handler returned: drop what is queued. True when the whole body was read by it
+    // (the connection can then be kept alive).
+    bool abandon() {
+        std::lock_guard lk(mu_);
+        abandoned_ = true;
+        chunks_.clear();
+        queued_ = 0;
+        return consumed_;
+    }
+    bool started() {
+        std::lock_guard lk(mu_);
+        return started_;
+    }
+
+private:
+    std::function<void()> resume_;
+    std::shared_ptr<std::atomic<bool>> stopping_;
+    std::chrono::seconds idle_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::vector<char>> chunks_;
+    std::size_t offset_ = 0;
+    std::size_t queued_ = 0;
+    bool started_ = false;
+    bool paused_ = false;
+    bool eof_ = false;
+    bool consumed_ = false;
+    bool abandoned_ = false;
+    std::string error_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
 public:
+    struct Streaming {
+        asio::thread_pool& pool;
+        std::shared_ptr<std::atomic<bool>> stopping;
+        std::shared_ptr<std::atomic<int>> active;
+    };
     Session(local::socket s, asio::thread_pool& pool, const Router& router, EventBus& bus, std::chrono::seconds timeout,
-            std::shared_ptr<std::size_t> streams)
+            std::shared_ptr<std::size_t> streams, Streaming streaming)
         : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout), timer_(sock_.get_executor()),
-          idle_(sock_.get_executor()), streams_(std::move(streams)) {}
+          idle_(sock_.get_executor()), streams_(std::move(streams)), streaming_(std::move(streaming)) {}
 
     ~Session() {
         if (sub_) {
@@ -99,38 +217,90 @@ public:
 private:
     void read() {
         parser_.emplace();
-        parser_->body_limit(kMaxBody);
+        // No limit while the header is read: a streaming route has none; the others get
+        // kMaxBody once their route is known (Beast checks Content-Length at the header).
+        parser_->body_limit(boost::none);
+        matched_ = nullptr;
+        early_.reset();
+        // The previous request's upload (if any) was read to its end: no read is pending on it.
+        body_.reset();
+        upload_parser_.reset();
         idle_.expires_after(kIdleTimeout);
         idle_.async_wait([w = weak_from_this()](beast::error_code ec) {
             if (ec) return;
             if (auto self = w.lock()) self->close();
         });
+        http::async_read_header(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->on_header(ec);
+        });
+    }
+
+    // Answers a read error; false when there was none.
+    bool read_failed(beast::error_code ec) {
+        if (!ec) return false;
+        idle_.cancel();
+        if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
+            close();
+            return true;
+        }
+        keep_alive_ = false;
+        if (ec == http::error::body_limit) {
+            write(error_response(Errc::invalid_input, "request body is larger than 4 MiB"), 11);
+            return true;
+        }
+        if (ec == http::error::header_limit) {
+            auto r = error_response(Errc::invalid_input, "request header is too large");
+            r.status = 431;
+            write(r, 11);
+            return true;
+        }
+        if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+            write(error_response(Errc::invalid_input, "malformed HTTP request: " + ec.message()), 11);
+            return true;
+        }
+        spdlog::debug("http read: {}", ec.message());
+        close();
+        return true;
+    }
+
+    void on_header(beast::error_code ec) {
+        if (read_failed(ec)) return;
+        auto& msg = parser_->get();
+        Request req;
+        req.method = std::string(msg.method_string());
+        split_target(std::string(msg.target()), req.path, req.query);
+        // Matched once, here: unknown paths and methods are answered once the body is read,
+        // and routes that only read memory run right there, never queued behind slow calls.
+        if (!(req.method == "GET" && req.path == "/v1/events")) {
+            try {
+                matched_ = &router_.match(req);
+            } catch (const MethodNotAllowed& m) {
+                auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
+                r.status = 405;
+                allow_ = m.allowed;
+                early_ = r;
+            } catch (const Error& e) {
+                early_ = error_response(e.code(), e.what());
+            }
+        }
+        if (matched_ && matched_->streaming) return start_upload(std::move(req));
+        params_ = std::move(req.params);
+        if (parser_->content_length() && *parser_->content_length() > kMaxBody) return (void)read_failed(http::error::body_limit);
+        parser_->body_limit(kMaxBody);
+        if (parser_->is_done()) return on_read({});
         http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            self->idle_.cancel();
             self->on_read(ec);
         });
     }
 
     void on_read(beast::error_code ec) {
-        if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) return close();
-        if (ec) {
-            keep_alive_ = false;
-            if (ec == http::error::body_limit)
-                return write(error_response(Errc::invalid_input, "request body is larger than 4 MiB"), 11);
-            if (ec == http::error::header_limit) {
-                auto r = error_response(Errc::invalid_input, "request header is too large");
-                r.status = 431;
-                return write(r, 11);
-            }
-            if (ec.category() == http::make_error_code(http::error::bad_target).category())
-                return write(error_response(Errc::invalid_input, "malformed HTTP request: " + ec.message()), 11);
-            spdlog::debug("http read: {}", ec.message());
-            return close();
-        }
+        if (read_failed(ec)) return;
+        idle_.cancel();
         auto& msg = parser_->get();
         Request req;
         req.method = std::string(msg.method_string());
         split_target(std::string(msg.target()), req.path, req.query);
+        req.params = std::move(params_);
         req.body = std::move(msg.body());
         keep_alive_ = msg.keep_alive();
         version_ = msg.version();
@@ -139,19 +309,8 @@ private:
                 return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
             return start_stream();
         }
-        // Matched once, here: unknown paths and methods are answered at once, and routes that
-        // only read memory run right here, never queued behind slow calls.
-        const Router::Route* route = nullptr;
-        try {
-            route = &router_.match(req);
-        } catch (const MethodNotAllowed& m) {
-            auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
-            r.status = 405;
-            allow_ = m.allowed;
-            return write(r, version_);
-        } catch (const Error& e) {
-            return write(error_response(e.code(), e.what()), version_);
-        }
+        if (early_) return write(*early_, version_);
+        const Router::Route* route = matched_;
         if (route->fast) return write(dispatch(*route, req), version_);
 
         auto state = std::make_shared<std::atomic<bool>>(false);  // answered already?
@@ -171,6 +330,82 @@ private:
                 self->timer_.cancel();
                 self->write(res, self->version_);
             });
+        });
+    }
+
+    // ---- streaming routes: the handler pulls the body while the I/O thread reads ahead.
+    void start_upload(Request req) {
+        idle_.cancel();
+        auto& msg = parser_->get();
+        keep_alive_ = msg.keep_alive();
+        version_ = msg.version();
+        expect_continue_ = beast::iequals(msg[http::field::expect], "100-continue");
+        if (auto cl = parser_->content_length()) req.content_length = *cl;
+        if (streaming_.active->fetch_add(1) >= HttpServer::kMaxStreams) {
+            --*streaming_.active;
+            keep_alive_ = false;
+            return write(error_response(Errc::unavailable, fmt::format("{} uploads are in progress; try again later", HttpServer::kMaxStreams)), version_);
+        }
+        upload_parser_.emplace(std::move(*parser_));
+        upload_parser_->body_limit(boost::none);
+        std::weak_ptr<Session> weak = shared_from_this();
+        auto ex = sock_.get_executor();
+        body_ = std::make_shared<BodyChannel>(
+            [weak, ex] {
+                asio::post(ex, [weak] {
+                    if (auto s = weak.lock()) s->pump();
+                });
+            },
+            streaming_.stopping, HttpServer::kStreamIdleTimeout);
+        req.read_body = [body = body_](char* p, std::size_t n) { return body->read(p, n); };
+        const Router::Route* route = matched_;
+        asio::post(streaming_.pool, [self = shared_from_this(), route, body = body_, req = std::move(req)]() mutable {
+            Response res = self->dispatch(*route, req);
+            bool whole = body->abandon();
+            asio::post(self->sock_.get_executor(), [self, whole, res = std::move(res)] {
+                --*self->streaming_.active;
+                // A body that was not read to its end is still on the connection: close it.
+                if (!whole) self->keep_alive_ = false;
+                self->write(res, self->version_);
+            });
+        });
+    }
+
+    // I/O thread: reads the next piece of the body into the channel unless it is full.
+    void pump() {
+        if (closed_ || !body_ || reading_body_) return;
+        if (expect_continue_) {
+            expect_continue_ = false;
+            reading_body_ = true;
+            static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+            asio::async_write(sock_, asio::buffer(cont), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                self->reading_body_ = false;
+                if (ec) return self->body_->fail_with("the client went away: " + ec.message());
+                self->pump();
+            });
+            return;
+        }
+        if (upload_parser_->is_done()) return body_->finish();
+        if (!body_->want_more()) return;
+        reading_body_ = true;
+        auto piece = std::make_shared<std::vector<char>>(BodyChannel::kChunk);
+        auto& b = upload_parser_->get().body();
+        b.data = piece->data();
+        b.size = piece->size();
+        b.more = true;
+        http::async_read_some(sock_, buf_, *upload_parser_, [self = shared_from_this(), piece](beast::error_code ec, std::size_t) {
+            self->reading_body_ = false;
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec) {
+                auto why = ec == http::error::partial_message || ec == asio::error::eof || ec == http::error::end_of_stream
+                               ? std::string("the client went away before the end of the body")
+                               : "reading the body failed: " + ec.message();
+                return self->body_->fail_with(why);
+            }
+            piece->resize(BodyChannel::kChunk - self->upload_parser_->get().body().size);
+            self->body_->push(std::move(*piece));
+            if (self->upload_parser_->is_done()) return self->body_->finish();
+            self->pump();
         });
     }
 
@@ -249,6 +484,7 @@ private:
     void close() {
         if (closed_) return;
         closed_ = true;
+        if (body_) body_->fail_with("the connection was closed");
         if (sub_) {
             bus_.unsubscribe(sub_);
             sub_ = 0;
@@ -273,6 +509,14 @@ private:
     std::shared_ptr<int> counter_;
     beast::flat_buffer buf_;
     std::optional<http::request_parser<http::string_body>> parser_;
+    const Router::Route* matched_ = nullptr;
+    std::optional<Response> early_;  // 404/405 found at the header, answered after the body
+    std::map<std::string, std::string> params_;
+    Streaming streaming_;
+    std::optional<http::request_parser<http::buffer_body>> upload_parser_;
+    std::shared_ptr<BodyChannel> body_;
+    bool expect_continue_ = false;
+    bool reading_body_ = false;
     bool keep_alive_ = true;
     unsigned version_ = 11;
     std::uint64_t sub_ = 0;
@@ -286,9 +530,13 @@ private:
 
 HttpServer::HttpServer(asio::io_context& io, asio::thread_pool& pool, const Router& router, EventBus& bus,
                        std::chrono::seconds request_timeout)
-    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io), backoff_(io) {}
+    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io), backoff_(io),
+      stream_pool_(kMaxStreams) {}
 
-HttpServer::~HttpServer() { close(); }
+HttpServer::~HttpServer() {
+    close();
+    stream_pool_.join();  // uploads see stopping_ within 250 ms and clean up
+}
 
 void HttpServer::listen(const SocketOptions& opts) {
     prepare_socket_path(opts.path);
@@ -334,7 +582,8 @@ void HttpServer::accept() {
             boost::system::error_code ignored;
             s.close(ignored);
         } else {
-            auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_);
+            auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_,
+                                                     Session::Streaming{stream_pool_, stopping_, active_streams_});
             session->hold(sessions_);
             session->run();
         }
@@ -343,6 +592,7 @@ void HttpServer::accept() {
 }
 
 void HttpServer::close() {
+    stopping_->store(true);
     boost::system::error_code ec;
     if (acceptor_.is_open()) {
         acceptor_.close(ec);

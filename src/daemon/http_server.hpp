@@ -1,12 +1,19 @@
 // HTTP/1.1 over a Unix socket (Boost.Beast). The I/O thread only parses and writes; handlers
 // run on the worker pool, bounded by a per-request timeout (504), so a stuck libvirt call
 // never blocks other clients. GET /v1/events is a chunked NDJSON stream fed by the EventBus.
+// Streaming routes (Router::add_streaming, e.g. ISO uploads): the header is read first, the
+// handler runs on one of the server's own upload threads (at most kMaxStreams at once, 503
+// beyond) without the request timeout, and pulls the body (Content-Length or chunked, no size
+// limit) through Request::read_body; the I/O thread reads ahead at most a few MiB, so memory
+// stays small whatever the size. "Expect: 100-continue" is answered when the handler first
+// reads, so a refused upload is answered before the client sends its body.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -28,6 +35,11 @@ void prepare_socket_path(const std::string& path);
 
 class HttpServer {
 public:
+    // Streaming requests (uploads) handled at once; more are answered 503.
+    static constexpr int kMaxStreams = 4;
+    // An upload that receives nothing for this long fails (and its handler cleans up).
+    static constexpr std::chrono::seconds kStreamIdleTimeout{60};
+
     HttpServer(boost::asio::io_context& io, boost::asio::thread_pool& pool, const Router& router, EventBus& bus,
                std::chrono::seconds request_timeout);
     ~HttpServer();
@@ -47,6 +59,10 @@ private:
     boost::asio::steady_timer backoff_;
     std::shared_ptr<std::size_t> streams_ = std::make_shared<std::size_t>(0);
     std::shared_ptr<int> sessions_ = std::make_shared<int>(0);  // use_count - 1 = open sessions
+    // Streaming handlers: their own threads, so long uploads never take request workers.
+    std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<std::atomic<int>> active_streams_ = std::make_shared<std::atomic<int>>(0);
+    boost::asio::thread_pool stream_pool_;
 };
 
 }  // namespace hv::daemon

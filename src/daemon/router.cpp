@@ -85,6 +85,10 @@ void Router::add(const std::string& method, const std::string& pattern, Handler 
     routes_.push_back(Route{method, split_path(pattern), std::move(h), fast});
 }
 
+void Router::add_streaming(const std::string& method, const std::string& pattern, Handler h) {
+    routes_.push_back(Route{method, split_path(pattern), std::move(h), false, true});
+}
+
 const Router::Route& Router::match(Request& req) const {
     auto segs = split_path(req.path);
     std::string allowed;

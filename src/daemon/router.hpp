@@ -2,8 +2,10 @@
 // api_routes.cpp. Handlers run on worker threads and may block.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,13 @@ struct Request {
     std::map<std::string, std::string> query;
     std::map<std::string, std::string> params;  // from {name} segments
     std::string body;
+    // Streaming routes only (Router::add_streaming): `body` stays empty and the handler pulls
+    // the body with read_body(buf, n), which returns up to n bytes and 0 at the end. It blocks
+    // until data arrives and throws hv::Error when the client goes away, sends nothing for the
+    // upload idle timeout, or hvd stops. content_length is the Content-Length header (none
+    // for a chunked body).
+    std::function<std::size_t(char* buf, std::size_t n)> read_body;
+    std::optional<std::uint64_t> content_length;
 
     // The body as JSON; an empty body is {}. Throws invalid_input on malformed JSON.
     nlohmann::json json() const;
@@ -37,6 +46,10 @@ public:
     // fast: the handler only reads in-memory state (never libvirt, never a lock held across a
     // call); the server runs it directly on the I/O thread so it cannot queue behind slow calls.
     void add(const std::string& method, const std::string& pattern, Handler h, bool fast = false);
+    // streaming: the body is not read into Request::body (no size limit); the handler runs on
+    // the server's upload threads, without the request timeout, and reads the body through
+    // Request::read_body (e.g. PUT of an ISO image).
+    void add_streaming(const std::string& method, const std::string& pattern, Handler h);
     // Fills req.params. Throws not_found (no such path) or invalid_input with status 405
     // semantics reported through method_not_allowed (path exists, method does not).
     struct Route {
@@ -44,6 +57,7 @@ public:
         std::vector<std::string> segments;
         Handler handler;
         bool fast = false;
+        bool streaming = false;
     };
     const Route& match(Request& req) const;
     const std::vector<Route>& routes() const { return routes_; }
