@@ -223,8 +223,11 @@ private:
         matched_ = nullptr;
         early_.reset();
         // The previous request's upload (if any) was read to its end: no read is pending on it.
-        body_.reset();
-        upload_parser_.reset();
+        if (body_) {
+            body_.reset();
+            upload_parser_.reset();
+            buf_.shrink_to_fit();
+        }
         idle_.expires_after(kIdleTimeout);
         idle_.async_wait([w = weak_from_this()](beast::error_code ec) {
             if (ec) return;
@@ -348,6 +351,9 @@ private:
         }
         upload_parser_.emplace(std::move(*parser_));
         upload_parser_->body_limit(boost::none);
+        // Beast reads at most the buffer's free capacity per call (>= 512 bytes): without room
+        // a GiB arrives in millions of tiny reads and the I/O thread spends its time on them.
+        buf_.reserve(buf_.size() + BodyChannel::kChunk);
         std::weak_ptr<Session> weak = shared_from_this();
         auto ex = sock_.get_executor();
         body_ = std::make_shared<BodyChannel>(
