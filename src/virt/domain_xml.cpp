@@ -30,6 +30,9 @@ bool is_q35(const std::string& machine) { return machine == "q35" || starts_with
 // "pc", "pc-i440fx-7.2", and old names such as "pc-1.3".
 bool is_i440fx(const std::string& machine) { return machine == "pc" || (starts_with(machine, "pc-") && !is_q35(machine)); }
 
+// Empty PCIe root ports for hot-plugging disks (virtio, or a virtio-scsi controller) on q35.
+constexpr int kHotplugPorts = 4;
+
 constexpr const char* kVirtioScsiController = "<controller type='scsi' index='0' model='virtio-scsi'/>";
 
 // Same scheme as libvirt's virDiskNameFromIndex: 0 -> "a", 25 -> "z", 26 -> "aa".
@@ -353,6 +356,18 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
         x.block(2, cdrom_device_xml(spec.cdrom, bus, targets.next(target_prefix(bus))));
     }
     if (scsi) x.add(2, kVirtioScsiController);
+    // q35: every PCIe device sits on its own pcie-root-port, and libvirt by itself leaves one
+    // port free, so only one disk could ever be hot-plugged (none after a cold-attached scsi
+    // controller took it). hv lays out the ports itself: one per endpoint libvirt places on a
+    // port (virtio disks, NICs, the virtio-scsi controller, and the four it always has: USB
+    // xHCI, virtio-serial for the agent channel, balloon, rng; the video is integrated at
+    // 00:01.0) plus kHotplugPorts empty ones. libvirt adds ports itself if this count is short.
+    if (is_q35(spec.machine)) {
+        int endpoints = 4 + static_cast<int>(spec.nics.size()) + (scsi ? 1 : 0);
+        for (const auto& d : spec.disks) endpoints += d.bus == "virtio" ? 1 : 0;
+        x.add(2, "<controller type='pci' index='0' model='pcie-root'/>");
+        for (int i = 0; i < endpoints + kHotplugPorts; ++i) x.add(2, "<controller type='pci' model='pcie-root-port'/>");
+    }
 
     for (const auto& n : spec.nics) {
         const bool bridge = !n.bridge.empty();
