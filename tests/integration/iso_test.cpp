@@ -46,7 +46,7 @@ std::string sha256sum(const std::string& path) {
     return r.out.substr(0, 64);
 }
 
-std::string iso_dir(const Hvd& hvd) { return hvd.image_dir + "/iso"; }
+std::string iso_dir(const Hvd& hvd) { return hvd.pool_dir + "/iso"; }
 
 bool has_partial(const Hvd& hvd) {
     auto names = list_dir(iso_dir(hvd));
@@ -121,7 +121,7 @@ TEST_CASE("iso upload: checksum, listing, wrong checksum, names, replace, delete
         INFO(bad << ": " << r.describe());
         CHECK(r.exit_code == 3);
     }
-    CHECK_FALSE(file_exists(hvd.image_dir + "/x.iso"));
+    CHECK_FALSE(file_exists(hvd.pool_dir + "/x.iso"));
     CHECK_FALSE(file_exists(hvd.state_dir + "/x.iso"));
     CHECK_FALSE(has_partial(hvd));
     // Upper-case extension is fine.
@@ -183,7 +183,7 @@ TEST_CASE("iso upload over raw HTTP: chunked body, refusals before the body", "[
              "\n%{http_code}", "http://hvd/v1/storage/pools/local/isos/..%2Fescape.iso"});
     INFO(r.describe());
     CHECK(r.out.substr(r.out.rfind('\n') + 1) == "400");
-    CHECK_FALSE(file_exists(hvd.image_dir + "/escape.iso"));
+    CHECK_FALSE(file_exists(hvd.pool_dir + "/escape.iso"));
     // Larger than the free space: 507 before any byte is written.
     r = run({"curl", "-sS", "--max-time", "60", "--unix-socket", hvd.socket, "-X", "PUT", "-H",
              "Content-Length: 1125899906842624", "-H", "Expect: 100-continue", "--data-binary", "x", "-o", "-", "-w",
@@ -208,9 +208,14 @@ TEST_CASE("iso upload: a client killed mid-way leaves no partial file", "[integr
     up.finish(10s);
     CHECK(wait_until([&] { return !has_partial(hvd); }, 10s));
     CHECK_FALSE(file_exists(iso_dir(hvd) + "/big.iso"));
-    // The name is free again and hvd still answers.
+    // The name is free again (the aborted upload lets go of it right after removing its
+    // partial file) and hvd still answers.
     auto small = make_file(hvd.dir + "/small.iso", 1);
-    auto r = hvd.ctl({"storage", "iso", "upload", "local", small, "--name", "big.iso"});
+    Result r;
+    CHECK(wait_until([&] {
+        r = hvd.ctl({"storage", "iso", "upload", "local", small, "--name", "big.iso"});
+        return r.exit_code == 0;
+    }, 5s));
     INFO(r.describe());
     CHECK(r.exit_code == 0);
 }
