@@ -107,10 +107,9 @@ void validate(const VmSpec& s) {
         if (d.limits.total_bps && (d.limits.read_bps || d.limits.write_bps))
             fail(Errc::invalid_input, "{}: total_bps cannot be combined with read_bps/write_bps", f);
         if (!d.volume.empty()) validate_name(d.volume, "volume name");
-        int sources = int(d.size != 0) + int(!d.volume.empty()) + int(!d.path.empty());
-        if (sources == 0) fail(Errc::invalid_input, "{}: size is required (e.g. size=4G), or volume= an existing volume", f);
-        if (sources > 1)
-            fail(Errc::invalid_input, "{}: give one of size (new volume), volume= or path= (existing volume)", f);
+        // A new volume needs a size; an existing one (volume= or path=) brings its own.
+        if (d.volume.empty() && d.path.empty() && d.size == 0)
+            fail(Errc::invalid_input, "{}: size is required (e.g. size=4G), or volume= an existing volume", f);
         if (d.size != 0 && d.size < MiB) fail(Errc::invalid_input, "{}.size must be at least 1M", f);
         if (d.size > (1ULL << 50)) fail(Errc::invalid_input, "{}.size is too large (at most 1P)", f);
         if (!d.path.empty() && d.path[0] != '/') fail(Errc::invalid_input, "{}.path must be absolute", f);
