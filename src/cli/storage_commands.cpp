@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "context.hpp"
+#include "iso_commands.hpp"
 #include "hv/api/size.hpp"
 #include "hv/api/storage.hpp"
 #include "output.hpp"
@@ -269,6 +270,7 @@ void add_storage_commands(CLI::App& app, Context& ctx) {
     storage->require_subcommand(1);
     add_pool_commands(*storage, ctx);
     add_volume_commands(*storage, ctx);
+    add_iso_commands(*storage, ctx);
 }
 
 }  // namespace hv::cli
