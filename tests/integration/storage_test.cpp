@@ -139,7 +139,7 @@ TEST_CASE("volumes: thin, lazy-zeroed and eager-zeroed are what they say on disk
     for (const auto& f : list_dir(hvd.image_dir)) CHECK(f.find("partial") == std::string::npos);
 }
 
-TEST_CASE("thick volumes that do not fit are refused with the numbers; thin ones over-commit with a warning",
+TEST_CASE("thick volumes that do not fit are refused with the numbers and thin ones over-commit with a warning",
           "[integration][storage]") {
     Hvd hvd;
     auto free = free_bytes(hvd.pool_dir);
@@ -164,7 +164,7 @@ TEST_CASE("thick volumes that do not fit are refused with the numbers; thin ones
     CHECK(pool["volumes"] == 1);
 }
 
-TEST_CASE("eager zeroing is a task with progress and throughput; cancel removes the partial volume",
+TEST_CASE("eager zeroing is a task with progress and throughput and cancel removes the partial volume",
           "[integration][storage]") {
     Hvd hvd;
     // Large enough to be caught while zeroing (seconds at a few GB/s), small enough for CI disks.

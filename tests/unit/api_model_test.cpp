@@ -557,7 +557,7 @@ TEST_CASE("Reverter runs nothing after release", "[util][reverter]") {
     CHECK(order == std::vector<int>{2});
 }
 
-TEST_CASE("Reverter: a throwing undo step does not stop the others; revert runs once", "[util][reverter]") {
+TEST_CASE("Reverter: a throwing undo step does not stop the others and revert runs once", "[util][reverter]") {
     std::vector<int> order;
     {
         hv::util::Reverter r;
