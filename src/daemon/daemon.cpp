@@ -75,7 +75,10 @@ int run(const Config& cfg) {
     boost::asio::io_context io;
     boost::asio::thread_pool request_pool(static_cast<std::size_t>(cfg.workers));
     boost::asio::thread_pool task_pool(static_cast<std::size_t>(std::max(4, cfg.workers)));
-    TaskManager tasks(task_pool, bus, static_cast<std::size_t>(cfg.task_history));
+    // The task journal (task list/show across restarts, ids never repeat): private to hvd.
+    std::string task_dir = cfg.state_dir + "/tasks";
+    if (std::filesystem::create_directories(task_dir)) ::chmod(task_dir.c_str(), 0700);
+    TaskManager tasks(task_pool, bus, static_cast<std::size_t>(cfg.task_history), task_dir);
     // Storage pools: the built-in "local" (a dir pool) plus those added at run time.
     api::PoolSpec local{"local", "dir", cfg.effective_image_dir(), {}};
     storage::PoolManager pools(cfg.state_dir + "/pools.json", local);

@@ -1,5 +1,9 @@
 // Long-running operations: each runs on the worker pool as a task with state, progress,
 // times and error, visible through /v1/tasks and published as "task" events.
+// With a journal directory, each task is also kept there as <id>.json (written atomically when
+// it is queued, when it starts and when it ends; never on progress), so task list/show survive
+// an hvd restart and ids never repeat. Tasks that were unfinished when hvd died are loaded as
+// failed (error code internal).
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -8,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "event_bus.hpp"
 #include "hv/api/task.hpp"
@@ -20,7 +26,14 @@ public:
     // The operation: returns the task's result (JSON) or throws hv::Error.
     using Work = std::function<nlohmann::json(util::Progress&)>;
 
-    TaskManager(boost::asio::thread_pool& pool, EventBus& bus, std::size_t history);
+    // `journal_dir`: where the task journal lives (hvd: <state_dir>/tasks, must exist);
+    // "" = in memory only. The journal is loaded here.
+    TaskManager(boost::asio::thread_pool& pool, EventBus& bus, std::size_t history,
+                std::string journal_dir = "");
+
+    // The message of a task that was unfinished when hvd stopped without finishing it.
+    static constexpr const char* interrupted_message =
+        "hvd stopped while the task was running (it was killed or crashed); what it made was removed where hv could";
 
     api::TaskInfo submit(const std::string& kind, const std::string& target, Work work);
     api::TaskInfo get(const std::string& id) const;  // throws not_found
@@ -35,7 +48,12 @@ private:
     struct Entry;
     class Ctx;
     void publish(const api::TaskInfo& t);
-    void trim();
+    std::vector<std::string> trim();  // ids dropped
+    void load_journal();
+    // Writes <id>.json (tmp + rename); a final state is only written while the task is still
+    // kept (a trimmed one stays deleted). Never call with mu_ held.
+    void journal_write(const api::TaskInfo& t);
+    void journal_remove(const std::vector<std::string>& ids);
 
     boost::asio::thread_pool& pool_;
     EventBus& bus_;
@@ -44,6 +62,8 @@ private:
     std::map<std::string, std::shared_ptr<Entry>> tasks_;
     std::deque<std::string> order_;
     std::uint64_t next_ = 1;
+    std::string dir_;
+    std::mutex jmu_;  // serialises journal file writes; taken before mu_, never while holding it
 };
 
 }  // namespace hv::daemon

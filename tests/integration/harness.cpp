@@ -364,6 +364,14 @@ int Hvd::stop() {
     return st;
 }
 
+int Hvd::kill_hard() {
+    if (!proc_) return -1;
+    ::kill(proc_->pid(), SIGKILL);
+    int st = proc_->finish(15s).exit_code;
+    proc_.reset();
+    return st;
+}
+
 bool Hvd::running() { return proc_ && proc_->running(); }
 
 Hvd::~Hvd() {

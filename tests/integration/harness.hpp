@@ -118,6 +118,8 @@ public:
     void start(bool wait_for_libvirt = true);
     // SIGTERM and wait; returns hvd's exit status.
     int stop();
+    // SIGKILL (no chance to clean up, like a crash) and reap; returns the exit status.
+    int kill_hard();
     bool running();
 
     // A unique VM name for this test, registered for cleanup. Example: "it-life-12345".
