@@ -1,7 +1,13 @@
 // The "btrfs" backend: the dir layout on a btrfs filesystem, plus what btrfs adds:
-// clones of thin volumes are reflinks (instant, sharing blocks until written), and the
-// backend can snapshot (reflink copies). It refuses to open on another filesystem.
+// the content directories (images/, iso/, vztmpl/) are subvolumes (snapshot/send units of
+// their own), clones of thin volumes are reflinks (instant, sharing blocks until written),
+// and the backend can snapshot. It refuses to open on another filesystem.
+#include <fcntl.h>
+#include <linux/btrfs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -34,6 +40,22 @@ public:
 
 protected:
     bool require_reflink() const override { return true; }
+    void make_content_dir(const std::string& path) const override {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0) return;  // subvolume or directory made earlier
+        auto slash = path.rfind('/');
+        std::string parent = path.substr(0, slash), name = path.substr(slash + 1);
+        int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) fail(Errc::internal, "pool '{}': cannot open {}: {}", spec_.name, parent, std::strerror(errno));
+        btrfs_ioctl_vol_args args{};
+        name.copy(args.name, sizeof(args.name) - 1);
+        int rc = ::ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, &args);
+        int err = errno;
+        ::close(fd);
+        if (rc != 0 && err != EEXIST)
+            fail(Errc::internal, "pool '{}': cannot create subvolume {}: {}", spec_.name, path, std::strerror(err));
+        ::chmod(path.c_str(), 0711);
+    }
 };
 }  // namespace
 

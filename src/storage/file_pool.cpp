@@ -76,13 +76,14 @@ std::string FilePool::volume_file(const std::string& name, const std::string& fo
     return images_dir() + "/" + name + "." + format;
 }
 
+void FilePool::make_content_dir(const std::string& d) const {
+    if (::mkdir(d.c_str(), 0711) != 0 && errno != EEXIST)
+        fail(Errc::internal, "pool '{}': cannot create {}: {}", spec_.name, d, std::strerror(errno));
+}
+
 void FilePool::ensure_dirs() const {
     check();
-    for (const auto& c : spec_.content) {
-        auto d = spec_.path + "/" + c;
-        if (::mkdir(d.c_str(), 0711) != 0 && errno != EEXIST)
-            fail(Errc::internal, "pool '{}': cannot create {}: {}", spec_.name, d, std::strerror(errno));
-    }
+    for (const auto& c : spec_.content) make_content_dir(spec_.path + "/" + c);
 }
 
 void FilePool::remove_partials() const {

@@ -35,6 +35,8 @@ public:
 protected:
     // Whether clones of thin volumes must be reflinks (btrfs) or may fall back to a copy (dir).
     virtual bool require_reflink() const { return false; }
+    // Creates a content directory (btrfs: a subvolume). EEXIST is not an error.
+    virtual void make_content_dir(const std::string& path) const;
 
     std::string images_dir() const;
     std::string volume_file(const std::string& name, const std::string& format) const;

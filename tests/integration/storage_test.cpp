@@ -299,6 +299,11 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
         REQUIRE(r.exit_code == 0);
         auto p = hvd.ctl_json({"storage", "pool", "show", "fast"});
         CHECK(p["caps"]["clones"] == true);
+        // The content directories are subvolumes (inode 256 is a subvolume's root on btrfs).
+        for (const char* c : {"images", "iso", "vztmpl"}) {
+            auto st = run({"stat", "-c", "%i", mnt + "/" + c});
+            CHECK(st.out == "256\n");
+        }
         REQUIRE(hvd.ctl({"storage", "volume", "create", "fast", "base", "--size", "256M", "--format", "raw"}).exit_code == 0);
         // Write real data so that a reflink is visible as shared extents.
         auto w = run({"dd", "if=/dev/urandom", "of=" + mnt + "/images/base.raw", "bs=1M", "count=64", "conv=notrunc",
@@ -334,4 +339,69 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
     }
     REQUIRE(hvd.ctl({"storage", "pool", "remove", "bulk"}).exit_code == 0);
     CHECK(hvd.ctl({"storage", "pool", "show", "bulk"}).exit_code == 4);
+}
+
+TEST_CASE("a full pool gives a clear error and leaves nothing behind", "[integration][storage]") {
+    Hvd hvd;
+    // A tiny ext4 pool on a loop-mounted image made by the test.
+    std::string img = hvd.dir + "/tiny.img", mnt = hvd.dir + "/tiny";
+    bool ok = run({"truncate", "-s", "64M", img}).exit_code == 0 && run({"mkfs.ext4", "-q", "-F", img}).exit_code == 0 &&
+              run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
+    struct Unmount {
+        std::string m;
+        bool on;
+        ~Unmount() {
+            if (on) run({"umount", "-l", m});
+        }
+    } unmount{mnt, ok};
+    if (!ok) {
+        WARN("skipped: cannot make/mount an ext4 image here (loop devices missing?)");
+        return;
+    }
+    auto r = hvd.ctl({"storage", "pool", "add", "tiny", "--path", mnt});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto partials = [&] {
+        int n = 0;
+        for (const auto& f : list_dir(mnt + "/images"))
+            if (f.find("partial") != std::string::npos) ++n;
+        return n;
+    };
+    // Fill with eager-zeroed volumes until the pool refuses: every refusal is 507 (exit 12) with
+    // the numbers, every success a complete volume.
+    int made = 0, refused = 0;
+    for (int i = 0; i < 8 && refused == 0; ++i) {
+        auto c = hvd.ctl({"storage", "volume", "create", "tiny", "fill" + std::to_string(i), "--size", "16M", "--format",
+                          "raw", "--provision", "eager-zeroed"});
+        INFO(c.describe());
+        if (c.exit_code == 0) {
+            ++made;
+        } else {
+            CHECK(c.exit_code == 12);
+            CHECK_THAT(c.err, Catch::Contains("free") || Catch::Contains("no space"));
+            ++refused;
+        }
+    }
+    CHECK(made >= 1);
+    CHECK(refused == 1);
+    CHECK(partials() == 0);
+    // Exactly the free space: passes the check, then either fits or hits ENOSPC in fallocate;
+    // either way nothing half-made remains and the space is given back.
+    auto before = free_bytes(mnt);
+    std::string exact = std::to_string(before / MiB) + "M";
+    auto e = hvd.ctl({"storage", "volume", "create", "tiny", "exact", "--size", exact, "--format", "raw", "--provision",
+                      "eager-zeroed"});
+    INFO(e.describe());
+    if (e.exit_code == 0) {
+        auto v = volume(hvd, "tiny", "exact");
+        CHECK(extents(v["path"]).unwritten == 0);
+    } else {
+        CHECK(e.exit_code == 12);
+        CHECK(hvd.ctl({"storage", "volume", "show", "tiny", "exact"}).exit_code == 4);
+        CHECK(free_bytes(mnt) + MiB >= before);
+    }
+    CHECK(partials() == 0);
+    for (const auto& v : hvd.ctl_json({"storage", "volume", "list", "tiny"}))
+        CHECK(v["allocation"].get<std::uint64_t>() >= v["capacity"].get<std::uint64_t>());
+    REQUIRE(hvd.ctl({"storage", "pool", "remove", "tiny"}).exit_code == 0);
 }
