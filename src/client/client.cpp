@@ -388,13 +388,17 @@ api::TaskInfo Client::cancel_task(const std::string& id) {
 api::TaskInfo Client::wait_task(const std::string& id, const std::function<void(const api::TaskInfo&)>& on_update,
                                 std::chrono::milliseconds poll) {
     std::optional<api::TaskInfo> last;
+    // Quick tasks (a thin volume, a define) finish in milliseconds: poll at 5 ms first and back
+    // off to `poll`, so a short task is not answered a whole poll interval late.
+    auto wait = std::min(poll, std::chrono::milliseconds(5));
     for (;;) {
         api::TaskInfo t = get_task(id);
         bool changed = !last || last->state != t.state || last->progress != t.progress || last->message != t.message;
         if (changed && on_update) on_update(t);
         if (api::is_final(t.state)) return t;
         last = std::move(t);
-        std::this_thread::sleep_for(poll);
+        std::this_thread::sleep_for(wait);
+        wait = std::min(poll, wait * 2);
     }
 }
 

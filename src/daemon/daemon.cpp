@@ -94,7 +94,7 @@ int run(const Config& cfg) {
     });
 
     Router router;
-    pools.set_users([&vms] { return vms.image_users(); });
+    pools.set_users([&vms](bool live) { return vms.image_users(live); });
     // Host networking: hv's bridges/bonds/VLANs re-applied before anything (autostart) needs them.
     net::NetManager net(cfg.state_dir + "/network.json", std::make_unique<net::NetlinkBackend>());
     net.apply_all();

@@ -25,7 +25,6 @@ public:
     explicit BtrfsPool(const api::PoolSpec& s) : FilePool(s, btrfs_caps()) {
         try {
             ensure_dirs();
-            remove_partials();
         } catch (const Error&) {
         }
     }

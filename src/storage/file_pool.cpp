@@ -29,8 +29,15 @@ namespace {
 std::uint64_t qcow2_overhead(std::uint64_t size) { return size / 4096 + (2u << 20); }
 
 std::string prealloc_option(Provision mode) {
-    // eager: qemu-img reserves (falloc) and hv writes the zeros itself (fast, with progress).
-    return mode == Provision::thin ? "off" : "falloc";
+    // lazy: reserved, unwritten extents. eager: qemu-img maps every cluster (metadata) and hv
+    // writes the zeros into the holes itself: writing fresh blocks is faster than converting
+    // unwritten extents, and hv reports progress and honours cancel.
+    switch (mode) {
+        case Provision::thin: return "off";
+        case Provision::lazy_zeroed: return "falloc";
+        case Provision::eager_zeroed: return "metadata";
+    }
+    return "off";
 }
 
 int open_excl(const std::string& path) {
@@ -86,13 +93,18 @@ void FilePool::ensure_dirs() const {
     for (const auto& c : spec_.content) make_content_dir(spec_.path + "/" + c);
 }
 
-void FilePool::remove_partials() const {
+void FilePool::remove_leftovers(std::chrono::seconds min_age) const {
     std::error_code ec;
+    auto now = fs::file_time_type::clock::now();
     for (const auto& c : spec_.content) {
         for (auto it = fs::directory_iterator(spec_.path + "/" + c, ec); !ec && it != fs::directory_iterator();
              it.increment(ec)) {
             auto n = it->path().filename().string();
-            if (n.size() > 9 && n[0] == '.' && n.ends_with(".partial")) fs::remove(it->path(), ec);
+            if (!(n.size() > 9 && n[0] == '.' && n.ends_with(".partial"))) continue;
+            std::error_code tec;
+            auto mtime = fs::last_write_time(it->path(), tec);
+            if (!tec && now - mtime < min_age) continue;  // still being written
+            fs::remove(it->path(), tec);
         }
     }
 }
@@ -175,7 +187,7 @@ void FilePool::provision(const std::string& path, const std::string& format, Pro
         int rc = ::ftruncate(fd, static_cast<off_t>(size));
         int err = errno;
         bool reserved = true;
-        if (rc == 0 && mode != Provision::thin) {
+        if (rc == 0 && mode == Provision::lazy_zeroed) {
             try {
                 reserved = fileops::reserve(fd, 0, size, path);
             } catch (...) {
@@ -272,8 +284,7 @@ api::VolumeInfo FilePool::resize_volume(const std::string& name, std::uint64_t s
         if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
             fail(Errc::internal, "cannot grow {}: {}", v->path, std::strerror(errno));
         revert.add([p = v->path, old] { ::truncate(p.c_str(), static_cast<off_t>(old)); });
-        if (v->provision != Provision::thin && !fileops::reserve(fd, old, size - old, v->path) &&
-            v->provision == Provision::lazy_zeroed)
+        if (v->provision == Provision::lazy_zeroed && !fileops::reserve(fd, old, size - old, v->path))
             fail(Errc::unsupported, "pool '{}': the filesystem cannot reserve space; cannot keep lazy-zeroed", spec_.name);
     } else {
         struct stat st {};
@@ -321,9 +332,9 @@ api::VolumeInfo FilePool::clone_volume(const std::string& source, const std::str
         auto len = static_cast<std::uint64_t>(st.st_size);
         int fd = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
         if (fd < 0) fail(Errc::internal, "cannot open {}: {}", partial, std::strerror(errno));
-        bool ok = false;
+        bool ok = true;
         try {
-            ok = fileops::reserve(fd, 0, len, partial);
+            if (src->provision == Provision::lazy_zeroed) ok = fileops::reserve(fd, 0, len, partial);
         } catch (...) {
             ::close(fd);
             throw;
@@ -377,7 +388,6 @@ public:
     explicit DirPool(const api::PoolSpec& s) : FilePool(s, dir_caps()) {
         try {
             ensure_dirs();
-            remove_partials();
         } catch (const Error&) {
             // An unavailable pool is still listed (inactive, with the reason).
         }

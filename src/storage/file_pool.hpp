@@ -31,6 +31,7 @@ public:
                                  util::Progress& progress) override;
     std::optional<std::string> volume_of_path(const std::string& path) const override;
     std::string content_dir(const std::string& content) const override;
+    void remove_leftovers(std::chrono::seconds min_age) const override;
 
 protected:
     // Whether clones of thin volumes must be reflinks (btrfs) or may fall back to a copy (dir).
@@ -41,7 +42,6 @@ protected:
     std::string images_dir() const;
     std::string volume_file(const std::string& name, const std::string& format) const;
     void ensure_dirs() const;
-    void remove_partials() const;
     std::optional<api::VolumeInfo> info_of(const std::string& file) const;
     // Makes a fresh file at `path` (which the caller created empty) into a volume of `size`.
     void provision(const std::string& path, const std::string& format, api::Provision mode, std::uint64_t size,

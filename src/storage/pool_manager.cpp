@@ -23,6 +23,18 @@ PoolManager::PoolManager(std::string state_file, api::PoolSpec builtin) : state_
     fs::create_directories(builtin.path, ec);
     if (!ec) ::chmod(builtin.path.c_str(), 0711);  // QEMU's user must traverse to the images
     pools_[builtin.name] = Entry{open_pool(builtin), true};
+    // At hvd start nothing is in progress: every .partial file is a leftover of a crash.
+    struct Sweep {
+        std::map<std::string, Entry>& pools;
+        ~Sweep() {
+            for (const auto& [_, e] : pools) {
+                try {
+                    e.pool->remove_leftovers(std::chrono::seconds(0));
+                } catch (const Error&) {
+                }
+            }
+        }
+    } sweep{pools_};
     std::ifstream in(state_file_);
     if (!in) return;
     json doc;
@@ -165,7 +177,7 @@ void PoolManager::remove(const std::string& name) {
         if (pools_.at(name).builtin) fail(Errc::conflict, "pool '{}' is built in and cannot be removed", name);
     }
     for (const auto& v : p->volumes()) {
-        auto u = users_of(v.path);
+        auto u = users_of(v.path, true);
         if (!u.empty())
             fail(Errc::conflict, "pool '{}' is in use: volume '{}' is used by {}", name, v.name, fmt::join(u, ", "));
     }
@@ -188,8 +200,10 @@ void PoolManager::remove(const std::string& name) {
 api::PoolInfo PoolManager::scan(const std::string& name) {
     auto p = pool(name);
     p->check();
-    // Re-opening removes leftover .partial files and creates missing content directories.
+    // Re-opening creates missing content directories; leftovers of crashes (not written for
+    // 10 minutes, so uploads and zeroing in progress are spared) are removed.
     auto fresh = open_pool(p->spec());
+    fresh->remove_leftovers(std::chrono::minutes(10));
     {
         std::lock_guard lk(mu_);
         for (const auto& b : busy_)
@@ -201,9 +215,9 @@ api::PoolInfo PoolManager::scan(const std::string& name) {
     return get(name);
 }
 
-std::vector<std::string> PoolManager::users_of(const std::string& path) const {
+std::vector<std::string> PoolManager::users_of(const std::string& path, bool live) const {
     if (!users_) return {};
-    auto m = users_();
+    auto m = users_(live);
     auto it = m.find(path);
     return it == m.end() ? std::vector<std::string>{} : it->second;
 }
@@ -212,7 +226,7 @@ std::vector<api::VolumeInfo> PoolManager::volumes(const std::string& name) const
     auto p = pool(name);
     p->check();
     auto vols = p->volumes();
-    auto users = users_ ? users_() : std::map<std::string, std::vector<std::string>>{};
+    auto users = users_ ? users_(false) : std::map<std::string, std::vector<std::string>>{};
     for (auto& v : vols)
         if (auto it = users.find(v.path); it != users.end()) v.used_by = it->second;
     return vols;
@@ -287,13 +301,13 @@ void PoolManager::delete_volume(const std::string& pool_name, const std::string&
     auto guard = mark_busy(pool_name, name);
     auto v = p->find_volume(name);
     if (!v) fail(Errc::not_found, "volume '{}' does not exist in pool '{}'", name, pool_name);
-    auto users = users_of(v->path);
+    auto users = users_of(v->path, true);
     if (!users.empty()) {
         if (!detach)
             fail(Errc::conflict, "volume '{}' is used by {}; detach it first or use --force", name,
                  fmt::join(users, ", "));
         detach(users, v->path);
-        users = users_of(v->path);
+        users = users_of(v->path, true);
         if (!users.empty())
             fail(Errc::conflict, "volume '{}' is still used by {} after detaching", name, fmt::join(users, ", "));
     }

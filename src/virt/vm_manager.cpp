@@ -559,13 +559,37 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     return info;
 }
 
-std::map<std::string, std::vector<std::string>> VmManager::image_users() const {
+std::map<std::string, std::vector<std::string>> VmManager::image_users(bool live) const {
     std::map<std::string, std::vector<std::string>> out;
-    std::lock_guard lk(cache_mu_);
-    for (const auto& [name, v] : cache_) {
-        for (const auto& d : v.spec.disks)
-            if (!d.path.empty()) out[d.path].push_back(name);
-        if (!v.spec.cdrom.empty()) out[v.spec.cdrom].push_back(name);
+    std::vector<std::string> active;
+    {
+        std::lock_guard lk(cache_mu_);
+        for (const auto& [name, v] : cache_) {
+            for (const auto& d : v.spec.disks)
+                if (!d.path.empty()) out[d.path].push_back(name);
+            if (!v.spec.cdrom.empty()) out[v.spec.cdrom].push_back(name);
+            if (live && v.state != VmState::stopped && v.state != VmState::crashed) active.push_back(name);
+        }
+    }
+    // What QEMU really has open: a disk whose unplug the guest never acknowledged is gone from
+    // the definition but still in the running domain (and a transient disk's volume is the
+    // backing file of its overlay).
+    for (const auto& name : active) {
+        try {
+            auto dom = conn_->domain(name);
+            char* xml = virDomainGetXMLDesc(dom.get(), 0);
+            if (!xml) continue;
+            std::string text(xml);
+            free(xml);
+            for (const auto& d : parse_devices(text).disks)
+                for (const auto* p : {&d.source, &d.backing}) {
+                    if (p->empty()) continue;
+                    auto& users = out[*p];
+                    if (std::find(users.begin(), users.end(), name) == users.end()) users.push_back(name);
+                }
+        } catch (const std::exception& e) {
+            spdlog::debug("vm {}: live disks not read: {}", name, e.what());
+        }
     }
     return out;
 }

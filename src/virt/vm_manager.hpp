@@ -69,7 +69,8 @@ public:
     api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);
 
     // Image path -> VMs whose definition uses it (disks and CD/DVD), from the cache.
-    std::map<std::string, std::vector<std::string>> image_users() const;
+    // With `live`, also what running domains really have open (libvirt calls).
+    std::map<std::string, std::vector<std::string>> image_users(bool live = false) const;
 
     // Throws unless the VM exists and is in one of the given states (for fast 409s before a task).
     void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;

@@ -13,6 +13,7 @@
 //  - names are validated by the caller (api::validate); backends never see paths from users.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,6 +55,10 @@ public:
                                          util::Progress& progress) = 0;
     // Name of the volume whose path is `path`, if it is one of this pool's volumes.
     virtual std::optional<std::string> volume_of_path(const std::string& path) const = 0;
+
+    // Removes what interrupted creates/uploads left (hidden .partial files) that were not
+    // written for at least `min_age` (0 at hvd start; a scan spares work in progress).
+    virtual void remove_leftovers(std::chrono::seconds min_age) const = 0;
 
     // Directory of a file content type ("iso", "vztmpl"), created on first use.
     // Throws unsupported when this pool does not hold that content.

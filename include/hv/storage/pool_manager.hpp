@@ -19,8 +19,9 @@ namespace hv::storage {
 
 class PoolManager {
 public:
-    // path of an image -> names of the VMs whose definition uses it.
-    using UsersFn = std::function<std::map<std::string, std::vector<std::string>>()>;
+    // path of an image -> names of the VMs whose definition uses it; with `live` (true), also
+    // the images running VMs really have open (slower: asks libvirt).
+    using UsersFn = std::function<std::map<std::string, std::vector<std::string>>(bool live)>;
     // Optional mirror of pools in libvirt (defined/refreshed/undefined); failures are logged there.
     struct Mirror {
         std::function<void(const api::PoolSpec&)> define;
@@ -66,7 +67,7 @@ public:
     std::string resolve(const api::VolumeRef& ref) const;
     // Directory of a content type in a pool (iso, vztmpl).
     std::string content_dir(const std::string& pool, const std::string& content) const;
-    std::vector<std::string> users_of(const std::string& path) const;
+    std::vector<std::string> users_of(const std::string& path, bool live = false) const;
 
     // Short text for `hvctl host`: the built-in pool's path and free bytes.
     std::string builtin_path() const;
