@@ -1,5 +1,6 @@
 #include "progress.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
@@ -71,11 +72,15 @@ private:
 api::TaskInfo wait_for_task(Client& client, const std::string& id) {
     InterruptGuard guard;
     ProgressDisplay display;
+    // Most tasks (a thin volume, a define) end within milliseconds: poll at 5 ms first and
+    // back off to kPoll, so they are not answered a whole poll interval late.
+    auto wait = std::chrono::milliseconds(5);
     for (;;) {
         api::TaskInfo t = client.get_task(id);
         if (api::is_final(t.state)) return t;
         display.draw(t);
-        std::this_thread::sleep_for(kPoll);
+        std::this_thread::sleep_for(wait);
+        wait = std::min(kPoll, wait * 2);
         if (g_interrupted) {
             display.clear();
             std::cerr << "interrupted: task " << id << " goes on in hvd (follow it with: hvctl task wait " << id

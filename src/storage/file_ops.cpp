@@ -19,6 +19,7 @@
 
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "hv/util/fd.hpp"
 
 namespace hv::storage::fileops {
 namespace {
@@ -30,15 +31,7 @@ double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
+using Fd = util::UniqueFd;
 
 [[noreturn]] void io_fail(const char* what, const std::string& path, int err) {
     if (err == ENOSPC || err == EDQUOT) fail(Errc::insufficient_space, "{} {}: no space left in the pool", what, path);

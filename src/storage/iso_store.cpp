@@ -19,6 +19,7 @@
 
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "hv/util/fd.hpp"
 
 namespace hv::storage {
 namespace fs = std::filesystem;
@@ -66,15 +67,7 @@ std::string cached_sum(int fd) {
     return sha;
 }
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
+using Fd = util::UniqueFd;
 
 std::uint64_t free_bytes(const std::string& dir) {
     struct statvfs sv {};

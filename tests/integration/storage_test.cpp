@@ -45,6 +45,21 @@ json volume(const Hvd& hvd, const std::string& pool, const std::string& name) {
     return hvd.ctl_json({"storage", "volume", "show", pool, name});
 }
 
+// A filesystem image made by the test and loop-mounted at `mnt` for the test's lifetime.
+struct LoopFs {
+    std::string mnt;
+    bool ok = false;
+    LoopFs(const std::string& img, std::string mount_point, const char* size, std::vector<std::string> mkfs)
+        : mnt(std::move(mount_point)) {
+        mkfs.push_back(img);
+        ok = run({"truncate", "-s", size, img}).exit_code == 0 && run(mkfs).exit_code == 0 &&
+             run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
+    }
+    ~LoopFs() {
+        if (ok) run({"umount", "-l", mnt});
+    }
+};
+
 std::uint64_t free_bytes(const std::string& dir) {
     struct statvfs st {};
     REQUIRE(::statvfs(dir.c_str(), &st) == 0);
@@ -281,16 +296,9 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
     CHECK(r.exit_code == 3);
 
     // btrfs on a loop-mounted image.
-    std::string img = hvd.dir + "/btrfs.img", mnt = hvd.dir + "/btrfs";
-    bool btrfs = run({"truncate", "-s", "1G", img}).exit_code == 0 && run({"mkfs.btrfs", "-q", img}).exit_code == 0 &&
-                 run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
-    struct Unmount {
-        std::string m;
-        bool on;
-        ~Unmount() {
-            if (on) run({"umount", "-l", m});
-        }
-    } unmount{mnt, btrfs};
+    std::string mnt = hvd.dir + "/btrfs";
+    LoopFs fs(hvd.dir + "/btrfs.img", mnt, "1G", {"mkfs.btrfs", "-q"});
+    bool btrfs = fs.ok;
     if (!btrfs) {
         WARN("btrfs part skipped: cannot make/mount a btrfs image here (mkfs.btrfs or loop devices missing)");
     } else {
@@ -344,17 +352,9 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
 TEST_CASE("a full pool gives a clear error and leaves nothing behind", "[integration][storage]") {
     Hvd hvd;
     // A tiny ext4 pool on a loop-mounted image made by the test.
-    std::string img = hvd.dir + "/tiny.img", mnt = hvd.dir + "/tiny";
-    bool ok = run({"truncate", "-s", "64M", img}).exit_code == 0 && run({"mkfs.ext4", "-q", "-F", img}).exit_code == 0 &&
-              run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
-    struct Unmount {
-        std::string m;
-        bool on;
-        ~Unmount() {
-            if (on) run({"umount", "-l", m});
-        }
-    } unmount{mnt, ok};
-    if (!ok) {
+    std::string mnt = hvd.dir + "/tiny";
+    LoopFs fs(hvd.dir + "/tiny.img", mnt, "64M", {"mkfs.ext4", "-q", "-F"});
+    if (!fs.ok) {
         WARN("skipped: cannot make/mount an ext4 image here (loop devices missing?)");
         return;
     }
