@@ -291,6 +291,13 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     CHECK(hvd.ctl({"storage", "pool", "add", "bulk", "--path", plain}).exit_code == 5);
+    // Mirrored in libvirt as dir pools hv-<name>, volumes visible to virsh.
+    REQUIRE(hvd.ctl({"storage", "volume", "create", "bulk", "seen-by-virsh", "--size", "16M"}).exit_code == 0);
+    auto lp = virsh({"pool-list", "--all", "--name"});
+    CHECK_THAT(lp.out, Catch::Contains("hv-local") && Catch::Contains("hv-bulk"));
+    CHECK_THAT(virsh({"vol-list", "hv-bulk"}).out, Catch::Contains("seen-by-virsh.qcow2"));
+    REQUIRE(hvd.ctl({"storage", "volume", "delete", "bulk", "seen-by-virsh"}).exit_code == 0);
+    CHECK(virsh({"vol-list", "hv-bulk"}).out.find("seen-by-virsh") == std::string::npos);
     // Not btrfs: refused for type btrfs.
     r = hvd.ctl({"storage", "pool", "add", "notbtrfs", "--type", "btrfs", "--path", hvd.dir + "/plain2"});
     CHECK(r.exit_code == 3);
@@ -347,6 +354,7 @@ TEST_CASE("pools: add/remove, btrfs with reflink clones, persisted across hvd re
     }
     REQUIRE(hvd.ctl({"storage", "pool", "remove", "bulk"}).exit_code == 0);
     CHECK(hvd.ctl({"storage", "pool", "show", "bulk"}).exit_code == 4);
+    CHECK(virsh({"pool-list", "--all", "--name"}).out.find("hv-bulk") == std::string::npos);
 }
 
 TEST_CASE("a full pool gives a clear error and leaves nothing behind", "[integration][storage]") {
