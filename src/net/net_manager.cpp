@@ -130,8 +130,8 @@ void NetManager::check_free_port_locked(const std::string& port, const std::stri
     auto addrs = backend_->addresses(port);
     if (!addrs.empty())
         fail(Errc::conflict,
-             "{}: '{}' carries address {}; moving an address into a bridge or bond needs safe apply "
-             "(--confirm-within), which is not implemented yet",
+             "{}: '{}' carries address {}; hv does not move addresses into a bridge or bond (that could cut "
+             "the management connection): move the address yourself, or wait for confirmed apply",
              for_what, port, fmt::join(addrs, ", "));
 }
 

@@ -6,7 +6,7 @@
 // hv never changes, deletes or re-addresses an interface it does not own; the only change made
 // to other interfaces is enslaving a free NIC as a port or bond member (and releasing it
 // again on delete). NICs that carry a global address are refused as ports (they may carry the
-// management connection: moving it needs the safe apply that is not implemented yet).
+// management connection; hv refuses such ports until confirmed apply with rollback exists).
 #pragma once
 
 #include <memory>

@@ -115,7 +115,7 @@ void zero_fill(const std::string& path, std::uint64_t from, std::uint64_t to, Ze
     Fd plain(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
     if (plain.fd < 0) io_fail("cannot open", path, errno);
     auto ranges = unwritten_ranges(plain.fd, from, to);
-    std::vector<Range> todo = ranges ? *ranges : std::vector<Range>{{from, to}};
+    std::vector<Range> to_zero = ranges ? *ranges : std::vector<Range>{{from, to}};
     Fd direct(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
     void* raw = nullptr;
     if (::posix_memalign(&raw, kAlign, kChunk) != 0) fail(Errc::internal, "out of memory for the zero buffer");
@@ -135,7 +135,7 @@ void zero_fill(const std::string& path, std::uint64_t from, std::uint64_t to, Ze
             progress.add(static_cast<std::uint64_t>(w));
         }
     };
-    for (const auto& r : todo) {
+    for (const auto& r : to_zero) {
         std::uint64_t b = r.begin, e = r.end;
         // Unaligned head and tail through the page cache; the aligned middle with O_DIRECT.
         std::uint64_t ab = (b + kAlign - 1) / kAlign * kAlign;
