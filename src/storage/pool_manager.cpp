@@ -176,11 +176,12 @@ void PoolManager::remove(const std::string& name) {
         std::lock_guard lk(mu_);
         if (pools_.at(name).builtin) fail(Errc::conflict, "pool '{}' is built in and cannot be removed", name);
     }
-    for (const auto& v : p->volumes()) {
-        auto u = users_of(v.path, true);
-        if (!u.empty())
-            fail(Errc::conflict, "pool '{}' is in use: volume '{}' is used by {}", name, v.name, fmt::join(u, ", "));
-    }
+    // One look at the VMs (their live disks included) for all volumes of the pool.
+    auto users = users_ ? users_(true) : std::map<std::string, std::vector<std::string>>{};
+    for (const auto& v : p->volumes())
+        if (auto it = users.find(v.path); it != users.end() && !it->second.empty())
+            fail(Errc::conflict, "pool '{}' is in use: volume '{}' is used by {}", name, v.name,
+                 fmt::join(it->second, ", "));
     {
         std::lock_guard lk(mu_);
         for (const auto& b : busy_)
