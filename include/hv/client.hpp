@@ -53,6 +53,9 @@ public:
     api::TaskInfo attach_disk(const std::string& vm, const api::DiskSpec& disk);             // 202 -> task
     api::VmInfo detach_disk(const std::string& vm, const std::string& disk, bool purge);
     api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);  // "" ejects
+    api::VmInfo add_nic(const std::string& vm, const api::NicSpec& nic);
+    api::VmInfo set_nic(const std::string& vm, const std::string& nic, const api::NicPatch& patch);
+    api::VmInfo remove_nic(const std::string& vm, const std::string& nic);
 
     // Storage: pools and volumes (creates, resizes and clones are tasks).
     std::vector<api::PoolInfo> list_pools();
@@ -86,6 +89,14 @@ public:
     api::BridgeInfo get_bridge(const std::string& name);
     api::BridgeInfo create_bridge(const api::BridgeSpec& spec);
     void delete_bridge(const std::string& name, bool force);
+    api::BridgeInfo update_bridge(const std::string& name, const api::BridgePatch& patch);
+    api::BondInfo update_bond(const std::string& name, const api::BondPatch& patch);
+    api::VlanInfo update_vlan(const std::string& name, const api::VlanPatch& patch);
+    // Safe apply: staged changes, apply with automatic rollback, confirm, revert.
+    api::NetApplyState net_pending();
+    api::NetApplyState net_apply(int confirm_within_s);
+    api::NetApplyState net_confirm();
+    api::NetApplyState net_revert();
     std::vector<api::BondInfo> list_bonds();
     api::BondInfo get_bond(const std::string& name);
     api::BondInfo create_bond(const api::BondSpec& spec);

@@ -20,12 +20,16 @@ void to_json(json& j, const HostInfo& v) {
              {"image_dir_free", v.image_dir_free},
              {"vms_total", v.vms_total},
              {"vms_running", v.vms_running},
-             {"daemon_uptime", v.daemon_uptime}};
+             {"daemon_uptime", v.daemon_uptime},
+             {"net_features", v.net_features},
+             {"net_features_missing", v.net_features_missing}};
 }
 
 HostInfo host_info_from_json(const json& j) {
     HostInfo h;
     h.hostname = j.value("hostname", "");
+    h.net_features = j.value("net_features", std::vector<std::string>{});
+    h.net_features_missing = j.value("net_features_missing", std::vector<std::string>{});
     h.version = j.value("version", "");
     h.libvirt_uri = j.value("libvirt_uri", "");
     h.libvirt_connected = j.value("libvirt_connected", false);

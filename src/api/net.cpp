@@ -252,6 +252,8 @@ void to_json(json& j, const BridgeInfo& v) {
     j["live_mtu"] = v.mtu;
     j["vlan_filtering"] = v.vlan_filtering;
     j["port_state"] = v.ports;
+    j["guest_ports"] = v.guest_ports;
+    j["pending"] = v.pending;
     j["warnings"] = v.warnings;
 }
 void to_json(json& j, const BondInfo& v) {
@@ -393,6 +395,8 @@ BridgeInfo bridge_info_from_json(const json& j) {
     b.mtu = val<int>(j, "live_mtu", 0);
     b.vlan_filtering = val<bool>(j, "vlan_filtering", false);
     b.ports = ports_from_json(j, "port_state");
+    b.guest_ports = val<std::vector<std::string>>(j, "guest_ports", {});
+    b.pending = val<bool>(j, "pending", false);
     b.warnings = val<std::vector<std::string>>(j, "warnings", {});
     return b;
 }
@@ -439,6 +443,144 @@ KernelFeatures kernel_features_from_json(const json& j) {
         f.items.push_back({val<std::string>(e, "name", ""), val<bool>(e, "supported", false),
                            val<std::string>(e, "detail", "")});
     return f;
+}
+
+void to_json(json& j, const NetChange& v) {
+    j = json{{"action", v.action}, {"bridge", v.bridge}, {"effects", v.effects}};
+}
+void to_json(json& j, const NetApplyState& v) {
+    j = json{{"state", v.state},
+             {"changes", v.changes},
+             {"rollback_at", v.rollback_at},
+             {"last_rollback", v.last_rollback}};
+}
+NetApplyState net_apply_state_from_json(const json& j) {
+    NetApplyState s;
+    s.state = val<std::string>(j, "state", "idle");
+    s.rollback_at = val<std::int64_t>(j, "rollback_at", 0);
+    s.last_rollback = val<std::string>(j, "last_rollback", "");
+    if (j.contains("changes") && j.at("changes").is_array())
+        for (const auto& c : j.at("changes")) {
+            NetChange ch;
+            ch.action = val<std::string>(c, "action", "");
+            if (c.contains("bridge")) ch.bridge = bridge_spec_from_json(c.at("bridge"));
+            ch.effects = val<std::vector<std::string>>(c, "effects", {});
+            s.changes.push_back(std::move(ch));
+        }
+    return s;
+}
+
+// ---- patches ---------------------------------------------------------------------------------
+
+namespace {
+void add_remove(std::vector<std::string>& list, const std::vector<std::string>& add, const std::vector<std::string>& remove,
+                const std::string& what, const char* noun) {
+    for (const auto& r : remove) {
+        auto it = std::find(list.begin(), list.end(), r);
+        if (it == list.end()) fail(Errc::invalid_input, "{}: '{}' is not a {} of it", what, r, noun);
+        list.erase(it);
+    }
+    for (const auto& a : add) {
+        validate_ifname(a, noun);
+        if (member_of(list, a)) fail(Errc::invalid_input, "{}: '{}' is already a {} of it", what, a, noun);
+        list.push_back(a);
+    }
+}
+template <typename P>
+void require_change(const P& p, bool any) {
+    if (!any) fail(Errc::invalid_input, "nothing to change");
+}
+}  // namespace
+
+BridgeSpec apply_patch(BridgeSpec s, const BridgePatch& p) {
+    add_remove(s.ports, p.add_ports, p.remove_ports, "bridge '" + s.name + "'", "port");
+    if (p.vlan_aware) s.vlan_aware = *p.vlan_aware;
+    if (p.vids) s.vids = *p.vids;
+    if (p.mtu) s.mtu = *p.mtu;
+    if (p.purpose) s.purpose = *p.purpose;
+    validate(s);
+    return s;
+}
+BondSpec apply_patch(BondSpec s, const BondPatch& p) {
+    add_remove(s.members, p.add_members, p.remove_members, "bond '" + s.name + "'", "member");
+    if (p.primary) s.primary = *p.primary;
+    if (!s.primary.empty() && !member_of(s.members, s.primary)) s.primary.clear();
+    if (p.miimon) s.miimon = *p.miimon;
+    if (p.mtu) s.mtu = *p.mtu;
+    if (p.purpose) s.purpose = *p.purpose;
+    validate(s);
+    return s;
+}
+VlanSpec apply_patch(VlanSpec s, const VlanPatch& p) {
+    if (p.mtu) s.mtu = *p.mtu;
+    validate(s);
+    return s;
+}
+
+BridgePatch bridge_patch_from_json(const json& j) {
+    ObjectReader r(j, "");
+    BridgePatch p;
+    p.add_ports = r.opt<std::vector<std::string>>("add_ports").value_or(std::vector<std::string>{});
+    p.remove_ports = r.opt<std::vector<std::string>>("remove_ports").value_or(std::vector<std::string>{});
+    p.vlan_aware = r.opt<bool>("vlan_aware");
+    p.vids = r.opt<std::string>("vids");
+    if (r.has("mtu")) p.mtu = read_int(r, "mtu", 0);
+    p.purpose = r.opt<std::string>("purpose");
+    if (r.has("address") || r.has("gateway"))
+        fail(Errc::invalid_input, "address and gateway cannot be changed with set: delete and re-create the bridge "
+                                  "(a bridge over an addressed NIC is staged and applied with confirmation)");
+    r.finish();
+    require_change(p, !p.add_ports.empty() || !p.remove_ports.empty() || p.vlan_aware || p.vids || p.mtu || p.purpose);
+    return p;
+}
+BondPatch bond_patch_from_json(const json& j) {
+    ObjectReader r(j, "");
+    BondPatch p;
+    p.add_members = r.opt<std::vector<std::string>>("add_members").value_or(std::vector<std::string>{});
+    p.remove_members = r.opt<std::vector<std::string>>("remove_members").value_or(std::vector<std::string>{});
+    p.primary = r.opt<std::string>("primary");
+    if (r.has("miimon")) p.miimon = read_int(r, "miimon", 0);
+    if (r.has("mtu")) p.mtu = read_int(r, "mtu", 0);
+    p.purpose = r.opt<std::string>("purpose");
+    if (r.has("mode") || r.has("xmit_hash_policy"))
+        fail(Errc::invalid_input, "mode and xmit_hash_policy cannot be changed with set (the bonding driver takes "
+                                  "them only without members): delete and re-create the bond");
+    r.finish();
+    require_change(p, !p.add_members.empty() || !p.remove_members.empty() || p.primary || p.miimon || p.mtu || p.purpose);
+    return p;
+}
+VlanPatch vlan_patch_from_json(const json& j) {
+    ObjectReader r(j, "");
+    VlanPatch p;
+    if (r.has("mtu")) p.mtu = read_int(r, "mtu", 0);
+    if (r.has("id") || r.has("parent"))
+        fail(Errc::invalid_input, "a VLAN's id and parent cannot change: delete and re-create it");
+    r.finish();
+    require_change(p, p.mtu.has_value());
+    return p;
+}
+
+void to_json(json& j, const BridgePatch& v) {
+    j = json::object();
+    if (!v.add_ports.empty()) j["add_ports"] = v.add_ports;
+    if (!v.remove_ports.empty()) j["remove_ports"] = v.remove_ports;
+    if (v.vlan_aware) j["vlan_aware"] = *v.vlan_aware;
+    if (v.vids) j["vids"] = *v.vids;
+    if (v.mtu) j["mtu"] = *v.mtu;
+    if (v.purpose) j["purpose"] = *v.purpose;
+}
+void to_json(json& j, const BondPatch& v) {
+    j = json::object();
+    if (!v.add_members.empty()) j["add_members"] = v.add_members;
+    if (!v.remove_members.empty()) j["remove_members"] = v.remove_members;
+    if (v.primary) j["primary"] = *v.primary;
+    if (v.miimon) j["miimon"] = *v.miimon;
+    if (v.mtu) j["mtu"] = *v.mtu;
+    if (v.purpose) j["purpose"] = *v.purpose;
+}
+void to_json(json& j, const VlanPatch& v) {
+    j = json::object();
+    if (v.mtu) j["mtu"] = *v.mtu;
 }
 
 }  // namespace hv::api

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "hv/api/json_reader.hpp"
+#include "hv/api/net.hpp"
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 
@@ -76,6 +77,62 @@ int read_int(ObjectReader& r, const std::string& key, int dflt) {
 }
 }  // namespace
 
+void validate(const NicSpec& n, const std::string& f) {
+    if (!n.name.empty()) {
+        validate_name(n.name, "nic name");
+        if (n.name.size() > 15) fail(Errc::invalid_input, "{}.name '{}' is longer than 15 characters", f, n.name);
+    }
+    if (n.network.empty() == n.bridge.empty())
+        fail(Errc::invalid_input, "{}: give exactly one of network= or bridge=", f);
+    if (!n.network.empty()) validate_name(n.network, "network name");
+    if (!n.bridge.empty()) validate_ifname(n.bridge, "bridge name");
+    if (!kNicModels.count(n.model))
+        fail(Errc::invalid_input, "{}.model '{}' is not one of virtio, e1000, e1000e, rtl8139", f, n.model);
+    if (!n.mac.empty() && !valid_mac(n.mac))
+        fail(Errc::invalid_input, "{}.mac '{}' is not a unicast MAC address like 52:54:00:12:34:56", f, n.mac);
+    if (n.vlan != 0 && (n.vlan < 1 || n.vlan > 4094))
+        fail(Errc::invalid_input, "{}.vlan {} is out of range: VLAN ids are 1..4094 (0 and 4095 are reserved)", f,
+             n.vlan);
+    if (!n.trunks.empty()) parse_vids(n.trunks);
+    if ((n.vlan != 0 || !n.trunks.empty()) && n.bridge.empty())
+        fail(Errc::invalid_input, "{}: vlan and trunks need bridge= (a VLAN-aware host bridge), not network=", f);
+    if (n.mtu != 0 && (n.mtu < kMinMtu || n.mtu > kMaxMtu))
+        fail(Errc::invalid_input, "{}.mtu {} is out of range ({}..{}, or 0 for the bridge's)", f, n.mtu, kMinMtu,
+             kMaxMtu);
+}
+
+namespace {
+// "10;20-30" or "10,20-30" -> "10,20-30" (sorted, merged); "" stays "".
+std::string normalize_trunks(const std::string& text) {
+    if (text.empty()) return text;
+    std::string t = text;
+    std::replace(t.begin(), t.end(), ';', ',');
+    std::string out;
+    for (auto [lo, hi] : parse_vids(t)) {
+        if (!out.empty()) out += ',';
+        out += lo == hi ? std::to_string(lo) : fmt::format("{}-{}", lo, hi);
+    }
+    return out;
+}
+}  // namespace
+
+NicSpec apply_patch(NicSpec n, const NicPatch& p) {
+    if (p.bridge) {
+        n.bridge = *p.bridge;
+        n.network.clear();
+    }
+    if (p.network) {
+        n.network = *p.network;
+        n.bridge.clear();
+    }
+    if (p.model) n.model = *p.model;
+    if (p.vlan) n.vlan = *p.vlan;
+    if (p.trunks) n.trunks = normalize_trunks(*p.trunks);
+    if (p.mtu) n.mtu = *p.mtu;
+    validate(n, n.name.empty() ? "nic" : n.name);
+    return n;
+}
+
 void validate(const VmSpec& s) {
     validate_name(s.name, "vm name");
     validate_cpus(s.cpus);
@@ -116,19 +173,13 @@ void validate(const VmSpec& s) {
         if (d.path.find("..") != std::string::npos) fail(Errc::invalid_input, "{}.path must not contain '..'", f);
     }
     for (std::size_t i = 0; i < s.nics.size(); ++i) {
-        const auto& n = s.nics[i];
-        auto f = fmt::format("nics[{}]", i);
-        if (n.network.empty() == n.bridge.empty())
-            fail(Errc::invalid_input, "{}: give exactly one of network= or bridge=", f);
-        if (!n.network.empty()) validate_name(n.network, "network name");
-        if (!n.bridge.empty()) {
-            validate_name(n.bridge, "bridge name");
-            if (n.bridge.size() > 15) fail(Errc::invalid_input, "{}.bridge '{}' is longer than 15 characters", f, n.bridge);
+        validate(s.nics[i], fmt::format("nics[{}]", i));
+        for (std::size_t k = 0; k < i; ++k) {
+            if (!s.nics[i].name.empty() && s.nics[i].name == s.nics[k].name)
+                fail(Errc::invalid_input, "nics[{}]: name '{}' is used twice", i, s.nics[i].name);
+            if (!s.nics[i].mac.empty() && s.nics[i].mac == s.nics[k].mac)
+                fail(Errc::invalid_input, "nics[{}]: mac {} is used twice", i, s.nics[i].mac);
         }
-        if (!kNicModels.count(n.model))
-            fail(Errc::invalid_input, "{}.model '{}' is not one of virtio, e1000, e1000e, rtl8139", f, n.model);
-        if (!n.mac.empty() && !valid_mac(n.mac))
-            fail(Errc::invalid_input, "{}.mac '{}' is not a unicast MAC address like 52:54:00:12:34:56", f, n.mac);
     }
     for (const auto* p : {&s.kernel, &s.initrd}) {
         if (!p->empty() && ((*p)[0] != '/' || p->find("..") != std::string::npos))
@@ -190,10 +241,29 @@ void to_json(json& j, const DiskSpec& v) {
 }
 void to_json(json& j, const NicSpec& v) {
     j = json::object();
+    if (!v.name.empty()) j["name"] = v.name;
     if (!v.network.empty()) j["network"] = v.network;
     if (!v.bridge.empty()) j["bridge"] = v.bridge;
     j["model"] = v.model;
     j["mac"] = v.mac;
+    if (v.vlan) j["vlan"] = v.vlan;
+    if (!v.trunks.empty()) j["trunks"] = v.trunks;
+    if (v.mtu) j["mtu"] = v.mtu;
+}
+void to_json(json& j, const PortVlan& v) { j = json{{"vid", v.vid}, {"pvid", v.pvid}, {"untagged", v.untagged}}; }
+void to_json(json& j, const NicState& v) {
+    j = json{{"name", v.name}, {"mac", v.mac},     {"bridge", v.bridge},
+             {"tap", v.tap},   {"vlan_aware", v.vlan_aware}, {"vlans", v.vlans}};
+    if (!v.error.empty()) j["error"] = v.error;
+}
+void to_json(json& j, const NicPatch& v) {
+    j = json::object();
+    if (v.bridge) j["bridge"] = *v.bridge;
+    if (v.network) j["network"] = *v.network;
+    if (v.model) j["model"] = *v.model;
+    if (v.vlan) j["vlan"] = *v.vlan;
+    if (v.trunks) j["trunks"] = *v.trunks;
+    if (v.mtu) j["mtu"] = *v.mtu;
 }
 void to_json(json& j, const VmSpec& v) {
     j = json{{"name", v.name},
@@ -226,6 +296,7 @@ void to_json(json& j, const VmInfo& v) {
     j["started_at"] = v.started_at;
     j["uptime"] = v.uptime;
     j["vnc"] = v.vnc;
+    j["interfaces"] = v.interfaces;
 }
 
 DiskSpec disk_from_json(const json& j, const std::string& path) {
@@ -260,12 +331,39 @@ DiskSpec disk_from_json(const json& j, const std::string& path) {
 NicSpec nic_from_json(const json& j, const std::string& path) {
     ObjectReader r(j, path);
     NicSpec n;
+    n.name = r.opt<std::string>("name").value_or("");
     n.network = r.opt<std::string>("network").value_or("");
     n.bridge = r.opt<std::string>("bridge").value_or("");
     n.model = r.opt<std::string>("model").value_or(n.model);
     n.mac = r.opt<std::string>("mac").value_or("");
+    if (r.has("vlan")) {
+        n.vlan = read_int(r, "vlan", 0);
+        if (n.vlan < 1 || n.vlan > 4094)
+            fail(Errc::invalid_input, "{}: vlan {} is out of range: VLAN ids are 1..4094 (0 and 4095 are reserved)",
+                 path, n.vlan);
+    }
+    n.trunks = normalize_trunks(r.opt<std::string>("trunks").value_or(""));
+    n.mtu = read_int(r, "mtu", 0);
     r.finish();
     return n;
+}
+
+NicPatch nic_patch_from_json(const json& j) {
+    ObjectReader r(j, "");
+    NicPatch p;
+    p.bridge = r.opt<std::string>("bridge");
+    p.network = r.opt<std::string>("network");
+    p.model = r.opt<std::string>("model");
+    if (r.has("vlan")) p.vlan = read_int(r, "vlan", 0);
+    p.trunks = r.opt<std::string>("trunks");
+    if (r.has("mtu")) p.mtu = read_int(r, "mtu", 0);
+    r.finish();
+    if (p.bridge && p.network) fail(Errc::invalid_input, "give bridge= or network=, not both");
+    if (p.vlan && *p.vlan != 0 && (*p.vlan < 1 || *p.vlan > 4094))
+        fail(Errc::invalid_input, "vlan {} is out of range: VLAN ids are 1..4094 (0 = untagged)", *p.vlan);
+    if (!p.bridge && !p.network && !p.model && !p.vlan && !p.trunks && !p.mtu)
+        fail(Errc::invalid_input, "nothing to change: give bridge, network, model, vlan, trunks or mtu");
+    return p;
 }
 
 namespace {
@@ -324,6 +422,20 @@ VmInfo vm_info_from_json(const json& j) {
     v.started_at = r.opt<std::int64_t>("started_at").value_or(0);
     v.uptime = r.opt<std::int64_t>("uptime").value_or(0);
     v.vnc = r.opt<std::string>("vnc").value_or("");
+    if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array()) {
+        for (const auto& x : *ifs) {
+            NicState n;
+            n.name = x.value("name", "");
+            n.mac = x.value("mac", "");
+            n.bridge = x.value("bridge", "");
+            n.tap = x.value("tap", "");
+            n.vlan_aware = x.value("vlan_aware", false);
+            n.error = x.value("error", "");
+            for (const auto& pv : x.value("vlans", json::array()))
+                n.vlans.push_back({pv.value("vid", 0), pv.value("pvid", false), pv.value("untagged", false)});
+            v.interfaces.push_back(std::move(n));
+        }
+    }
     // Output objects may gain fields in later API versions: clients ignore unknown ones.
     return v;
 }
@@ -380,13 +492,28 @@ DiskSpec parse_disk_arg(const std::string& arg) {
     return disk_from_json(j, "--disk");
 }
 
-NicSpec parse_nic_arg(const std::string& arg) {
+namespace {
+// "--net"-style k=v list -> JSON object; vlan and mtu are integers.
+json nic_args_json(const std::string& arg, const char* what) {
     json j = json::object();
-    for (auto& [k, v] : split_kv(arg, "--net")) {
-        if (j.contains(k)) fail(Errc::invalid_input, "--net: repeated key '{}'", k);
-        j[k] = v;
+    for (auto& [k, v] : split_kv(arg, what)) {
+        if (j.contains(k)) fail(Errc::invalid_input, "{}: repeated key '{}'", what, k);
+        if (k == "vlan" || k == "mtu") {
+            int x = 0;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+            if (ec != std::errc() || p != v.data() + v.size())
+                fail(Errc::invalid_input, "{}: {}='{}' is not a number", what, k, v);
+            j[k] = x;
+        } else {
+            j[k] = v;
+        }
     }
-    return nic_from_json(j, "--net");
+    return j;
 }
+}  // namespace
+
+NicSpec parse_nic_arg(const std::string& arg) { return nic_from_json(nic_args_json(arg, "--net"), "--net"); }
+
+NicPatch parse_nic_patch_arg(const std::string& arg) { return nic_patch_from_json(nic_args_json(arg, "nic set")); }
 
 }  // namespace hv::api

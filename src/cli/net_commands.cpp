@@ -1,5 +1,7 @@
 // hvctl net nic list | features | bridge|bond|vlan create|delete|list|show: host networking
 // through /v1/net (hvd changes the kernel's links over netlink; hvctl only speaks the API).
+#include <algorithm>
+#include <ctime>
 #include <iostream>
 #include <memory>
 
@@ -49,7 +51,8 @@ void show_bridge(const Globals& g, const api::BridgeInfo& b) {
                             {"mac", b.mac.empty() ? "-" : b.mac},
                             {"address", b.spec.address.value_or("-")},
                             {"gateway", b.spec.gateway.value_or("-")},
-                            {"ports", join(b.spec.ports)}});
+                            {"ports", join(b.spec.ports)},
+                            {"guest ports", b.guest_ports.empty() ? "-" : join(b.guest_ports)}});
     print_ports(g, b.ports);
     std::cout << std::flush;
     print_warnings(b.warnings);
@@ -148,7 +151,11 @@ void add_net_commands(CLI::App& app, Context& ctx) {
             api::BridgeSpec s = *bs;
             if (!baddr->empty()) s.address = *baddr;
             if (!bgw->empty()) s.gateway = *bgw;
-            show_bridge(g, g.client().create_bridge(s));
+            auto info = g.client().create_bridge(s);
+            show_bridge(g, info);
+            if (info.pending && !g.json())
+                std::cerr << "bridge " << s.name << " is staged, not applied: it touches addressed interfaces. Apply with "
+                          << "`hvctl net apply --confirm-within 60`, then `hvctl net confirm`.\n";
             return 0;
         };
     });
@@ -178,6 +185,33 @@ void add_net_commands(CLI::App& app, Context& ctx) {
             return 0;
         };
     });
+    {
+        struct SetOpts {
+            std::string name, vids, purpose, vlan_aware;
+            int mtu = 0;
+            api::BridgePatch p;
+        };
+        auto o = std::make_shared<SetOpts>();
+        auto* set = bridge->add_subcommand("set", "Change a bridge: ports, VLAN awareness, vids, MTU, purpose (applied at once)");
+        set->add_option("name", o->name, "Bridge name")->required();
+        set->add_option("--add-port", o->p.add_ports, "Enslave a free NIC, bond or VLAN; repeatable")->delimiter(',');
+        set->add_option("--remove-port", o->p.remove_ports, "Release a port; repeatable")->delimiter(',');
+        auto* va = set->add_option("--vlan-aware", o->vlan_aware, "yes or no")->check(CLI::IsMember({"yes", "no"}));
+        auto* vi = set->add_option("--vids", o->vids, "VLAN ids allowed on the ports, e.g. 2-4094 or 100,200-210");
+        auto* mt = set->add_option("--mtu", o->mtu, "MTU (68..9000)");
+        auto* pu = set->add_option("--purpose", o->purpose, "vm, storage or management")->check(CLI::IsMember(api::kNetPurposes));
+        set->callback([&ctx, o, va, vi, mt, pu] {
+            ctx.action = [&g = ctx.g, o, va, vi, mt, pu] {
+                auto p = o->p;
+                if (va->count()) p.vlan_aware = o->vlan_aware == "yes";
+                if (vi->count()) p.vids = o->vids;
+                if (mt->count()) p.mtu = o->mtu;
+                if (pu->count()) p.purpose = o->purpose;
+                show_bridge(g, g.client().update_bridge(o->name, p));
+                return 0;
+            };
+        });
+    }
     auto bshow = std::make_shared<std::string>();
     auto* bsh = bridge->add_subcommand("show", "One bridge: spec, live state, ports, warnings");
     bsh->add_option("name", *bshow, "Bridge name")->required();
@@ -235,6 +269,33 @@ void add_net_commands(CLI::App& app, Context& ctx) {
             return 0;
         };
     });
+    {
+        struct SetOpts {
+            std::string name, primary, purpose;
+            int miimon = 0, mtu = 0;
+            api::BondPatch p;
+        };
+        auto o = std::make_shared<SetOpts>();
+        auto* set = bond->add_subcommand("set", "Change a bond: members, primary, miimon, MTU, purpose (applied at once)");
+        set->add_option("name", o->name, "Bond name")->required();
+        set->add_option("--add-member", o->p.add_members, "Add a free NIC; repeatable")->delimiter(',');
+        set->add_option("--remove-member", o->p.remove_members, "Release a member; repeatable")->delimiter(',');
+        auto* pr = set->add_option("--primary", o->primary, "active-backup: preferred member (\"\" = none)");
+        auto* mi = set->add_option("--miimon", o->miimon, "Link check interval in ms");
+        auto* mt = set->add_option("--mtu", o->mtu, "MTU (68..9000)");
+        auto* pu = set->add_option("--purpose", o->purpose, "vm, storage or management")->check(CLI::IsMember(api::kNetPurposes));
+        set->callback([&ctx, o, pr, mi, mt, pu] {
+            ctx.action = [&g = ctx.g, o, pr, mi, mt, pu] {
+                auto p = o->p;
+                if (pr->count()) p.primary = o->primary;
+                if (mi->count()) p.miimon = o->miimon;
+                if (mt->count()) p.mtu = o->mtu;
+                if (pu->count()) p.purpose = o->purpose;
+                show_bond(g, g.client().update_bond(o->name, p));
+                return 0;
+            };
+        });
+    }
     auto oshow = std::make_shared<std::string>();
     auto* osh = bond->add_subcommand("show", "One bond: spec, live state, members, warnings");
     osh->add_option("name", *oshow, "Bond name")->required();
@@ -260,6 +321,24 @@ void add_net_commands(CLI::App& app, Context& ctx) {
             return 0;
         };
     });
+    {
+        struct SetOpts {
+            std::string name;
+            int mtu = 0;
+        };
+        auto o = std::make_shared<SetOpts>();
+        auto* set = vlan->add_subcommand("set", "Change a VLAN sub-interface's MTU");
+        set->add_option("name", o->name, "Interface name")->required();
+        set->add_option("--mtu", o->mtu, "MTU (68..9000)")->required();
+        set->callback([&ctx, o] {
+            ctx.action = [&g = ctx.g, o] {
+                api::VlanPatch p;
+                p.mtu = o->mtu;
+                show_vlan(g, g.client().update_vlan(o->name, p));
+                return 0;
+            };
+        });
+    }
     auto vname = std::make_shared<std::string>();
     auto* vd = vlan->add_subcommand("delete", "Delete an hv-managed VLAN sub-interface");
     vd->add_option("name", *vname, "Interface name")->required();
@@ -292,6 +371,55 @@ void add_net_commands(CLI::App& app, Context& ctx) {
             return 0;
         };
     });
+
+    // ---- safe apply (commit-confirmed)
+    auto print_apply = [](const Globals& g, const api::NetApplyState& st) {
+        if (g.json()) return print_json(json(st));
+        std::vector<std::pair<std::string, std::string>> kv{{"state", st.state}};
+        if (st.rollback_at)
+            kv.emplace_back("rollback at", fmt::format("{} (in {} s unless `hvctl net confirm`)", format_time_ms(st.rollback_at * 1000),
+                                                       std::max<std::int64_t>(0, st.rollback_at - std::time(nullptr))));
+        if (!st.last_rollback.empty()) kv.emplace_back("last rollback", st.last_rollback);
+        std::cout << render_kv(kv);
+        for (const auto& c : st.changes) {
+            std::cout << c.action << " " << c.bridge.name << " (ports " << join(c.bridge.ports) << ")\n";
+            for (const auto& e : c.effects) std::cout << "  " << e << "\n";
+        }
+        std::cout << std::flush;
+    };
+    net->add_subcommand("pending", "Staged changes (they touch addressed interfaces) and an apply awaiting confirmation")
+        ->callback([&ctx, print_apply] {
+            ctx.action = [&g = ctx.g, print_apply] {
+                print_apply(g, g.client().net_pending());
+                return 0;
+            };
+        });
+    auto within = std::make_shared<int>(60);
+    auto* apply = net->add_subcommand("apply", "Apply the staged changes; they roll back unless `hvctl net confirm` "
+                                               "comes within --confirm-within seconds");
+    apply->add_option("--confirm-within", *within, "Seconds until the automatic rollback (5..3600)")->capture_default_str();
+    apply->callback([&ctx, within, print_apply] {
+        ctx.action = [&g = ctx.g, within, print_apply] {
+            print_apply(g, g.client().net_apply(*within));
+            return 0;
+        };
+    });
+    net->add_subcommand("confirm", "Keep the applied change (cancels the automatic rollback; persisted)")
+        ->callback([&ctx, print_apply] {
+            ctx.action = [&g = ctx.g, print_apply] {
+                auto st = g.client().net_confirm();
+                if (g.json()) print_json(json(st));
+                else print_line("network change confirmed");
+                return 0;
+            };
+        });
+    net->add_subcommand("revert", "Drop the staged changes, or roll back an unconfirmed apply now")
+        ->callback([&ctx, print_apply] {
+            ctx.action = [&g = ctx.g, print_apply] {
+                print_apply(g, g.client().net_revert());
+                return 0;
+            };
+        });
 }
 
 }  // namespace hv::cli

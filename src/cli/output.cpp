@@ -30,10 +30,33 @@ std::string vm_uptime(const api::VmInfo& vm) {
 }
 
 std::string nic_text(const api::NicSpec& n) {
-    std::string s = n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network;
+    std::string s = (n.name.empty() ? "" : n.name + "  ") + (n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network);
     s += "  " + n.model;
     if (!n.mac.empty()) s += "  " + n.mac;
+    if (n.vlan) s += fmt::format("  vlan={}", n.vlan);
+    if (!n.trunks.empty()) s += "  trunks=" + n.trunks;
+    if (n.mtu) s += fmt::format("  mtu={}", n.mtu);
     return s;
+}
+
+// "tap=vnet0 on vmbr0, VLANs 100 (PVID, untagged), 10, 20-30 tagged" from the live state.
+std::string nic_live_text(const api::NicState& st) {
+    if (!st.error.empty()) return "tap=" + or_dash(st.tap) + ": " + st.error;
+    std::string s = "tap=" + or_dash(st.tap) + (st.bridge.empty() ? "" : " on " + st.bridge);
+    if (!st.vlan_aware) return s + (st.bridge.empty() ? "" : " (no VLAN filtering)");
+    std::vector<std::string> parts;
+    std::vector<std::pair<int, int>> tagged;
+    for (const auto& v : st.vlans) {
+        if (v.pvid || v.untagged) {
+            parts.push_back(fmt::format("{} ({}{}{})", v.vid, v.pvid ? "PVID" : "", v.pvid && v.untagged ? ", " : "",
+                                        v.untagged ? "untagged" : ""));
+            continue;
+        }
+        if (!tagged.empty() && tagged.back().second + 1 == v.vid) tagged.back().second = v.vid;
+        else tagged.emplace_back(v.vid, v.vid);
+    }
+    for (auto [lo, hi] : tagged) parts.push_back(lo == hi ? std::to_string(lo) : fmt::format("{}-{}", lo, hi));
+    return s + ", VLANs " + (parts.empty() ? "none" : join(parts, ", ")) + (tagged.empty() ? "" : " (others tagged)");
 }
 
 // "total_iops=2000,read_bps=200 MiB/s" or "-".
@@ -126,7 +149,11 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     std::string out = render_kv(kv);
     if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks);
     if (!s.nics.empty()) out += "nics:\n";
-    for (const auto& n : s.nics) out += "  " + nic_text(n) + "\n";
+    for (const auto& n : s.nics) {
+        out += "  " + nic_text(n) + "\n";
+        for (const auto& st : vm.interfaces)
+            if (st.name == n.name && !n.name.empty()) out += "    " + nic_live_text(st) + "\n";
+    }
     std::cout << out << std::flush;
 }
 
@@ -178,6 +205,8 @@ void print_host(const Globals& g, const api::HostInfo& h) {
                      {"image dir", fmt::format("{} ({} free)", h.image_dir, api::format_size(h.image_dir_free))},
                      {"vms", fmt::format("{} ({} running)", h.vms_total, h.vms_running)},
                      {"daemon uptime", format_duration(h.daemon_uptime)},
+                     {"net features", h.net_features.empty() ? "-" : join(h.net_features, ", ")},
+                     {"net features missing", h.net_features_missing.empty() ? "none" : join(h.net_features_missing, ", ")},
                  })
               << std::flush;
 }

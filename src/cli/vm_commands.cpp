@@ -1,4 +1,4 @@
-// hvctl vm ...: create, list, show, power actions, shutdown, set, delete, disk, cdrom.
+// hvctl vm ...: create, list, show, power actions, shutdown, set, delete, disk, cdrom, nic.
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -79,7 +79,9 @@ void add_create(CLI::App& vm, Context& ctx) {
     cmd->add_option("--disk", o->disks, "Disk: size=4G[,bus=virtio|sata|scsi|ide][,format=qcow2|raw][,pool=local]"
                                         " or path=/abs/image (repeatable)")
         ->allow_extra_args(false);
-    cmd->add_option("--net", o->nets, "NIC: network=default|bridge=br0[,model=virtio][,mac=52:54:00:..] (repeatable)")
+    cmd->add_option("--net", o->nets,
+                    "NIC: network=default|bridge=vmbr0[,vlan=100][,trunks=10;20-30][,model=virtio][,mac=52:54:00:..]"
+                    "[,mtu=9000][,name=net0] (repeatable)")
         ->allow_extra_args(false);
     cmd->add_option("--cdrom", o->cdrom, "ISO image to attach as a CD/DVD drive (absolute path)");
     cmd->add_option("--firmware", o->firmware, "bios or uefi")->capture_default_str();
@@ -301,6 +303,47 @@ void add_cdrom(CLI::App& vm, Context& ctx) {
     });
 }
 
+// hvctl vm nic add|set|remove
+void add_nic(CLI::App& vm, Context& ctx) {
+    auto* nic = vm.add_subcommand("nic", "Add, change or remove NICs (also while running: hot-plug, live VLAN change)");
+    nic->require_subcommand(1);
+    struct Opts {
+        std::string vm, nic, arg;
+    };
+    auto o = std::make_shared<Opts>();
+    auto done = [](const Globals& g, const api::VmInfo& info, const std::string& text) {
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(text);
+    };
+    auto* add = nic->add_subcommand("add", "Add a NIC: bridge=vmbr0[,vlan=100][,trunks=10;20-30][,model=..][,mac=..][,mtu=..]");
+    add->add_option("vm", o->vm, "VM name")->required();
+    add->add_option("--net", o->arg, "NIC, as for vm create --net")->required();
+    on_run(add, ctx, [&g = ctx.g, o, done] {
+        auto info = g.client().add_nic(o->vm, api::parse_nic_arg(o->arg));
+        const auto& n = info.spec.nics.back();
+        done(g, info, fmt::format("added NIC {} ({}) to vm {}", n.name, n.mac, o->vm));
+        return 0;
+    });
+    auto* set = nic->add_subcommand("set", "Change a NIC: vlan=200 | trunks=10;20 | bridge=vmbr1 | model=e1000 | mtu=9000 "
+                                           "(vlan=0 / trunks= clear them)");
+    set->add_option("vm", o->vm, "VM name")->required();
+    set->add_option("nic", o->nic, "NIC name (see vm show), e.g. net0")->required();
+    set->add_option("changes", o->arg, "k=v[,k=v...]")->required();
+    on_run(set, ctx, [&g = ctx.g, o, done] {
+        auto info = g.client().set_nic(o->vm, o->nic, api::parse_nic_patch_arg(o->arg));
+        done(g, info, fmt::format("changed NIC {} of vm {}", o->nic, o->vm));
+        return 0;
+    });
+    auto* rm = nic->add_subcommand("remove", "Remove a NIC (hot-unplug while running)");
+    rm->add_option("vm", o->vm, "VM name")->required();
+    rm->add_option("nic", o->nic, "NIC name (see vm show), e.g. net0")->required();
+    on_run(rm, ctx, [&g = ctx.g, o, done] {
+        auto info = g.client().remove_nic(o->vm, o->nic);
+        done(g, info, fmt::format("removed NIC {} from vm {}", o->nic, o->vm));
+        return 0;
+    });
+}
+
 }  // namespace
 
 void add_vm_commands(CLI::App& app, Context& ctx) {
@@ -315,6 +358,7 @@ void add_vm_commands(CLI::App& app, Context& ctx) {
     add_delete(*vm, ctx);
     add_disk(*vm, ctx);
     add_cdrom(*vm, ctx);
+    add_nic(*vm, ctx);
 }
 
 }  // namespace hv::cli

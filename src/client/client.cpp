@@ -365,6 +365,21 @@ api::VmInfo Client::set_cdrom(const std::string& vm, const std::string& iso) {
     return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
 }
 
+api::VmInfo Client::add_nic(const std::string& vm, const api::NicSpec& nic) {
+    auto r = request("POST", "/v1/vms/" + escape_segment(vm) + "/nics", json(nic));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::VmInfo Client::set_nic(const std::string& vm, const std::string& nic, const api::NicPatch& patch) {
+    auto r = request("PATCH", "/v1/vms/" + escape_segment(vm) + "/nics/" + escape_segment(nic), json(patch));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
+api::VmInfo Client::remove_nic(const std::string& vm, const std::string& nic) {
+    auto r = request("DELETE", "/v1/vms/" + escape_segment(vm) + "/nics/" + escape_segment(nic));
+    return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
+}
+
 std::vector<api::TaskInfo> Client::list_tasks() {
     auto r = request("GET", "/v1/tasks");
     return decode("task list", [&] {
@@ -476,6 +491,34 @@ api::BridgeInfo Client::get_bridge(const std::string& name) {
 api::BridgeInfo Client::create_bridge(const api::BridgeSpec& spec) {
     auto r = request("POST", "/v1/net/bridges", json(spec));
     return decode("bridge", [&] { return api::bridge_info_from_json(r.body); });
+}
+api::BridgeInfo Client::update_bridge(const std::string& name, const api::BridgePatch& p) {
+    auto r = request("PATCH", "/v1/net/bridges/" + escape_segment(name), json(p));
+    return decode("bridge", [&] { return api::bridge_info_from_json(r.body); });
+}
+api::BondInfo Client::update_bond(const std::string& name, const api::BondPatch& p) {
+    auto r = request("PATCH", "/v1/net/bonds/" + escape_segment(name), json(p));
+    return decode("bond", [&] { return api::bond_info_from_json(r.body); });
+}
+api::VlanInfo Client::update_vlan(const std::string& name, const api::VlanPatch& p) {
+    auto r = request("PATCH", "/v1/net/vlans/" + escape_segment(name), json(p));
+    return decode("vlan", [&] { return api::vlan_info_from_json(r.body); });
+}
+api::NetApplyState Client::net_pending() {
+    auto r = request("GET", "/v1/net/pending");
+    return decode("network apply state", [&] { return api::net_apply_state_from_json(r.body); });
+}
+api::NetApplyState Client::net_apply(int confirm_within_s) {
+    auto r = request("POST", "/v1/net/apply", json{{"confirm_within", confirm_within_s}});
+    return decode("network apply state", [&] { return api::net_apply_state_from_json(r.body); });
+}
+api::NetApplyState Client::net_confirm() {
+    auto r = request("POST", "/v1/net/confirm");
+    return decode("network apply state", [&] { return api::net_apply_state_from_json(r.body); });
+}
+api::NetApplyState Client::net_revert() {
+    auto r = request("DELETE", "/v1/net/pending");
+    return decode("network apply state", [&] { return api::net_apply_state_from_json(r.body); });
 }
 void Client::delete_bridge(const std::string& name, bool force) {
     request("DELETE", "/v1/net/bridges/" + escape_segment(name) + (force ? "?force=1" : ""));

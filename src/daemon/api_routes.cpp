@@ -50,6 +50,7 @@ api::HostInfo host_info(ApiContext& c) {
     h.image_dir = c.pools.builtin_path();
     h.image_dir_free = c.pools.builtin_free();
     h.vms_total = static_cast<int>(c.vms.count(&h.vms_running));
+    for (const auto& f : c.net.features().items) (f.supported ? h.net_features : h.net_features_missing).push_back(f.name);
     h.daemon_uptime =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - c.started).count();
     try {

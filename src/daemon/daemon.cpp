@@ -83,7 +83,21 @@ int run(const Config& cfg) {
     api::PoolSpec local{"local", "dir", cfg.effective_image_dir(), {}};
     storage::PoolManager pools(cfg.state_dir + "/pools.json", local);
 
+    // Host networking: hv's bridges/bonds/VLANs re-applied before anything (VMs, autostart)
+    // needs them.
+    net::NetManager net(cfg.state_dir + "/network.json", std::make_unique<net::NetlinkBackend>());
+    net.recover();  // an apply never confirmed (hvd died in the window) is rolled back first
+    net.apply_all();
+
     virt::VmManager::Options vo;
+    // VM NICs on bridges: their taps carry exactly the NIC's VLANs (set by hv, not libvirt).
+    vo.ports.check = [&net](const api::NicSpec& n) {
+        if (!n.bridge.empty()) net.check_port(n.bridge, n.vlan, n.trunks);
+    };
+    vo.ports.plug = [&net](const std::string& tap, const api::NicSpec& n) {
+        net.plug_port(tap, n.bridge, n.vlan, n.trunks);
+    };
+    vo.ports.state = [&net](const std::string& tap) { return net.port_state(tap); };
     vo.connection.uri = cfg.libvirt_uri;
     vo.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
     vo.connection.keepalive_interval_s = cfg.keepalive_interval;
@@ -95,9 +109,6 @@ int run(const Config& cfg) {
 
     Router router;
     pools.set_users([&vms](bool live) { return vms.image_users(live); });
-    // Host networking: hv's bridges/bonds/VLANs re-applied before anything (autostart) needs them.
-    net::NetManager net(cfg.state_dir + "/network.json", std::make_unique<net::NetlinkBackend>());
-    net.apply_all();
     ApiContext ctx{cfg, vms, tasks, pools, net, started};
     register_routes(router, ctx);
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,

@@ -34,6 +34,17 @@ void register_vm_disk_routes(Router& r, ApiContext& c) {
         return Response{200, c.vms.detach_disk(req.param("name"), req.param("disk"), req.flag("purge"))};
     });
 
+    // NICs: body a NicSpec (add) or a NicPatch (set). Quick libvirt calls: no task.
+    r.add("POST", "/v1/vms/{name}/nics", [&c](const Request& req) {
+        return Response{200, c.vms.attach_nic(req.param("name"), api::nic_from_json(req.json(), "nic"))};
+    });
+    r.add("PATCH", "/v1/vms/{name}/nics/{nic}", [&c](const Request& req) {
+        return Response{200, c.vms.update_nic(req.param("name"), req.param("nic"), api::nic_patch_from_json(req.json()))};
+    });
+    r.add("DELETE", "/v1/vms/{name}/nics/{nic}", [&c](const Request& req) {
+        return Response{200, c.vms.detach_nic(req.param("name"), req.param("nic"))};
+    });
+
     // {"iso": "local:iso/x.iso"} inserts, {"iso": ""} ejects.
     r.add("PUT", "/v1/vms/{name}/cdrom", [&c](const Request& req) {
         auto body = req.json();

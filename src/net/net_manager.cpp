@@ -1,10 +1,13 @@
 #include "net_manager.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -66,7 +69,11 @@ void NetManager::save_locked() const {
     fs::create_directories(fs::path(state_file_).parent_path());
     {
         std::ofstream out(tmp, std::ios::trunc);
-        out << json(state_).dump(2) << "\n";
+        // An applied but unconfirmed change is not persisted until confirm().
+        auto st = state_;
+        if (awaiting_)
+            for (const auto& b : awaiting_->bridges) erase_spec(st.bridges, b);
+        out << json(st).dump(2) << "\n";
         out.flush();
         if (!out) fail(Errc::internal, "cannot write {}", tmp);
     }
@@ -117,7 +124,7 @@ void NetManager::check_new_name_locked(const std::string& name, const std::vecto
 }
 
 void NetManager::check_free_port_locked(const std::string& port, const std::string& for_what,
-                                        const std::vector<LinkState>& links) {
+                                        const std::vector<LinkState>& links, bool allow_addresses) {
     const auto* l = find_link(links, port);
     if (!l) fail(Errc::not_found, "{}: interface '{}' does not exist", for_what, port);
     if (port == "lo") fail(Errc::invalid_input, "{}: the loopback interface cannot be a port", for_what);
@@ -127,11 +134,13 @@ void NetManager::check_free_port_locked(const std::string& port, const std::stri
         fail(Errc::conflict, "{}: '{}' is already a port of '{}'", for_what, port, l->master);
     if (l->kind == "bridge")
         fail(Errc::invalid_input, "{}: '{}' is a bridge; bridges cannot be nested", for_what, port);
+    if (allow_addresses) return;
     auto addrs = backend_->addresses(port);
     if (!addrs.empty())
         fail(Errc::conflict,
-             "{}: '{}' carries address {}; hv does not move addresses into a bridge or bond (that could cut "
-             "the management connection): move the address yourself, or wait for confirmed apply",
+             "{}: '{}' carries address {}; hv does not move addresses into a bond (that could cut the "
+             "management connection): put the NIC in a bridge (staged, then `hvctl net apply --confirm-within 60`) "
+             "or move the address yourself",
              for_what, port, fmt::join(addrs, ", "));
 }
 
@@ -255,7 +264,46 @@ api::BridgeInfo NetManager::create_bridge(const api::BridgeSpec& spec) {
     std::string what = "bridge '" + spec.name + "'";
     require_feature_locked("bridge", what);
     if (spec.vlan_aware) require_feature_locked("vlan_filtering", what + " (vlan_aware)");
-    for (const auto& p : spec.ports) check_free_port_locked(p, what, links);
+    // Ports that carry addresses (maybe hvd's own management connection): staged for a
+    // confirmed apply instead of applied now. The bridge takes over the first port address
+    // and the default route through a port (both recorded in its spec, so they come back
+    // after a reboot).
+    std::vector<std::string> effects;
+    auto staged = spec;
+    auto route = backend_->default_route();
+    for (const auto& p : spec.ports) {
+        check_free_port_locked(p, what, links, /*allow_addresses=*/true);
+        for (const auto& a : backend_->addresses(p)) {
+            if (!staged.address) {
+                staged.address = a;
+                effects.push_back(fmt::format("address {} moves from {} to {}", a, p, spec.name));
+            } else {
+                effects.push_back(fmt::format("address {} is removed from {} (the bridge has {})", a, p, *staged.address));
+            }
+        }
+        if (route && route->first == p && !route->second.empty()) {
+            if (!staged.gateway && staged.address) staged.gateway = route->second;
+            effects.push_back(fmt::format("the default route via {} moves from {} to {}", route->second, p, spec.name));
+        }
+    }
+    if (!effects.empty()) {
+        api::validate(staged);
+        if (awaiting_) fail(Errc::conflict, "an applied network change awaits confirmation; confirm or revert it first");
+        for (const auto& c : staged_) {
+            if (c.bridge.name == spec.name) fail(Errc::conflict, "bridge '{}' is already staged", spec.name);
+            for (const auto& p : spec.ports)
+                if (std::find(c.bridge.ports.begin(), c.bridge.ports.end(), p) != c.bridge.ports.end())
+                    fail(Errc::conflict, "{}: port '{}' is already in the staged bridge '{}'", what, p, c.bridge.name);
+        }
+        staged_.push_back({"bridge.create", staged, effects});
+        spdlog::warn("{} staged (touches addressed interfaces): {}", what, fmt::join(effects, "; "));
+        auto info = bridge_info(staged, links);
+        info.pending = true;
+        info.present = false;
+        info.warnings = effects;
+        info.warnings.push_back("staged, not applied: run `hvctl net apply --confirm-within 60`, then `hvctl net confirm`");
+        return info;
+    }
     util::Reverter rv;
     apply_bridge(spec, rv);
     state_.bridges.push_back(spec);
@@ -410,6 +458,9 @@ api::BridgeInfo NetManager::bridge_info(const api::BridgeSpec& spec, const std::
         i.mac = l->mac;
         i.mtu = l->mtu;
         i.vlan_filtering = l->vlan_filtering;
+        for (const auto& o : links)
+            if (o.master == spec.name && std::find(spec.ports.begin(), spec.ports.end(), o.name) == spec.ports.end())
+                i.guest_ports.push_back(o.name);
         if (spec.vlan_aware && !l->vlan_filtering) i.warnings.push_back(what + ": VLAN filtering is off in the kernel");
         for (const auto& p : i.ports)
             if (p.present && p.master != spec.name)
@@ -505,6 +556,451 @@ api::VlanInfo NetManager::vlan(const std::string& name) {
     const auto* s = find_spec(state_.vlans, name);
     if (!s) fail(Errc::not_found, "no hv-managed vlan '{}'", name);
     return vlan_info(*s, backend_->links());
+}
+
+// ---- set ---------------------------------------------------------------------------------------
+
+namespace {
+template <typename T>
+T* find_spec_mut(std::vector<T>& v, const std::string& name) {
+    for (auto& s : v)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+std::vector<std::pair<int, int>> vids_minus(const std::string& from, const std::string& minus) {
+    std::vector<bool> keep(4095, false);
+    for (auto [lo, hi] : api::parse_vids(minus))
+        for (int v = lo; v <= hi; ++v) keep[v] = true;
+    std::vector<std::pair<int, int>> out;
+    for (auto [lo, hi] : api::parse_vids(from))
+        for (int v = lo; v <= hi; ++v) {
+            if (keep[v]) continue;
+            if (!out.empty() && out.back().second + 1 == v) out.back().second = v;
+            else out.emplace_back(v, v);
+        }
+    return out;
+}
+}  // namespace
+
+api::BridgeInfo NetManager::update_bridge(const std::string& name, const api::BridgePatch& patch) {
+    std::lock_guard lk(mu_);
+    auto* cur = find_spec_mut(state_.bridges, name);
+    if (!cur) fail(Errc::not_found, "no hv-managed bridge '{}' (hv changes only interfaces it created)", name);
+    if (awaiting_ && std::find(awaiting_->bridges.begin(), awaiting_->bridges.end(), name) != awaiting_->bridges.end())
+        fail(Errc::conflict, "bridge '{}' awaits confirmation (hvctl net confirm or revert) before it can change", name);
+    auto next = api::apply_patch(*cur, patch);
+    std::string what = "bridge '" + name + "'";
+    if (next.vlan_aware && !cur->vlan_aware) require_feature_locked("vlan_filtering", what + " (vlan_aware)");
+    auto links = backend_->links();
+    for (const auto& p : patch.add_ports) check_free_port_locked(p, what, links);
+    util::Reverter rv;
+    for (const auto& p : patch.remove_ports) {
+        const auto* l = find_link(links, p);
+        if (l && l->master == name) {
+            backend_->set_master(p, "");
+            rv.add([this, p, name] { backend_->set_master(p, name); });
+        }
+    }
+    if (cur->vlan_aware != next.vlan_aware) {
+        backend_->set_vlan_filtering(name, next.vlan_aware);
+        rv.add([this, name, on = cur->vlan_aware] { backend_->set_vlan_filtering(name, on); });
+    } else if (next.vlan_aware && next.vids != cur->vids) {
+        // Ids no longer allowed leave every port and the bridge itself (new ones are added by
+        // apply_bridge below). Guest ports keep what hv plugged into them.
+        auto gone = vids_minus(cur->vids, next.vids);
+        if (!gone.empty()) {
+            for (const auto& p : next.ports) backend_->del_bridge_vlans(p, gone, false);
+            backend_->del_bridge_vlans(name, gone, true);
+        }
+    }
+    apply_bridge(next, rv);
+    *cur = next;
+    save_locked();
+    rv.release();
+    return bridge_info(next, backend_->links());
+}
+
+api::BondInfo NetManager::update_bond(const std::string& name, const api::BondPatch& patch) {
+    std::lock_guard lk(mu_);
+    auto* cur = find_spec_mut(state_.bonds, name);
+    if (!cur) fail(Errc::not_found, "no hv-managed bond '{}' (hv changes only interfaces it created)", name);
+    auto next = api::apply_patch(*cur, patch);
+    std::string what = "bond '" + name + "'";
+    auto links = backend_->links();
+    for (const auto& m : patch.add_members) check_free_port_locked(m, what, links);
+    util::Reverter rv;
+    for (const auto& m : patch.remove_members) {
+        const auto* l = find_link(links, m);
+        if (l && l->master == name) {
+            backend_->set_master(m, "");
+            rv.add([this, m, name] {
+                backend_->set_up(m, false);
+                backend_->set_master(m, name);
+                backend_->set_up(m, true);
+            });
+        }
+    }
+    if (next.miimon != cur->miimon) backend_->set_bond_miimon(name, next.miimon);
+    if (next.primary != cur->primary && next.primary.empty()) backend_->set_bond_primary(name, "");
+    apply_bond(next, rv);
+    *cur = next;
+    save_locked();
+    rv.release();
+    return bond_info(next, backend_->links());
+}
+
+api::VlanInfo NetManager::update_vlan(const std::string& name, const api::VlanPatch& patch) {
+    std::lock_guard lk(mu_);
+    auto* cur = find_spec_mut(state_.vlans, name);
+    if (!cur) fail(Errc::not_found, "no hv-managed VLAN interface '{}' (hv changes only interfaces it created)", name);
+    auto next = api::apply_patch(*cur, patch);
+    util::Reverter rv;
+    apply_vlan(next, rv);
+    *cur = next;
+    save_locked();
+    rv.release();
+    return vlan_info(next, backend_->links());
+}
+
+// ---- guest ports -------------------------------------------------------------------------------
+
+void NetManager::check_port(const std::string& bridge, int vlan, const std::string& trunks) {
+    if (vlan == 0 && trunks.empty()) return;
+    std::lock_guard lk(mu_);
+    auto links = backend_->links();
+    const auto* br = find_link(links, bridge);
+    std::string what = vlan ? fmt::format("VLAN {}", vlan) : fmt::format("trunks {}", trunks);
+    if (!br) fail(Errc::not_found, "bridge '{}' does not exist (a NIC with {} needs a VLAN-aware bridge)", bridge, what);
+    if (br->kind != "bridge") fail(Errc::invalid_input, "'{}' is not a bridge", bridge);
+    if (br->vlan_filtering) return;
+    auto f = features_locked();
+    if (!f.has("vlan_filtering"))
+        fail(Errc::conflict,
+             "bridge '{}' is not VLAN-aware, so it cannot carry {}: this host's kernel does not support bridge VLAN "
+             "filtering (vlan_filtering: {}); use an untagged NIC here",
+             bridge, what, f.find("vlan_filtering") ? f.find("vlan_filtering")->detail : "not probed");
+    fail(Errc::conflict,
+         "bridge '{}' is not VLAN-aware, so it cannot carry {}; make it VLAN-aware (hvctl net bridge create {} "
+         "--vlan-aware) or drop the tag",
+         bridge, what, bridge);
+}
+
+std::vector<api::PortVlan> NetManager::plug_port(const std::string& port, const std::string& bridge, int vlan,
+                                                 const std::string& trunks) {
+    check_port(bridge, vlan, trunks);
+    std::lock_guard lk(mu_);
+    auto links = backend_->links();
+    const auto* br = find_link(links, bridge);
+    const auto* p = find_link(links, port);
+    if (!p) fail(Errc::not_found, "port '{}' does not exist", port);
+    if (!br || p->master != bridge)
+        fail(Errc::conflict, "'{}' is not a port of bridge '{}' (its master is '{}')", port, bridge, p->master);
+    if (!br->vlan_filtering) return {};
+
+    // Desired: vid -> untagged (the PVID is `pvid`).
+    std::map<int, bool> want;
+    int pvid = vlan;
+    if (!trunks.empty()) {
+        std::string t = trunks;
+        std::replace(t.begin(), t.end(), ';', ',');
+        for (auto [lo, hi] : api::parse_vids(t))
+            for (int v = lo; v <= hi; ++v) want[v] = false;
+    }
+    if (vlan == 0 && trunks.empty()) pvid = 1;
+    if (pvid) want[pvid] = true;
+
+    auto have = backend_->port_vlans(port);
+    // Add what is wanted first (so a re-plug never drops a VLAN it keeps), then remove the rest.
+    std::vector<std::pair<int, int>> tagged;
+    for (auto [v, untagged] : want) {
+        if (untagged) continue;
+        if (!tagged.empty() && tagged.back().second + 1 == v) tagged.back().second = v;
+        else tagged.emplace_back(v, v);
+    }
+    auto find_have = [&](int v) -> const api::PortVlan* {
+        for (const auto& h : have)
+            if (h.vid == v) return &h;
+        return nullptr;
+    };
+    bool need_tagged = false;
+    for (auto [v, untagged] : want) {
+        if (untagged) continue;
+        const auto* h = find_have(v);
+        need_tagged |= !h || h->untagged || h->pvid;
+    }
+    if (need_tagged) backend_->add_bridge_vlans(port, tagged, false);
+    if (pvid) {
+        bool ok = false;
+        for (const auto& h : have) ok |= h.vid == pvid && h.pvid && h.untagged;
+        if (!ok) backend_->set_port_pvid(port, pvid);
+    }
+    std::vector<std::pair<int, int>> drop;
+    for (const auto& h : have)
+        if (!want.count(h.vid)) drop.emplace_back(h.vid, h.vid);
+    backend_->del_bridge_vlans(port, drop, false);
+    auto now = backend_->port_vlans(port);
+    spdlog::info("port {} on {}: {}{}", port, bridge,
+                 vlan ? fmt::format("PVID {} untagged", vlan) : (trunks.empty() ? "native VLAN 1" : "trunk only"),
+                 trunks.empty() ? "" : " + trunks " + trunks);
+    return now;
+}
+
+api::NicState NetManager::port_state(const std::string& port) {
+    api::NicState st;
+    st.tap = port;
+    auto links = backend_->links();
+    const auto* p = find_link(links, port);
+    if (!p) {
+        st.error = "no such interface";
+        return st;
+    }
+    st.bridge = p->master;
+    const auto* br = p->master.empty() ? nullptr : find_link(links, p->master);
+    st.vlan_aware = br && br->vlan_filtering;
+    if (st.vlan_aware) st.vlans = backend_->port_vlans(port);
+    return st;
+}
+
+// ---- safe apply ----------------------------------------------------------------------------------
+
+namespace {
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+NetManager::~NetManager() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+        if (awaiting_) {
+            try {
+                rollback_locked("hvd stopped before the change was confirmed");
+            } catch (const std::exception& e) {
+                spdlog::error("network rollback at stop failed: {} (the undo record stays for the next start)", e.what());
+            }
+        }
+    }
+    cv_.notify_all();
+    std::lock_guard tl(timer_mu_);
+    if (timer_.joinable()) timer_.join();
+}
+
+api::NetApplyState NetManager::apply_state() const {
+    std::lock_guard lk(mu_);
+    api::NetApplyState st;
+    st.last_rollback = last_rollback_;
+    if (awaiting_) {
+        st.state = "awaiting_confirmation";
+        st.changes = awaiting_->changes;
+        st.rollback_at = rollback_at_;
+    } else if (!staged_.empty()) {
+        st.state = "pending";
+        st.changes = staged_;
+    }
+    return st;
+}
+
+void NetManager::write_rollback_locked(const Rollback& r) const {
+    json j{{"bridges", r.bridges}, {"changes", r.changes}};
+    j["port_addresses"] = json::array();
+    for (const auto& [port, addrs] : r.port_addresses) j["port_addresses"].push_back({{"port", port}, {"addresses", addrs}});
+    if (r.default_route) j["default_route"] = {{"dev", r.default_route->first}, {"gateway", r.default_route->second}};
+    auto tmp = rollback_file() + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << j.dump(2) << "\n";
+        out.flush();
+        if (!out) fail(Errc::internal, "cannot write {}", tmp);
+    }
+    if (::rename(tmp.c_str(), rollback_file().c_str()) != 0)
+        fail(Errc::internal, "cannot replace {}: {}", rollback_file(), std::strerror(errno));
+}
+
+api::NetApplyState NetManager::apply(int confirm_within_s) {
+    if (confirm_within_s < 5 || confirm_within_s > 3600)
+        fail(Errc::invalid_input, "confirm_within must be 5..3600 seconds (got {})", confirm_within_s);
+    {
+        // A previous timer has finished (nothing awaits); join it outside mu_.
+        std::lock_guard tl(timer_mu_);
+        bool idle;
+        {
+            std::lock_guard lk(mu_);
+            idle = !awaiting_;
+        }
+        if (idle && timer_.joinable()) timer_.join();
+    }
+    std::lock_guard lk(mu_);
+    if (awaiting_) fail(Errc::conflict, "an applied network change already awaits confirmation (hvctl net confirm)");
+    if (staged_.empty()) fail(Errc::conflict, "nothing to apply: no staged network change (hvctl net pending)");
+
+    // The undo record first, on disk, before any change.
+    Rollback rb;
+    auto links = backend_->links();
+    for (const auto& c : staged_) {
+        check_new_name_locked(c.bridge.name, links);
+        rb.bridges.push_back(c.bridge.name);
+        for (const auto& p : c.bridge.ports) {
+            check_free_port_locked(p, "bridge '" + c.bridge.name + "'", links, true);
+            rb.port_addresses.emplace_back(p, backend_->addresses(p));
+        }
+    }
+    rb.default_route = backend_->default_route();
+    rb.changes = staged_;
+    write_rollback_locked(rb);
+    awaiting_ = rb;
+    rollback_at_ = unix_now() + confirm_within_s;
+    try {
+        for (const auto& c : staged_) {
+            const auto& spec = c.bridge;
+            // Addresses off the ports first (their routes go with them), then the bridge with
+            // its address and default route, then any further port addresses on the bridge.
+            std::vector<std::string> extra;
+            for (const auto& [port, addrs] : rb.port_addresses) {
+                if (std::find(spec.ports.begin(), spec.ports.end(), port) == spec.ports.end()) continue;
+                for (const auto& a : addrs) {
+                    backend_->del_address(port, a);
+                    if (!spec.address || a != *spec.address) extra.push_back(a);
+                }
+            }
+            util::Reverter rv;  // released: a failure rolls back everything instead
+            apply_bridge(spec, rv);
+            rv.release();
+            state_.bridges.push_back(spec);
+            for (const auto& a : extra) backend_->add_address(spec.name, a);
+        }
+    } catch (const std::exception& e) {
+        std::string why = fmt::format("applying failed: {}", e.what());
+        rollback_locked(why);
+        fail(Errc::conflict, "network change not applied, everything rolled back: {}", e.what());
+    }
+    staged_.clear();
+    spdlog::warn("network change applied; rolled back in {} s unless confirmed (hvctl net confirm)", confirm_within_s);
+    {
+        std::lock_guard tl(timer_mu_);
+        if (timer_.joinable()) {
+            // Cannot happen (joined above while idle), but never leak a thread.
+            timer_.detach();
+        }
+        timer_ = std::thread([this, d = rollback_at_] { timer_main(d); });
+    }
+    api::NetApplyState st;
+    st.state = "awaiting_confirmation";
+    st.changes = awaiting_->changes;
+    st.rollback_at = rollback_at_;
+    st.last_rollback = last_rollback_;
+    return st;
+}
+
+void NetManager::timer_main(std::int64_t deadline) {
+    std::unique_lock lk(mu_);
+    auto until = std::chrono::system_clock::time_point(std::chrono::seconds(deadline));
+    cv_.wait_until(lk, until, [&] { return stopping_ || !awaiting_ || rollback_at_ != deadline; });
+    if (stopping_ || !awaiting_ || rollback_at_ != deadline) return;
+    try {
+        rollback_locked(fmt::format("not confirmed within the time given (hvctl net confirm)"));
+    } catch (const std::exception& e) {
+        spdlog::error("automatic network rollback failed: {}", e.what());
+    }
+}
+
+api::NetApplyState NetManager::confirm() {
+    {
+        std::lock_guard lk(mu_);
+        if (!awaiting_) fail(Errc::conflict, "no applied network change awaits confirmation");
+        auto done = std::move(*awaiting_);
+        awaiting_.reset();
+        rollback_at_ = 0;
+        save_locked();
+        std::error_code ec;
+        fs::remove(rollback_file(), ec);
+        spdlog::info("network change confirmed: {}", fmt::join(done.bridges, ", "));
+    }
+    cv_.notify_all();
+    return apply_state();
+}
+
+api::NetApplyState NetManager::revert() {
+    {
+        std::lock_guard lk(mu_);
+        if (awaiting_) {
+            rollback_locked("reverted (hvctl net revert)");
+        } else if (!staged_.empty()) {
+            staged_.clear();
+        } else {
+            fail(Errc::conflict, "nothing to revert: no staged or unconfirmed network change");
+        }
+    }
+    cv_.notify_all();
+    return apply_state();
+}
+
+void NetManager::rollback_locked(const std::string& why) {
+    if (!awaiting_) return;
+    const Rollback rb = std::move(*awaiting_);
+    awaiting_.reset();
+    std::vector<std::string> errors;
+    auto attempt = [&](const std::string& what, const std::function<void()>& f) {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            errors.push_back(what + ": " + e.what());
+        }
+    };
+    auto links = backend_->links();
+    for (const auto& b : rb.bridges) {
+        if (find_link(links, b))
+            attempt("delete bridge " + b, [&] {
+                for (const auto& l : links)
+                    if (l.master == b) backend_->set_master(l.name, "");
+                backend_->delete_link(b);
+            });
+        erase_spec(state_.bridges, b);
+    }
+    for (const auto& [port, addrs] : rb.port_addresses) {
+        attempt("bring " + port + " up", [&] { backend_->set_up(port, true); });
+        for (const auto& a : addrs) attempt("restore " + a + " on " + port, [&] { backend_->add_address(port, a); });
+    }
+    if (rb.default_route && !rb.default_route->second.empty()) {
+        auto now = backend_->default_route();
+        if (!now)
+            attempt("restore the default route", [&] { backend_->add_default_route(rb.default_route->first, rb.default_route->second); });
+    }
+    // The changes are staged again: fix and re-apply, or drop them with net revert.
+    staged_ = rb.changes;
+    rollback_at_ = 0;
+    std::error_code ec;
+    if (errors.empty()) fs::remove(rollback_file(), ec);
+    last_rollback_ = fmt::format("rolled back {}: {}{}", fmt::join(rb.bridges, ", "), why,
+                                 errors.empty() ? "" : fmt::format(" (errors: {})", fmt::join(errors, "; ")));
+    spdlog::error("network: {}", last_rollback_);
+}
+
+void NetManager::recover() {
+    std::lock_guard lk(mu_);
+    std::ifstream in(rollback_file());
+    if (!in) return;
+    try {
+        json j;
+        in >> j;
+        Rollback rb;
+        rb.bridges = j.value("bridges", std::vector<std::string>{});
+        for (const auto& pa : j.value("port_addresses", json::array()))
+            rb.port_addresses.emplace_back(pa.value("port", ""), pa.value("addresses", std::vector<std::string>{}));
+        if (j.contains("default_route"))
+            rb.default_route = std::make_pair(j["default_route"].value("dev", ""), j["default_route"].value("gateway", ""));
+        for (const auto& c : j.value("changes", json::array())) {
+            api::NetChange ch;
+            ch.action = c.value("action", "");
+            ch.bridge = api::bridge_spec_from_json(c.at("bridge"));
+            ch.effects = c.value("effects", std::vector<std::string>{});
+            rb.changes.push_back(std::move(ch));
+        }
+        awaiting_ = rb;
+        rollback_locked("hvd restarted before the change was confirmed");
+    } catch (const std::exception& e) {
+        spdlog::error("cannot read the network undo record {}: {}", rollback_file(), e.what());
+    }
 }
 
 }  // namespace hv::net

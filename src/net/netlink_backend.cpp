@@ -338,35 +338,110 @@ void NetlinkBackend::set_vlan_filtering(const std::string& bridge, bool on) {
 void NetlinkBackend::set_bond_primary(const std::string& bond, const std::string& member) {
     Sock s;
     int idx = ifindex_of(s, bond);
-    int midx = ifindex_of(s, member);
+    int midx = member.empty() ? 0 : ifindex_of(s, member);
     int e = change_link_data(s, idx, "bond",
                              [&](nl_msg* m) { check_put(nla_put_u32(m, IFLA_BOND_PRIMARY, static_cast<uint32_t>(midx))); });
     if (e < 0) nl_fail(e, "set primary '" + member + "' on bond '" + bond + "'", "bonding");
 }
 
-void NetlinkBackend::add_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self) {
+void NetlinkBackend::set_bond_miimon(const std::string& bond, int miimon) {
+    Sock s;
+    int idx = ifindex_of(s, bond);
+    int e = change_link_data(s, idx, "bond",
+                             [&](nl_msg* m) { check_put(nla_put_u32(m, IFLA_BOND_MIIMON, static_cast<uint32_t>(miimon))); });
+    if (e < 0) nl_fail(e, "set miimon on bond '" + bond + "'", "bonding");
+}
+
+namespace {
+// RTM_SETLINK / RTM_DELLINK of family AF_BRIDGE with VLAN entries (ranges as BEGIN/END pairs).
+void bridge_vlans(int type, const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self,
+                  uint16_t flags, const char* what) {
     Sock s;
     int idx = ifindex_of(s, dev);
-    LinkMsg msg(RTM_SETLINK, 0, AF_BRIDGE, idx);
+    LinkMsg msg(type, 0, AF_BRIDGE, idx);
     nlattr* af = nla_nest_start(msg.m, IFLA_AF_SPEC);
     if (!af) throw std::bad_alloc();
     if (self) check_put(nla_put_u16(msg.m, IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF));
     for (auto [lo, hi] : vids) {
         bridge_vlan_info vi{};
         if (lo == hi) {
+            vi.flags = flags;
             vi.vid = static_cast<uint16_t>(lo);
             check_put(nla_put(msg.m, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi));
             continue;
         }
-        vi.flags = BRIDGE_VLAN_INFO_RANGE_BEGIN;
+        vi.flags = flags | BRIDGE_VLAN_INFO_RANGE_BEGIN;
         vi.vid = static_cast<uint16_t>(lo);
         check_put(nla_put(msg.m, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi));
-        vi.flags = BRIDGE_VLAN_INFO_RANGE_END;
+        vi.flags = flags | BRIDGE_VLAN_INFO_RANGE_END;
         vi.vid = static_cast<uint16_t>(hi);
         check_put(nla_put(msg.m, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi));
     }
     nla_nest_end(msg.m, af);
-    if (int e = msg.send(s); e < 0) nl_fail(e, "add VLANs to '" + dev + "'", "vlan_filtering");
+    if (int e = msg.send(s); e < 0) nl_fail(e, what + (" '" + dev + "'"), "vlan_filtering");
+}
+
+struct VlanDump {
+    int ifindex = 0;
+    std::vector<api::PortVlan> out;
+};
+
+int on_bridge_link(nl_msg* m, void* arg) {
+    auto* d = static_cast<VlanDump*>(arg);
+    nlmsghdr* h = nlmsg_hdr(m);
+    if (h->nlmsg_type != RTM_NEWLINK) return NL_OK;
+    auto* ifi = static_cast<ifinfomsg*>(nlmsg_data(h));
+    if (ifi->ifi_index != d->ifindex) return NL_OK;
+    nlattr* tb[IFLA_MAX + 1] = {};
+    if (nlmsg_parse(h, sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 || !tb[IFLA_AF_SPEC]) return NL_OK;
+    nlattr* a = nullptr;
+    int rem = 0;
+    int range_lo = 0;
+    nla_for_each_nested(a, tb[IFLA_AF_SPEC], rem) {
+        if (nla_type(a) != IFLA_BRIDGE_VLAN_INFO || nla_len(a) < static_cast<int>(sizeof(bridge_vlan_info))) continue;
+        auto* vi = static_cast<bridge_vlan_info*>(nla_data(a));
+        bool pvid = vi->flags & BRIDGE_VLAN_INFO_PVID, untagged = vi->flags & BRIDGE_VLAN_INFO_UNTAGGED;
+        if (vi->flags & BRIDGE_VLAN_INFO_RANGE_BEGIN) {
+            range_lo = vi->vid;
+            continue;
+        }
+        int lo = (vi->flags & BRIDGE_VLAN_INFO_RANGE_END) && range_lo ? range_lo : vi->vid;
+        for (int v = lo; v <= vi->vid; ++v) d->out.push_back({v, pvid && v == vi->vid, untagged});
+        range_lo = 0;
+    }
+    return NL_OK;
+}
+}  // namespace
+
+void NetlinkBackend::add_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self) {
+    bridge_vlans(RTM_SETLINK, dev, vids, self, 0, "add VLANs to");
+}
+
+void NetlinkBackend::set_port_pvid(const std::string& dev, int vid) {
+    bridge_vlans(RTM_SETLINK, dev, {{vid, vid}}, false, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED,
+                 "set the PVID of");
+}
+
+void NetlinkBackend::del_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self) {
+    if (vids.empty()) return;
+    bridge_vlans(RTM_DELLINK, dev, vids, self, 0, "remove VLANs from");
+}
+
+std::vector<api::PortVlan> NetlinkBackend::port_vlans(const std::string& dev) {
+    Sock s;
+    VlanDump d;
+    d.ifindex = ifindex_of(s, dev);
+    nl_msg* m = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
+    if (!m) throw std::bad_alloc();
+    std::unique_ptr<nl_msg, void (*)(nl_msg*)> guard(m, nlmsg_free);
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_BRIDGE;
+    if (nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0) throw std::bad_alloc();
+    check_put(nla_put_u32(m, IFLA_EXT_MASK, RTEXT_FILTER_BRVLAN));
+    nl_socket_modify_cb(s.s, NL_CB_VALID, NL_CB_CUSTOM, on_bridge_link, &d);
+    if (int e = nl_send_auto(s.s, m); e < 0) nl_fail(e, "reading VLANs of '" + dev + "'");
+    if (int e = nl_recvmsgs_default(s.s); e < 0) nl_fail(e, "reading VLANs of '" + dev + "'");
+    return d.out;
 }
 
 void NetlinkBackend::add_address(const std::string& dev, const std::string& cidr) {
@@ -409,6 +484,45 @@ bool NetlinkBackend::add_default_route(const std::string& dev, const std::string
     if (e == -NLE_EXIST) return false;
     if (e < 0) nl_fail(e, "add default route via " + gateway + " on '" + dev + "'");
     return true;
+}
+
+void NetlinkBackend::del_address(const std::string& dev, const std::string& cidr) {
+    Sock s;
+    int idx = ifindex_of(s, dev);
+    nl_addr* local = nullptr;
+    if (int e = nl_addr_parse(cidr.c_str(), AF_UNSPEC, &local); e < 0)
+        fail(Errc::invalid_input, "address '{}': {}", cidr, nl_geterror(e < 0 ? -e : e));
+    std::unique_ptr<nl_addr, void (*)(nl_addr*)> lg(local, nl_addr_put);
+    rtnl_addr* a = rtnl_addr_alloc();
+    std::unique_ptr<rtnl_addr, void (*)(rtnl_addr*)> ag(a, rtnl_addr_put);
+    rtnl_addr_set_ifindex(a, idx);
+    rtnl_addr_set_family(a, nl_addr_get_family(local));
+    if (int e = rtnl_addr_set_local(a, local); e < 0) nl_fail(e, "address '" + cidr + "'");
+    int e = rtnl_addr_delete(s.s, a, 0);
+    if (e == -NLE_NOADDR || e == -NLE_OBJ_NOTFOUND) return;
+    if (e < 0) nl_fail(e, "remove address " + cidr + " from '" + dev + "'");
+}
+
+std::optional<std::pair<std::string, std::string>> NetlinkBackend::default_route() {
+    Sock s;
+    nl_cache* cache = nullptr;
+    if (int e = rtnl_route_alloc_cache(s.s, AF_INET, 0, &cache); e < 0) nl_fail(e, "reading routes");
+    std::unique_ptr<nl_cache, void (*)(nl_cache*)> guard(cache, nl_cache_free);
+    for (auto* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+        auto* r = reinterpret_cast<rtnl_route*>(o);
+        if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST) continue;
+        nl_addr* dst = rtnl_route_get_dst(r);
+        if (dst && nl_addr_get_prefixlen(dst) != 0) continue;
+        if (rtnl_route_get_nnexthops(r) < 1) continue;
+        rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
+        char name[IF_NAMESIZE] = {};
+        if (!if_indextoname(static_cast<unsigned>(rtnl_route_nh_get_ifindex(nh)), name)) continue;
+        nl_addr* gw = rtnl_route_nh_get_gateway(nh);
+        char buf[64] = {};
+        std::string g = gw ? nl_addr2str(gw, buf, sizeof buf) : "";
+        return std::make_pair(std::string(name), g);
+    }
+    return std::nullopt;
 }
 
 }  // namespace hv::net

@@ -29,9 +29,15 @@ public:
     void set_mtu(const std::string& name, int mtu) override;
     void set_vlan_filtering(const std::string& bridge, bool on) override;
     void set_bond_primary(const std::string& bond, const std::string& member) override;
+    void set_bond_miimon(const std::string& bond, int miimon) override;
     void add_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self) override;
+    void set_port_pvid(const std::string& dev, int vid) override;
+    void del_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& vids, bool self) override;
+    std::vector<api::PortVlan> port_vlans(const std::string& dev) override;
     void add_address(const std::string& dev, const std::string& cidr) override;
     bool add_default_route(const std::string& dev, const std::string& gateway) override;
+    void del_address(const std::string& dev, const std::string& cidr) override;
+    std::optional<std::pair<std::string, std::string>> default_route() override;
 
 private:
     SysfsNics sysfs_;

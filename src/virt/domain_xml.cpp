@@ -5,6 +5,8 @@
 // we wrote (other prefix, whitespace, quotes, entities) and a real parser copes with all of it.
 #include "hv/virt/domain_xml.hpp"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -369,15 +371,7 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
         for (int i = 0; i < endpoints + kHotplugPorts; ++i) x.add(2, "<controller type='pci' model='pcie-root-port'/>");
     }
 
-    for (const auto& n : spec.nics) {
-        const bool bridge = !n.bridge.empty();
-        x.add(2, fmt::format("<interface type='{}'>", bridge ? "bridge" : "network"));
-        if (!n.mac.empty()) x.add(3, fmt::format("<mac address='{}'/>", e(n.mac)));
-        if (bridge) x.add(3, fmt::format("<source bridge='{}'/>", e(n.bridge)));
-        else x.add(3, fmt::format("<source network='{}'/>", e(n.network)));
-        x.add(3, fmt::format("<model type='{}'/>", e(n.model)));
-        x.add(2, "</interface>");
-    }
+    for (const auto& n : spec.nics) x.block(2, nic_device_xml(n));
 
     x.add(2, "<serial type='pty'>");
     x.add(3, "<target port='0'/>");
@@ -438,6 +432,22 @@ std::optional<MetadataElement> read_metadata_element(const std::string& element_
     return out;
 }
 
+std::string nic_device_xml(const api::NicSpec& n) {
+    const auto e = [](const std::string& s) { return xml_escape(s); };
+    const bool bridge = !n.bridge.empty();
+    Lines x;
+    x.add(0, fmt::format("<interface type='{}'>", bridge ? "bridge" : "network"));
+    if (!n.mac.empty()) x.add(1, fmt::format("<mac address='{}'/>", e(n.mac)));
+    if (bridge) x.add(1, fmt::format("<source bridge='{}'/>", e(n.bridge)));
+    else x.add(1, fmt::format("<source network='{}'/>", e(n.network)));
+    x.add(1, fmt::format("<model type='{}'/>", e(n.model)));
+    if (n.mtu) x.add(1, fmt::format("<mtu size='{}'/>", n.mtu));
+    x.add(0, "</interface>");
+    auto out = x.take();
+    out.pop_back();  // no trailing newline
+    return out;
+}
+
 LiveFacts parse_live_xml(const std::string& domain_xml) {
     LiveFacts facts;
     auto doc = parse_xml(domain_xml);
@@ -445,7 +455,22 @@ LiveFacts parse_live_xml(const std::string& domain_xml) {
     auto devices = doc->get_child_optional("domain.devices");
     if (!devices) return facts;
     for (const auto& [name, dev] : *devices) {
-        if (name != "graphics" || attr(dev, "type") != "vnc") continue;
+        if (name == "interface") {
+            XmlNic n;
+            n.type = attr(dev, "type");
+            for (const auto& [cname, child] : dev) {
+                if (cname == "mac") n.mac = attr(child, "address");
+                else if (cname == "source") {
+                    n.bridge = attr(child, "bridge");
+                    n.network = attr(child, "network");
+                } else if (cname == "target") n.tap = attr(child, "dev");
+                else if (cname == "model") n.model = attr(child, "type");
+            }
+            std::transform(n.mac.begin(), n.mac.end(), n.mac.begin(), [](unsigned char c) { return std::tolower(c); });
+            facts.nics.push_back(std::move(n));
+            continue;
+        }
+        if (!facts.vnc.empty() || name != "graphics" || attr(dev, "type") != "vnc") continue;
         const std::string port = attr(dev, "port");
         char* end = nullptr;
         const long p = std::strtol(port.c_str(), &end, 10);
@@ -462,7 +487,6 @@ LiveFacts parse_live_xml(const std::string& domain_xml) {
         if (listen.empty()) listen = "127.0.0.1";  // QEMU's and libvirt's default vnc_listen
         if (listen.find(':') != std::string::npos) listen = "[" + listen + "]";
         facts.vnc = fmt::format("{}:{}", listen, p);
-        break;
     }
     return facts;
 }

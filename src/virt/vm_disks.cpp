@@ -1,4 +1,5 @@
-// Disks and CD/DVD of existing VMs: attach (cold / hot-plug), detach, insert/eject.
+// Devices of existing VMs: disks and CD/DVD (attach cold / hot-plug, detach, insert/eject) and
+// NICs (add / set / remove, with their VLANs).
 //
 // Like `vm set`, these change only the device concerned through libvirt's own calls
 // (virDomainAttachDeviceFlags / DetachDeviceFlags / UpdateDeviceFlags) and then rewrite hv's
@@ -322,6 +323,140 @@ VmInfo VmManager::set_cdrom(const std::string& vm, const std::string& iso) {
     spec.cdrom = path;
     write_spec(dom.get(), spec, static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG) | (active ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u));
     refresh(vm);
+    return get(vm);
+}
+
+
+
+// ---- NICs -----------------------------------------------------------------------------------
+// Same rules as disks: libvirt's device calls, then hv's metadata spec. A NIC's VLANs are not
+// in the domain XML (libvirt tags only OVS / SR-IOV ports): they are hv's metadata, applied
+// to the tap on the bridge by opts_.ports.plug whenever the tap exists.
+
+namespace {
+api::NicSpec* find_nic(api::VmSpec& spec, const std::string& name) {
+    for (auto& n : spec.nics)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+}  // namespace
+
+VmInfo VmManager::attach_nic(const std::string& vm, api::NicSpec nic) {
+    require_ready();
+    {
+        auto lock = op_lock(vm);
+        auto dom = conn_->domain(vm);
+        auto info = read_domain(dom.get(), nullptr);
+        check_managed(info);
+        const bool active = domain_active(dom.get());
+        auto spec = info.spec;
+        if (!nic.name.empty() && find_nic(spec, nic.name))
+            fail(Errc::conflict, "vm '{}' already has a NIC named '{}'", vm, nic.name);
+        spec.nics.push_back(nic);
+        name_nics(spec.nics);
+        api::validate(spec);
+        nic = spec.nics.back();
+        if (!nic.network.empty()) {
+            auto c = conn_->get();
+            virNetworkPtr net = virNetworkLookupByName(c.get(), nic.network.c_str());
+            if (!net) fail(Errc::invalid_input, "network '{}' does not exist in libvirt", nic.network);
+            virNetworkFree(net);
+        }
+        if (opts_.ports.check) opts_.ports.check(nic);
+
+        const unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (active ? VIR_DOMAIN_AFFECT_LIVE : 0u);
+        const auto xml = nic_device_xml(nic);
+        util::Reverter revert;
+        if (active && !nic.bridge.empty() && opts_.ports.plug) {
+            // Hot-plug: attach live first, give the new tap its VLANs, then persist. A failed
+            // plug unplugs the NIC again.
+            if (virDomainAttachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) < 0)
+                throw_libvirt_error(fmt::format("cannot hot-plug NIC {} into vm '{}'", nic.name, vm));
+            revert.add([d = dom.get(), xml] { virDomainDetachDeviceFlags(d, xml.c_str(), VIR_DOMAIN_AFFECT_LIVE); });
+            api::VmSpec one = spec;
+            one.nics = {nic};
+            plug_nics(dom.get(), one);
+            if (virDomainAttachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_CONFIG) < 0)
+                throw_libvirt_error(fmt::format("cannot add NIC {} to vm '{}'", nic.name, vm));
+            revert.add([d = dom.get(), xml] { virDomainDetachDeviceFlags(d, xml.c_str(), VIR_DOMAIN_AFFECT_CONFIG); });
+        } else {
+            if (virDomainAttachDeviceFlags(dom.get(), xml.c_str(), flags) < 0)
+                throw_libvirt_error(fmt::format("cannot add NIC {} to vm '{}'", nic.name, vm));
+            revert.add([d = dom.get(), xml, flags] { virDomainDetachDeviceFlags(d, xml.c_str(), flags); });
+        }
+        write_spec(dom.get(), spec, flags);
+        revert.release();
+        refresh(vm);
+    }
+    return get(vm);
+}
+
+VmInfo VmManager::update_nic(const std::string& vm, const std::string& nic_name, const api::NicPatch& patch) {
+    require_ready();
+    {
+        auto lock = op_lock(vm);
+        auto dom = conn_->domain(vm);
+        auto info = read_domain(dom.get(), nullptr);
+        check_managed(info);
+        const bool active = domain_active(dom.get());
+        auto spec = info.spec;
+        auto* cur = find_nic(spec, nic_name);
+        if (!cur) fail(Errc::not_found, "vm '{}' has no NIC named '{}'", vm, nic_name);
+        auto next = api::apply_patch(*cur, patch);
+        if (active && (next.model != cur->model || next.mtu != cur->mtu))
+            fail(Errc::conflict, "vm '{}' is running: a NIC's model and mtu change only while it is stopped "
+                 "(vlan, trunks and bridge change live)", vm);
+        if (!next.network.empty() && next.network != cur->network) {
+            auto c = conn_->get();
+            virNetworkPtr net = virNetworkLookupByName(c.get(), next.network.c_str());
+            if (!net) fail(Errc::invalid_input, "network '{}' does not exist in libvirt", next.network);
+            virNetworkFree(net);
+        }
+        if (opts_.ports.check) opts_.ports.check(next);
+        const unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (active ? VIR_DOMAIN_AFFECT_LIVE : 0u);
+        const bool device_changes = next.bridge != cur->bridge || next.network != cur->network ||
+                                    next.model != cur->model || next.mtu != cur->mtu;
+        util::Reverter revert;
+        if (device_changes) {
+            const auto xml = nic_device_xml(next), old_xml = nic_device_xml(*cur);
+            if (virDomainUpdateDeviceFlags(dom.get(), xml.c_str(), flags) < 0)
+                throw_libvirt_error(fmt::format("cannot change NIC {} of vm '{}'", nic_name, vm));
+            revert.add([d = dom.get(), old_xml, flags] { virDomainUpdateDeviceFlags(d, old_xml.c_str(), flags); });
+        }
+        if (active && !next.bridge.empty()) {
+            api::VmSpec one = spec;
+            one.nics = {next};
+            plug_nics(dom.get(), one);
+        }
+        *cur = next;
+        write_spec(dom.get(), spec, flags);
+        revert.release();
+        refresh(vm);
+    }
+    return get(vm);
+}
+
+VmInfo VmManager::detach_nic(const std::string& vm, const std::string& nic_name) {
+    require_ready();
+    {
+        auto lock = op_lock(vm);
+        auto dom = conn_->domain(vm);
+        auto info = read_domain(dom.get(), nullptr);
+        check_managed(info);
+        const bool active = domain_active(dom.get());
+        auto spec = info.spec;
+        auto it = std::find_if(spec.nics.begin(), spec.nics.end(), [&](const api::NicSpec& n) { return n.name == nic_name; });
+        if (it == spec.nics.end()) fail(Errc::not_found, "vm '{}' has no NIC named '{}'", vm, nic_name);
+        // libvirt matches the interface by its MAC (the rest must parse: type, source).
+        auto xml = nic_device_xml(*it);
+        if (active && virDomainDetachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) < 0)
+            throw_libvirt_error(fmt::format("cannot unplug NIC {} from vm '{}'", nic_name, vm));
+        if (virDomainDetachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_CONFIG) < 0)
+            throw_libvirt_error(fmt::format("cannot remove NIC {} from vm '{}'", nic_name, vm));
+        spec.nics.erase(it);
+        write_spec(dom.get(), spec, VIR_DOMAIN_AFFECT_CONFIG | (active ? VIR_DOMAIN_AFFECT_LIVE : 0u));
+        refresh(vm);
+    }
     return get(vm);
 }
 

@@ -109,6 +109,11 @@ std::int64_t parse_started(const std::string& xml) {
     }
 }
 
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 std::string random_mac() {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     auto v = rng();
@@ -200,6 +205,16 @@ void VmManager::start() {
                             if (!rt || parse_started(*rt) == 0) record_start(d.get(), now_s());
                         }
                         info = refresh(ev.name);
+                        // Started by anyone (hv, virsh, libvirt's own autostart, a restore):
+                        // the taps get their VLANs. A no-op when hv's start did it already.
+                        if (ev.event == VIR_DOMAIN_EVENT_STARTED && info && info->managed && opts_.ports.plug) {
+                            try {
+                                auto d = conn_->domain(ev.name);
+                                plug_nics(d.get(), info->spec);
+                            } catch (const std::exception& e) {
+                                spdlog::error("vm {}: NIC VLANs not set after start: {}", ev.name, e.what());
+                            }
+                        }
                     }
                     nlohmann::json data{{"event", event_name(ev.event)}};
                     if (info) {
@@ -246,6 +261,23 @@ void VmManager::reconnected() {
             accel_ = choice;
         }
         rebuild_cache();
+        // After an hvd (or libvirtd) restart: every running VM's taps get their VLANs again.
+        if (opts_.ports.plug) {
+            std::vector<api::VmInfo> running;
+            {
+                std::lock_guard lk(cache_mu_);
+                for (const auto& [n, v] : cache_)
+                    if (is_active(v.state) && v.managed) running.push_back(v);
+            }
+            for (const auto& v : running) {
+                try {
+                    auto d = conn_->domain(v.spec.name);
+                    plug_nics(d.get(), v.spec);
+                } catch (const std::exception& e) {
+                    spdlog::error("vm {}: NIC VLANs not re-applied: {}", v.spec.name, e.what());
+                }
+            }
+        }
         set_ready(true);
         publish_("daemon", "libvirt", {{"libvirt_connected", true}});
     } catch (const std::exception& e) {
@@ -299,6 +331,9 @@ VmInfo VmManager::read_domain(virDomainPtr d, const VmInfo* previous) {
     if (spec) {
         info.spec = std::move(*spec);
         info.managed = true;
+        // VMs defined before NICs had names: net<index>.
+        for (std::size_t i = 0; i < info.spec.nics.size(); ++i)
+            if (info.spec.nics[i].name.empty()) info.spec.nics[i].name = "net" + std::to_string(i);
     } else {
         virDomainInfo di{};
         if (virDomainGetInfo(d, &di) < 0) throw_libvirt_error("cannot read domain info");
@@ -312,11 +347,19 @@ VmInfo VmManager::read_domain(virDomainPtr d, const VmInfo* previous) {
     if (is_active(info.state)) {
         if (auto rt = get_metadata(d, kRuntimeNs, VIR_DOMAIN_AFFECT_LIVE)) info.started_at = parse_started(*rt);
         if (info.started_at == 0 && previous) info.started_at = previous->started_at;
-        if (previous && !previous->vnc.empty() && is_active(previous->state)) {
-            info.vnc = previous->vnc;
-        } else if (char* xml = virDomainGetXMLDesc(d, 0)) {
-            info.vnc = parse_live_xml(xml).vnc;
+        if (char* xml = virDomainGetXMLDesc(d, 0)) {
+            auto live = parse_live_xml(xml);
             free(xml);
+            info.vnc = live.vnc;
+            for (const auto& x : live.nics) {
+                api::NicState st;
+                st.mac = x.mac;
+                st.tap = x.tap;
+                st.bridge = x.bridge;
+                for (const auto& n : info.spec.nics)
+                    if (lower(n.mac) == x.mac) st.name = n.name;
+                info.interfaces.push_back(std::move(st));
+            }
         }
     }
     return info;
@@ -420,7 +463,66 @@ VmInfo VmManager::get(const std::string& name) const {
     if (it == cache_.end()) fail(Errc::not_found, "vm '{}' does not exist", name);
     VmInfo v = it->second;
     if (is_active(v.state) && v.started_at > 0) v.uptime = std::max<std::int64_t>(0, now_s() - v.started_at);
+    // Live VLAN membership of the taps (netlink reads, no libvirt call).
+    if (opts_.ports.state)
+        for (auto& i : v.interfaces) {
+            if (i.tap.empty()) continue;
+            try {
+                auto st = opts_.ports.state(i.tap);
+                i.bridge = st.bridge;
+                i.vlan_aware = st.vlan_aware;
+                i.vlans = std::move(st.vlans);
+                i.error = st.error;
+            } catch (const std::exception& e) {
+                i.error = e.what();
+            }
+        }
     return v;
+}
+
+void VmManager::name_nics(std::vector<api::NicSpec>& nics) {
+    auto taken = [&](const std::string& n) {
+        for (const auto& o : nics)
+            if (o.name == n) return true;
+        return false;
+    };
+    for (auto& n : nics) {
+        if (n.name.empty()) {
+            int k = 0;
+            while (taken("net" + std::to_string(k))) ++k;
+            n.name = "net" + std::to_string(k);
+        }
+        // MACs are part of the VM's identity (they must survive a move to another host), so hv
+        // picks them rather than leaving it to libvirt's define-time choice.
+        if (n.mac.empty()) n.mac = random_mac();
+    }
+}
+
+void VmManager::plug_nics(virDomainPtr d, const api::VmSpec& spec) {
+    if (!opts_.ports.plug) return;
+    bool any = false;
+    for (const auto& n : spec.nics) any |= !n.bridge.empty();
+    if (!any) return;
+    char* xml = virDomainGetXMLDesc(d, 0);
+    if (!xml) throw_libvirt_error(fmt::format("cannot read the live XML of vm '{}'", spec.name));
+    auto live = parse_live_xml(xml);
+    free(xml);
+    std::string first_error;
+    for (const auto& n : spec.nics) {
+        if (n.bridge.empty()) continue;
+        const XmlNic* x = nullptr;
+        for (const auto& l : live.nics)
+            if (l.mac == lower(n.mac)) x = &l;
+        try {
+            if (!x || x->tap.empty())
+                fail(Errc::internal, "vm '{}': NIC {} ({}) has no tap device in the running domain", spec.name, n.name,
+                     n.mac);
+            opts_.ports.plug(x->tap, n);
+        } catch (const std::exception& e) {
+            if (first_error.empty()) first_error = fmt::format("NIC {}: {}", n.name, e.what());
+        }
+    }
+    if (!first_error.empty()) fail(Errc::conflict, "vm '{}': {}", spec.name, first_error);
 }
 
 std::size_t VmManager::count(int* running) const {
@@ -508,10 +610,16 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                      "upload, or give POOL:iso/NAME)", spec.cdrom);
         }
     }
-    // MACs are part of the VM's identity (they must survive a move to another host), so hv
-    // picks them rather than leaving it to libvirt's define-time choice.
-    for (auto& n : spec.nics)
-        if (n.mac.empty()) n.mac = random_mac();
+    name_nics(spec.nics);
+    api::validate(spec);
+    if (opts_.ports.check)
+        for (std::size_t i = 0; i < spec.nics.size(); ++i) {
+            try {
+                opts_.ports.check(spec.nics[i]);
+            } catch (const Error& e) {
+                fail(e.code(), "nics[{}]: {}", i, e.what());
+            }
+        }
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
     for (auto& d : spec.disks)
         if (!d.path.empty()) require_file(d.path, "disk image");
@@ -699,8 +807,35 @@ VmInfo VmManager::action(const std::string& name, const std::string& act) {
                 if (state == VmState::running) fail(Errc::conflict, "vm '{}' is already running", name);
                 wrong("start");
             }
-            rc = virDomainCreate(dom.get());
-            if (rc == 0) record_start(dom.get(), now_s());
+            std::optional<api::VmSpec> spec;
+            {
+                std::lock_guard lk(cache_mu_);
+                if (auto it = cache_.find(name); it != cache_.end() && it->second.managed) spec = it->second.spec;
+            }
+            bool bridged = false;
+            if (spec && opts_.ports.plug)
+                for (const auto& n : spec->nics) bridged |= !n.bridge.empty();
+            if (bridged) {
+                for (const auto& n : spec->nics)
+                    if (opts_.ports.check) opts_.ports.check(n);
+                // Start paused, give the taps their VLANs, then run: the guest never sends a
+                // frame on a VLAN it does not belong to.
+                rc = virDomainCreateWithFlags(dom.get(), VIR_DOMAIN_START_PAUSED);
+                if (rc == 0) {
+                    record_start(dom.get(), now_s());
+                    try {
+                        plug_nics(dom.get(), *spec);
+                    } catch (...) {
+                        virDomainDestroy(dom.get());
+                        refresh(name);
+                        throw;
+                    }
+                    rc = virDomainResume(dom.get());
+                }
+            } else {
+                rc = virDomainCreate(dom.get());
+                if (rc == 0) record_start(dom.get(), now_s());
+            }
         } else if (act == "stop") {
             if (!is_active(state)) fail(Errc::conflict, "vm '{}' is not running", name);
             rc = virDomainDestroy(dom.get());

@@ -30,6 +30,16 @@ public:
         std::string accel = "auto";        // "auto" | "kvm" | "tcg"; resolved on each connection
         std::string serial_log_dir;         // per-VM serial console logs
         std::chrono::milliseconds lock_wait{5000};
+        // How guest NICs get their bridge port VLANs (hvd: NetManager). Unset = nothing done.
+        struct PortHooks {
+            // Throws when the NIC cannot be plugged as asked (a tag on a bridge that is not
+            // VLAN-aware, ...): called before anything is made.
+            std::function<void(const api::NicSpec&)> check;
+            // Gives the tap exactly the NIC's VLANs on its bridge (idempotent).
+            std::function<void(const std::string& tap, const api::NicSpec&)> plug;
+            // The tap's bridge and live VLANs (for vm show).
+            std::function<api::NicState(const std::string& tap)> state;
+        } ports;
     };
     // publish(type, target, data): how lifecycle changes leave this class (the event bus).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
@@ -65,6 +75,13 @@ public:
     api::VmInfo attach_disk(const std::string& vm, api::DiskSpec disk, util::Progress& progress);
     // Removes the disk from the VM; purge also deletes the volume if hv created it with the VM.
     api::VmInfo detach_disk(const std::string& vm, const std::string& disk_name, bool purge);
+    // NICs of an existing VM (vm_nics.cpp). Running VM: hot-plug/unplug (and the tap is
+    // plugged into its VLANs at once); stopped: the persistent definition changes.
+    api::VmInfo attach_nic(const std::string& vm, api::NicSpec nic);
+    // vlan / trunks apply live (re-plug); bridge/network live too (libvirt moves the tap);
+    // model and mtu need the VM stopped (409 otherwise).
+    api::VmInfo update_nic(const std::string& vm, const std::string& nic_name, const api::NicPatch& patch);
+    api::VmInfo detach_nic(const std::string& vm, const std::string& nic_name);
     // Inserts an ISO ("POOL:iso/NAME" or a pool ISO path) into the CD/DVD drive, or ejects with "".
     api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);
 
@@ -88,6 +105,11 @@ private:
     void reconnected();
     void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
     void record_start(virDomainPtr d, std::int64_t when);
+    // Plugs every bridge NIC of a running domain into its VLANs (ports.plug); throws the first
+    // failure after trying all.
+    void plug_nics(virDomainPtr d, const api::VmSpec& spec);
+    // Names ("net0", ...) for NICs without one, and a MAC for those without.
+    static void name_nics(std::vector<api::NicSpec>& nics);
     DomainXmlOptions xml_options() const;
     // For vm_disks.cpp (defined in vm_manager.cpp): the per-VM operation lock as an opaque
     // guard, and the hv metadata writer (flags: VIR_DOMAIN_AFFECT_*).

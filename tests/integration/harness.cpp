@@ -312,23 +312,31 @@ Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml, bool in_libvirt_
     start(wait_for_libvirt);
 }
 
+std::string libvirt_netns_path() {
+    // The holder process of scripts/private-libvirtd.sh owns libvirtd's network namespace.
+    std::string holder = env("HV_TEST_LIBVIRT_DIR") + "/holder.pid";
+    std::string pid = read_file(holder);
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    REQUIRE_FALSE(pid.empty());
+    std::string ns = "/proc/" + pid + "/ns/net";
+    INFO("network namespace of the private libvirtd: " << ns);
+    REQUIRE(file_exists(ns));
+    return ns;
+}
+
+Result in_libvirt_netns(const std::vector<std::string>& argv) {
+    std::vector<std::string> full{"nsenter", "--net=" + libvirt_netns_path(), "--"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return run(full);
+}
+
 void Hvd::start(bool wait_for_libvirt) {
     REQUIRE_FALSE(proc_.has_value());
     std::vector<std::string> argv{env("HVD_BIN"), "--config",       dir + "/hvd.toml", "--socket",
                                   socket,         "--state-dir",    state_dir,         "--libvirt-uri",
                                   libvirt_uri(),  "--accel",        "tcg",             "--foreground",
                                   "--log-level",  "debug"};
-    if (in_libvirt_netns_) {
-        // The holder process of scripts/private-libvirtd.sh owns libvirtd's network namespace.
-        std::string holder = env("HV_TEST_LIBVIRT_DIR") + "/holder.pid";
-        std::string pid = read_file(holder);
-        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-        REQUIRE_FALSE(pid.empty());
-        std::string ns = "/proc/" + pid + "/ns/net";
-        INFO("network namespace of the private libvirtd: " << ns);
-        REQUIRE(file_exists(ns));
-        argv.insert(argv.begin(), {"nsenter", "--net=" + ns, "--"});
-    }
+    if (in_libvirt_netns_) argv.insert(argv.begin(), {"nsenter", "--net=" + libvirt_netns_path(), "--"});
     proc_.emplace(argv, log_file);
     // Ready = the socket accepts connections.
     auto connectable = [&] {

@@ -86,6 +86,11 @@ std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
 std::vector<std::string> list_dir(const std::string& dir);  // names; empty when missing
 
+// Runs argv inside the private libvirtd's network namespace (where hvd runs with
+// in_libvirt_netns): test topology like veth pairs, addresses, routes.
+Result in_libvirt_netns(const std::vector<std::string>& argv);
+std::string libvirt_netns_path();
+
 // virsh against the private libvirtd.
 std::string libvirt_uri();
 Result virsh(const std::vector<std::string>& args);

@@ -283,8 +283,8 @@ TEST_CASE("Unknown fields are rejected with the field named", "[api][strict]") {
     CHECK_THAT(invalid_message([&] { api::vm_spec_from_json(d); }), Catch::Contains("disks[1].speed"));
 
     json n = minimal_json();
-    n["nics"] = json::array({{{"network", "default"}, {"vlan", 5}}});
-    CHECK_THAT(invalid_message([&] { api::vm_spec_from_json(n); }), Catch::Contains("nics[0].vlan"));
+    n["nics"] = json::array({{{"network", "default"}, {"vlann", 5}}});
+    CHECK_THAT(invalid_message([&] { api::vm_spec_from_json(n); }), Catch::Contains("nics[0].vlann"));
 
     // Output-only fields of VmInfo are not part of a create request.
     json st = minimal_json();
@@ -448,13 +448,55 @@ TEST_CASE("parse_nic_arg", "[api][cli]") {
     CHECK(b.bridge == "br0");
     CHECK(b.network.empty());
     CHECK(b.model == "virtio");
-    CHECK_THAT(invalid_message([] { api::parse_nic_arg("network=default,vlan=5"); }), Catch::Contains("vlan"));
+    CHECK_THAT(invalid_message([] { api::parse_nic_arg("network=default,vlan=x"); }), Catch::Contains("vlan"));
+    CHECK_THAT(invalid_message([] { api::parse_nic_arg("network=default,colour=red"); }), Catch::Contains("colour"));
     CHECK_THAT(invalid_message([] { api::parse_nic_arg("network=a,network=b"); }), Catch::Contains("network"));
     CHECK(!invalid_message([] { api::parse_nic_arg(""); }).empty());
     // Consistency is validate()'s job: both network and bridge parse, then fail validation.
     auto s = minimal_spec();
     s.nics.push_back(api::parse_nic_arg("network=default,bridge=br0"));
     CHECK(!invalid_message([&] { api::validate(s); }).empty());
+}
+
+TEST_CASE("NIC VLANs, trunks and MTU: parsing and validation", "[api][cli][validate]") {
+    auto n = api::parse_nic_arg("bridge=vmbr0,vlan=100,trunks=30;10;20-29,mtu=9000,name=lan");
+    CHECK(n.vlan == 100);
+    CHECK(n.trunks == "10,20-30");  // sorted and merged
+    CHECK(n.mtu == 9000);
+    CHECK(n.name == "lan");
+    auto s = minimal_spec();
+    s.nics.push_back(n);
+    CHECK_NOTHROW(api::validate(s));
+    // JSON round trip keeps every NIC field.
+    auto back = api::nic_from_json(nlohmann::json(n));
+    CHECK(back.vlan == 100);
+    CHECK(back.trunks == "10,20-30");
+    CHECK(back.mtu == 9000);
+    CHECK(back.name == "lan");
+    // Reserved and out-of-range VLAN ids, absurd MTU: 400 with the reason.
+    for (const char* bad : {"bridge=vmbr0,vlan=0", "bridge=vmbr0,vlan=4095", "bridge=vmbr0,vlan=-1"})
+        CHECK_THAT(invalid_message([&] { api::parse_nic_arg(bad); }), Catch::Contains("VLAN ids are 1..4094"));
+    CHECK_THAT(invalid_message([] { api::parse_nic_arg("bridge=vmbr0,trunks=1-4095"); }), Catch::Contains("1..4094"));
+    auto big = api::parse_nic_arg("bridge=vmbr0,mtu=100000");
+    auto s2 = minimal_spec();
+    s2.nics.push_back(big);
+    CHECK_THAT(invalid_message([&] { api::validate(s2); }), Catch::Contains("mtu 100000"));
+    // A tag needs a bridge.
+    auto s3 = minimal_spec();
+    s3.nics.push_back(api::parse_nic_arg("network=default,vlan=5"));
+    CHECK_THAT(invalid_message([&] { api::validate(s3); }), Catch::Contains("vlan and trunks need bridge="));
+    // Two NICs with one name.
+    auto s4 = minimal_spec();
+    s4.nics.push_back(api::parse_nic_arg("bridge=vmbr0,name=a"));
+    s4.nics.push_back(api::parse_nic_arg("bridge=vmbr0,name=a"));
+    CHECK_THAT(invalid_message([&] { api::validate(s4); }), Catch::Contains("used twice"));
+    // Patches: vlan=0 clears the tag; an empty patch says what can change.
+    auto p = api::parse_nic_patch_arg("vlan=0,trunks=5");
+    auto changed = api::apply_patch(n, p);
+    CHECK(changed.vlan == 0);
+    CHECK(changed.trunks == "5");
+    CHECK_THAT(invalid_message([] { api::nic_patch_from_json(nlohmann::json::object()); }), Catch::Contains("nothing to change"));
+    CHECK_THAT(invalid_message([] { api::parse_nic_patch_arg("vlan=4095"); }), Catch::Contains("out of range"));
 }
 
 // ---------------------------------------------------------------------------------------

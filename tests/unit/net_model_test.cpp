@@ -124,12 +124,42 @@ public:
     void set_bond_primary(const std::string& b, const std::string& m) override { maybe_fail("set_bond_primary:" + b); }
     void add_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& v, bool self) override {
         maybe_fail("add_bridge_vlans:" + dev + (self ? ":self" : ""));
+        for (auto [lo, hi] : v)
+            for (int x = lo; x <= hi; ++x) {
+                std::erase_if(vlans_[dev], [&](const api::PortVlan& p) { return p.vid == x; });
+                vlans_[dev].push_back({x, false, false});
+            }
+        std::sort(vlans_[dev].begin(), vlans_[dev].end(), [](const auto& a, const auto& b) { return a.vid < b.vid; });
     }
-    void add_address(const std::string& dev, const std::string& cidr) override { maybe_fail("add_address:" + dev); }
+    void add_address(const std::string& dev, const std::string& cidr) override {
+        maybe_fail("add_address:" + dev);
+        if (std::find(addrs_[dev].begin(), addrs_[dev].end(), cidr) == addrs_[dev].end()) addrs_[dev].push_back(cidr);
+    }
     bool add_default_route(const std::string& dev, const std::string& gw) override {
         maybe_fail("add_default_route:" + dev);
+        route_ = std::make_pair(dev, gw);
         return true;
     }
+    void set_bond_miimon(const std::string& b, int) override { maybe_fail("set_bond_miimon:" + b); }
+    std::map<std::string, std::vector<api::PortVlan>> vlans_;
+    std::vector<api::PortVlan> port_vlans(const std::string& dev) override { return vlans_[dev]; }
+    void set_port_pvid(const std::string& dev, int vid) override {
+        maybe_fail("set_port_pvid:" + dev);
+        for (auto& v : vlans_[dev]) v.pvid = false;
+        std::erase_if(vlans_[dev], [&](const api::PortVlan& v) { return v.vid == vid; });
+        vlans_[dev].push_back({vid, true, true});
+    }
+    void del_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& v, bool) override {
+        maybe_fail("del_bridge_vlans:" + dev);
+        for (auto [lo, hi] : v) std::erase_if(vlans_[dev], [&](const api::PortVlan& x) { return x.vid >= lo && x.vid <= hi; });
+    }
+    std::optional<std::pair<std::string, std::string>> route_;
+    void del_address(const std::string& dev, const std::string& cidr) override {
+        maybe_fail("del_address:" + dev);
+        std::erase(addrs_[dev], cidr);
+        if (route_ && route_->first == dev) route_.reset();  // the kernel drops routes through it
+    }
+    std::optional<std::pair<std::string, std::string>> default_route() override { return route_; }
 };
 
 }  // namespace

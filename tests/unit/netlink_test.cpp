@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -210,6 +211,40 @@ TEST_CASE("netlink: VLAN-aware bridge over a bond of two veths, VLAN sub-interfa
     CHECK(has_vlans("p2", 2, 4094));
     CHECK(reaches("h1", "10.0.100.2"));
 
+    // set: vids shrink on every port and the bridge; a bond member leaves and comes back;
+    // primary and miimon change live.
+    {
+        api::BridgePatch bp;
+        bp.vids = "100-200";
+        auto nb = m.update_bridge("hvbr0", bp);
+        CHECK(nb.spec.vids == "100-200");
+        CHECK(has_vlans("p1", 100, 200));
+        CHECK_FALSE(has_vlans("p1", 2, 2));
+        CHECK_FALSE(has_vlans("p1", 300, 300));
+        CHECK_FALSE(has_vlans("hvbr0", 4094, 4094));
+        CHECK(reaches("h1", "10.0.100.2"));  // VLAN 100 still allowed
+        api::BondPatch op;
+        op.remove_members = {"b0"};
+        op.miimon = 200;
+        auto ob = m.update_bond("hvbond0", op);
+        CHECK(ob.spec.members == std::vector<std::string>{"a0"});
+        CHECK_FALSE(fs::exists("/sys/class/net/b0/master"));
+        CHECK(sysfs("hvbond0/bonding/miimon") == "200");
+        api::BondPatch back;
+        back.add_members = {"b0"};
+        back.primary = "b0";
+        m.update_bond("hvbond0", back);
+        CHECK(fs::read_symlink("/sys/class/net/b0/master").filename() == "hvbond0");
+        CHECK(sysfs("hvbond0/bonding/primary") == "b0");
+        api::BridgePatch all;
+        all.vids = "2-4094";
+        m.update_bridge("hvbr0", all);
+        CHECK(has_vlans("p2", 2, 4094));
+        api::VlanPatch vp;
+        vp.mtu = 1400;
+        CHECK(m.update_vlan("hvbr0.100", vp).mtu == 1400);
+    }
+
     // Ownership: a bridge made outside hv is neither taken over nor deleted.
     must("ip link add fbr0 type bridge");
     try {
@@ -241,4 +276,115 @@ TEST_CASE("netlink: VLAN-aware bridge over a bond of two veths, VLAN sub-interfa
     for (const char* gone : {"hvbr0.100", "hvbr0", "hvbond0"}) CHECK_FALSE(fs::exists(std::string("/sys/class/net/") + gone));
     for (const char* p : {"p1", "p2", "p3", "a0", "b0"}) CHECK_FALSE(fs::exists(std::string("/sys/class/net/") + p + "/master"));
     CHECK(m.state().bridges.empty());
+}
+
+namespace {
+// `bridge -j vlan show dev DEV` -> "100:PVID,Egress Untagged 200:" (sorted by id; one entry per id).
+std::string vlan_summary(const std::string& dev) {
+    auto j = json::parse(capture("bridge -j vlan show dev " + dev), nullptr, false);
+    std::map<int, std::string> ids;
+    if (j.is_array())
+        for (const auto& d : j) {
+            if (d.value("ifname", "") != dev) continue;
+            for (const auto& v : d.value("vlans", json::array())) {
+                int a = v.value("vlan", 0), b = v.value("vlanEnd", a);
+                std::string flags;
+                for (const auto& f : v.value("flags", json::array())) flags += (flags.empty() ? "" : ",") + f.get<std::string>();
+                for (int x = a; x <= b; ++x) ids[x] = flags;
+            }
+        }
+    std::string out;
+    for (const auto& [id, flags] : ids) out += (out.empty() ? "" : " ") + std::to_string(id) + ":" + flags;
+    return out;
+}
+}  // namespace
+
+TEST_CASE("netlink: guest ports (VM taps) carry exactly their VLAN, trunks, and the same after a restart",
+          "[netlink]") {
+    if (!in_kernel_harness()) {
+        WARN("skipped: needs bridge VLAN filtering; runs inside scripts/kernel-run.sh (ctest -L kernel)");
+        SUCCEED();
+        return;
+    }
+    StateDir st;
+    auto m = std::make_unique<hv::net::NetManager>(st.file(), std::make_unique<hv::net::NetlinkBackend>());
+    REQUIRE(m->create_bridge({"hvbr5", {}, true, "2-4094"}).vlan_filtering);
+    REQUIRE(m->create_bridge({"hvbr6"}).present);  // plain, not VLAN-aware
+
+    // Taps as libvirt makes them for VMs: enslaved to the bridge, before hv plugs them.
+    for (const char* t : {"tapa", "tapb", "tapc", "tapd"}) {
+        must(std::string("ip tuntap add dev ") + t + " mode tap");
+        must(std::string("ip link set ") + t + (std::string(t) == "tapd" ? " master hvbr6" : " master hvbr5"));
+        must(std::string("ip link set ") + t + " up");
+    }
+    CHECK(vlan_summary("tapa") == "1:PVID,Egress Untagged");  // the kernel's default before hv
+
+    // Access port: VLAN 100 as PVID, untagged, and nothing else.
+    auto a = m->plug_port("tapa", "hvbr5", 100, "");
+    CHECK(vlan_summary("tapa") == "100:PVID,Egress Untagged");
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].vid == 100);
+    CHECK(a[0].pvid);
+    CHECK(a[0].untagged);
+    // Trunk port: only the listed VLANs, tagged; no untagged VLAN at all.
+    m->plug_port("tapb", "hvbr5", 0, "10,20-23");
+    CHECK(vlan_summary("tapb") == "10: 20: 21: 22: 23:");
+    // Both: 100 untagged + 200 tagged.
+    m->plug_port("tapc", "hvbr5", 100, "200");
+    CHECK(vlan_summary("tapc") == "100:PVID,Egress Untagged 200:");
+    // A live change (vm nic set vlan=200): exactly the new VLAN.
+    m->plug_port("tapa", "hvbr5", 200, "");
+    CHECK(vlan_summary("tapa") == "200:PVID,Egress Untagged");
+    // port_state reads what vm show prints.
+    auto ps = m->port_state("tapc");
+    CHECK(ps.bridge == "hvbr5");
+    CHECK(ps.vlan_aware);
+    CHECK(ps.vlans.size() == 2);
+
+    // hvd restart: a new NetManager re-plugs with the same specs -> the same state, no change.
+    std::string before = vlan_summary("tapa") + "|" + vlan_summary("tapb") + "|" + vlan_summary("tapc");
+    m = std::make_unique<hv::net::NetManager>(st.file(), std::make_unique<hv::net::NetlinkBackend>());
+    m->plug_port("tapa", "hvbr5", 200, "");
+    m->plug_port("tapb", "hvbr5", 0, "10,20-23");
+    m->plug_port("tapc", "hvbr5", 100, "200");
+    CHECK(vlan_summary("tapa") + "|" + vlan_summary("tapb") + "|" + vlan_summary("tapc") == before);
+    // Drift (someone added VLAN 999 by hand) is repaired by the re-plug.
+    must("bridge vlan add dev tapc vid 999");
+    m->plug_port("tapc", "hvbr5", 100, "200");
+    CHECK(vlan_summary("tapc") == "100:PVID,Egress Untagged 200:");
+
+    // A tag on a bridge that is not VLAN-aware: 409, the port untouched.
+    try {
+        m->plug_port("tapd", "hvbr6", 100, "");
+        FAIL("tag on a plain bridge accepted");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::conflict);
+        CHECK_THAT(e.what(), Catch::Contains("not VLAN-aware"));
+    }
+    CHECK(m->plug_port("tapd", "hvbr6", 0, "").empty());  // untagged there: nothing to do
+    // A port of another bridge is refused.
+    CHECK_THROWS_AS(m->plug_port("tapd", "hvbr5", 100, ""), hv::Error);
+
+    // Traffic: access ports on VLAN 100 reach each other, VLAN 200 does not (untagged guests).
+    for (int i = 5; i <= 7; ++i) {
+        std::string n = std::to_string(i);
+        must("ip netns add g" + n);
+        must("ip link add q" + n + " type veth peer name e" + n + " netns g" + n);
+        must("ip link set q" + n + " master hvbr5");
+        must("ip link set q" + n + " up");
+        must("ip -n g" + n + " link set e" + n + " up");
+        must("ip -n g" + n + " addr add 10.5.0." + n + "/24 dev e" + n);
+    }
+    m->plug_port("q5", "hvbr5", 100, "");
+    m->plug_port("q6", "hvbr5", 100, "");
+    m->plug_port("q7", "hvbr5", 200, "");
+    CHECK(reaches("g5", "10.5.0.6"));
+    CHECK(blocked("g5", "10.5.0.7"));
+    // Move q7 to VLAN 100 live: now it is reachable.
+    m->plug_port("q7", "hvbr5", 100, "");
+    CHECK(reaches("g5", "10.5.0.7"));
+
+    for (const char* t : {"tapa", "tapb", "tapc", "tapd"}) sh(std::string("ip link del ") + t);
+    m->delete_bridge("hvbr5", true);
+    m->delete_bridge("hvbr6", true);
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,10 @@ struct HostInfo {
     int vms_running = 0;
     // Seconds since hvd started.
     std::int64_t daemon_uptime = 0;
+    // Network kernel features (hvctl net features): supported and missing ones by name.
+    // Example: ["bridge", "veth"] / ["vlan_filtering", "8021q", "bonding", "dummy"].
+    std::vector<std::string> net_features;
+    std::vector<std::string> net_features_missing;
 };
 
 void to_json(nlohmann::json& j, const HostInfo& v);

@@ -95,6 +95,26 @@ struct VlanSpec {
     int mtu = 0;
 };
 
+// `set` on existing objects (PATCH): only the fields present change. Lists change by
+// add/remove, so a concurrent change to another port is not undone.
+struct BridgePatch {
+    std::vector<std::string> add_ports, remove_ports;
+    std::optional<bool> vlan_aware;
+    std::optional<std::string> vids;
+    std::optional<int> mtu;
+    std::optional<std::string> purpose;
+};
+struct BondPatch {
+    std::vector<std::string> add_members, remove_members;
+    std::optional<std::string> primary;  // "" = none
+    std::optional<int> miimon;
+    std::optional<int> mtu;
+    std::optional<std::string> purpose;
+};
+struct VlanPatch {
+    std::optional<int> mtu;
+};
+
 // A port or member as seen live.
 struct PortState {
     std::string name;
@@ -114,6 +134,11 @@ struct BridgeInfo {
     int mtu = 0;
     bool vlan_filtering = false;
     std::vector<PortState> ports;
+    // Ports hv did not add as uplinks: VM taps, container veths. Example: ["vnet0"].
+    std::vector<std::string> guest_ports;
+    // True when the create was staged, not applied: it touches an interface that carries an
+    // address (maybe hvd's own management connection); `hvctl net apply` applies it.
+    bool pending = false;
     std::vector<std::string> warnings;
 };
 
@@ -155,6 +180,27 @@ struct KernelFeatures {
     const KernelFeature* find(const std::string& name) const;
 };
 
+// A staged change: it waits for `hvctl net apply --confirm-within N` because it touches an
+// interface that carries an address.
+struct NetChange {
+    // "bridge.create"
+    std::string action;
+    BridgeSpec bridge;
+    // What it will do to addressed interfaces. Example: "address 10.0.0.5/24 moves from eno1 to vmbr0".
+    std::vector<std::string> effects;
+};
+// Safe apply (commit-confirmed): staged changes, or an applied one waiting for `net confirm`.
+struct NetApplyState {
+    // "idle" | "pending" (staged, not applied) | "awaiting_confirmation" (applied; rolled back at
+    // rollback_at unless confirmed).
+    std::string state = "idle";
+    std::vector<NetChange> changes;
+    // Unix time (s) of the automatic rollback while awaiting_confirmation, else 0.
+    std::int64_t rollback_at = 0;
+    // What the latest rollback did and why ("" = none since hvd started).
+    std::string last_rollback;
+};
+
 // The desired network state hvd persists (<state_dir>/network.json) and re-applies at start.
 struct NetState {
     std::vector<BondSpec> bonds;
@@ -189,8 +235,22 @@ void to_json(nlohmann::json& j, const BondInfo& v);
 void to_json(nlohmann::json& j, const VlanInfo& v);
 void to_json(nlohmann::json& j, const KernelFeatures& v);
 void to_json(nlohmann::json& j, const NetState& v);
+void to_json(nlohmann::json& j, const NetChange& v);
+void to_json(nlohmann::json& j, const NetApplyState& v);
+NetApplyState net_apply_state_from_json(const nlohmann::json& j);
+
+void to_json(nlohmann::json& j, const BridgePatch& v);
+void to_json(nlohmann::json& j, const BondPatch& v);
+void to_json(nlohmann::json& j, const VlanPatch& v);
+// Apply a patch to a copy of a spec; the result is validated. Throws invalid_input.
+BridgeSpec apply_patch(BridgeSpec s, const BridgePatch& p);
+BondSpec apply_patch(BondSpec s, const BondPatch& p);
+VlanSpec apply_patch(VlanSpec s, const VlanPatch& p);
 
 // Input objects: strict.
+BridgePatch bridge_patch_from_json(const nlohmann::json& j);
+BondPatch bond_patch_from_json(const nlohmann::json& j);
+VlanPatch vlan_patch_from_json(const nlohmann::json& j);
 BridgeSpec bridge_spec_from_json(const nlohmann::json& j);
 BondSpec bond_spec_from_json(const nlohmann::json& j);
 VlanSpec vlan_spec_from_json(const nlohmann::json& j);

@@ -44,9 +44,19 @@ struct MetadataElement {
 };
 std::optional<MetadataElement> read_metadata_element(const std::string& element_xml);
 
+// One <interface> of a domain XML (live XML: with its tap).
+struct XmlNic {
+    std::string type;     // "bridge", "network", ...
+    std::string mac;      // lower case
+    std::string bridge;   // <source bridge=...> (live XML of a network NIC: the network's bridge)
+    std::string network;  // <source network=...>
+    std::string tap;      // <target dev=...> (live XML)
+    std::string model;
+};
 // Facts read from a running domain's live XML.
 struct LiveFacts {
     std::string vnc;  // "127.0.0.1:5900" or empty
+    std::vector<XmlNic> nics;
 };
 LiveFacts parse_live_xml(const std::string& domain_xml);
 
@@ -59,6 +69,10 @@ std::string xml_escape(const std::string& s);
 // limits -> <iotune>, mode: dependent (nothing), independent-persistent (snapshot='no'),
 // independent-nonpersistent (snapshot='no' + <transient/>).
 std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev);
+// One <interface> element (no trailing newline) for a NIC whose mac is set: type bridge or
+// network, model, optional <mtu>. VLANs are not in the XML: libvirt tags only Open vSwitch and
+// SR-IOV ports, so hv sets the tap's VLANs on the Linux bridge itself (NetManager::plug_port).
+std::string nic_device_xml(const api::NicSpec& n);
 // A read-only <disk device='cdrom'>; `path` "" is an empty drive (eject).
 std::string cdrom_device_xml(const std::string& path, const std::string& bus, const std::string& dev);
 // Bus of the CD/DVD drive: "sata" (q35's AHCI) or "ide" on i440fx ("pc") machines.
