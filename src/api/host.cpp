@@ -49,4 +49,13 @@ HostInfo host_info_from_json(const json& j) {
     return h;
 }
 
+void to_json(json& j, const VersionInfo& v) { j = json{{"version", v.version}, {"api_version", v.api_version}}; }
+
+VersionInfo version_info_from_json(const json& j) {
+    VersionInfo v;
+    v.version = j.value("version", "");
+    v.api_version = j.value("api_version", "");
+    return v;
+}
+
 }  // namespace hv::api

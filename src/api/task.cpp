@@ -80,4 +80,27 @@ Event event_from_json(const json& j) {
     return e;
 }
 
+void to_json(json& j, const TaskLogLine& v) { j = json{{"seq", v.seq}, {"time", v.time}, {"message", v.message}}; }
+
+void to_json(json& j, const TaskLog& v) {
+    j = json{{"id", v.id}, {"state", to_string(v.state)}, {"lines", v.lines}, {"dropped", v.dropped}};
+}
+
+TaskLogLine task_log_line_from_json(const json& j) {
+    TaskLogLine l;
+    l.seq = j.at("seq").get<std::uint64_t>();
+    l.time = j.value("time", std::int64_t{0});
+    l.message = j.value("message", "");
+    return l;
+}
+
+TaskLog task_log_from_json(const json& j) {
+    TaskLog t;
+    t.id = j.at("id").get<std::string>();
+    t.state = task_state_from_string(j.at("state").get<std::string>());
+    for (const auto& l : j.value("lines", json::array())) t.lines.push_back(task_log_line_from_json(l));
+    t.dropped = j.value("dropped", std::uint64_t{0});
+    return t;
+}
+
 }  // namespace hv::api

@@ -9,6 +9,7 @@
 #include "hv/api/json_reader.hpp"
 #include "iso_routes.hpp"
 #include "net_routes.hpp"
+#include "obs_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
 #include "vm_disk_routes.hpp"
@@ -75,6 +76,7 @@ void register_routes(Router& r, ApiContext& c) {
     register_vm_disk_routes(r, c);
     register_net_routes(r, c);
     register_iso_routes(r, c);
+    register_obs_routes(r, c);
     r.add("GET", "/v1/host", [&c](const Request&) { return Response{200, host_info(c)}; });
 
     r.add("GET", "/v1/vms", [&c](const Request&) { return Response{200, c.vms.list()}; }, true);

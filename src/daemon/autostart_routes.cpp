@@ -201,14 +201,18 @@ json relative(const as::RunReport& r) {
     return j;
 }
 
+// One VM's operation inside a host-wide task: its cancel check and its log lines (prefixed
+// with the VM) go to the task; its status lines do not.
 class ForwardCancel final : public util::Progress {
 public:
-    explicit ForwardCancel(util::Progress& p) : p_(p) {}
+    explicit ForwardCancel(util::Progress& p, std::string prefix = "") : p_(p), prefix_(std::move(prefix)) {}
     void update(int, const std::string&) override {}
     bool cancelled() const override { return p_.cancelled(); }
+    void log(const std::string& line) override { p_.log(prefix_ + line); }
 
 private:
     util::Progress& p_;
+    std::string prefix_;
 };
 
 // Adds each VM's readiness gate (wait_for) to a run report, so a report says what was awaited.
@@ -305,12 +309,19 @@ json AutostartService::plan() {
     return j;
 }
 
-void AutostartService::publish_changes(const as::RunReport& r) {
+void AutostartService::publish_changes(const as::RunReport& r, util::Progress* log) {
     for (const auto& v : r.vms) {
         auto& last = last_state_[v.name];
         std::string now = v.state + (v.state == "pending" && v.attempts > 0 ? "/retry" : "");
         if (last == now) continue;
         last = now;
+        if (log) {
+            std::string line = fmt::format("vm {}: {}", v.name, v.state);
+            if (v.attempts > 1) line += fmt::format(" (attempt {})", v.attempts);
+            if (!v.waiting_on.empty()) line += "; waiting on " + v.waiting_on;
+            if (!v.error.empty()) line += ": " + v.error;
+            log->log(line);
+        }
         bus_.publish("autostart", "vm/" + v.name,
                      json{{"state", v.state}, {"waiting_on", v.waiting_on}, {"attempts", v.attempts},
                           {"error", v.error}, {"at", std::round((steady_s() - r.began) * 1000) / 1000}});
@@ -328,6 +339,11 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
         return c_.tasks.submit("autostart.run", "host", [this, vms, o](util::Progress& p) {
             BusyGuard g{busy_};
             LibvirtDriver d(c_, p);
+            std::size_t enabled = 0;
+            for (const auto& [_, s] : vms) enabled += s.enabled;
+            p.log(fmt::format("{} autostart VM(s); boot delay {} s{}, at most {} booting at once, {} retries", enabled,
+                              o.host.boot_delay, o.apply_boot_delay ? "" : " (skipped)", o.host.max_parallel,
+                              o.host.retries));
             {
                 std::lock_guard lk(status_mu_);
                 last_state_.clear();
@@ -349,7 +365,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                     add_wait_for(status_, vms);
                     status_["running"] = true;
                     status_["group"] = group;
-                    publish_changes(rep);
+                    publish_changes(rep, &p);
                 }
                 int pct = rep.vms.empty() ? 100 : static_cast<int>(100 * done / rep.vms.size());
                 p.update(pct, fmt::format("{}/{} VMs done{}{}", done, rep.vms.size(),
@@ -361,6 +377,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
             int failed = 0;
             for (const auto& v : r.vms) failed += v.state == "failed";
             j["failed"] = failed;
+            p.log(fmt::format("{} VM(s) handled, {} failed, in {:.1f} s", r.vms.size(), failed, r.finished - r.began));
             {
                 std::lock_guard lk(status_mu_);
                 status_ = j;
@@ -392,6 +409,8 @@ api::TaskInfo AutostartService::stop_all() {
         return c_.tasks.submit("autostart.stop-all", "host", [this, running, waves, parallel](util::Progress& p) {
             BusyGuard g{busy_};
             double t0 = steady_s();
+            p.log(fmt::format("stopping {} running VM(s) in {} wave(s), {} at once", running.size(), waves.size(),
+                              parallel));
             json out = json::array();
             std::mutex out_mu;
             std::size_t done = 0, total = running.size();
@@ -406,7 +425,7 @@ api::TaskInfo AutostartService::stop_all() {
                                    {"began_at", std::round((steady_s() - t0) * 1000) / 1000}};
                             bus_.publish("autostart", "vm/" + name, json{{"state", "stopping"}});
                             try {
-                                ForwardCancel fc(p);
+                                ForwardCancel fc(p, "vm " + name + ": ");
                                 bool forced = false;
                                 if (c_.vms.get(name).state == api::VmState::paused) {
                                     c_.vms.action(name, "stop");
@@ -422,6 +441,9 @@ api::TaskInfo AutostartService::stop_all() {
                             bus_.publish("autostart", "vm/" + name,
                                          json{{"state", r["error"].get<std::string>().empty() ? "stopped" : "failed"},
                                               {"forced", r["forced"]}});
+                            p.log(r["error"].get<std::string>().empty()
+                                      ? fmt::format("vm {}: stopped{}", name, r["forced"].get<bool>() ? " (powered off)" : "")
+                                      : fmt::format("vm {}: {}", name, r["error"].get<std::string>()));
                             std::lock_guard lk(out_mu);
                             out.push_back(r);
                             ++done;

@@ -34,7 +34,8 @@ public:
     void at_daemon_start();
 
 private:
-    void publish_changes(const autostart::RunReport& r);
+    // Publishes (and logs to the run's task, when given) each VM whose state changed.
+    void publish_changes(const autostart::RunReport& r, util::Progress* log = nullptr);
 
     ApiContext& c_;
     EventBus& bus_;

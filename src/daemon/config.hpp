@@ -15,6 +15,8 @@ struct Config {
     int workers = 8;
     int request_timeout = 30;  // seconds a synchronous API call may take before 504
     int task_history = 500;
+    int metrics_cache = 5;  // seconds GET /v1/metrics reuses its answer (0: none)
+    std::string log_target = "auto";  // auto | journal | stderr
     // [autostart] (defaults of `hvctl autostart host`; see docs/api.md for why these values)
     int autostart_boot_delay = 10;
     int autostart_max_parallel = 4;

@@ -10,13 +10,13 @@
 #include <filesystem>
 #include <thread>
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "api_routes.hpp"
 #include "autostart_routes.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
+#include "journal_sink.hpp"
 #include "netlink_backend.hpp"
 #include "task_manager.hpp"
 #include "pool_mirror.hpp"
@@ -38,6 +38,11 @@ Config resolve_config(const Overrides& o) {
         c.accel = o.accel;
     }
     if (!o.log_level.empty()) c.log_level = o.log_level;
+    if (!o.log_target.empty()) {
+        if (o.log_target != "auto" && o.log_target != "journal" && o.log_target != "stderr")
+            fail(Errc::invalid_input, "--log-target must be auto, journal or stderr (got '{}')", o.log_target);
+        c.log_target = o.log_target;
+    }
     namespace fs = std::filesystem;
     for (auto* p : {&c.socket, &c.state_dir}) *p = fs::absolute(*p).lexically_normal().string();
     if (!c.image_dir.empty()) c.image_dir = fs::absolute(c.image_dir).lexically_normal().string();
@@ -48,13 +53,17 @@ Config resolve_config(const Overrides& o) {
 
 namespace {
 void setup_logging(const Config& cfg) {
-    // Under systemd stderr is already the journal; the journal sink adds structured fields.
-    if (std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID")) {
-        auto sink = std::make_shared<spdlog::sinks::systemd_sink_mt>("hvd");
+    // Under systemd stderr is already the journal; the journal sink adds structured fields
+    // (VM=, TASK_ID=, ...; src/daemon/journal_sink.hpp).
+    if (resolve_log_target(cfg.log_target) == "journal") {
+        auto sink = std::make_shared<JournalSink>(systemd_journal_writer(), "hvd");
         spdlog::set_default_logger(std::make_shared<spdlog::logger>("hvd", sink));
     } else {
-        spdlog::set_default_logger(spdlog::stderr_color_mt("hvd"));
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+        auto logger = spdlog::stderr_color_mt("hvd");
+        auto formatter = std::make_unique<spdlog::pattern_formatter>();
+        formatter->add_flag<LogFieldsFlag>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v%*");
+        logger->set_formatter(std::move(formatter));
+        spdlog::set_default_logger(logger);
     }
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 }

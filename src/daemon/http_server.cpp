@@ -73,9 +73,14 @@ void set_cloexec(int fd) {
 http::response<http::string_body> make_response(unsigned version, bool keep_alive, const Response& r) {
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     res.set(http::field::server, "hvd/" HV_VERSION);
-    res.set(http::field::content_type, "application/json");
     res.keep_alive(keep_alive);
-    res.body() = r.body.is_null() ? std::string("{}\n") : r.body.dump() + "\n";
+    if (!r.content_type.empty() && r.body.is_string()) {
+        res.set(http::field::content_type, r.content_type);
+        res.body() = r.body.get<std::string>();
+    } else {
+        res.set(http::field::content_type, "application/json");
+        res.body() = r.body.is_null() ? std::string("{}\n") : r.body.dump() + "\n";
+    }
     res.prepare_payload();
     return res;
 }

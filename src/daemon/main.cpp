@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     app.add_option("--state-dir", o.state_dir, "state directory (disk images in <dir>/images)");
     app.add_option("--accel", o.accel, "auto|kvm|tcg");
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error");
+    app.add_option("--log-target", o.log_target, "auto|journal|stderr (auto: the journal when stderr is connected to it)");
     app.add_flag("--foreground", foreground, "run in the foreground (hvd never daemonizes itself)");
     app.add_flag("--check-config", check, "validate the configuration and exit");
     app.add_flag("--print-default-config", print_defaults, "print the default configuration as TOML and exit");

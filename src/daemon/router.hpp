@@ -37,6 +37,9 @@ struct Request {
 struct Response {
     int status = 200;
     nlohmann::json body;
+    // Empty: `body` is sent as JSON. Otherwise `body` holds a string sent as it is with this
+    // Content-Type (GET /v1/metrics: Prometheus text).
+    std::string content_type = {};
 };
 
 using Handler = std::function<Response(const Request&)>;

@@ -10,11 +10,18 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hv/util/log_context.hpp"
+
 namespace hv::daemon {
 
 struct TaskManager::Entry {
     api::TaskInfo info;
     std::atomic<bool> cancel{false};
+    // The log (guarded by mu_); file_lines by jmu_.
+    std::deque<api::TaskLogLine> log;
+    std::uint64_t log_seq = 0;
+    std::uint64_t log_dropped = 0;
+    std::size_t file_lines = 0;
 };
 
 class TaskManager::Ctx final : public util::Progress {
@@ -32,6 +39,7 @@ public:
         m_.publish(snap);
     }
     bool cancelled() const override { return e_->cancel; }
+    void log(const std::string& line) override { m_.append_log(e_, line); }
 
 private:
     TaskManager& m_;
@@ -55,17 +63,130 @@ std::uint64_t id_number(const std::string& id) {
     }
     return n;
 }
+// One line: control characters become spaces, cut at kMaxLogLineBytes (not inside a UTF-8
+// sequence).
+std::string clean_line(const std::string& s, std::size_t max) {
+    std::string out = s.substr(0, max);
+    if (s.size() > max) {
+        while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
+        if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0x80)) out.pop_back();
+        out += "...";
+    }
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    return out;
+}
+
+std::string final_line(const api::TaskInfo& t) {
+    if (t.state == api::TaskState::succeeded) return "succeeded";
+    std::string s = api::to_string(t.state);
+    if (t.error && !t.error->message.empty()) s += ": " + t.error->message;
+    return s;
+}
+
+util::LogFields task_fields(const api::TaskInfo& t) {
+    util::LogFields f{{"TASK_ID", t.id}, {"TASK_KIND", t.kind}};
+    for (auto& kv : util::target_log_fields(t.target)) f.push_back(std::move(kv));
+    return f;
+}
 }  // namespace
+
+void TaskManager::load_log(Entry& e) {
+    std::ifstream in(dir_ + "/" + e.info.id + ".log");
+    std::string line;
+    std::vector<api::TaskLogLine> lines;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_object()) continue;  // a line cut short by a crash
+        try {
+            lines.push_back(api::task_log_line_from_json(j));
+        } catch (const std::exception&) {
+        }
+    }
+    std::sort(lines.begin(), lines.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+    e.file_lines = lines.size();
+    for (auto& l : lines) {
+        if (l.seq <= e.log_seq) continue;
+        e.log_seq = l.seq;
+        e.log.push_back(std::move(l));
+    }
+    // Lines before the first kept one were dropped.
+    if (!e.log.empty()) e.log_dropped = e.log.front().seq - 1;
+    while (e.log.size() > kMaxLogLines) {
+        e.log.pop_front();
+        ++e.log_dropped;
+    }
+}
+
+void TaskManager::append_log(const std::shared_ptr<Entry>& e, const std::string& message, spdlog::level::level_enum level) {
+    auto text = clean_line(message, kMaxLogLineBytes);
+    api::TaskLogLine line;
+    api::TaskInfo info;
+    std::vector<api::TaskLogLine> all;  // set when the file is rewritten
+    std::lock_guard jl(jmu_);
+    {
+        std::lock_guard lk(mu_);
+        line = api::TaskLogLine{++e->log_seq, now_ms(), text};
+        e->log.push_back(line);
+        if (e->log.size() > kMaxLogLines) {
+            e->log.pop_front();
+            ++e->log_dropped;
+        }
+        info = e->info;
+        if (e->file_lines + 1 > 2 * kMaxLogLines) all.assign(e->log.begin(), e->log.end());
+    }
+    {
+        util::LogScope scope(task_fields(info));
+        spdlog::log(level, "task {} {} {}: {}", info.id, info.kind, info.target, text);
+    }
+    if (dir_.empty()) return;
+    namespace fs = std::filesystem;
+    auto path = dir_ + "/" + info.id + ".log";
+    if (all.empty()) {
+        std::ofstream out(path, std::ios::app);
+        out << nlohmann::json(line).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        out.close();
+        if (!out) spdlog::warn("task journal: cannot append to {}", path);
+        ++e->file_lines;
+        return;
+    }
+    auto tmp = dir_ + "/." + info.id + ".log.tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        for (const auto& l : all)
+            out << nlohmann::json(l).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        out.close();
+        if (!out) {
+            spdlog::warn("task journal: cannot write {}", tmp);
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            return;
+        }
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+        spdlog::warn("task journal: cannot rename {} to {}: {}", tmp, path, ec.message());
+        fs::remove(tmp, ec);
+        return;
+    }
+    e->file_lines = all.size();
+}
 
 void TaskManager::load_journal() {
     namespace fs = std::filesystem;
     std::error_code ec;
     std::vector<api::TaskInfo> loaded;
+    std::vector<std::string> log_files;
     for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
         auto name = it->path().filename().string();
         if (name.starts_with(".") && name.ends_with(".tmp")) {  // a write cut short
             std::error_code rec;
             fs::remove(it->path(), rec);
+            continue;
+        }
+        if (name.ends_with(".log")) {
+            log_files.push_back(name.substr(0, name.size() - 4));
             continue;
         }
         if (!name.ends_with(".json")) continue;
@@ -99,6 +220,7 @@ void TaskManager::load_journal() {
         }
         auto e = std::make_shared<Entry>();
         e->info = std::move(t);
+        load_log(*e);
         order_.push_back(e->info.id);
         tasks_[e->info.id] = std::move(e);
     }
@@ -108,7 +230,27 @@ void TaskManager::load_journal() {
         dropped = trim();
     }
     journal_remove(dropped);
-    for (const auto& t : rewrite) journal_write(t);
+    for (const auto& t : rewrite) {
+        journal_write(t);
+        std::shared_ptr<Entry> e;
+        {
+            std::lock_guard lk(mu_);
+            if (auto it = tasks_.find(t.id); it != tasks_.end()) e = it->second;
+        }
+        if (e) append_log(e, interrupted_message, spdlog::level::warn);
+    }
+    // Logs of tasks no longer kept (trimmed while their .log was being written).
+    for (const auto& id : log_files) {
+        bool kept;
+        {
+            std::lock_guard lk(mu_);
+            kept = tasks_.contains(id);
+        }
+        if (!kept) {
+            std::error_code rec;
+            fs::remove(dir_ + "/" + id + ".log", rec);
+        }
+    }
     if (!loaded.empty())
         spdlog::info("task journal: {} task(s) loaded from {}, next id t-{:06d}", loaded.size(), dir_, next_);
 }
@@ -149,6 +291,7 @@ void TaskManager::journal_remove(const std::vector<std::string>& ids) {
         std::error_code ec;
         std::filesystem::remove(dir_ + "/" + id + ".json", ec);
         if (ec) spdlog::warn("task journal: cannot remove {}/{}.json: {}", dir_, id, ec.message());
+        std::filesystem::remove(dir_ + "/" + id + ".log", ec);
     }
 }
 
@@ -183,7 +326,8 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
         }
         journal_write(started);
         Ctx ctx(*this, e);
-        spdlog::info("task {} {} {} started", e->info.id, e->info.kind, e->info.target);
+        util::LogScope scope(task_fields(started));
+        append_log(e, "started");
         nlohmann::json result;
         std::optional<api::ErrorBody> err;
         try {
@@ -195,22 +339,30 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
             err = api::ErrorBody{Errc::internal, x.what()};
         }
         api::TaskInfo done;
+        auto final_state = !err ? api::TaskState::succeeded
+                                : err->code == Errc::cancelled ? api::TaskState::cancelled : api::TaskState::failed;
+        {
+            // The last log line comes before the final state: a reader that sees the state
+            // final has every line.
+            api::TaskInfo preview = started;
+            preview.state = final_state;
+            preview.error = err;
+            append_log(e, final_line(preview), err ? spdlog::level::warn : spdlog::level::info);
+        }
         {
             std::lock_guard lk(mu_);
             e->info.finished_at = now_ms();
+            e->info.state = final_state;
             if (err) {
-                e->info.state = err->code == Errc::cancelled ? api::TaskState::cancelled : api::TaskState::failed;
                 e->info.error = err;
             } else {
-                e->info.state = api::TaskState::succeeded;
                 e->info.progress = 100;
                 e->info.result = std::move(result);
             }
+            ++finished_[{e->info.kind, final_state}];
             done = e->info;
         }
         journal_write(done);
-        if (err) spdlog::warn("task {} {} {} {}: {}", done.id, done.kind, done.target, api::to_string(done.state), err->message);
-        else spdlog::info("task {} {} {} succeeded", done.id, done.kind, done.target);
         publish(done);
     });
     return snap;
@@ -274,6 +426,31 @@ void TaskManager::cancel_all() {
     std::lock_guard lk(mu_);
     for (auto& [_, e] : tasks_)
         if (!api::is_final(e->info.state)) e->cancel = true;
+}
+
+api::TaskLog TaskManager::log(const std::string& id, std::uint64_t after) const {
+    std::lock_guard lk(mu_);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) fail(Errc::not_found, "task '{}' does not exist", id);
+    const auto& e = *it->second;
+    api::TaskLog out;
+    out.id = id;
+    out.state = e.info.state;
+    out.dropped = e.log_dropped;
+    for (const auto& l : e.log)
+        if (l.seq > after) out.lines.push_back(l);
+    return out;
+}
+
+TaskManager::Counters TaskManager::counters() const {
+    std::lock_guard lk(mu_);
+    Counters c;
+    for (auto s : {api::TaskState::pending, api::TaskState::running, api::TaskState::succeeded,
+                   api::TaskState::failed, api::TaskState::cancelled})
+        c.by_state[s] = 0;
+    for (const auto& [_, e] : tasks_) ++c.by_state[e->info.state];
+    c.finished = finished_;
+    return c;
 }
 
 std::size_t TaskManager::running() const {

@@ -4,6 +4,12 @@
 // it is queued, when it starts and when it ends; never on progress), so task list/show survive
 // an hvd restart and ids never repeat. Tasks that were unfinished when hvd died are loaded as
 // failed (error code internal).
+// Each task also keeps a log: timestamped lines the operation appends (Progress::log/step)
+// plus start and end lines, at most kMaxLogLines (older ones are dropped and counted). With a
+// journal directory the lines are appended to <id>.log (one JSON object a line) beside
+// <id>.json; the file is rewritten from memory when it reaches twice the limit, so it stays
+// bounded. While a task runs, its thread carries the log fields TASK_ID, TASK_KIND and those
+// of its target (VM=, POOL=...) for the journal.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -14,6 +20,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <spdlog/common.h>
 
 #include "event_bus.hpp"
 #include "hv/api/task.hpp"
@@ -41,6 +49,18 @@ public:
     // Asks the task to stop at its next check point; throws conflict when already final.
     api::TaskInfo cancel(const std::string& id);
     std::size_t running() const;
+    // The task's log lines with seq > after, read together with its state.
+    api::TaskLog log(const std::string& id, std::uint64_t after = 0) const;  // throws not_found
+
+    static constexpr std::size_t kMaxLogLines = 500;
+    static constexpr std::size_t kMaxLogLineBytes = 1024;
+
+    // For metrics: tasks held now by state, and tasks finished since hvd started by kind+state.
+    struct Counters {
+        std::map<api::TaskState, std::uint64_t> by_state;
+        std::map<std::pair<std::string, api::TaskState>, std::uint64_t> finished;
+    };
+    Counters counters() const;
     // At daemon stop: asks every unfinished task to stop at its next check point.
     void cancel_all();
 
@@ -54,6 +74,10 @@ private:
     // kept (a trimmed one stays deleted). Never call with mu_ held.
     void journal_write(const api::TaskInfo& t);
     void journal_remove(const std::vector<std::string>& ids);
+    // Appends a line to the task's log (memory and <id>.log) and to hvd's log.
+    void append_log(const std::shared_ptr<Entry>& e, const std::string& message,
+                    spdlog::level::level_enum level = spdlog::level::info);
+    void load_log(Entry& e);
 
     boost::asio::thread_pool& pool_;
     EventBus& bus_;
@@ -62,6 +86,7 @@ private:
     std::map<std::string, std::shared_ptr<Entry>> tasks_;
     std::deque<std::string> order_;
     std::uint64_t next_ = 1;
+    std::map<std::pair<std::string, api::TaskState>, std::uint64_t> finished_;
     std::string dir_;
     std::mutex jmu_;  // serialises journal file writes; taken before mu_, never while holding it
 };

@@ -98,8 +98,13 @@ void ZeroProgress::add(std::uint64_t bytes) {
     double rate = static_cast<double>(done_) / el;
     int pct = total_ ? static_cast<int>(done_ * 100 / total_) : 100;
     double eta = rate > 0 ? static_cast<double>(total_ - std::min(done_, total_)) / rate : 0;
-    p_.update(std::min(pct, 100), fmt::format("zeroing {}: {} of {}, {:.0f} MiB/s, ETA {:.0f} s", label_,
-                                              api::format_size(done_), api::format_size(total_), rate / (1 << 20), eta));
+    auto line = fmt::format("zeroing {}: {} of {}, {:.0f} MiB/s, ETA {:.0f} s", label_, api::format_size(done_),
+                            api::format_size(total_), rate / (1 << 20), eta);
+    p_.update(std::min(pct, 100), line);
+    if (pct / 10 > logged_decile_) {
+        logged_decile_ = pct / 10;
+        p_.log(fmt::format("{}% {}", std::min(pct, 100), line));
+    }
 }
 
 bool reserve(int fd, std::uint64_t offset, std::uint64_t len, const std::string& path) {
@@ -180,7 +185,7 @@ bool copy_file(const std::string& src, const std::string& dst, Reflink reflink, 
     } guard{dst};
     if (reflink != Reflink::never) {
         if (::ioctl(out.fd, FICLONE, in.fd) == 0) {
-            progress.update(100, "cloned (reflink)");
+            progress.step(100, "cloned (reflink)");
             guard.armed = false;
             return true;
         }
@@ -225,7 +230,7 @@ bool copy_file(const std::string& src, const std::string& dst, Reflink reflink, 
         pos = hole;
     }
     if (::fdatasync(out.fd) != 0) io_fail("cannot sync", dst, errno);
-    progress.update(100, fmt::format("copied {}", api::format_size(copied)));
+    progress.step(100, fmt::format("copied {}", api::format_size(copied)));
     guard.armed = false;
     return false;
 }

@@ -8,7 +8,8 @@
 
 namespace hv::storage::fileops {
 
-// Reports "zeroing NAME: 42% (1.2G of 20G), 2.1 GiB/s, ETA 9 s" at most 4 times a second.
+// Reports "zeroing NAME: 42% (1.2G of 20G), 2.1 GiB/s, ETA 9 s" at most 4 times a second,
+// and logs it to the task log at each 10 %.
 class ZeroProgress {
 public:
     ZeroProgress(util::Progress& p, std::string label, std::uint64_t total);
@@ -24,6 +25,7 @@ private:
     std::uint64_t done_ = 0;
     double start_;
     double last_report_ = 0;
+    int logged_decile_ = 0;  // the task log gets a line every 10 %
 };
 
 // Reserves [offset, offset+len) with fallocate(mode 0). Returns false when the filesystem

@@ -223,6 +223,9 @@ void FilePool::provision(const std::string& path, const std::string& format, Pro
         if (format != "raw" && ::stat(path.c_str(), &st) == 0) file_size = static_cast<std::uint64_t>(st.st_size);
         fileops::ZeroProgress zp(progress, label, file_size);
         fileops::zero_fill(path, 0, file_size, zp);
+        double s = std::max(zp.seconds(), 1e-3);
+        progress.log(fmt::format("zeroed {} ({}) in {:.1f} s, {:.0f} MiB/s", label, api::format_size(file_size), s,
+                                 static_cast<double>(file_size) / s / (1 << 20)));
     }
     fileops::set_tag(path, mode_label(mode));
 }
@@ -248,12 +251,13 @@ api::VolumeInfo FilePool::create_volume(const api::VolumeSpec& vs, util::Progres
     util::Reverter revert;
     ::close(open_excl(partial));
     revert.add([partial] { ::unlink(partial.c_str()); });
-    progress.update(vs.provision == Provision::eager_zeroed ? 0 : -1,
-                    fmt::format("creating {} ({} {}, {})", vs.name, api::format_size(vs.size), vs.format,
-                                mode_label(vs.provision)));
+    progress.step(vs.provision == Provision::eager_zeroed ? 0 : -1,
+                  fmt::format("creating volume {} in pool {} ({} {}, {})", vs.name, spec_.name,
+                              api::format_size(vs.size), vs.format, mode_label(vs.provision)));
     provision(partial, vs.format, vs.provision, vs.size, vs.name, progress);
     auto path = publish(partial, vs.name, vs.format);
     revert.release();
+    progress.log("volume ready: " + path);
     auto v = info_of(path);
     if (!v) fail(Errc::internal, "volume {} vanished after creation", path);
     return *v;

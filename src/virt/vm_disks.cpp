@@ -155,7 +155,7 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
 
     util::Reverter revert;
     if (create) {
-        progress.update(0, fmt::format("creating {} ({})", disk.name, api::format_size(disk.size)));
+        progress.step(0, fmt::format("creating {} ({})", disk.name, api::format_size(disk.size)));
         api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
         auto created = pools_.create_volume(vs, progress);
         for (const auto& w : created.warnings) spdlog::warn("vm {}: {}", vm, w);
@@ -165,7 +165,7 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
         revert.add([this, pool = disk.pool, vol = disk.volume] { pools_.delete_volume(pool, vol); });
     }
     if (progress.cancelled()) fail(Errc::cancelled, "attach of {} to vm '{}' was cancelled", what, vm);
-    progress.update(90, fmt::format("attaching {} as {} ({})", disk.name, target, disk.bus));
+    progress.step(90, fmt::format("attaching {} as {} ({})", disk.name, target, disk.bus));
 
     const unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
     const unsigned both = cfg | VIR_DOMAIN_AFFECT_LIVE;
@@ -202,7 +202,7 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
     write_spec(dom_ptr, spec, flags);
     revert.release();
     refresh(vm);
-    progress.update(100, fmt::format("attached {} as {}", disk.name, target));
+    progress.step(100, fmt::format("attached {} as {}", disk.name, target));
     return get(vm);
 }
 

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hv/api/size.hpp"
+#include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
 
 namespace hv::virt {
@@ -134,7 +135,8 @@ void require_file(const std::string& path, const char* what) {
 
 class VmManager::OpLock {
 public:
-    OpLock(VmManager& m, const std::string& name) : m_(m), name_(name), mu_(m.lock_for(name)) {
+    OpLock(VmManager& m, const std::string& name)
+        : m_(m), name_(name), mu_(m.lock_for(name)), scope_({{"VM", name}}) {
         if (!mu_->try_lock_for(m.opts_.lock_wait)) {
             m_.release_lock(name_, mu_);
             fail(Errc::conflict, "vm '{}' is busy with another operation; try again", name);
@@ -151,6 +153,7 @@ private:
     VmManager& m_;
     std::string name_;
     std::shared_ptr<std::timed_mutex> mu_;
+    util::LogScope scope_;  // this thread's log records carry VM=<name> while it holds the lock
 };
 
 std::shared_ptr<void> VmManager::op_lock(const std::string& name) { return std::make_shared<OpLock>(*this, name); }
@@ -629,22 +632,39 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     util::Reverter revert;
     int total = static_cast<int>(spec.disks.size()) + 1;
     int step = 0;
+    progress.log(fmt::format("vm {}: {} vCPU(s), {} memory, {} disk(s), {} NIC(s), accelerator {}", spec.name,
+                             spec.cpus, api::format_size(spec.memory), spec.disks.size(), spec.nics.size(),
+                             xml_options().domain_type));
     for (auto& d : spec.disks) {
         if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
-        progress.update(100 * step / total, fmt::format("creating {} ({})", d.name, api::format_size(d.size)));
         if (d.path.empty()) {
+            progress.step(100 * step / total, fmt::format("creating {} ({}, {}, {}) in pool {}", d.name,
+                                                          api::format_size(d.size), d.format,
+                                                          api::to_string(d.provision), d.pool));
             api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
             auto created = pools_.create_volume(vs, progress);
-            for (const auto& w : created.warnings) spdlog::warn("vm {}: {}", spec.name, w);
+            for (const auto& w : created.warnings) {
+                spdlog::warn("vm {}: {}", spec.name, w);
+                progress.log("warning: " + w);
+            }
             d.volume = created.volume.name;
             d.path = created.volume.path;
             d.owned = true;
-            revert.add([this, pool = d.pool, vol = d.volume] { pools_.delete_volume(pool, vol); });
+            revert.add([this, &progress, pool = d.pool, vol = d.volume] {
+                progress.log(fmt::format("create failed: deleting volume {}:{} it made", pool, vol));
+                pools_.delete_volume(pool, vol);
+            });
+        } else {
+            progress.step(100 * step / total, fmt::format("{}: existing volume {} ({})", d.name, d.path,
+                                                          api::format_size(d.size)));
         }
         ++step;
     }
+    for (const auto& n : spec.nics)
+        progress.log(fmt::format("nic {} {} ({})", n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network,
+                                 n.mac, n.model));
     if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
-    progress.update(100 * step / total, "defining domain");
+    progress.step(100 * step / total, "defining the libvirt domain");
     auto xml = domain_xml(spec, xml_options());
     virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
     if (!d) throw_libvirt_error("cannot define vm '" + spec.name + "'");
@@ -663,7 +683,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
         std::lock_guard lk(cache_mu_);
         cache_[spec.name] = info;
     }
-    progress.update(100, "created");
+    progress.step(100, fmt::format("created vm {} (uuid {})", spec.name, info.uuid));
     return info;
 }
 
@@ -710,7 +730,7 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     if (is_active(map_state(st)))
         fail(Errc::conflict, "vm '{}' is {}: stop it before deleting it", name, api::to_string(map_state(st)));
     auto info = read_domain(dom.get(), nullptr);
-    progress.update(-1, "removing domain");
+    progress.step(-1, fmt::format("undefining vm {} (uuid {})", name, info.uuid));
     unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                      VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
     if (virDomainUndefineFlags(dom.get(), flags) < 0) throw_libvirt_error("cannot delete vm '" + name + "'");
@@ -718,17 +738,21 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
         std::lock_guard lk(cache_mu_);
         cache_.erase(name);
     }
-    if (!purge) return;
+    if (!purge) {
+        progress.log("disks kept (no purge)");
+        return;
+    }
     std::vector<std::string> errors;
     for (const auto& d : info.spec.disks) {
         if (!d.owned) continue;
         auto ref = pools_.locate(d.path);
         if (ref.pool.empty() || ref.content != "images") continue;
-        progress.update(-1, "removing " + d.path);
+        progress.step(-1, fmt::format("deleting volume {}:{} ({})", ref.pool, ref.name, d.path));
         try {
             pools_.delete_volume(ref.pool, ref.name);
         } catch (const std::exception& e) {
             spdlog::error("vm {}: {}", name, e.what());
+            progress.log(fmt::format("cannot delete {}: {}", d.path, e.what()));
             errors.push_back(e.what());
         }
     }
@@ -871,6 +895,8 @@ VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, u
         if (state != VmState::running && state != VmState::shutting_down)
             fail(Errc::conflict, "cannot shut down vm '{}': it is {}", name, api::to_string(state));
         if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
+        progress.log(fmt::format("ACPI shutdown requested; waiting up to {} s{}", timeout_s,
+                                 force ? ", then powering off" : ""));
     }
     // Wait without holding the VM's lock, so `vm stop` can cut in.
     auto start = std::chrono::steady_clock::now();
@@ -887,7 +913,7 @@ VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, u
             OpLock lock(*this, name);
             auto d2 = conn_->domain(name);
             if (is_active(map_state(domain_state(d2.get()).first))) {
-                progress.update(99, "timeout reached: powering off");
+                progress.step(99, "timeout reached: powering off");
                 if (virDomainDestroy(d2.get()) < 0) throw_libvirt_error("cannot power off vm '" + name + "'");
                 if (forced) *forced = true;
             }
@@ -900,7 +926,10 @@ VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, u
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     refresh(name);
-    progress.update(100, forced && *forced ? "powered off after timeout" : "shut down");
+    progress.step(100, forced && *forced ? "powered off after timeout"
+                                         : fmt::format("guest powered off after {} s",
+                                                       std::chrono::duration_cast<std::chrono::seconds>(
+                                                           std::chrono::steady_clock::now() - start).count()));
     return get(name);
 }
 

@@ -57,7 +57,10 @@ hv::api::TaskInfo wait_final(TaskManager& m, const std::string& id) {
 
 std::vector<std::string> json_files(const std::string& dir) {
     std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    for (const auto& e : fs::directory_iterator(dir)) {
+        auto name = e.path().filename().string();
+        if (!name.ends_with(".log")) out.push_back(name);  // task logs: observability_test.cpp
+    }
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -46,4 +46,18 @@ struct HostInfo {
 void to_json(nlohmann::json& j, const HostInfo& v);
 HostInfo host_info_from_json(const nlohmann::json& j);
 
+// The API version this hv speaks (the path prefix of every route).
+inline constexpr const char* kApiVersion = "v1";
+
+// GET /v1/version: answered from memory, so it works even while libvirt is down.
+struct VersionInfo {
+    // hv version of hvd. Example: "0.1.0".
+    std::string version;
+    // Example: "v1".
+    std::string api_version;
+};
+
+void to_json(nlohmann::json& j, const VersionInfo& v);
+VersionInfo version_info_from_json(const nlohmann::json& j);
+
 }  // namespace hv::api

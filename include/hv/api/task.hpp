@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,27 @@ struct TaskInfo {
     nlohmann::json result;
 };
 
+// One line of a task's log (GET /v1/tasks/{id}/log).
+struct TaskLogLine {
+    // 1, 2, 3... within the task; ?after=SEQ asks for the lines after it.
+    std::uint64_t seq = 0;
+    // Unix time in milliseconds.
+    std::int64_t time = 0;
+    // Example: "creating disk0 (4G, qcow2, eager-zeroed) in pool local".
+    std::string message;
+};
+
+// GET /v1/tasks/{id}/log[?after=SEQ]. `state` is read together with the lines: once it is
+// final, no line follows the last one.
+struct TaskLog {
+    // Example: "t-000012".
+    std::string id;
+    TaskState state = TaskState::pending;
+    std::vector<TaskLogLine> lines;
+    // Older lines no longer kept (a task keeps its last 500 lines).
+    std::uint64_t dropped = 0;
+};
+
 // One line of GET /v1/events.
 struct Event {
     // Monotonic per hvd run. Example: 42.
@@ -65,6 +87,10 @@ void to_json(nlohmann::json& j, TaskState v);
 ErrorBody error_body_from_json(const nlohmann::json& j);  // accepts {"error":{...}} or {...}
 TaskInfo task_info_from_json(const nlohmann::json& j);
 Event event_from_json(const nlohmann::json& j);
+void to_json(nlohmann::json& j, const TaskLogLine& v);
+void to_json(nlohmann::json& j, const TaskLog& v);
+TaskLogLine task_log_line_from_json(const nlohmann::json& j);
+TaskLog task_log_from_json(const nlohmann::json& j);
 
 // {"error": {"code": "not_found", "message": "..."}}
 nlohmann::json error_json(Errc code, const std::string& message);

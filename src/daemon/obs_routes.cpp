@@ -1,0 +1,80 @@
+#include "obs_routes.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "domain_stats.hpp"
+#include "hv/api/host.hpp"
+#include "metrics.hpp"
+
+namespace hv::daemon {
+namespace {
+
+std::uint64_t meminfo(const char* key) {
+    std::ifstream in("/proc/meminfo");
+    std::string k, unit;
+    std::uint64_t v = 0;
+    while (in >> k >> v >> unit)
+        if (k == key) return v * 1024;
+    return 0;
+}
+
+MetricsSnapshot collect(ApiContext& c) {
+    MetricsSnapshot s;
+    s.version = HV_VERSION;
+    s.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started).count();
+    s.cpus = static_cast<int>(std::thread::hardware_concurrency());
+    s.memory_total = meminfo("MemTotal:");
+    s.memory_available = meminfo("MemAvailable:");
+    for (const auto& p : c.pools.list())
+        s.pools.push_back(PoolFacts{p.spec.name, p.active, p.capacity, p.used, p.free, p.committed,
+                                    static_cast<std::uint64_t>(std::max(0, p.volumes))});
+    auto counters = c.tasks.counters();
+    for (const auto& [state, n] : counters.by_state) s.tasks_by_state.emplace_back(api::to_string(state), n);
+    for (const auto& [key, n] : counters.finished)
+        s.tasks_finished.push_back({key.first, api::to_string(key.second), n});
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+        auto conn = c.vms.connection().get();
+        s.vms = virt::bulk_domain_stats(conn.get());
+        s.libvirt_up = true;
+    } catch (const Error& e) {
+        spdlog::debug("metrics: no domain statistics: {}", e.what());
+    }
+    s.collect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+}
+
+std::uint64_t after_param(const Request& req) {
+    auto it = req.query.find("after");
+    if (it == req.query.end()) return 0;
+    const auto& v = it->second;
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc() || ptr != v.data() + v.size())
+        fail(Errc::invalid_input, "query parameter 'after' must be a line number (got '{}')", v);
+    return n;
+}
+
+}  // namespace
+
+void register_obs_routes(Router& r, ApiContext& c) {
+    auto cache = std::make_shared<MetricsCache>(std::chrono::seconds(c.config.metrics_cache),
+                                                [&c] { return render_metrics(collect(c)); });
+    // Not fast: the first scrape of a period makes the libvirt call (a worker thread).
+    r.add("GET", "/v1/metrics", [cache](const Request&) {
+        return Response{200, cache->get(), "text/plain; version=0.0.4; charset=utf-8"};
+    });
+    r.add("GET", "/v1/tasks/{id}/log",
+          [&c](const Request& req) { return Response{200, c.tasks.log(req.param("id"), after_param(req))}; }, true);
+    r.add("GET", "/v1/version", [](const Request&) {
+        return Response{200, api::VersionInfo{HV_VERSION, api::kApiVersion}};
+    }, true);
+}
+
+}  // namespace hv::daemon
