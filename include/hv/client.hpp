@@ -109,6 +109,12 @@ public:
     std::vector<api::TaskInfo> list_tasks();
     api::TaskInfo get_task(const std::string& id);
     api::TaskInfo cancel_task(const std::string& id);
+    // GET /v1/tasks/{id}/log?after=SEQ: the task's log lines after `after`, with its state.
+    api::TaskLog task_log(const std::string& id, std::uint64_t after = 0);
+    // GET /v1/version (404 from an older hvd: throws not_found).
+    api::VersionInfo version();
+    // GET /v1/metrics: the Prometheus text as hvd sends it.
+    std::string metrics();
     // Polls until the task is final; calls on_update on every change. Does not throw for a
     // failed task: the caller reads TaskInfo::error.
     api::TaskInfo wait_task(const std::string& id,

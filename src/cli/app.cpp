@@ -14,8 +14,8 @@ int run(int argc, const char* const* argv) {
     app.require_subcommand(1);
     app.add_option("--socket", ctx.g.socket, "hvd's Unix socket (default: $HV_SOCKET, else /run/hv/hvd.sock)")
         ->capture_default_str();
-    app.add_option("-o,--output", ctx.g.output, "Output format: table or json")
-        ->check(CLI::IsMember({"table", "json"}))
+    app.add_option("-o,--output", ctx.g.output, "Output format: table, json or yaml")
+        ->check(CLI::IsMember({"table", "json", "yaml"}))
         ->capture_default_str();
     app.add_flag("--no-headers", ctx.g.no_headers, "Do not print table headers");
 
@@ -37,6 +37,7 @@ int run(int argc, const char* const* argv) {
         std::cerr << app.help();
         return kExitUsage;
     }
+    set_structured_format(ctx.g.output);
     try {
         return ctx.action();
     } catch (const DaemonUnreachable& e) {

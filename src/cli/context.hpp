@@ -20,10 +20,12 @@ inline constexpr int kExitTaskFailed = 11;
 
 struct Globals {
     std::string socket = default_socket_path();
-    std::string output = "table";
+    std::string output = "table";  // table | json | yaml
     bool no_headers = false;
 
-    bool json() const { return output == "json"; }
+    // Structured output (-o json or -o yaml): commands print API objects with print_json,
+    // which writes the format chosen (set_structured_format); tables otherwise.
+    bool json() const { return output != "table"; }
     Client client() const { return Client(socket); }
 };
 

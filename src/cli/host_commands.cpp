@@ -1,4 +1,6 @@
 // hvctl host show, hvctl version
+#include <iostream>
+
 #include <CLI/CLI.hpp>
 
 #include "context.hpp"
@@ -16,19 +18,41 @@ void add_host_commands(CLI::App& app, Context& ctx) {
         };
     });
 
-    // Prints the client version first so it is shown even when hvd is down (exit 10 then).
-    app.add_subcommand("version", "Show the versions of hvctl and hvd")->callback([&ctx] {
+    host->add_subcommand("metrics", "Print hvd's metrics (GET /v1/metrics, Prometheus text format)")->callback([&ctx] {
         ctx.action = [&g = ctx.g] {
-            if (!g.json()) print_line("hvctl " HV_VERSION);
-            std::string daemon;
+            std::cout << g.client().metrics() << std::flush;
+            return 0;
+        };
+    });
+
+    // Prints the client version first so it is shown even when hvd is down (exit 10 then).
+    app.add_subcommand("version", "Show the versions of hvctl, hvd and the API")->callback([&ctx] {
+        ctx.action = [&g = ctx.g] {
+            // Flat and stable: {"client", "client_api_version", "daemon", "daemon_api_version"}.
+            nlohmann::json out{{"client", HV_VERSION}, {"client_api_version", api::kApiVersion},
+                               {"daemon", nullptr}, {"daemon_api_version", nullptr}};
+            if (!g.json()) print_line(fmt::format("hvctl {} (API {})", HV_VERSION, api::kApiVersion));
+            api::VersionInfo daemon;
             try {
-                daemon = g.client().host().version;
+                Client c = g.client();
+                try {
+                    daemon = c.version();
+                } catch (const DaemonUnreachable&) {
+                    throw;
+                } catch (const Error& e) {
+                    if (e.code() != Errc::not_found) throw;
+                    daemon.version = c.host().version;  // an hvd from before /v1/version
+                    daemon.api_version = api::kApiVersion;
+                }
             } catch (const DaemonUnreachable&) {
-                if (g.json()) print_json({{"client", HV_VERSION}, {"daemon", nullptr}});
+                if (g.json()) print_json(out);
+                else print_line("hvd   unreachable");
                 throw;
             }
-            if (g.json()) print_json({{"client", HV_VERSION}, {"daemon", daemon}});
-            else print_line("hvd   " + daemon);
+            out["daemon"] = daemon.version;
+            out["daemon_api_version"] = daemon.api_version;
+            if (g.json()) print_json(out);
+            else print_line(fmt::format("hvd   {} (API {})", daemon.version, daemon.api_version));
             return 0;
         };
     });

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "hv/api/size.hpp"
+#include "yaml.hpp"
 
 namespace hv::cli {
 using nlohmann::json;
@@ -78,7 +79,7 @@ std::string limits_text(const api::IoLimits& l) {
 }
 
 // The disks of `vm show`: one row each, with the path below when hv did not make the volume.
-std::string disks_text(const std::vector<api::DiskSpec>& disks) {
+std::string disks_text(const std::vector<api::DiskSpec>& disks, bool no_headers) {
     std::vector<Row> rows;
     for (const auto& d : disks) {
         std::string volume = d.volume.empty() ? or_dash(d.path) : d.pool + ":" + d.volume;
@@ -88,7 +89,7 @@ std::string disks_text(const std::vector<api::DiskSpec>& disks) {
                         d.discard ? "unmap" : "off", limits_text(d.limits)});
     }
     std::string table =
-        render_table({"NAME", "SIZE", "FORMAT", "BUS", "VOLUME", "PROVISION", "MODE", "CACHE", "DISCARD", "LIMITS"}, rows);
+        render_table({"NAME", "SIZE", "FORMAT", "BUS", "VOLUME", "PROVISION", "MODE", "CACHE", "DISCARD", "LIMITS"}, rows, no_headers);
     std::string out;
     std::size_t start = 0;
     while (start < table.size()) {
@@ -102,9 +103,21 @@ std::string disks_text(const std::vector<api::DiskSpec>& disks) {
 
 void print_error(const std::string& message) { std::cerr << "error: " << message << std::endl; }
 
-void print_json(const json& j) { std::cout << dump(j, 2) << "\n" << std::flush; }
+namespace {
+bool g_yaml = false;
+}
 
-void print_json_line(const json& j) { std::cout << dump(j, -1) << std::endl; }
+void set_structured_format(const std::string& format) { g_yaml = format == "yaml"; }
+
+void print_json(const json& j) {
+    if (g_yaml) std::cout << to_yaml(j) << std::flush;
+    else std::cout << dump(j, 2) << "\n" << std::flush;
+}
+
+void print_json_line(const json& j) {
+    if (g_yaml) std::cout << "---\n" << to_yaml(j) << std::flush;
+    else std::cout << dump(j, -1) << std::endl;
+}
 
 void print_line(const std::string& text) { std::cout << text << "\n" << std::flush; }
 
@@ -147,7 +160,7 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     if (s.disks.empty()) kv.emplace_back("disks", "-");
     if (s.nics.empty()) kv.emplace_back("nics", "-");
     std::string out = render_kv(kv);
-    if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks);
+    if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks, g.no_headers);
     if (!s.nics.empty()) out += "nics:\n";
     for (const auto& n : s.nics) {
         out += "  " + nic_text(n) + "\n";
@@ -209,6 +222,15 @@ void print_host(const Globals& g, const api::HostInfo& h) {
                      {"net features missing", h.net_features_missing.empty() ? "none" : join(h.net_features_missing, ", ")},
                  })
               << std::flush;
+}
+
+std::string task_log_line_text(const api::TaskLogLine& l) {
+    return fmt::format("{}.{:03}  {}", format_time_ms(l.time), l.time > 0 ? l.time % 1000 : 0, l.message);
+}
+
+void print_task_log_lines(const api::TaskLog& l) {
+    if (l.dropped) print_line(fmt::format("({} older lines not kept)", l.dropped));
+    for (const auto& line : l.lines) print_line(task_log_line_text(line));
 }
 
 std::string format_time_ms(std::int64_t ms) {

@@ -16,9 +16,12 @@ namespace hv::cli {
 
 // "error: <message>" on stderr.
 void print_error(const std::string& message);
-// Pretty JSON (2 spaces) on stdout.
+// Which structured format print_json and print_json_line write: "json" (the default) or
+// "yaml". hvctl sets it once from -o before the command runs.
+void set_structured_format(const std::string& format);
+// Pretty JSON (2 spaces) on stdout, or YAML with -o yaml.
 void print_json(const nlohmann::json& j);
-// One compact JSON object per line, flushed.
+// One compact JSON object per line, flushed; with -o yaml one YAML document each ("---").
 void print_json_line(const nlohmann::json& j);
 // A line of text on stdout.
 void print_line(const std::string& text);
@@ -29,6 +32,10 @@ void print_vm(const Globals& g, const api::VmInfo& vm);
 void print_task_list(const Globals& g, const std::vector<api::TaskInfo>& tasks);
 void print_task(const Globals& g, const api::TaskInfo& t);
 void print_host(const Globals& g, const api::HostInfo& h);
+// "2024-05-01 12:00:03.250  creating disk0 ..." for `task log`.
+std::string task_log_line_text(const api::TaskLogLine& l);
+// The lines of a task log, with a note first when older lines were dropped.
+void print_task_log_lines(const api::TaskLog& l);
 
 // Local time of a Unix time in milliseconds: "2024-05-01 12:00:03"; 0 -> "-".
 std::string format_time_ms(std::int64_t ms);

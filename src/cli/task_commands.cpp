@@ -1,5 +1,6 @@
-// hvctl task list | show ID | wait ID | cancel ID
+// hvctl task list | show ID | wait ID | cancel ID | log ID [--follow]
 #include <memory>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -46,6 +47,37 @@ void add_task_commands(CLI::App& app, Context& ctx) {
                                 : fmt::format("task {} {}", t.id, api::to_string(t.state)));
             }
             return task_exit_code(t);
+        };
+    });
+
+    auto follow = std::make_shared<bool>(false);
+    auto* log = task->add_subcommand("log", "Print a task's log; with --follow, until the task ends (exit code as task wait)");
+    log->add_option("id", *id, "Task id")->required();
+    log->add_flag("-f,--follow", *follow, "Keep printing new lines until the task has finished");
+    log->callback([&ctx, id, follow] {
+        ctx.action = [&g = ctx.g, id, follow] {
+            Client c = g.client();
+            api::TaskLog l = c.task_log(*id);
+            if (!*follow) {
+                if (g.json()) print_json(nlohmann::json(l));
+                else print_task_log_lines(l);
+                return 0;
+            }
+            // Follow: one line (or JSON object) at a time; the state read with the lines says
+            // when nothing more can come.
+            std::uint64_t last = 0;
+            for (auto wait = std::chrono::milliseconds(50);; wait = std::min(wait * 2, std::chrono::milliseconds(500))) {
+                for (const auto& line : l.lines) {
+                    if (g.json()) print_json_line(nlohmann::json(line));
+                    else print_line(task_log_line_text(line));
+                    last = line.seq;
+                }
+                if (api::is_final(l.state)) break;
+                if (!l.lines.empty()) wait = std::chrono::milliseconds(50);
+                std::this_thread::sleep_for(wait);
+                l = c.task_log(*id, last);
+            }
+            return task_exit_code(c.get_task(*id));
         };
     });
 

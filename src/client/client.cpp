@@ -400,6 +400,31 @@ api::TaskInfo Client::cancel_task(const std::string& id) {
     return decode("task", [&] { return api::task_info_from_json(r.body); });
 }
 
+api::TaskLog Client::task_log(const std::string& id, std::uint64_t after) {
+    auto r = request("GET", "/v1/tasks/" + escape_segment(id) + "/log" + (after ? "?after=" + std::to_string(after) : ""));
+    return decode("task log", [&] { return api::task_log_from_json(r.body); });
+}
+
+api::VersionInfo Client::version() {
+    auto r = request("GET", "/v1/version");
+    return decode("version", [&] { return api::version_info_from_json(r.body); });
+}
+
+std::string Client::metrics() {
+    asio::io_context io;
+    Connection conn(io, socket_);
+    conn.send("GET", "/v1/metrics", std::nullopt);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    boost::system::error_code ec;
+    http::read(conn.socket(), conn.buffer(), parser, ec);
+    if (ec) conn.lost(ec);
+    auto& res = parser.get();
+    int status = res.result_int();
+    if (status < 200 || status > 299) throw_http_error(status, res.body());
+    return res.body();
+}
+
 api::TaskInfo Client::wait_task(const std::string& id, const std::function<void(const api::TaskInfo&)>& on_update,
                                 std::chrono::milliseconds poll) {
     std::optional<api::TaskInfo> last;
