@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+// Without this, sd_journal_sendv adds CODE_FILE/LINE/FUNC of this file to every record.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "hv/util/log_context.hpp"

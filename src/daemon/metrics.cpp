@@ -12,56 +12,59 @@ struct Field {
     const char* libvirt;  // libvirt field name (scalars) or suffix after "net.N." / "block.N."
     const char* suffix;   // appended to the prefix: "_cpu_seconds_total"
     Exposition::Type type;
-    double scale;         // libvirt unit -> base unit (ns -> s, KiB -> bytes)
+    // libvirt unit -> base unit: KiB -> bytes multiplies (exact integers), ns -> s divides
+    // (v / 1e9 prints 4.649376423 where v * 1e-9 would print 4.6493764230000005).
+    std::uint64_t mul;
+    double div;
     const char* help;
 };
 
-constexpr double kNs = 1e-9;
-constexpr double kKiB = 1024;
+constexpr double kNs = 1e9;  // divisor
+constexpr std::uint64_t kKiB = 1024;  // multiplier
 using T = Exposition::Type;
 
 const Field kScalars[] = {
-    {"cpu.time", "_cpu_seconds_total", T::counter, kNs, "CPU time used by the domain (all vCPUs and emulator threads)"},
-    {"cpu.user", "_cpu_user_seconds_total", T::counter, kNs, "User-mode CPU time of the domain"},
-    {"cpu.system", "_cpu_system_seconds_total", T::counter, kNs, "Kernel-mode CPU time of the domain"},
-    {"vcpu.current", "_vcpus", T::gauge, 1, "vCPUs online"},
-    {"vcpu.maximum", "_vcpus_max", T::gauge, 1, "Maximum vCPUs"},
-    {"balloon.current", "_memory_bytes", T::gauge, kKiB, "Memory the guest currently has (balloon size)"},
-    {"balloon.maximum", "_memory_max_bytes", T::gauge, kKiB, "Maximum memory of the guest"},
-    {"balloon.rss", "_memory_rss_bytes", T::gauge, kKiB, "Resident memory of the hypervisor process on the host"},
-    {"balloon.available", "_memory_guest_total_bytes", T::gauge, kKiB, "Memory the guest OS sees (guest-reported)"},
-    {"balloon.usable", "_memory_guest_usable_bytes", T::gauge, kKiB, "Memory the guest could use without swapping (guest-reported)"},
-    {"balloon.unused", "_memory_guest_unused_bytes", T::gauge, kKiB, "Memory the guest leaves unused (guest-reported)"},
+    {"cpu.time", "_cpu_seconds_total", T::counter, 1, kNs, "CPU time used by the domain (all vCPUs and emulator threads)"},
+    {"cpu.user", "_cpu_user_seconds_total", T::counter, 1, kNs, "User-mode CPU time of the domain"},
+    {"cpu.system", "_cpu_system_seconds_total", T::counter, 1, kNs, "Kernel-mode CPU time of the domain"},
+    {"vcpu.current", "_vcpus", T::gauge, 1, 1, "vCPUs online"},
+    {"vcpu.maximum", "_vcpus_max", T::gauge, 1, 1, "Maximum vCPUs"},
+    {"balloon.current", "_memory_bytes", T::gauge, kKiB, 1, "Memory the guest currently has (balloon size)"},
+    {"balloon.maximum", "_memory_max_bytes", T::gauge, kKiB, 1, "Maximum memory of the guest"},
+    {"balloon.rss", "_memory_rss_bytes", T::gauge, kKiB, 1, "Resident memory of the hypervisor process on the host"},
+    {"balloon.available", "_memory_guest_total_bytes", T::gauge, kKiB, 1, "Memory the guest OS sees (guest-reported)"},
+    {"balloon.usable", "_memory_guest_usable_bytes", T::gauge, kKiB, 1, "Memory the guest could use without swapping (guest-reported)"},
+    {"balloon.unused", "_memory_guest_unused_bytes", T::gauge, kKiB, 1, "Memory the guest leaves unused (guest-reported)"},
 };
 
 const Field kDisk[] = {
-    {"rd.bytes", "_disk_read_bytes_total", T::counter, 1, "Bytes read by the guest from the disk"},
-    {"wr.bytes", "_disk_write_bytes_total", T::counter, 1, "Bytes written by the guest to the disk"},
-    {"rd.reqs", "_disk_read_requests_total", T::counter, 1, "Read requests of the guest on the disk"},
-    {"wr.reqs", "_disk_write_requests_total", T::counter, 1, "Write requests of the guest on the disk"},
-    {"fl.reqs", "_disk_flush_requests_total", T::counter, 1, "Flush requests of the guest on the disk"},
-    {"rd.times", "_disk_read_seconds_total", T::counter, kNs, "Time spent on reads"},
-    {"wr.times", "_disk_write_seconds_total", T::counter, kNs, "Time spent on writes"},
-    {"capacity", "_disk_capacity_bytes", T::gauge, 1, "Virtual size of the disk"},
-    {"allocation", "_disk_allocation_bytes", T::gauge, 1, "Highest allocated offset (qcow2) or allocated bytes of the disk"},
+    {"rd.bytes", "_disk_read_bytes_total", T::counter, 1, 1, "Bytes read by the guest from the disk"},
+    {"wr.bytes", "_disk_write_bytes_total", T::counter, 1, 1, "Bytes written by the guest to the disk"},
+    {"rd.reqs", "_disk_read_requests_total", T::counter, 1, 1, "Read requests of the guest on the disk"},
+    {"wr.reqs", "_disk_write_requests_total", T::counter, 1, 1, "Write requests of the guest on the disk"},
+    {"fl.reqs", "_disk_flush_requests_total", T::counter, 1, 1, "Flush requests of the guest on the disk"},
+    {"rd.times", "_disk_read_seconds_total", T::counter, 1, kNs, "Time spent on reads"},
+    {"wr.times", "_disk_write_seconds_total", T::counter, 1, kNs, "Time spent on writes"},
+    {"capacity", "_disk_capacity_bytes", T::gauge, 1, 1, "Virtual size of the disk"},
+    {"allocation", "_disk_allocation_bytes", T::gauge, 1, 1, "Highest allocated offset (qcow2) or allocated bytes of the disk"},
 };
 
 const Field kNic[] = {
-    {"rx.bytes", "_net_rx_bytes_total", T::counter, 1, "Bytes received by the guest on the interface"},
-    {"tx.bytes", "_net_tx_bytes_total", T::counter, 1, "Bytes sent by the guest on the interface"},
-    {"rx.pkts", "_net_rx_packets_total", T::counter, 1, "Packets received by the guest"},
-    {"tx.pkts", "_net_tx_packets_total", T::counter, 1, "Packets sent by the guest"},
-    {"rx.errs", "_net_rx_errors_total", T::counter, 1, "Receive errors"},
-    {"tx.errs", "_net_tx_errors_total", T::counter, 1, "Transmit errors"},
-    {"rx.drop", "_net_rx_dropped_total", T::counter, 1, "Received packets dropped"},
-    {"tx.drop", "_net_tx_dropped_total", T::counter, 1, "Sent packets dropped"},
+    {"rx.bytes", "_net_rx_bytes_total", T::counter, 1, 1, "Bytes received by the guest on the interface"},
+    {"tx.bytes", "_net_tx_bytes_total", T::counter, 1, 1, "Bytes sent by the guest on the interface"},
+    {"rx.pkts", "_net_rx_packets_total", T::counter, 1, 1, "Packets received by the guest"},
+    {"tx.pkts", "_net_tx_packets_total", T::counter, 1, 1, "Packets sent by the guest"},
+    {"rx.errs", "_net_rx_errors_total", T::counter, 1, 1, "Receive errors"},
+    {"tx.errs", "_net_tx_errors_total", T::counter, 1, 1, "Transmit errors"},
+    {"rx.drop", "_net_rx_dropped_total", T::counter, 1, 1, "Received packets dropped"},
+    {"tx.drop", "_net_tx_dropped_total", T::counter, 1, 1, "Sent packets dropped"},
 };
 
-// Counters in their libvirt unit stay exact integers; scaled ones become floats.
+// Integer units stay exact integers; seconds become floats.
 void add_value(Exposition& out, const std::string& name, const Field& f, const Exposition::Labels& labels,
                std::uint64_t v) {
-    if (f.scale == 1) out.add(name, f.help, f.type, labels, v);
-    else out.add(name, f.help, f.type, labels, static_cast<double>(v) * f.scale);
+    if (f.div == 1) out.add(name, f.help, f.type, labels, v * f.mul);
+    else out.add(name, f.help, f.type, labels, static_cast<double>(v) / f.div);
 }
 
 }  // namespace

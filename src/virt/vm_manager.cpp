@@ -879,6 +879,7 @@ VmInfo VmManager::action(const std::string& name, const std::string& act) {
             fail(Errc::invalid_input, "unknown action '{}'", act);
         }
         if (rc < 0) throw_libvirt_error("cannot " + act + " vm '" + name + "'");
+        spdlog::info("vm {}: {} (was {})", name, act, api::to_string(state));
         refresh(name);
     }
     return get(name);

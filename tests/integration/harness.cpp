@@ -294,8 +294,8 @@ nlohmann::json HttpResponse::json() const {
     return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
 
-Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml, bool in_libvirt_netns)
-    : in_libvirt_netns_(in_libvirt_netns) {
+Hvd::Hvd(bool wait_for_libvirt, const std::string& config_toml, bool in_libvirt_netns, std::vector<std::string> wrapper)
+    : in_libvirt_netns_(in_libvirt_netns), wrapper_(std::move(wrapper)) {
     skip_unless_runnable();
     // Short base path: Unix socket paths are limited to 108 bytes.
     char tmpl[] = "/tmp/hvit-XXXXXX";
@@ -337,6 +337,7 @@ void Hvd::start(bool wait_for_libvirt) {
                                   libvirt_uri(),  "--accel",        "tcg",             "--foreground",
                                   "--log-level",  "debug"};
     if (in_libvirt_netns_) argv.insert(argv.begin(), {"nsenter", "--net=" + libvirt_netns_path(), "--"});
+    argv.insert(argv.begin(), wrapper_.begin(), wrapper_.end());
     proc_.emplace(argv, log_file);
     // Ready = the socket accepts connections.
     auto connectable = [&] {

@@ -113,7 +113,9 @@ public:
     // With `in_libvirt_netns`, hvd runs in the private libvirtd's network namespace (nsenter
     // --net into scripts/private-libvirtd.sh's holder), where libvirt's "default" NAT network
     // and so the guests' 192.168.122.x addresses are; its Unix socket works as usual.
-    explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "", bool in_libvirt_netns = false);
+    // `wrapper` is put before hvd's argv (e.g. unshare + scripts/with-journald.sh).
+    explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "", bool in_libvirt_netns = false,
+                 std::vector<std::string> wrapper = {});
     Hvd(const Hvd&) = delete;
     Hvd& operator=(const Hvd&) = delete;
     // Destroys and undefines every VM made through vm(), stops hvd (SIGTERM), removes the
@@ -153,6 +155,7 @@ public:
 
 private:
     bool in_libvirt_netns_ = false;
+    std::vector<std::string> wrapper_;
     std::optional<Child> proc_;
     std::set<std::string> vms_;
 };

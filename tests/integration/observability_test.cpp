@@ -1,7 +1,11 @@
 // Observability against a real hvd: GET /v1/metrics with a running test guest (counters
 // present, cpu time grows, the answer is cached), task logs of VM create/delete (also across
 // an hvd restart), hvctl version with hvd up and down, -o yaml and --no-headers.
+#include <signal.h>
+
 #include <cstdlib>
+#include <iostream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -202,4 +206,91 @@ TEST_CASE("output: -o yaml prints the API objects, --no-headers drops every tabl
     CHECK_THAT(show.out, Catch::Contains("disk0"));
     CHECK(show.out.find("PROVISION") == std::string::npos);
     CHECK(hvd.ctl({"vm", "show", name}).out.find("PROVISION") != std::string::npos);
+}
+
+TEST_CASE("journald: hvd's records carry SYSLOG_IDENTIFIER, PRIORITY, VM, TASK_ID and TASK_KIND",
+          "[integration][journal]") {
+    std::string journald = "/lib/systemd/systemd-journald";
+    if (!file_exists(journald) || run({"journalctl", "--version"}).exit_code != 0) {
+        std::cout << "SKIPPED: systemd-journald / journalctl not installed" << std::endl;
+        std::_Exit(77);
+    }
+    // A journald of our own in a private mount namespace (scripts/with-journald.sh), hvd under it.
+    std::string script = env("HV_PRIVATE_LIBVIRTD");
+    script = script.substr(0, script.rfind('/')) + "/with-journald.sh";
+    char tmpl[] = "/tmp/hvjr-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    std::string jdir = tmpl;
+    struct StopJournald {
+        std::string dir;
+        ~StopJournald() {
+            auto pid = std::atoi(read_file(dir + "/journald.pid").c_str());
+            if (pid > 0) ::kill(pid, SIGTERM);
+            run({"rm", "-rf", dir});
+        }
+    } stop{jdir};
+    std::optional<std::string> name;
+    std::string journal_pid;
+    {
+        Hvd hvd(true, "[daemon]\nlog_target = \"journal\"\n", false,
+                {"unshare", "-m", "--propagation", "private", script, jdir, "--"});
+        journal_pid = read_file(jdir + "/journald.pid");
+        while (!journal_pid.empty() && journal_pid.back() == '\n') journal_pid.pop_back();
+        REQUIRE_FALSE(journal_pid.empty());
+        name = hvd.vm("journal");
+        auto r = hvd.ctl({"vm", "create", *name, "--memory", "64M", "--disk", "size=16M", "--async"});
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+        auto id = task_id_of(r);
+        REQUIRE(hvd.ctl({"task", "wait", id}).exit_code == 0);
+        REQUIRE(hvd.ctl({"vm", "start", *name}).exit_code == 0);
+        REQUIRE(hvd.ctl({"vm", "stop", *name}).exit_code == 0);
+        // A failing task: its end is logged as a warning.
+        r = hvd.ctl({"vm", "create", *name + "-bad", "--memory", "64M", "--disk", "volume=no-such-volume", "--async"});
+        std::string bad = r.exit_code == 0 ? task_id_of(r) : "";
+        if (!bad.empty()) hvd.ctl({"task", "wait", bad});
+
+        auto records = [&] {
+            auto j = run({"nsenter", "-m", "-t", journal_pid, "journalctl", "--no-pager", "-o", "json",
+                          "SYSLOG_IDENTIFIER=hvd"});
+            std::vector<json> out;
+            std::istringstream in(j.out);
+            for (std::string l; std::getline(in, l);) {
+                auto rec = json::parse(l, nullptr, false);
+                if (rec.is_object()) out.push_back(rec);
+            }
+            return out;
+        };
+        auto field = [](const json& rec, const char* k) {
+            return rec.contains(k) && rec[k].is_string() ? rec[k].get<std::string>() : std::string();
+        };
+        bool task_line = false, action = false, failed = bad.empty();
+        std::vector<json> recs;
+        wait_until(
+            [&] {
+                recs = records();
+                for (const auto& rec : recs) {
+                    auto msg = field(rec, "MESSAGE");
+                    if (field(rec, "VM") == *name && field(rec, "TASK_ID") == id && field(rec, "TASK_KIND") == "vm.create" &&
+                        field(rec, "PRIORITY") == "6" && msg.find("creating disk0") != std::string::npos)
+                        task_line = true;
+                    if (field(rec, "VM") == *name && field(rec, "TASK_ID").empty() &&
+                        msg == "vm " + *name + ": start (was stopped)")
+                        action = true;
+                    if (!bad.empty() && field(rec, "TASK_ID") == bad && field(rec, "PRIORITY") == "4" &&
+                        msg.find(": failed: ") != std::string::npos)
+                        failed = true;
+                }
+                return task_line && action && failed;
+            },
+            10s);
+        INFO("records: " << recs.size() << "; journald log: " << read_file(jdir + "/journald.log"));
+        CHECK(recs.size() > 5);
+        CHECK(task_line);
+        CHECK(action);
+        CHECK(failed);
+        for (const auto& rec : recs) CHECK_FALSE(rec.contains("CODE_FILE"));  // no location of the sink itself
+        // Nothing went to stderr after logging was set up.
+        CHECK(read_file(hvd.log_file).find("task ") == std::string::npos);
+    }
 }

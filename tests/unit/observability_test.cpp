@@ -181,7 +181,7 @@ TEST_CASE("metrics: a snapshot renders host, task and per-VM families", "[metric
     hv::virt::DomainStats web;
     web.name = "web01";
     web.state = "running";
-    web.values = {{"cpu.time", 2500000000ull}, {"balloon.current", 262144}, {"balloon.rss", 1000}, {"vcpu.current", 2}};
+    web.values = {{"cpu.time", 4649376423ull}, {"cpu.user", 2500000000ull}, {"balloon.current", 262144}, {"balloon.rss", 1000}, {"vcpu.current", 2}};
     web.disks.push_back({"vda", {{"rd.bytes", 4096}, {"wr.bytes", 512}, {"rd.reqs", 8}, {"capacity", 1 << 30}}});
     web.nics.push_back({"vnet0", {{"rx.bytes", 100}, {"tx.bytes", 200}, {"rx.pkts", 3}}});
     hv::virt::DomainStats off;
@@ -202,7 +202,8 @@ TEST_CASE("metrics: a snapshot renders host, task and per-VM families", "[metric
              "hv_tasks{state=\"pending\"} 0",
              "hv_tasks_finished_total{kind=\"vm.create\",state=\"failed\"} 1",
              "# TYPE hv_vm_cpu_seconds_total counter",
-             "hv_vm_cpu_seconds_total{vm=\"web01\"} 2.5",
+             "hv_vm_cpu_seconds_total{vm=\"web01\"} 4.649376423",
+             "hv_vm_cpu_user_seconds_total{vm=\"web01\"} 2.5",
              "hv_vm_memory_bytes{vm=\"web01\"} 268435456",
              "hv_vm_memory_rss_bytes{vm=\"web01\"} 1024000",
              "hv_vm_vcpus{vm=\"web01\"} 2",
