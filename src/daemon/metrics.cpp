@@ -186,12 +186,31 @@ std::string render_metrics(const MetricsSnapshot& s) {
 }
 
 std::string MetricsCache::get() {
-    std::lock_guard lk(mu_);
-    auto now = now_();
-    if (have_ && period_.count() > 0 && now - at_ < period_) return text_;
-    text_ = render_();
+    std::unique_lock lk(mu_);
+    for (;;) {
+        if (have_ && period_.count() > 0 && now_() - at_ < period_) return text_;
+        if (!rendering_) break;
+        if (have_) return text_;  // stale by less than the time one render takes
+        cv_.wait(lk);
+        if (have_ && !rendering_) return text_;  // the render this caller waited for
+    }
+    rendering_ = true;
+    lk.unlock();
+    std::string text;
+    try {
+        text = render_();
+    } catch (...) {
+        lk.lock();
+        rendering_ = false;
+        cv_.notify_all();
+        throw;
+    }
+    lk.lock();
+    text_ = std::move(text);
     at_ = now_();
     have_ = true;
+    rendering_ = false;
+    cv_.notify_all();
     return text_;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -77,8 +78,11 @@ std::string render_metrics(const MetricsSnapshot& s);
 void render_domains(Exposition& out, const std::string& prefix, const std::string& label,
                     const std::vector<virt::DomainStats>& domains);
 
-// The rendered text, recomputed when older than `period` (0: every time). Callers that arrive
-// while it is being computed wait for that result instead of computing it again.
+// The rendered text, recomputed when older than `period` (0: every time) by one caller at a
+// time, outside the lock. Callers that arrive meanwhile get the previous text at once when
+// there is one (a libvirt call stuck until keepalive gives up must not pile scrapes up on
+// the request workers), else wait for the result. A render that throws is retried by the
+// next caller.
 class MetricsCache {
 public:
     using Clock = std::chrono::steady_clock;
@@ -92,6 +96,8 @@ private:
     std::function<std::string()> render_;
     std::function<Clock::time_point()> now_;
     std::mutex mu_;
+    std::condition_variable cv_;
+    bool rendering_ = false;
     bool have_ = false;
     Clock::time_point at_{};
     std::string text_;

@@ -148,6 +148,16 @@ TEST_CASE("task log: vm create and delete --purge log their steps, --follow ends
         CHECK(r.exit_code != 0);  // refused before a task existed: fine too
     }
 
+    // A host-wide task logs its plan and outcome (no autostart VM here: quick).
+    r = hvd.ctl({"autostart", "run", "--async"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    f = hvd.ctl({"task", "log", task_id_of(r), "--follow"});
+    INFO(f.describe());
+    CHECK(f.exit_code == 0);
+    CHECK_THAT(f.out, Catch::Contains("0 autostart VM(s); boot delay"));
+    CHECK_THAT(f.out, Catch::Contains("0 VM(s) handled, 0 failed"));
+
     // Errors: unknown task 404 / exit 4, bad `after` 400.
     CHECK(hvd.ctl({"task", "log", "t-999999"}).exit_code == 4);
     CHECK(hvd.http("GET", "/v1/tasks/" + id + "/log?after=abc").status == 400);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
@@ -305,6 +306,34 @@ TEST_CASE("metrics: the cache renders once per period, also under concurrent scr
     uncached.get();
     uncached.get();
     CHECK(renders == 4);
+}
+
+TEST_CASE("metrics: while a render hangs, other scrapes get the previous text at once", "[metrics]") {
+    std::mutex gate;
+    std::atomic<int> renders{0};
+    std::atomic<bool> fail_next{false};
+    hv::daemon::MetricsCache cache(std::chrono::milliseconds(0), [&]() -> std::string {
+        int n = ++renders;
+        if (fail_next.exchange(false)) throw std::runtime_error("libvirt went away");
+        std::lock_guard lk(gate);  // held by the test: a libvirt call that hangs
+        return "n " + std::to_string(n) + "\n";
+    });
+    CHECK(cache.get() == "n 1\n");
+    std::unique_lock hang(gate);
+    std::string slow;
+    std::thread t([&] { slow = cache.get(); });
+    while (renders < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(cache.get() == "n 1\n");  // not blocked behind the hanging render
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+    CHECK(renders == 2);
+    hang.unlock();
+    t.join();
+    CHECK(slow == "n 2\n");
+    // A render that throws fails its caller only; the next one renders again.
+    fail_next = true;
+    CHECK_THROWS(cache.get());
+    CHECK(cache.get() == "n 4\n");
 }
 
 // ---------------------------------------------------------------------------------- task logs
