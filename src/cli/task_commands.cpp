@@ -65,15 +65,18 @@ void add_task_commands(CLI::App& app, Context& ctx) {
             }
             // Follow: one line (or JSON object) at a time; the state read with the lines says
             // when nothing more can come.
+            if (!g.json() && l.dropped) print_line(fmt::format("({} older lines not kept)", l.dropped));
             std::uint64_t last = 0;
-            for (auto wait = std::chrono::milliseconds(50);; wait = std::min(wait * 2, std::chrono::milliseconds(500))) {
+            auto wait = std::chrono::milliseconds(50);
+            for (;;) {
                 for (const auto& line : l.lines) {
                     if (g.json()) print_json_line(nlohmann::json(line));
                     else print_line(task_log_line_text(line));
                     last = line.seq;
                 }
                 if (api::is_final(l.state)) break;
-                if (!l.lines.empty()) wait = std::chrono::milliseconds(50);
+                // Quick while lines come, backing off to 0.5 s while the task is quiet.
+                wait = l.lines.empty() ? std::min(wait * 2, std::chrono::milliseconds(500)) : std::chrono::milliseconds(50);
                 std::this_thread::sleep_for(wait);
                 l = c.task_log(*id, last);
             }
