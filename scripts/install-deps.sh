@@ -9,6 +9,9 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
+  # Debian package (scripts/test.sh builds hv with dpkg-buildpackage) and its checks;
+  # generated man pages (help2man for hvd, man-db for `man -w`), systemd-analyze
+  debhelper dpkg-dev fakeroot lintian help2man man-db systemd
   libvirt-dev libboost1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libsystemd-dev libtomlplusplus-dev catch2 libssl-dev
   # host networking: rtnetlink through libnl (pkg-config libnl-route-3.0)

@@ -1,7 +1,9 @@
 #!/bin/bash
-# The one test command: installs dependencies, configures, builds and runs every test.
+# The one test command: installs dependencies, builds the Debian package (which compiles hv and
+# its tests once, into the build directory) and runs every test there, the package tests last.
 #   sudo ./scripts/test.sh [extra ctest args, e.g. -L unit or -R 'integration/.*restart']
-# Environment: BUILD_DIR (default: build), HV_TEST_JOBS (ctest -j, default 2).
+# Environment: BUILD_DIR (default: build, relative to the source), HV_TEST_JOBS (ctest -j,
+# default 2).
 # The private libvirtd (scripts/private-libvirtd.sh) and the tiny test guest
 # (scripts/build-test-guest.sh) are CTest fixtures, so `ctest --test-dir build` alone works too.
 set -euo pipefail
@@ -11,8 +13,33 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${HV_TEST_JOBS:-2}
 
 ./scripts/install-deps.sh
-cmake -G Ninja -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$BUILD_DIR" -j "$(nproc)"
+
+# dpkg-buildpackage runs debian/rules: dh + CMake/Ninja in $BUILD_DIR with BUILD_TESTING=ON
+# (debian/rules), so the .deb and the test binaries come from one compilation. nocheck: the
+# tests run below, all of them. --no-pre-clean and the removed build stamp keep rebuilds
+# incremental (and keep the cached test guest in $BUILD_DIR/testenv).
+cmake_args=""
+if command -v ccache >/dev/null; then cmake_args="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
+rm -f debian/debhelper-build-stamp
+HV_BUILD_DIR="$BUILD_DIR" HV_CMAKE_ARGS="$cmake_args" \
+  DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+  dpkg-buildpackage -us -uc -b --no-pre-clean
+
+# dpkg-buildpackage writes next to the source directory; keep the results with this build
+# ($BUILD_DIR/debs, where tests/package/deb_smoke.sh installs the .deb from).
+version=$(dpkg-parsechangelog -S Version)
+arch=$(dpkg-architecture -q DEB_HOST_ARCH)
+rm -rf "$BUILD_DIR/debs"
+mkdir -p "$BUILD_DIR/debs"
+for f in "hv_${version}_${arch}.deb" "hv-dbgsym_${version}_${arch}.deb" "hv_${version}_${arch}.buildinfo" \
+         "hv_${version}_${arch}.changes"; do
+  if [ -e "../$f" ]; then mv "../$f" "$BUILD_DIR/debs/"; fi
+done
+ls -l "$BUILD_DIR/debs"
+
+# The package test (label package, tests/package/deb_smoke.sh) installs that .deb, runs the
+# installed hvd and hvctl and removes it; here a missing .deb is a failure, not a skip.
+export HV_REQUIRE_DEB=1
 # Integration tests share one libvirtd and hold a RESOURCE_LOCK, so -j only parallelises
 # the unit tests next to them. Every test has its own TIMEOUT (tests/CMakeLists.txt).
 exec ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 300 "$@"

@@ -1,5 +1,7 @@
 // hvctl vm autostart NAME ... and hvctl autostart host|plan|run|status|stop-all.
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -158,16 +160,27 @@ void add_autostart_commands(CLI::App& app, Context& ctx) {
         });
     });
 
+    auto status_wait = std::make_shared<bool>(false);
     auto* status = as->add_subcommand("status", "Show the autostart run in progress (or the last one)");
-    on_run(status, ctx, [&g = ctx.g] {
-        auto r = g.client().request("GET", "/v1/autostart/status").body;
-        if (g.json()) return print_json(r), 0;
-        if (!r.contains("vms")) return print_line("no autostart run since hvd started"), 0;
+    status->add_flag("--wait", *status_wait,
+                     "Wait until no autostart run or stop-all is in progress (exit 11 if VMs failed to start); "
+                     "hv-guests.service waits so for the run hvd starts at host boot");
+    on_run(status, ctx, [&g = ctx.g, status_wait] {
+        Client c = g.client();
+        auto r = c.request("GET", "/v1/autostart/status").body;
+        while (*status_wait && r.value("busy", false)) {
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            r = c.request("GET", "/v1/autostart/status").body;
+        }
+        int code = *status_wait && r.value("failed", 0) > 0 ? kExitTaskFailed : 0;
+        if (code) print_error(fmt::format("{} VM(s) did not start", r.value("failed", 0)));
+        if (g.json()) return print_json(r), code;
+        if (!r.contains("vms")) return print_line("no autostart run since hvd started"), code;
         print_line(r.value("running", false) ? fmt::format("running; group: {}", r.value("group", ""))
                                              : fmt::format("finished in {:.1f}s; {} failed", r.value("duration", 0.0),
                                                            r.value("failed", 0)));
         print_table(g, {"GROUP", "VM", "STATE", "ATTEMPTS", "STARTED", "READY", "WAITING/ERROR"}, run_rows(r));
-        return 0;
+        return code;
     });
 
     auto stop_async = std::make_shared<bool>(false);

@@ -20,6 +20,7 @@
 #include "netlink_backend.hpp"
 #include "task_manager.hpp"
 #include "pool_mirror.hpp"
+#include "systemd_notify.hpp"
 #include "vm_manager.hpp"
 
 namespace hv::daemon {
@@ -134,10 +135,14 @@ int run(const Config& cfg) {
     pools.set_mirror(virt::libvirt_pool_mirror(vms.connection()));
     server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
     if (vms.ready()) autostart.at_daemon_start();
+    // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.
+    SystemdNotifier notifier(io, [&vms] { return vms.ready(); });
+    notifier.start(fmt::format("serving {} (libvirt {})", cfg.socket, cfg.libvirt_uri));
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int sig) {
         spdlog::info("signal {}: stopping (running VMs are not touched)", sig);
+        notifier.stopping();
         server.close();
         io.stop();
         // A libvirt call stuck on a hung libvirtd must not keep hvd from exiting.

@@ -220,10 +220,14 @@ TEST_CASE("autostart runs when hvd starts after a host boot, not on a mere hvd r
     hvd.stop();
     std::ofstream(boot_file) << "00000000-0000-0000-0000-000000000000\n";
     hvd.start();
-    CHECK(wait_until([&] { return domstate(a) == "running"; }, 20s));
-    CHECK(wait_until([&] { return hvd.ctl_json({"autostart", "status"})["running"] == false; }, 10s));
-    auto st = hvd.ctl_json({"autostart", "status"});
+    // What hv-guests.service runs at boot: it returns once hvd's boot run is finished.
+    auto waited = hvd.ctl({"autostart", "status", "--wait", "-o", "json"}, 60s);
+    REQUIRE(waited.exit_code == 0);
+    auto st = nlohmann::json::parse(waited.out);
+    CHECK(st["running"] == false);
+    CHECK(st["busy"] == false);
     CHECK(by_name(st["vms"])[a]["state"] == "ready");
+    CHECK(domstate(a) == "running");
     CHECK(read_file(boot_file).find("00000000-") == std::string::npos);
 }
 
