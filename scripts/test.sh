@@ -16,13 +16,15 @@ JOBS=${HV_TEST_JOBS:-2}
 
 # dpkg-buildpackage runs debian/rules: dh + CMake/Ninja in $BUILD_DIR with BUILD_TESTING=ON
 # (debian/rules), so the .deb and the test binaries come from one compilation. nocheck: the
-# tests run below, all of them. --no-pre-clean and the removed build stamp keep rebuilds
+# tests run below, all of them; noddebs: no -dbgsym package (compressing it takes minutes).
+# --no-pre-clean and the removed build stamp keep rebuilds
 # incremental (and keep the cached test guest in $BUILD_DIR/testenv).
 cmake_args=""
 if command -v ccache >/dev/null; then cmake_args="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
-rm -f debian/debhelper-build-stamp
+# debian/files would keep the previous build's list (e.g. a -dbgsym package built without noddebs).
+rm -f debian/debhelper-build-stamp debian/files
 HV_BUILD_DIR="$BUILD_DIR" HV_CMAKE_ARGS="$cmake_args" \
-  DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+  DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
   dpkg-buildpackage -us -uc -b --no-pre-clean
 
 # dpkg-buildpackage writes next to the source directory; keep the results with this build

@@ -52,7 +52,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "lintian $(basename "$deb") (errors fail the test; warnings are listed)"
-lintian --fail-on error --no-tag-display-limit "$deb" || fail "lintian reported errors"
+lintian --fail-on error --tag-display-limit 0 "$deb" || fail "lintian reported errors"
 
 step "apt-get install ./$(basename "$deb")"
 installed=1
