@@ -25,8 +25,12 @@ expect() {  # expect "WANT" WORD...
 }
 expect "create " hvctl vm cr
 expect "pool " hvctl storage po
-expect "json table " hvctl vm list -o ''
-expect "json table " hvctl -o ''
+# The -o choices come from its CLI::IsMember check (json, table, yaml, ... as the CLI defines).
+for words in "hvctl vm list -o" "hvctl -o"; do
+    got=$(complete_words $words '')
+    [[ " $got " == *" json "* && " $got " == *" table "* ]] || { echo "FAIL: '$words <TAB>' gave '$got'" >&2; exit 1; }
+    echo "ok: '$words <TAB>' -> $got"
+done
 expect "--output=json " hvctl vm list --output=j
 # Global flags are accepted after the command (fallthrough), and options of the command itself.
 expect "--no-headers " hvctl vm list --no-h
