@@ -1,0 +1,54 @@
+// Container templates and root filesystems (docs/containers.md).
+//
+// Templates are tarballs of a root filesystem in the "vztmpl" content of a pool
+// (`<pool>/vztmpl/NAME.tar[.gz|.xz|.zst]`). `build` makes one: "busybox" offline from the
+// busybox-static package's binary (applet symlinks, an /sbin/init script, /etc/passwd...),
+// "debian-12" with debootstrap from a Debian mirror. Builds write a hidden `.NAME.partial`
+// and rename it into place, so a failed or cancelled build leaves nothing under a real name.
+//
+// A container's root filesystem is a directory `<pool>/images/<ct>.rootfs`, unpacked from
+// a template with `tar` (argv, never a shell) into `.<ct>.rootfs.partial` and renamed on
+// success. For unprivileged containers every file is then owned by the shifted ids
+// (uid/gid + api::kUnprivilegedBase), as libvirt's <idmap> expects.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hv/api/ct.hpp"
+#include "hv/storage/pool_manager.hpp"
+#include "hv/util/progress.hpp"
+
+namespace hv::storage {
+
+class TemplateStore {
+public:
+    explicit TemplateStore(PoolManager& pools) : pools_(pools) {}
+
+    // Templates of one pool, or of every active pool holding vztmpl content when `pool` is "".
+    std::vector<api::TemplateInfo> list(const std::string& pool) const;
+    api::TemplateInfo get(const std::string& pool, const std::string& name) const;
+    void remove(const std::string& pool, const std::string& name);
+
+    // The template file a CtSpec names: "NAME" (NAME.tar.gz/.tar.xz/.tar.zst/.tar, or the exact
+    // file name; `pool` first, then every other pool), "POOL:vztmpl/FILE", or an absolute path
+    // of a pool's template. not_found / invalid_input (paths outside every pool's vztmpl).
+    std::string resolve(const std::string& ref, const std::string& pool) const;
+
+    // Builds template `kind` ("busybox" or "debian-12") as <kind>.tar.gz in `pool`. conflict
+    // when it exists and !replace. `mirror` is the Debian mirror for debootstrap.
+    api::TemplateInfo build(const std::string& pool, const std::string& kind, bool replace, const std::string& mirror,
+                            util::Progress& progress);
+
+private:
+    PoolManager& pools_;
+};
+
+// Unpacks `tarball` into the new directory `dest` (which must not exist) through
+// `<dir>/.<base>.partial`; shifts ownership for unprivileged containers. On failure nothing
+// is left. Throws invalid_input when tar cannot read the file.
+void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress);
+// Removes a root filesystem directory tree (never follows symlinks out of it).
+void remove_rootfs(const std::string& dir);
+
+}  // namespace hv::storage
