@@ -24,7 +24,8 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
             if (e.code() != Errc::not_found) throw;
         }
         templates.resolve(spec.tmpl, spec.rootfs.pool);
-        c.pools.content_dir(spec.rootfs.pool, "images");
+        auto images = c.pools.content_dir(spec.rootfs.pool, "images");
+        if (spec.unprivileged) storage::require_searchable(images);
         auto name = spec.name;
         return Response{202, c.tasks.submit("ct.create", "ct/" + name, [&cts, spec = std::move(spec)](util::Progress& p) {
                             return json(cts.create(spec, p));

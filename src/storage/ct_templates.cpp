@@ -308,6 +308,18 @@ void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unp
     revert.release();
 }
 
+void require_searchable(const std::string& dir) {
+    for (fs::path p = fs::path(dir).lexically_normal(); !p.empty(); p = p.parent_path()) {
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+            fail(Errc::conflict,
+                 "{} (mode {:o}) is not searchable by an unprivileged container's ids, so it could not reach its root "
+                 "filesystem under {}: chmod o+x {} (or create the container with --privileged)",
+                 p.string(), st.st_mode & 07777, dir, p.string());
+        if (p == p.parent_path()) break;
+    }
+}
+
 void remove_rootfs(const std::string& dir) {
     auto name = fs::path(dir).filename().string();
     // Only what unpack_rootfs makes: never a path that could be something else.

@@ -48,6 +48,10 @@ private:
 // `<dir>/.<base>.partial`; shifts ownership for unprivileged containers. On failure nothing
 // is left. Throws invalid_input when tar cannot read the file.
 void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress);
+// Unprivileged containers run as uid/gid kUnprivilegedBase..: libvirt can only mount a rootfs
+// they can reach, so every directory from / down to `dir` must be searchable by others (o+x).
+// Throws conflict naming the first one that is not and the fix.
+void require_searchable(const std::string& dir);
 // Removes a root filesystem directory tree (never follows symlinks out of it).
 void remove_rootfs(const std::string& dir);
 

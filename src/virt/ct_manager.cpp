@@ -324,6 +324,7 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
     // Everything that can be refused is checked before anything is made.
     auto tarball = templates_.resolve(spec.tmpl, spec.rootfs.pool);
     auto images = pools_.content_dir(spec.rootfs.pool, "images");
+    if (spec.unprivileged) storage::require_searchable(images);
     for (std::size_t i = 0; i < spec.nics.size(); ++i) {
         auto& n = spec.nics[i];
         if (!n.network.empty()) {
@@ -470,10 +471,10 @@ CtInfo CtManager::shutdown(const std::string& name, int timeout_s, bool force, u
         auto state = map_state(domain_state(dom.get()).first);
         if (state != VmState::running && state != VmState::shutting_down)
             fail(Errc::conflict, "cannot shut down container '{}': it is {}", name, api::to_string(state));
-        // An init with an initctl pipe (systemd, sysvinit) is asked through it; any other init
-        // (busybox) gets SIGTERM. libvirt's default (flags 0) did neither here with busybox.
-        if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_INITCTL) < 0 &&
-            virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_SIGNAL) < 0)
+        // SIGTERM to init. libvirt's default (flags 0: initctl first) reported success with
+        // the busybox init here and never sent the signal, so the signal is asked for explicitly.
+        if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_SIGNAL) < 0 &&
+            virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_INITCTL) < 0)
             throw_libvirt_error("cannot shut down container '" + name + "'");
     }
     auto start = std::chrono::steady_clock::now();
