@@ -116,8 +116,12 @@ public:
     api::CtInfo ct_action(const std::string& name, const std::string& action);  // start|stop|reboot
     api::TaskInfo shutdown_ct(const std::string& name, int timeout_s, bool force);  // 202 -> task
     api::ExecResult exec_ct(const std::string& name, const std::vector<std::string>& command, int timeout_s);
-    // Container templates (a pool's vztmpl content). list_templates("") lists every pool.
-    std::vector<api::TemplateInfo> list_templates(const std::string& pool);
+    // Container templates (a pool's vztmpl content; same objects and upload as ISOs).
+    // list_templates("") lists every pool.
+    std::vector<api::IsoInfo> list_templates(const std::string& pool);
+    api::IsoInfo upload_template(const std::string& pool, const std::string& name, const std::string& file,
+                                 const std::string& sha256, bool replace,
+                                 const std::function<void(std::uint64_t sent, std::uint64_t total)>& on_progress = {});
     void delete_template(const std::string& pool, const std::string& name);
     api::TaskInfo build_template(const std::string& pool, const std::string& kind, bool replace);  // 202 -> task
 
@@ -134,6 +138,10 @@ public:
     void events(const std::function<bool(const api::Event&)>& on_event);
 
 private:
+    // PUT /v1/storage/pools/{pool}/{collection}/{name} streamed from `file` ("isos", "templates").
+    api::IsoInfo upload_file(const std::string& collection, const std::string& pool, const std::string& name,
+                             const std::string& file, const std::string& sha256, bool replace,
+                             const std::function<void(std::uint64_t, std::uint64_t)>& on_progress);
     std::string socket_;
 };
 

@@ -174,19 +174,6 @@ ExecResult exec_result_from_json(const json& j) {
     return e;
 }
 
-void to_json(json& j, const TemplateInfo& v) {
-    j = json{{"name", v.name}, {"pool", v.pool}, {"size", v.size}, {"path", v.path}};
-}
-TemplateInfo template_info_from_json(const json& j) {
-    ObjectReader r(j, "");
-    TemplateInfo t;
-    t.name = r.req<std::string>("name");
-    t.pool = r.opt<std::string>("pool").value_or("");
-    t.size = r.opt<std::uint64_t>("size").value_or(0);
-    t.path = r.opt<std::string>("path").value_or("");
-    return t;
-}
-
 RootfsSpec parse_rootfs_arg(const std::string& arg) {
     json j = json::object();
     std::size_t start = 0;

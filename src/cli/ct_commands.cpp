@@ -1,5 +1,6 @@
 // hvctl ct ...: containers (libvirt LXC) with the verbs of `hvctl vm`, plus exec and templates;
 // and `hvctl list`: VMs and containers in one table.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -81,7 +82,8 @@ void add_create(CLI::App& ct, Context& ctx) {
     auto* cmd = ct.add_subcommand("create", "Create a container from a template (waits for the task unless --async)");
     cmd->add_option("name", o->name, "Container name")->required();
     cmd->add_option("--template", o->tmpl,
-                    "Template: NAME (e.g. busybox, from a pool's vztmpl), POOL:vztmpl/FILE or the path of a pool's template")
+                    "Template: NAME (e.g. busybox, from a pool's vztmpl), POOL:vztmpl/FILE, the path of a pool's template, "
+                    "or a local ./FILE.tar[.gz|.xz|.zst] (uploaded to the rootfs pool first)")
         ->required();
     cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs (cgroup shares and quota)")->capture_default_str();
     cmd->add_option("--memory", o->memory, "Memory limit, e.g. 512M")->capture_default_str();
@@ -107,11 +109,23 @@ void add_create(CLI::App& ct, Context& ctx) {
         s.unprivileged = !o->privileged;
         s.description = o->description;
         s.tags = o->tags;
+        // A local tarball ("./rootfs.tar.zst"): uploaded into the rootfs pool's templates first.
+        std::string local;
+        if (s.tmpl.rfind("./", 0) == 0 || s.tmpl.rfind("../", 0) == 0) {
+            local = s.tmpl;
+            s.tmpl = s.rootfs.pool + ":vztmpl/" + std::filesystem::path(local).filename().string();
+        }
         api::validate(s);
         if (o->privileged)
             std::cerr << "warning: a privileged container's root is the host's root; a process that escapes it owns "
                          "the host. Prefer the default (unprivileged).\n";
         Client c = g.client();
+        if (!local.empty()) {
+            auto name = std::filesystem::path(local).filename().string();
+            api::validate_template_name(name);
+            auto up = c.upload_template(s.rootfs.pool, name, local, "", false);
+            if (!g.json()) print_line(fmt::format("uploaded template {}:vztmpl/{} ({})", up.pool, up.name, api::format_size(up.size)));
+        }
         return finish_task(g, c, c.create_ct(s), o->async, [&](const api::TaskInfo& t) {
             api::CtInfo info;
             try {
@@ -282,6 +296,26 @@ void add_template(CLI::App& ct, Context& ctx) {
         std::vector<Row> rows;
         for (const auto& x : ts) rows.push_back({x.pool, x.name, api::format_size(x.size), x.path});
         print_table(g, {"POOL", "NAME", "SIZE", "PATH"}, rows);
+        return 0;
+    });
+    struct UpOpts {
+        std::string pool = "local", file, name, sha256;
+        bool replace = false;
+    };
+    auto u = std::make_shared<UpOpts>();
+    auto* up = t->add_subcommand("upload", "Upload a local template tarball into a pool (streamed, like ISOs)");
+    up->add_option("file", u->file, "Local file, e.g. ./rootfs.tar.zst")->required();
+    up->add_option("--pool", u->pool, "Pool")->capture_default_str();
+    up->add_option("--name", u->name, "Name in the pool (default: the file's name): NAME.tar[.gz|.xz|.zst]");
+    up->add_option("--sha256", u->sha256, "Expected SHA-256 (hex); a mismatch stores nothing");
+    up->add_flag("--replace", u->replace, "Overwrite a template of the same name");
+    on_run(up, ctx, [&g = ctx.g, u] {
+        std::string name = u->name.empty() ? std::filesystem::path(u->file).filename().string() : u->name;
+        api::validate_template_name(name);
+        auto info = g.client().upload_template(u->pool, name, u->file, u->sha256, u->replace);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("uploaded {}:vztmpl/{} ({}, sha256 {})", info.pool, info.name, api::format_size(info.size),
+                                    info.sha256));
         return 0;
     });
     struct BuildOpts {

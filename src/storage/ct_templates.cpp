@@ -136,43 +136,14 @@ int shift_one(const char* path, const struct stat* st, int, struct FTW*) {
 }
 }  // namespace
 
-std::vector<api::TemplateInfo> TemplateStore::list(const std::string& pool) const {
-    std::vector<std::string> names;
-    if (!pool.empty()) {
-        pools_.get(pool);  // not_found
-        names.push_back(pool);
-    } else {
-        for (const auto& p : pools_.list())
-            if (p.active && std::find(p.spec.content.begin(), p.spec.content.end(), kContent) != p.spec.content.end())
-                names.push_back(p.spec.name);
-    }
-    std::vector<api::TemplateInfo> out;
-    for (const auto& pn : names) {
-        std::string dir = pools_.content_dir(pn, kContent);
-        std::error_code ec;
-        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-            auto n = it->path().filename().string();
-            if (n[0] == '.' || !has_template_ext(n) || !is_file(it->path().string())) continue;
-            out.push_back(get(pn, n));
-        }
-    }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return std::tie(a.pool, a.name) < std::tie(b.pool, b.name); });
-    return out;
-}
+TemplateStore::TemplateStore(PoolManager& pools)
+    : pools_(pools), files_(pools, IsoStore::Kind{kContent, "template", api::validate_template_name}) {}
 
-api::TemplateInfo TemplateStore::get(const std::string& pool, const std::string& name) const {
+std::string TemplateStore::existing(const std::string& pool, const std::string& name) const {
     api::validate_template_name(name);
     auto path = pools_.content_dir(pool, kContent) + "/" + name;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-        fail(Errc::not_found, "template '{}' does not exist in pool '{}'", name, pool);
-    return api::TemplateInfo{name, pool, static_cast<std::uint64_t>(st.st_size), path};
-}
-
-void TemplateStore::remove(const std::string& pool, const std::string& name) {
-    auto t = get(pool, name);
-    // Containers keep no reference to their template once unpacked: nothing is "in use".
-    if (::unlink(t.path.c_str()) != 0) fail(Errc::internal, "cannot delete {}: {}", t.path, std::strerror(errno));
+    if (!is_file(path)) fail(Errc::not_found, "template '{}' does not exist in pool '{}'", name, pool);
+    return path;
 }
 
 std::string TemplateStore::resolve(const std::string& ref, const std::string& pool) const {
@@ -187,7 +158,7 @@ std::string TemplateStore::resolve(const std::string& ref, const std::string& po
             } catch (const Error&) {
                 continue;
             }
-            if (p.parent_path() == fs::path(dir)) return get(info.spec.name, p.filename().string()).path;
+            if (p.parent_path() == fs::path(dir)) return existing(info.spec.name, p.filename().string());
         }
         fail(Errc::invalid_input,
              "template {} is not a template of any storage pool (templates live in a pool's vztmpl/: hvctl ct "
@@ -198,7 +169,7 @@ std::string TemplateStore::resolve(const std::string& ref, const std::string& po
         api::validate_name(pn, "pool name");
         if (rest.rfind("vztmpl/", 0) != 0)
             fail(Errc::invalid_input, "template '{}' must be POOL:vztmpl/FILE (e.g. local:vztmpl/busybox.tar.gz)", ref);
-        return get(pn, rest.substr(7)).path;
+        return existing(pn, rest.substr(7));
     }
     api::validate_file_name(ref, "template name");
     std::vector<std::string> candidates;
@@ -222,7 +193,7 @@ std::string TemplateStore::resolve(const std::string& ref, const std::string& po
          "template build busybox)", ref);
 }
 
-api::TemplateInfo TemplateStore::build(const std::string& pool, const std::string& kind, bool replace,
+api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& kind, bool replace,
                                        const std::string& mirror, util::Progress& progress) {
     if (kind != "busybox" && kind != "debian-12")
         fail(Errc::invalid_input, "template kind '{}' is not one of busybox, debian-12", kind);
@@ -275,7 +246,7 @@ api::TemplateInfo TemplateStore::build(const std::string& pool, const std::strin
         fail(Errc::internal, "cannot rename {} to {}: {}", partial, final_path, std::strerror(errno));
     revert.release();
     progress.update(100, "built " + name);
-    return get(pool, name);
+    return files_.get(pool, name);
 }
 
 void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress) {

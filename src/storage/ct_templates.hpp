@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hv/api/ct.hpp"
+#include "iso_store.hpp"
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/progress.hpp"
 
@@ -23,12 +24,12 @@ namespace hv::storage {
 
 class TemplateStore {
 public:
-    explicit TemplateStore(PoolManager& pools) : pools_(pools) {}
+    explicit TemplateStore(PoolManager& pools);
 
-    // Templates of one pool, or of every active pool holding vztmpl content when `pool` is "".
-    std::vector<api::TemplateInfo> list(const std::string& pool) const;
-    api::TemplateInfo get(const std::string& pool, const std::string& name) const;
-    void remove(const std::string& pool, const std::string& name);
+    // The template files: list, get (SHA-256 in an xattr), streamed upload and delete are the
+    // ISO library's, on the vztmpl content (IsoStore with kind "template").
+    IsoStore& files() { return files_; }
+    const IsoStore& files() const { return files_; }
 
     // The template file a CtSpec names: "NAME" (NAME.tar.gz/.tar.xz/.tar.zst/.tar, or the exact
     // file name; `pool` first, then every other pool), "POOL:vztmpl/FILE", or an absolute path
@@ -37,11 +38,14 @@ public:
 
     // Builds template `kind` ("busybox" or "debian-12") as <kind>.tar.gz in `pool`. conflict
     // when it exists and !replace. `mirror` is the Debian mirror for debootstrap.
-    api::TemplateInfo build(const std::string& pool, const std::string& kind, bool replace, const std::string& mirror,
+    api::IsoInfo build(const std::string& pool, const std::string& kind, bool replace, const std::string& mirror,
                             util::Progress& progress);
 
 private:
+    std::string existing(const std::string& pool, const std::string& name) const;  // path or not_found
+
     PoolManager& pools_;
+    IsoStore files_;
 };
 
 // Unpacks `tarball` into the new directory `dest` (which must not exist) through

@@ -249,4 +249,31 @@ TEST_CASE("containers: bad template, duplicate name and bad input are refused wi
     r = h.ctl({"ct", "delete", name});
     CHECK(r.exit_code == 0);
     nothing_left();
+
+    // A local tarball: uploaded (like an ISO) into the rootfs pool's templates, then used.
+    const std::string name2 = name + "-up";
+    cleanup.names.push_back(name2);
+    fs::copy_file(h.pool_dir + "/vztmpl/busybox.tar.gz", h.dir + "/local-box.tar.gz");
+    fs::copy_file(h.pool_dir + "/vztmpl/busybox.tar.gz", h.dir + "/local-box.zip");
+    r = h.ctl({"ct", "template", "upload", h.dir + "/local-box.zip"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find(".tar.zst") != std::string::npos);
+    std::string rel = fs::relative(h.dir + "/local-box.tar.gz").string();
+    if (rel.rfind("../", 0) != 0) rel = "./" + rel;
+    r = h.ctl({"ct", "create", name2, "--template", rel});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto ct2 = h.ctl_json({"ct", "show", name2});
+    CHECK(ct2["template"] == h.pool_dir + "/vztmpl/local-box.tar.gz");
+    CHECK(fs::exists(h.image_dir + "/" + name2 + ".rootfs/sbin/init"));
+    auto listed = h.ctl_json({"ct", "template", "list"});
+    CHECK(listed.size() == 3);  // busybox, broken, local-box
+    // The same upload again is refused (409) without --replace.
+    r = h.ctl({"ct", "template", "upload", h.dir + "/local-box.tar.gz"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("already exists") != std::string::npos);
+    CHECK(h.ctl({"ct", "delete", name2}).exit_code == 0);
+    CHECK(h.ctl({"ct", "template", "delete", "local-box.tar.gz"}).exit_code == 0);
+    CHECK_FALSE(fs::exists(h.pool_dir + "/vztmpl/local-box.tar.gz"));
+    CHECK(h.http("DELETE", "/v1/storage/pools/local/templates/local-box.tar.gz").status == 404);
 }

@@ -103,17 +103,6 @@ struct ExecResult {
     bool timed_out = false;
 };
 
-// A container template: a tarball of a root filesystem in a pool's vztmpl content.
-struct TemplateInfo {
-    // File name. Example: "busybox.tar.gz".
-    std::string name;
-    std::string pool;
-    std::uint64_t size = 0;
-    std::string path;
-};
-
-void to_json(nlohmann::json& j, const TemplateInfo& v);
-TemplateInfo template_info_from_json(const nlohmann::json& j);
 void to_json(nlohmann::json& j, const RootfsSpec& v);
 void to_json(nlohmann::json& j, const CtSpec& v);
 void to_json(nlohmann::json& j, const CtPatch& v);
