@@ -33,6 +33,8 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::size_t kMaxOutput = 4u << 20;
+// How long a reboot waits for init to exit on SIGTERM before it stops the container hard.
+constexpr std::chrono::seconds kRebootWait{10};
 
 VmState map_state(int s) {
     switch (s) {
@@ -455,7 +457,18 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
     } else if (act == "reboot") {
         if (state != VmState::running)
             fail(Errc::conflict, "cannot reboot container '{}': it is {}", name, api::to_string(state));
-        rc = virDomainReboot(dom.get(), 0);
+        // hv restarts the container itself: libvirt 9.0's LXC reboot did nothing with flags 0
+        // (initctl first), left the container stopped with VIR_DOMAIN_REBOOT_SIGNAL, and
+        // crashed libvirtd when the connection that started the container was gone.
+        // SIGTERM to init, up to kRebootWait for it to exit, then stop hard, then start.
+        if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_SIGNAL) == 0) {
+            auto until = std::chrono::steady_clock::now() + kRebootWait;
+            while (is_active(map_state(domain_state(dom.get()).first)) && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (is_active(map_state(domain_state(dom.get()).first)) && virDomainDestroy(dom.get()) < 0)
+            throw_libvirt_error("cannot stop container '" + name + "' for its reboot");
+        rc = virDomainCreate(dom.get());
     } else {
         fail(Errc::invalid_input, "unknown action '{}'", act);
     }

@@ -163,6 +163,16 @@ TEST_CASE("containers: busybox template, create, start, exec, limits in the cgro
     CHECK(lxc_domain_exists(name));
     CHECK(fs::exists(rootfs + "/sbin/init"));
 
+    // Reboot: a new init (hv stops and starts the container; docs/containers.md says why).
+    r = h.ctl({"ct", "reboot", name});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    ct = h.ctl_json({"ct", "show", name});
+    CHECK(ct["state"] == "running");
+    CHECK(ct["init_pid"] > 0);
+    CHECK(ct["init_pid"] != pid);
+    CHECK(h.ctl({"ct", "exec", name, "--", "true"}).exit_code == 0);
+
     // Shutdown through init (busybox: SIGTERM), then start again and stop hard.
     r = h.ctl({"ct", "shutdown", name, "--timeout", "20"});
     INFO(r.describe());
