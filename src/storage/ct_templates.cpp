@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -118,7 +119,10 @@ esac
 // Ownership of every file moved into the unprivileged range (what libvirt's <idmap> maps
 // back to 0..65535 inside). chown clears set-id bits, so the mode is put back.
 thread_local std::string shift_error;
+// Hard links are one inode met under several names: shifted once.
+thread_local std::set<std::pair<dev_t, ino_t>> shifted_links;
 int shift_one(const char* path, const struct stat* st, int, struct FTW*) {
+    if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && !shifted_links.insert({st->st_dev, st->st_ino}).second) return 0;
     if (st->st_uid >= api::kUnprivilegedCount || st->st_gid >= api::kUnprivilegedCount) {
         shift_error = fmt::format("{} is owned by {}:{}, outside the {} ids an unprivileged container maps", path,
                                   st->st_uid, st->st_gid, api::kUnprivilegedCount);
@@ -270,6 +274,7 @@ void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unp
     if (unprivileged) {
         progress.update(-1, "shifting file ownership to the container's user namespace");
         shift_error.clear();
+        shifted_links.clear();
         if (::nftw(partial.c_str(), shift_one, 64, FTW_PHYS | FTW_MOUNT) != 0)
             fail(Errc::invalid_input, "template {}: {}", tarball, shift_error.empty() ? std::strerror(errno) : shift_error);
     }

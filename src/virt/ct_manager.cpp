@@ -116,6 +116,22 @@ void join_cgroups(pid_t pid, std::int64_t init_pid) {
     }
 }
 
+// Asks the container's init to power off: through its initctl pipe when it has one (systemd,
+// sysvinit: SIGTERM would make systemd re-execute itself), else with SIGTERM (busybox).
+// libvirt's default (flags 0: initctl first, then the signal) reported success with the
+// busybox init and sent nothing, so hv looks for the pipe itself (lstat through
+// /proc/PID/root: a real FIFO only, symlinks would resolve against the host's root).
+int ask_init_to_stop(virDomainPtr d, std::int64_t init_pid) {
+    bool fifo = false;
+    for (const char* f : {"/run/initctl", "/dev/initctl"}) {
+        struct stat st {};
+        if (init_pid > 0 && ::lstat(fmt::format("/proc/{}/root{}", init_pid, f).c_str(), &st) == 0 && S_ISFIFO(st.st_mode))
+            fifo = true;
+    }
+    if (fifo && virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_INITCTL) == 0) return 0;
+    return virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_SIGNAL);
+}
+
 // Async-signal-safe helpers for the forked child.
 void child_fail(const char* msg) {
     ssize_t r = ::write(2, msg, std::strlen(msg));
@@ -460,8 +476,8 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
         // hv restarts the container itself: libvirt 9.0's LXC reboot did nothing with flags 0
         // (initctl first), left the container stopped with VIR_DOMAIN_REBOOT_SIGNAL, and
         // crashed libvirtd when the connection that started the container was gone.
-        // SIGTERM to init, up to kRebootWait for it to exit, then stop hard, then start.
-        if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_SIGNAL) == 0) {
+        // init asked to stop, up to kRebootWait for it to exit, then stop hard, then start.
+        if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) == 0) {
             auto until = std::chrono::steady_clock::now() + kRebootWait;
             while (is_active(map_state(domain_state(dom.get()).first)) && std::chrono::steady_clock::now() < until)
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -484,10 +500,7 @@ CtInfo CtManager::shutdown(const std::string& name, int timeout_s, bool force, u
         auto state = map_state(domain_state(dom.get()).first);
         if (state != VmState::running && state != VmState::shutting_down)
             fail(Errc::conflict, "cannot shut down container '{}': it is {}", name, api::to_string(state));
-        // SIGTERM to init. libvirt's default (flags 0: initctl first) reported success with
-        // the busybox init here and never sent the signal, so the signal is asked for explicitly.
-        if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_SIGNAL) < 0 &&
-            virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_INITCTL) < 0)
+        if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) < 0)
             throw_libvirt_error("cannot shut down container '" + name + "'");
     }
     auto start = std::chrono::steady_clock::now();

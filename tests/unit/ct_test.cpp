@@ -201,6 +201,7 @@ TEST_CASE("rootfs unpacking shifts ids for unprivileged containers and leaves no
     REQUIRE(::chmod((t.path + "/src/suid").c_str(), 04755) == 0);
     REQUIRE(::chown((t.path + "/src/home/u").c_str(), 1000, 1000) == 0);
     fs::create_symlink("/sbin/init", t.path + "/src/init-link");
+    fs::create_hard_link(t.path + "/src/suid", t.path + "/src/suid-hardlink");  // one inode, two names
     hv::util::run_checked({"tar", "--numeric-owner", "-czf", t.path + "/t.tar.gz", "-C", t.path + "/src", "."});
 
     hv::util::NullProgress p;
@@ -214,6 +215,7 @@ TEST_CASE("rootfs unpacking shifts ids for unprivileged containers and leaves no
     CHECK(st.st_gid == 101000);
     REQUIRE(::lstat((dest + "/suid").c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 04755);  // chown cleared it; put back
+    CHECK(st.st_uid == 100000);  // shifted once, not twice through its second name
     REQUIRE(::lstat((dest + "/init-link").c_str(), &st) == 0);
     CHECK(S_ISLNK(st.st_mode));
     CHECK(st.st_uid == 100000);
