@@ -71,6 +71,11 @@ void validate_template_name(const std::string& file) {
 void validate(const CtSpec& s) {
     validate_name(s.name, "container name");
     validate(shared_fields(s.name, s.cpus, s.memory, s.description, s.tags, s.nics));
+    // Not applied to containers yet (the veth's bridge port needs the VMs' tap plumbing): refused
+    // rather than stored and ignored.
+    for (std::size_t i = 0; i < s.nics.size(); ++i)
+        if (s.nics[i].vlan || !s.nics[i].trunks.empty() || s.nics[i].mtu)
+            fail(Errc::unsupported, "nics[{}]: vlan, trunks and mtu are not supported on container NICs yet", i);
     validate_name(s.rootfs.pool, "rootfs pool name");
     if (s.rootfs.size != 0 && s.rootfs.size < MiB) fail(Errc::invalid_input, "rootfs.size must be at least 1M");
     if (s.rootfs.size > (1ULL << 50)) fail(Errc::invalid_input, "rootfs.size is too large (at most 1P)");

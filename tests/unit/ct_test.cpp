@@ -119,6 +119,9 @@ TEST_CASE("container spec: defaults, strict JSON, validation", "[ct][model]") {
     bad = s;
     bad.nics.push_back(hv::api::NicSpec{});  // neither network nor bridge
     CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    bad = s;
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,vlan=100"));
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::unsupported);
 
     auto r = hv::api::parse_rootfs_arg("pool=fast,size=8G");
     CHECK(r.pool == "fast");
