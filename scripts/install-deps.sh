@@ -18,6 +18,8 @@ PACKAGES=(
   libnl-route-3-dev
   # run: libvirt + QEMU (TCG works without /dev/kvm), UEFI firmware
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
+  # containers: libvirt's LXC driver (docs/containers.md); debootstrap builds Debian templates
+  libvirt-daemon-driver-lxc debootstrap
   # libvirt NAT network "default" (dnsmasq, iptables), namespaces and bridges
   dnsmasq-base iptables iproute2 util-linux
   # time: hvd manages chronyd (policy-rc.d may keep it from starting on install; the tests

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hv/api/ct.hpp"
 #include "hv/api/host.hpp"
 #include "hv/api/net.hpp"
 #include "hv/api/storage.hpp"
@@ -106,6 +107,24 @@ public:
     api::VlanInfo create_vlan(const api::VlanSpec& spec);
     void delete_vlan(const std::string& name);
 
+    // Containers (libvirt LXC); same task and state shapes as VMs.
+    std::vector<api::CtInfo> list_cts();
+    api::CtInfo get_ct(const std::string& name);
+    api::TaskInfo create_ct(const api::CtSpec& spec);                       // 202 -> task
+    api::CtInfo update_ct(const std::string& name, const api::CtPatch& p);  // PATCH
+    api::TaskInfo delete_ct(const std::string& name);                       // 202 -> task
+    api::CtInfo ct_action(const std::string& name, const std::string& action);  // start|stop|reboot
+    api::TaskInfo shutdown_ct(const std::string& name, int timeout_s, bool force);  // 202 -> task
+    api::ExecResult exec_ct(const std::string& name, const std::vector<std::string>& command, int timeout_s);
+    // Container templates (a pool's vztmpl content; same objects and upload as ISOs).
+    // list_templates("") lists every pool.
+    std::vector<api::IsoInfo> list_templates(const std::string& pool);
+    api::IsoInfo upload_template(const std::string& pool, const std::string& name, const std::string& file,
+                                 const std::string& sha256, bool replace,
+                                 const std::function<void(std::uint64_t sent, std::uint64_t total)>& on_progress = {});
+    void delete_template(const std::string& pool, const std::string& name);
+    api::TaskInfo build_template(const std::string& pool, const std::string& kind, bool replace);  // 202 -> task
+
     std::vector<api::TaskInfo> list_tasks();
     api::TaskInfo get_task(const std::string& id);
     api::TaskInfo cancel_task(const std::string& id);
@@ -125,6 +144,10 @@ public:
     void events(const std::function<bool(const api::Event&)>& on_event);
 
 private:
+    // PUT /v1/storage/pools/{pool}/{collection}/{name} streamed from `file` ("isos", "templates").
+    api::IsoInfo upload_file(const std::string& collection, const std::string& pool, const std::string& name,
+                             const std::string& file, const std::string& sha256, bool replace,
+                             const std::function<void(std::uint64_t, std::uint64_t)>& on_progress);
     std::string socket_;
 };
 

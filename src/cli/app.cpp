@@ -28,6 +28,7 @@ int run(int argc, const char* const* argv) {
     add_time_commands(app, ctx);
     add_net_commands(app, ctx);
     add_storage_commands(app, ctx);
+    add_ct_commands(app, ctx);
     add_completion_commands(app, ctx);  // hidden; walks the commands above
 
     try {

@@ -43,6 +43,7 @@ void add_event_commands(CLI::App& app, Context& ctx);
 void add_time_commands(CLI::App& app, Context& ctx);  // time show, time set
 void add_net_commands(CLI::App& app, Context& ctx);  // net nic|features|bridge|bond|vlan ...
 void add_storage_commands(CLI::App& app, Context& ctx);  // storage pool|volume|iso ...
+void add_ct_commands(CLI::App& app, Context& ctx);  // ct ..., and list (VMs + containers)
 
 // Parses argv, runs the command, maps errors to exit codes.
 int run(int argc, const char* const* argv);

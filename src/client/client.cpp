@@ -264,6 +264,12 @@ void Client::delete_iso(const std::string& pool, const std::string& name) {
 api::IsoInfo Client::upload_iso(const std::string& pool, const std::string& name, const std::string& file,
                                 const std::string& sha256, bool replace,
                                 const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
+    return upload_file("isos", pool, name, file, sha256, replace, on_progress);
+}
+
+api::IsoInfo Client::upload_file(const std::string& collection, const std::string& pool, const std::string& name,
+                                 const std::string& file, const std::string& sha256, bool replace,
+                                 const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail(Errc::invalid_input, "cannot open {}: {}", file, std::strerror(errno));
     std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
@@ -272,7 +278,7 @@ api::IsoInfo Client::upload_iso(const std::string& pool, const std::string& name
     const auto total = static_cast<std::uint64_t>(st.st_size);
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
-    std::string target = "/v1/storage/pools/" + escape_segment(pool) + "/isos/" + escape_segment(name);
+    std::string target = "/v1/storage/pools/" + escape_segment(pool) + "/" + collection + "/" + escape_segment(name);
     std::string q;
     if (!sha256.empty()) q += "sha256=" + escape_segment(sha256);
     if (replace) q += std::string(q.empty() ? "" : "&") + "replace=1";
@@ -582,5 +588,69 @@ api::VlanInfo Client::create_vlan(const api::VlanSpec& spec) {
     return decode("vlan", [&] { return api::vlan_info_from_json(r.body); });
 }
 void Client::delete_vlan(const std::string& name) { request("DELETE", "/v1/net/vlans/" + escape_segment(name)); }
+
+// ---- containers ---------------------------------------------------------------------------
+std::vector<api::CtInfo> Client::list_cts() {
+    auto r = request("GET", "/v1/cts");
+    return decode("container list", [&] {
+        if (!r.body.is_array()) fail(Errc::internal, "expected a JSON array");
+        std::vector<api::CtInfo> out;
+        for (const auto& v : r.body) out.push_back(api::ct_info_from_json(v));
+        return out;
+    });
+}
+api::CtInfo Client::get_ct(const std::string& name) {
+    auto r = request("GET", "/v1/cts/" + escape_segment(name));
+    return decode("container info", [&] { return api::ct_info_from_json(r.body); });
+}
+api::TaskInfo Client::create_ct(const api::CtSpec& spec) {
+    auto r = request("POST", "/v1/cts", json(spec));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+api::CtInfo Client::update_ct(const std::string& name, const api::CtPatch& p) {
+    auto r = request("PATCH", "/v1/cts/" + escape_segment(name), json(p));
+    return decode("container info", [&] { return api::ct_info_from_json(r.body); });
+}
+api::TaskInfo Client::delete_ct(const std::string& name) {
+    auto r = request("DELETE", "/v1/cts/" + escape_segment(name));
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+api::CtInfo Client::ct_action(const std::string& name, const std::string& action) {
+    auto r = request("POST", "/v1/cts/" + escape_segment(name) + "/" + escape_segment(action));
+    return decode("container info", [&] { return api::ct_info_from_json(r.body); });
+}
+api::TaskInfo Client::shutdown_ct(const std::string& name, int timeout_s, bool force) {
+    auto r = request("POST", "/v1/cts/" + escape_segment(name) + "/shutdown", json{{"timeout", timeout_s}, {"force", force}});
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
+api::ExecResult Client::exec_ct(const std::string& name, const std::vector<std::string>& command, int timeout_s) {
+    json body{{"command", command}};
+    if (timeout_s > 0) body["timeout"] = timeout_s;
+    auto r = request("POST", "/v1/cts/" + escape_segment(name) + "/exec", body);
+    return decode("exec result", [&] { return api::exec_result_from_json(r.body); });
+}
+std::vector<api::IsoInfo> Client::list_templates(const std::string& pool) {
+    auto r = request("GET", pool.empty() ? std::string("/v1/storage/templates")
+                                         : "/v1/storage/pools/" + escape_segment(pool) + "/templates");
+    return decode("template list", [&] {
+        if (!r.body.is_array()) fail(Errc::internal, "expected a JSON array");
+        std::vector<api::IsoInfo> out;
+        for (const auto& v : r.body) out.push_back(api::iso_info_from_json(v));
+        return out;
+    });
+}
+api::IsoInfo Client::upload_template(const std::string& pool, const std::string& name, const std::string& file,
+                                     const std::string& sha256, bool replace,
+                                     const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
+    return upload_file("templates", pool, name, file, sha256, replace, on_progress);
+}
+void Client::delete_template(const std::string& pool, const std::string& name) {
+    request("DELETE", "/v1/storage/pools/" + escape_segment(pool) + "/templates/" + escape_segment(name));
+}
+api::TaskInfo Client::build_template(const std::string& pool, const std::string& kind, bool replace) {
+    auto r = request("POST", "/v1/storage/pools/" + escape_segment(pool) + "/templates/build",
+                     json{{"kind", kind}, {"replace", replace}});
+    return decode("task", [&] { return api::task_info_from_json(r.body); });
+}
 
 }  // namespace hv

@@ -27,6 +27,9 @@ struct Config {
     std::string accel = "auto";
     int reconnect_interval_ms = 1000;
     int keepalive_interval = 5;
+    std::string lxc_uri;  // "" = libvirt_uri with the lxc scheme (same host and socket)
+    // [containers]
+    std::string ct_debian_mirror = "http://deb.debian.org/debian";
     // [storage]
     std::string image_dir;  // empty = <state_dir>/images
     // [time] (chrony; see src/time/chrony_manager.hpp)
@@ -36,6 +39,13 @@ struct Config {
     std::string time_source_options;
     std::string time_service = "chrony";
 
+    // lxc_uri, or the LXC driver next to libvirt_uri: "qemu:///system?socket=S" ->
+    // "lxc:///system?socket=S" ("qemu+ssh://h/system" -> "lxc+ssh://h/system").
+    std::string effective_lxc_uri() const {
+        if (!lxc_uri.empty()) return lxc_uri;
+        if (libvirt_uri.rfind("qemu", 0) == 0) return "lxc" + libvirt_uri.substr(4);
+        return "lxc:///system";
+    }
     std::string effective_image_dir() const { return image_dir.empty() ? state_dir + "/images" : image_dir; }
 };
 

@@ -14,6 +14,9 @@
 
 #include "api_routes.hpp"
 #include "autostart_routes.hpp"
+#include "ct_manager.hpp"
+#include "ct_routes.hpp"
+#include "../storage/ct_templates.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
 #include "journal_sink.hpp"
@@ -121,6 +124,16 @@ int run(const Config& cfg) {
     pools.set_users([&vms](bool live) { return vms.image_users(live); });
     ApiContext ctx{cfg, vms, tasks, pools, net, started};
     register_routes(router, ctx);
+    // Containers: libvirt's LXC driver through a second connection (docs/containers.md).
+    storage::TemplateStore templates(pools);
+    virt::CtManager::Options co;
+    co.connection.uri = cfg.effective_lxc_uri();
+    co.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
+    co.connection.keepalive_interval_s = cfg.keepalive_interval;
+    virt::CtManager cts(co, pools, templates, [&bus](const std::string& type, const std::string& target,
+                                                     const nlohmann::json& d) { bus.publish(type, target, d); });
+    register_ct_routes(router, ctx, cts, templates);
+    cts.start();
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
                                           cfg.autostart_retry_delay});
     register_autostart_routes(router, autostart);

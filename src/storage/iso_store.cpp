@@ -121,7 +121,7 @@ api::IsoInfo IsoStore::info(const std::string& pool, const std::string& dir, con
     Fd f(::open(i.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     struct stat st {};
     if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
-        fail(Errc::not_found, "iso '{}' does not exist in pool '{}'", name, pool);
+        fail(Errc::not_found, "{} does not exist in pool '{}'", label(name), pool);
     i.size = static_cast<std::uint64_t>(st.st_size);
     i.sha256 = cached_sum(f.fd);
     if (i.sha256.empty() && compute) {
@@ -149,16 +149,16 @@ std::vector<api::IsoInfo> IsoStore::list(const std::string& pool) const {
         names.push_back(pool);
     } else {
         for (const auto& p : pools_.list())
-            if (p.active && std::find(p.caps.content.begin(), p.caps.content.end(), "iso") != p.caps.content.end() &&
+            if (p.active && std::find(p.caps.content.begin(), p.caps.content.end(), kind_.content) != p.caps.content.end() &&
                 (p.spec.content.empty() ||
-                 std::find(p.spec.content.begin(), p.spec.content.end(), "iso") != p.spec.content.end()))
+                 std::find(p.spec.content.begin(), p.spec.content.end(), kind_.content) != p.spec.content.end()))
                 names.push_back(p.spec.name);
     }
     std::vector<api::IsoInfo> out;
     for (const auto& pn : names) {
         std::string dir;
         try {
-            dir = pools_.content_dir(pn, "iso");
+            dir = pools_.content_dir(pn, kind_.content);
         } catch (const Error&) {
             if (!pool.empty()) throw;
             continue;
@@ -185,30 +185,30 @@ std::vector<api::IsoInfo> IsoStore::list(const std::string& pool) const {
 }
 
 api::IsoInfo IsoStore::get(const std::string& pool, const std::string& name) const {
-    api::validate_file_name(name, "iso name");
-    return info(pool, pools_.content_dir(pool, "iso"), name, true);
+    api::validate_file_name(name, (kind_.noun + " name").c_str());
+    return info(pool, pools_.content_dir(pool, kind_.content), name, true);
 }
 
 void IsoStore::precheck(const Upload& u) const {
-    validate_iso_name(u.name);
+    kind_.validate(u.name);
     if (!u.sha256.empty()) normalize_sha256(u.sha256);
-    auto dir = pools_.content_dir(u.pool, "iso");  // not_found / unsupported
+    auto dir = pools_.content_dir(u.pool, kind_.content);  // not_found / unsupported
     auto path = dir + "/" + u.name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!u.replace)
-            fail(Errc::conflict, "iso '{}' already exists in pool '{}' ({}); use --replace (replace=1) to overwrite it",
-                 u.name, u.pool, api::format_size(static_cast<std::uint64_t>(st.st_size)));
+            fail(Errc::conflict, "{} already exists in pool '{}' ({}); use --replace (replace=1) to overwrite it",
+                 label(u.name), u.pool, api::format_size(static_cast<std::uint64_t>(st.st_size)));
         if (!S_ISREG(st.st_mode)) fail(Errc::conflict, "{} exists and is not a regular file", path);
         auto users = pools_.users_of(path);
         if (!users.empty())
-            fail(Errc::conflict, "iso '{}' is used by {}; eject it (or stop using it) before replacing it", u.name,
+            fail(Errc::conflict, "{} is used by {}; eject it (or stop using it) before replacing it", label(u.name),
                  fmt::join(users, ", "));
     }
     if (u.length) {
         auto free = free_bytes(dir);
         if (*u.length > free)
-            fail(Errc::insufficient_space, "iso '{}' is {}, but pool '{}' has only {} free", u.name,
+            fail(Errc::insufficient_space, "{} is {}, but pool '{}' has only {} free", label(u.name),
                  api::format_size(*u.length), u.pool, api::format_size(free));
     }
 }
@@ -216,12 +216,12 @@ void IsoStore::precheck(const Upload& u) const {
 api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(char*, std::size_t)>& read) {
     precheck(u);
     std::string want = u.sha256.empty() ? "" : normalize_sha256(u.sha256);
-    auto dir = pools_.content_dir(u.pool, "iso");
+    auto dir = pools_.content_dir(u.pool, kind_.content);
     auto key = u.pool + "/" + u.name;
     {
         std::lock_guard lk(mu_);
         if (!uploading_.insert(key).second)
-            fail(Errc::conflict, "iso '{}' is being uploaded to pool '{}' already", u.name, u.pool);
+            fail(Errc::conflict, "{} is being uploaded to pool '{}' already", label(u.name), u.pool);
     }
     std::shared_ptr<void> unmark(nullptr, [this, key](void*) {
         std::lock_guard lk(mu_);
@@ -243,7 +243,7 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
     if (u.length && *u.length > 0) {
         // Reserve the space up front where the filesystem can (ENOSPC now, not at 90 %).
         if (::fallocate(f.fd, 0, 0, static_cast<off_t>(*u.length)) != 0 && (errno == ENOSPC || errno == EDQUOT))
-            fail(Errc::insufficient_space, "iso '{}' ({}) does not fit in pool '{}'", u.name, api::format_size(*u.length),
+            fail(Errc::insufficient_space, "{} ({}) does not fit in pool '{}'", label(u.name), api::format_size(*u.length),
                  u.pool);
     }
     Sha256 hash;
@@ -268,8 +268,8 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
                 auto w = ::pwrite(f.fd, buf.data() + off, have - off, static_cast<off_t>(total + off));
                 if (w < 0 && errno == EINTR) continue;
                 if (w < 0 && (errno == ENOSPC || errno == EDQUOT))
-                    fail(Errc::insufficient_space, "pool '{}' is full after {} of iso '{}'", u.pool, api::format_size(total + off),
-                         u.name);
+                    fail(Errc::insufficient_space, "pool '{}' is full after {} of {}", u.pool, api::format_size(total + off),
+                         label(u.name));
                 if (w < 0) fail(Errc::internal, "cannot write {}: {}", partial, std::strerror(errno));
                 off += static_cast<std::size_t>(w);
             }
@@ -281,12 +281,12 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
     }
     if (u.length && total != *u.length)
         fail(Errc::invalid_input, "the body ended after {} of {} bytes", total, *u.length);
-    if (total == 0) fail(Errc::invalid_input, "the request body is empty: nothing to store as iso '{}'", u.name);
+    if (total == 0) fail(Errc::invalid_input, "the request body is empty: nothing to store as {}", label(u.name));
     if (::ftruncate(f.fd, static_cast<off_t>(total)) != 0)  // chunked bodies: no reservation beyond the data
         fail(Errc::internal, "cannot truncate {}: {}", partial, std::strerror(errno));
     auto sum = hash.hex();
     if (!want.empty() && sum != want)
-        fail(Errc::invalid_input, "checksum mismatch for iso '{}': expected sha256 {}, received data has {}; nothing was stored",
+        fail(Errc::invalid_input, "checksum mismatch for {}: expected sha256 {}, received data has {}; nothing was stored",
              u.name, want, sum);
     if (::fdatasync(f.fd) != 0) fail(Errc::internal, "cannot flush {}: {}", partial, std::strerror(errno));
     store_sum(f.fd, partial, sum);
@@ -295,16 +295,16 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
     if (u.replace) {
         auto users = pools_.users_of(final_path);
         if (!users.empty())
-            fail(Errc::conflict, "iso '{}' is used by {}; eject it (or stop using it) before replacing it", u.name,
+            fail(Errc::conflict, "{} is used by {}; eject it (or stop using it) before replacing it", label(u.name),
                  fmt::join(users, ", "));
         if (::rename(partial.c_str(), final_path.c_str()) != 0)
             fail(Errc::internal, "cannot rename {} to {}: {}", partial, final_path, std::strerror(errno));
     } else if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
         if (errno == EEXIST)
-            fail(Errc::conflict, "iso '{}' appeared in pool '{}' during the upload; use --replace to overwrite it", u.name,
+            fail(Errc::conflict, "{} appeared in pool '{}' during the upload; use --replace to overwrite it", label(u.name),
                  u.pool);
         if (errno == ENOENT)
-            fail(Errc::conflict, "the partial file of iso '{}' was removed during the upload (pool scan?)", u.name);
+            fail(Errc::conflict, "the partial file of {} was removed during the upload (pool scan?)", label(u.name));
         fail(Errc::internal, "cannot rename {} to {}: {}", partial, final_path, std::strerror(errno));
     }
     published = true;
@@ -313,23 +313,27 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
         ::close(dfd);
     }
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    spdlog::info("iso {}/{} uploaded: {} in {:.1f} s ({}/s), sha256 {}", u.pool, u.name, api::format_size(total), secs,
+    spdlog::info("{} {}/{} uploaded: {} in {:.1f} s ({}/s), sha256 {}", kind_.noun, u.pool, u.name, api::format_size(total), secs,
                  api::format_size(static_cast<std::uint64_t>(secs > 0 ? total / secs : 0)), sum);
     auto out = info(u.pool, dir, u.name, false);
     out.sha256 = sum;
     return out;
 }
 
+std::string IsoStore::label(const std::string& name) const { return fmt::format("{} '{}'", kind_.noun, name); }
+
+IsoStore::Kind IsoStore::iso_kind() { return Kind{"iso", "iso", validate_iso_name}; }
+
 void IsoStore::remove(const std::string& pool, const std::string& name) {
-    api::validate_file_name(name, "iso name");
-    auto dir = pools_.content_dir(pool, "iso");
+    api::validate_file_name(name, (kind_.noun + " name").c_str());
+    auto dir = pools_.content_dir(pool, kind_.content);
     auto path = dir + "/" + name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-        fail(Errc::not_found, "iso '{}' does not exist in pool '{}'", name, pool);
+        fail(Errc::not_found, "{} does not exist in pool '{}'", label(name), pool);
     auto users = pools_.users_of(path);
     if (!users.empty())
-        fail(Errc::conflict, "iso '{}' is used by {}; eject it first (hvctl vm cdrom VM eject)", name, fmt::join(users, ", "));
+        fail(Errc::conflict, "{} is used by {}; eject it first (hvctl vm cdrom VM eject)", label(name), fmt::join(users, ", "));
     if (::unlink(path.c_str()) != 0) fail(Errc::internal, "cannot remove {}: {}", path, std::strerror(errno));
 }
 

@@ -44,9 +44,17 @@ private:
     void* ctx_;
 };
 
+// Also the store of container templates (content "vztmpl", ct_routes.cpp): the same upload,
+// checksum and delete rules for another content type of file pools.
 class IsoStore {
 public:
-    explicit IsoStore(PoolManager& pools) : pools_(pools) {}
+    struct Kind {
+        std::string content;  // pool content directory: "iso", "vztmpl"
+        std::string noun;     // in messages: "iso", "template"
+        std::function<void(const std::string&)> validate;  // file name rules of uploads
+    };
+    static Kind iso_kind();
+    explicit IsoStore(PoolManager& pools, Kind kind = iso_kind()) : pools_(pools), kind_(std::move(kind)) {}
 
     // ISOs of one pool, or of every active pool holding iso content when `pool` is empty.
     std::vector<api::IsoInfo> list(const std::string& pool) const;
@@ -71,7 +79,10 @@ public:
 private:
     api::IsoInfo info(const std::string& pool, const std::string& dir, const std::string& name, bool compute) const;
 
+    std::string label(const std::string& name) const;  // "iso 'NAME'"
+
     PoolManager& pools_;
+    Kind kind_;
     mutable std::mutex mu_;
     std::set<std::string> uploading_;  // "pool/name" of uploads in progress
 };

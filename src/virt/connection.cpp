@@ -69,6 +69,43 @@ int event_loop_init() {
     }();
     return rc;
 }
+
+// libvirt's default event loop is process-wide: one thread runs it for every Connection (the
+// qemu and the lxc one), started by the first and joined when the last is destroyed.
+struct EventLoop {
+    std::mutex mu;
+    int users = 0;
+    std::atomic<bool> stop{false};
+    std::thread thread;
+};
+EventLoop& event_loop() {
+    static EventLoop loop;
+    return loop;
+}
+
+void event_loop_acquire() {
+    auto& l = event_loop();
+    std::lock_guard lk(l.mu);
+    if (l.users++ > 0) return;
+    if (l.thread.joinable()) l.thread.join();
+    l.stop = false;
+    // A periodic timer wakes the loop so the thread notices `stop`.
+    static const int timer = virEventAddTimeout(250, [](int, void*) {}, nullptr, nullptr);
+    (void)timer;
+    l.thread = std::thread([&l] {
+        while (!l.stop) {
+            if (virEventRunDefaultImpl() < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    });
+}
+
+void event_loop_release() {
+    auto& l = event_loop();
+    std::lock_guard lk(l.mu);
+    if (--l.users > 0) return;
+    l.stop = true;
+    if (l.thread.joinable()) l.thread.join();
+}
 }  // namespace
 
 Connection::Connection(Options opts, std::function<void(const LifecycleEvent&)> on_event,
@@ -89,18 +126,13 @@ Connection::~Connection() {
         conn_.reset();
         dead_.reset();
     }
-    if (event_thread_.joinable()) event_thread_.join();
+    if (loop_started_) event_loop_release();
 }
 
 void Connection::start() {
     if (event_loop_init() < 0) throw_libvirt_error("cannot start the libvirt event loop");
-    // A periodic timer wakes the loop so the thread notices stop_.
-    virEventAddTimeout(250, [](int, void*) {}, nullptr, nullptr);
-    event_thread_ = std::thread([this] {
-        while (!stop_) {
-            if (virEventRunDefaultImpl() < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    });
+    event_loop_acquire();
+    loop_started_ = true;
     reconnect_thread_ = std::thread([this] { reconnect_loop(); });
 }
 
@@ -125,8 +157,8 @@ DomainHandle Connection::domain(const std::string& name) const {
     virDomainPtr d = virDomainLookupByName(c.get(), name.c_str());
     if (!d) {
         virErrorPtr e = virGetLastError();
-        if (e && e->code == VIR_ERR_NO_DOMAIN) throw Error(Errc::not_found, "vm '" + name + "' does not exist");
-        throw_libvirt_error("vm '" + name + "'");
+        if (e && e->code == VIR_ERR_NO_DOMAIN) throw Error(Errc::not_found, opts_.kind + " '" + name + "' does not exist");
+        throw_libvirt_error(opts_.kind + " '" + name + "'");
     }
     return DomainHandle(d);
 }

@@ -54,6 +54,8 @@ public:
         int reconnect_interval_ms = 1000;
         int keepalive_interval_s = 5;
         int keepalive_count = 3;
+        // What the domains of this connection are called in messages ("vm", "container").
+        std::string kind = "vm";
     };
     // on_event runs on libvirt's event thread: it must only hand the event off.
     // on_change(true) runs on the reconnect thread after every (re)connection, once get()
@@ -77,7 +79,7 @@ public:
     // Declares the current connection broken and reconnects (e.g. when a rebuild failed).
     void drop(const std::string& why);
 
-    // Looks a domain up by name; throws not_found with "vm '<name>' does not exist".
+    // Looks a domain up by name; throws not_found with "<kind> '<name>' does not exist".
     DomainHandle domain(const std::string& name) const;
 
 private:
@@ -97,7 +99,7 @@ private:
     int dead_callback_id_ = -1;
     bool need_reconnect_ = true;
     std::atomic<bool> stop_{false};
-    std::thread event_thread_;
+    bool loop_started_ = false;  // holds a reference on the process-wide event loop thread
     std::thread reconnect_thread_;
 };
 

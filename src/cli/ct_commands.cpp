@@ -1,0 +1,399 @@
+// hvctl ct ...: containers (libvirt LXC) with the verbs of `hvctl vm`, plus exec and templates;
+// and `hvctl list`: VMs and containers in one table.
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "context.hpp"
+#include "hv/api/ct.hpp"
+#include "hv/api/size.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+
+namespace hv::cli {
+namespace {
+
+template <typename F>
+void on_run(CLI::App* cmd, Context& ctx, F fn) {
+    cmd->callback([&ctx, fn] { ctx.action = fn; });
+}
+
+std::string state_text(const api::CtInfo& ct) {
+    return ct.reason.empty() ? api::to_string(ct.state) : fmt::format("{} ({})", api::to_string(ct.state), ct.reason);
+}
+
+void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts) {
+    if (g.json()) return print_json(nlohmann::json(cts));
+    std::vector<Row> rows;
+    for (const auto& c : cts)
+        rows.push_back({c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
+                        c.spec.unprivileged ? "yes" : "no"});
+    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
+}
+
+void print_ct(const Globals& g, const api::CtInfo& c) {
+    if (g.json()) return print_json(nlohmann::json(c));
+    const auto& s = c.spec;
+    std::vector<std::pair<std::string, std::string>> kv{
+        {"name", s.name},
+        {"type", "container (lxc)"},
+        {"uuid", c.uuid.empty() ? "-" : c.uuid},
+        {"state", state_text(c)},
+        {"managed", c.managed ? "yes" : "no (defined outside hv)"},
+        {"unprivileged", s.unprivileged ? fmt::format("yes (ids 0-{} -> {}-{})", api::kUnprivilegedCount - 1,
+                                                      api::kUnprivilegedBase,
+                                                      api::kUnprivilegedBase + api::kUnprivilegedCount - 1)
+                                        : "no (privileged: container root is host root)"},
+        {"cpus", std::to_string(s.cpus)},
+        {"memory", api::format_size(s.memory)},
+        {"template", s.tmpl.empty() ? "-" : s.tmpl},
+        {"rootfs", s.rootfs.path.empty() ? "-" : fmt::format("{}:{} ({})", s.rootfs.pool, s.rootfs.volume, s.rootfs.path)},
+        {"rootfs size", s.rootfs.size ? fmt::format("{} ({})", api::format_size(s.rootfs.size), c.rootfs_quota) : "-"},
+    };
+    if (c.init_pid) {
+        kv.emplace_back("init pid", std::to_string(c.init_pid));
+        kv.emplace_back("memory limit", c.memory_limit ? api::format_size(c.memory_limit) : "-");
+        kv.emplace_back("cpu shares", std::to_string(c.cpu_shares));
+        kv.emplace_back("cpu quota", c.cpu_quota > 0 ? fmt::format("{} us per 100 ms", c.cpu_quota) : "none");
+    }
+    for (std::size_t i = 0; i < s.nics.size(); ++i) {
+        const auto& n = s.nics[i];
+        std::string dev = i < c.nic_state.size() && !c.nic_state[i].host_dev.empty() ? ", host " + c.nic_state[i].host_dev : "";
+        kv.emplace_back(fmt::format("nic{}", i), fmt::format("{}={} mac {}{}", n.network.empty() ? "bridge" : "network",
+                                                             n.network.empty() ? n.bridge : n.network, n.mac, dev));
+    }
+    kv.emplace_back("description", s.description.empty() ? "-" : s.description);
+    kv.emplace_back("tags", s.tags.empty() ? "-" : fmt::format("{}", fmt::join(s.tags, ", ")));
+    std::size_t w = 0;
+    for (const auto& [k, _] : kv) w = std::max(w, k.size());
+    for (const auto& [k, v] : kv) print_line(fmt::format("{:<{}}  {}", k + ":", w + 1, v));
+}
+
+void add_create(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name, tmpl, memory = "512M", rootfs, description;
+        int cpus = 1;
+        std::vector<std::string> nets, tags;
+        bool privileged = false, unprivileged = false, start = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("create", "Create a container from a template (waits for the task unless --async)");
+    cmd->add_option("name", o->name, "Container name")->required();
+    cmd->add_option("--template", o->tmpl,
+                    "Template: NAME (e.g. busybox, from a pool's vztmpl), POOL:vztmpl/FILE, the path of a pool's template, "
+                    "or a local ./FILE.tar[.gz|.xz|.zst] (uploaded to the rootfs pool first)")
+        ->required();
+    cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs (cgroup shares and quota)")->capture_default_str();
+    cmd->add_option("--memory", o->memory, "Memory limit, e.g. 512M")->capture_default_str();
+    cmd->add_option("--rootfs", o->rootfs, "Root filesystem: pool=local[,size=8G] (size: quota where the pool can)");
+    cmd->add_option("--net", o->nets, "NIC: network=default|bridge=br0[,mac=52:54:00:..] (repeatable)")
+        ->allow_extra_args(false);
+    auto* unpriv = cmd->add_flag("--unprivileged", o->unprivileged, "User namespace id mapping (the default)");
+    auto* priv = cmd->add_flag("--privileged", o->privileged, "No user namespace: container root is host root (unsafe)");
+    priv->excludes(unpriv);
+    cmd->add_option("--description", o->description, "Free text");
+    cmd->add_option("--tag", o->tags, "Tag (repeatable)")->allow_extra_args(false);
+    auto* start = cmd->add_flag("--start", o->start, "Start the container once it is created");
+    auto* async = cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    start->excludes(async);
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        api::CtSpec s;
+        s.name = o->name;
+        s.tmpl = o->tmpl;
+        s.cpus = o->cpus;
+        s.memory = api::parse_size(o->memory, "memory");
+        if (!o->rootfs.empty()) s.rootfs = api::parse_rootfs_arg(o->rootfs);
+        for (const auto& n : o->nets) s.nics.push_back(api::parse_nic_arg(n));
+        s.unprivileged = !o->privileged;
+        s.description = o->description;
+        s.tags = o->tags;
+        // A local tarball ("./rootfs.tar.zst"): uploaded into the rootfs pool's templates first.
+        std::string local;
+        if (s.tmpl.rfind("./", 0) == 0 || s.tmpl.rfind("../", 0) == 0) {
+            local = s.tmpl;
+            s.tmpl = s.rootfs.pool + ":vztmpl/" + std::filesystem::path(local).filename().string();
+        }
+        api::validate(s);
+        if (o->privileged)
+            std::cerr << "warning: a privileged container's root is the host's root; a process that escapes it owns "
+                         "the host. Prefer the default (unprivileged).\n";
+        Client c = g.client();
+        if (!local.empty()) {
+            auto name = std::filesystem::path(local).filename().string();
+            api::validate_template_name(name);
+            auto up = c.upload_template(s.rootfs.pool, name, local, "", false);
+            if (!g.json()) print_line(fmt::format("uploaded template {}:vztmpl/{} ({})", up.pool, up.name, api::format_size(up.size)));
+        }
+        return finish_task(g, c, c.create_ct(s), o->async, [&](const api::TaskInfo& t) {
+            api::CtInfo info;
+            try {
+                info = api::ct_info_from_json(t.result);
+            } catch (const Error&) {
+                info = c.get_ct(s.name);
+            }
+            if (!g.json()) print_line(fmt::format("created container {} ({})", s.name, info.uuid));
+            if (o->start) {
+                try {
+                    info = c.ct_action(s.name, "start");
+                } catch (const DaemonUnreachable&) {
+                    throw;
+                } catch (const Error& e) {
+                    throw Error(e.code(), fmt::format("container {} was created but did not start: {}", s.name, e.what()));
+                }
+                if (!g.json()) print_line(fmt::format("started container {}", s.name));
+            }
+            if (g.json()) print_json(nlohmann::json(info));
+            return 0;
+        });
+    });
+}
+
+void add_simple(CLI::App& ct, Context& ctx) {
+    auto* list = ct.add_subcommand("list", "List containers");
+    list->alias("ls");
+    on_run(list, ctx, [&g = ctx.g] {
+        print_ct_list(g, g.client().list_cts());
+        return 0;
+    });
+    auto name = std::make_shared<std::string>();
+    auto* show = ct.add_subcommand("show", "Show a container's configuration, state and live limits");
+    show->add_option("name", *name, "Container name")->required();
+    on_run(show, ctx, [&g = ctx.g, name] {
+        print_ct(g, g.client().get_ct(*name));
+        return 0;
+    });
+    struct Action {
+        const char* name;
+        const char* done;
+        const char* help;
+    };
+    static constexpr Action kActions[] = {
+        {"start", "started", "Start a stopped container"},
+        {"stop", "stopped", "Stop a container now (kills its processes; see 'shutdown')"},
+        {"reboot", "rebooted", "Ask the container's init to reboot"},
+    };
+    for (const auto& a : kActions) {
+        auto n = std::make_shared<std::string>();
+        auto* cmd = ct.add_subcommand(a.name, a.help);
+        cmd->add_option("name", *n, "Container name")->required();
+        on_run(cmd, ctx, [&g = ctx.g, n, a] {
+            auto info = g.client().ct_action(*n, a.name);
+            if (g.json()) print_json(nlohmann::json(info));
+            else print_line(fmt::format("{} container {} (state {})", a.done, *n, api::to_string(info.state)));
+            return 0;
+        });
+    }
+}
+
+void add_shutdown(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name;
+        int timeout = 60;
+        bool force = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("shutdown", "Ask the container's init to stop (initctl, else SIGTERM)");
+    cmd->add_option("name", o->name, "Container name")->required();
+    cmd->add_option("--timeout", o->timeout, "Seconds to wait")->check(CLI::Range(0, 86400))->capture_default_str();
+    cmd->add_flag("--force", o->force, "Stop it when init has not exited within the timeout");
+    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        Client c = g.client();
+        return finish_task(g, c, c.shutdown_ct(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
+            if (g.json()) print_json(nlohmann::json(t));
+            else if (t.result.is_object() && t.result.value("forced", false))
+                print_line(fmt::format("stopped container {} (init did not exit within {}s)", o->name, o->timeout));
+            else print_line(fmt::format("shut down container {}", o->name));
+            return 0;
+        });
+    });
+}
+
+void add_set(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name, memory, description;
+        int cpus = 0;
+        std::vector<std::string> tags;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("set", "Change a container's limits (applied at once while running) or labels");
+    cmd->add_option("name", o->name, "Container name")->required();
+    auto* cpus = cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs");
+    auto* memory = cmd->add_option("--memory", o->memory, "Memory limit, e.g. 1G");
+    auto* desc = cmd->add_option("--description", o->description, "Free text");
+    auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
+    on_run(cmd, ctx, [&g = ctx.g, o, cpus, memory, desc, tags] {
+        api::CtPatch p;
+        if (cpus->count()) p.cpus = o->cpus;
+        if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
+        if (desc->count()) p.description = o->description;
+        if (tags->count()) p.tags = o->tags;
+        api::validate(p);
+        auto info = g.client().update_ct(o->name, p);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("updated container {}", o->name));
+        return 0;
+    });
+}
+
+void add_delete(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name;
+        bool async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("delete", "Delete a stopped container and its root filesystem");
+    cmd->alias("rm");
+    cmd->add_option("name", o->name, "Container name")->required();
+    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        Client c = g.client();
+        return finish_task(g, c, c.delete_ct(o->name), o->async, [&](const api::TaskInfo& t) {
+            if (g.json()) print_json(nlohmann::json(t));
+            else print_line(fmt::format("deleted container {} and its root filesystem", o->name));
+            return 0;
+        });
+    });
+}
+
+void add_exec(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name;
+        std::vector<std::string> command;
+        int timeout = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("exec", "Run a command in a running container: hvctl ct exec NAME -- CMD [ARGS...]; "
+                                          "exits with the command's exit code");
+    cmd->add_option("name", o->name, "Container name")->required();
+    cmd->add_option("command", o->command, "Command and arguments (after --)")->required();
+    cmd->add_option("--timeout", o->timeout, "Seconds before the command is killed (default 20)");
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        auto r = g.client().exec_ct(o->name, o->command, o->timeout);
+        if (g.json()) {
+            print_json(nlohmann::json(r));
+        } else {
+            std::cout << r.stdout_text << std::flush;
+            std::cerr << r.stderr_text << std::flush;
+            if (r.timed_out) print_error(fmt::format("the command was killed after the timeout"));
+        }
+        return r.exit_code;
+    });
+}
+
+void add_template(CLI::App& ct, Context& ctx) {
+    auto* t = ct.add_subcommand("template", "Container templates in a pool's vztmpl content");
+    t->require_subcommand(1);
+    auto pool = std::make_shared<std::string>();
+    auto* list = t->add_subcommand("list", "List templates (every pool unless --pool)");
+    list->alias("ls");
+    list->add_option("--pool", *pool, "Only this pool");
+    on_run(list, ctx, [&g = ctx.g, pool] {
+        auto ts = g.client().list_templates(*pool);
+        if (g.json()) return print_json(nlohmann::json(ts)), 0;
+        std::vector<Row> rows;
+        for (const auto& x : ts) rows.push_back({x.pool, x.name, api::format_size(x.size), x.path});
+        print_table(g, {"POOL", "NAME", "SIZE", "PATH"}, rows);
+        return 0;
+    });
+    struct UpOpts {
+        std::string pool = "local", file, name, sha256;
+        bool replace = false;
+    };
+    auto u = std::make_shared<UpOpts>();
+    auto* up = t->add_subcommand("upload", "Upload a local template tarball into a pool (streamed, like ISOs)");
+    up->add_option("file", u->file, "Local file, e.g. ./rootfs.tar.zst")->required();
+    up->add_option("--pool", u->pool, "Pool")->capture_default_str();
+    up->add_option("--name", u->name, "Name in the pool (default: the file's name): NAME.tar[.gz|.xz|.zst]");
+    up->add_option("--sha256", u->sha256, "Expected SHA-256 (hex); a mismatch stores nothing");
+    up->add_flag("--replace", u->replace, "Overwrite a template of the same name");
+    on_run(up, ctx, [&g = ctx.g, u] {
+        std::string name = u->name.empty() ? std::filesystem::path(u->file).filename().string() : u->name;
+        api::validate_template_name(name);
+        auto info = g.client().upload_template(u->pool, name, u->file, u->sha256, u->replace);
+        if (g.json()) print_json(nlohmann::json(info));
+        else print_line(fmt::format("uploaded {}:vztmpl/{} ({}, sha256 {})", info.pool, info.name, api::format_size(info.size),
+                                    info.sha256));
+        return 0;
+    });
+    struct BuildOpts {
+        std::string kind, pool = "local";
+        bool replace = false, async = false;
+    };
+    auto b = std::make_shared<BuildOpts>();
+    auto* build = t->add_subcommand("build", "Build a template: busybox (offline, from busybox-static) or debian-12 "
+                                             "(debootstrap from containers.debian_mirror)");
+    build->add_option("kind", b->kind, "busybox or debian-12")->required()->check(CLI::IsMember({"busybox", "debian-12"}));
+    build->add_option("--pool", b->pool, "Pool to store it in")->capture_default_str();
+    build->add_flag("--replace", b->replace, "Build again when it exists");
+    build->add_flag("--async", b->async, "Do not wait: print the task and exit");
+    on_run(build, ctx, [&g = ctx.g, b] {
+        Client c = g.client();
+        return finish_task(g, c, c.build_template(b->pool, b->kind, b->replace), b->async, [&](const api::TaskInfo& t) {
+            if (g.json()) print_json(t.result);
+            else print_line(fmt::format("built template {}", t.result.value("path", b->kind)));
+            return 0;
+        });
+    });
+    struct DelOpts {
+        std::string pool = "local", name;
+    };
+    auto d = std::make_shared<DelOpts>();
+    auto* del = t->add_subcommand("delete", "Delete a template file");
+    del->alias("rm");
+    del->add_option("name", d->name, "File name, e.g. busybox.tar.gz")->required();
+    del->add_option("--pool", d->pool, "Pool")->capture_default_str();
+    on_run(del, ctx, [&g = ctx.g, d] {
+        g.client().delete_template(d->pool, d->name);
+        if (!g.json()) print_line(fmt::format("deleted template {} from pool {}", d->name, d->pool));
+        else print_json(nlohmann::json{{"pool", d->pool}, {"name", d->name}, {"deleted", true}});
+        return 0;
+    });
+}
+
+}  // namespace
+
+void add_ct_commands(CLI::App& app, Context& ctx) {
+    auto* ct = app.add_subcommand("ct", "Manage system containers (LXC)");
+    ct->require_subcommand(1);
+    add_create(*ct, ctx);
+    add_simple(*ct, ctx);
+    add_shutdown(*ct, ctx);
+    add_set(*ct, ctx);
+    add_delete(*ct, ctx);
+    add_exec(*ct, ctx);
+    add_template(*ct, ctx);
+
+    // hvctl list: every guest, VMs and containers, with a TYPE column.
+    auto* list = app.add_subcommand("list", "List VMs and containers");
+    on_run(list, ctx, [&g = ctx.g] {
+        Client c = g.client();
+        auto vms = c.list_vms();
+        auto cts = c.list_cts();
+        if (g.json()) {
+            nlohmann::json out = nlohmann::json::array();
+            for (const auto& v : vms) {
+                nlohmann::json j = v;
+                j["type"] = "vm";
+                out.push_back(std::move(j));
+            }
+            for (const auto& x : cts) out.push_back(nlohmann::json(x));
+            print_json(out);
+            return 0;
+        }
+        std::vector<Row> rows;
+        for (const auto& v : vms)
+            rows.push_back({v.spec.name, "vm", api::to_string(v.state), std::to_string(v.spec.cpus),
+                            api::format_size(v.spec.memory)});
+        for (const auto& x : cts)
+            rows.push_back({x.spec.name, "container", api::to_string(x.state), std::to_string(x.spec.cpus),
+                            api::format_size(x.spec.memory)});
+        std::sort(rows.begin(), rows.end());
+        print_table(g, {"NAME", "TYPE", "STATE", "CPUS", "MEMORY"}, rows);
+        return 0;
+    });
+}
+
+}  // namespace hv::cli

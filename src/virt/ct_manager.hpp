@@ -1,0 +1,86 @@
+// System containers on libvirt's LXC driver (docs/containers.md): a second libvirt connection
+// (lxc:///system) next to VmManager's, the same states, tasks and errors as VMs.
+// Libvirt is the source of truth: the whole CtSpec lives in the domain's metadata
+// (kCtMetadataNs). Unlike VmManager there is no state cache: `list` asks libvirt (LXC hosts
+// carry few containers and libvirt answers an LXC list in about a millisecond).
+// Operations on one container are serialized by a per-container lock (409 busy after 5 s).
+// All methods block (libvirt calls): hvd calls them from worker threads, never the I/O thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "connection.hpp"
+#include "hv/api/ct.hpp"
+#include "hv/storage/pool_manager.hpp"
+#include "hv/util/progress.hpp"
+
+namespace hv::storage {
+class TemplateStore;
+}
+
+namespace hv::virt {
+
+class CtManager {
+public:
+    struct Options {
+        Connection::Options connection;  // kind = "container"
+        std::chrono::milliseconds lock_wait{5000};
+    };
+    // publish(type, target, data): lifecycle events ("ct.lifecycle", "ct/<name>").
+    using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
+
+    CtManager(Options opts, storage::PoolManager& pools, storage::TemplateStore& templates, Publisher publish);
+    ~CtManager();
+
+    void start();
+    Connection& connection() { return *conn_; }
+
+    std::vector<api::CtInfo> list() const;
+    api::CtInfo get(const std::string& name) const;
+    // True when a container of that name exists (throws unavailable when libvirt is down).
+    bool exists(const std::string& name) const;
+
+    // Unpacks the template into <pool>/images/<name>.rootfs and defines the domain; a failure
+    // removes what was made.
+    api::CtInfo create(api::CtSpec spec, util::Progress& progress);
+    // Refused (409) while running. Removes the root filesystem with the domain.
+    void remove(const std::string& name, util::Progress& progress);
+    // cpus/memory apply to the definition and, while running, to the live cgroup limits.
+    api::CtInfo update(const std::string& name, const api::CtPatch& patch);
+    // action: start|stop|reboot
+    api::CtInfo action(const std::string& name, const std::string& action);
+    // Asks init to stop (SIGTERM / initctl), waiting up to timeout_s; then force or timeout.
+    api::CtInfo shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced);
+    // Runs argv inside the running container (its namespaces and cgroups, as root of the
+    // container) and returns its exit code and output (each capped at 4 MiB).
+    api::ExecResult exec(const std::string& name, const std::vector<std::string>& argv, int timeout_s);
+
+    // Throws unless the container exists and is in one of the given states (fast 409s).
+    void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
+
+private:
+    class OpLock;
+    api::CtInfo read_domain(virDomainPtr d) const;
+    std::shared_ptr<std::timed_mutex> lock_for(const std::string& name);
+    void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
+
+    Options opts_;
+    storage::PoolManager& pools_;
+    storage::TemplateStore& templates_;
+    Publisher publish_;
+    std::unique_ptr<Connection> conn_;
+    std::mutex locks_mu_;
+    std::map<std::string, std::shared_ptr<std::timed_mutex>> locks_;
+};
+
+// PID of the container's init, given the LXC domain id (libvirt's controller process): the
+// controller's only child. 0 when not found. `proc` is the procfs root (tests use fixtures).
+std::int64_t lxc_init_pid(std::int64_t domain_id, const std::string& proc = "/proc");
+
+}  // namespace hv::virt

@@ -1,0 +1,289 @@
+// Containers against a real hvd + the private libvirtd's LXC driver: the busybox template,
+// create/start/exec/stop/delete, limits visible in the container's cgroups, bad input.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using namespace hvtest;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lxc_uri() {
+    auto q = libvirt_uri();  // qemu:///system?socket=...
+    return "lxc" + q.substr(q.find(':'));
+}
+
+Result lxc_virsh(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"virsh", "-q", "-c", lxc_uri()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 60s);
+}
+
+bool lxc_domain_exists(const std::string& name) { return lxc_virsh({"dominfo", name}).exit_code == 0; }
+
+// Destroys and undefines the containers a test made (declared after the Hvd, so it runs first).
+struct CtCleanup {
+    std::vector<std::string> names;
+    ~CtCleanup() {
+        for (const auto& n : names) {
+            if (!lxc_domain_exists(n)) continue;
+            lxc_virsh({"destroy", n});
+            lxc_virsh({"undefine", n});
+        }
+    }
+};
+
+uid_t owner(const std::string& path) {
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st.st_uid;
+}
+
+// The memory limit the kernel enforces on `pid`: its memory cgroup's limit file (cgroup v1
+// memory.limit_in_bytes; cgroup v2 memory.max).
+std::string memory_limit_of(std::int64_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+    std::string line, v2;
+    while (std::getline(in, line)) {
+        auto a = line.find(':'), b = line.find(':', a + 1);
+        auto ctrls = "," + line.substr(a + 1, b - a - 1) + ",";
+        auto path = line.substr(b + 1);
+        if (ctrls.find(",memory,") != std::string::npos)
+            return read_file("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes");
+        if (ctrls == ",," && path != "/") v2 = path;
+    }
+    if (!v2.empty()) return read_file("/sys/fs/cgroup" + v2 + "/memory.max");
+    return "";
+}
+
+void build_busybox(const Hvd& h) {
+    auto r = h.ctl({"ct", "template", "build", "busybox"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("containers: busybox template, create, start, exec, limits in the cgroup, shutdown, stop, delete",
+          "[ct]") {
+    skip_unless_runnable();
+    Hvd h;
+    CtCleanup cleanup;
+    const std::string name = "it-ct-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+
+    build_busybox(h);
+    auto templates = h.ctl_json({"ct", "template", "list"});
+    REQUIRE(templates.size() == 1);
+    CHECK(templates[0]["name"] == "busybox.tar.gz");
+    CHECK(templates[0]["pool"] == "local");
+    CHECK(file_exists(h.pool_dir + "/vztmpl/busybox.tar.gz"));
+
+    // The test's temp dir is 0700: an unprivileged container could not reach its rootfs there.
+    auto r = h.ctl({"ct", "create", name, "--template", "busybox"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("chmod o+x " + h.dir) != std::string::npos);
+    CHECK_FALSE(lxc_domain_exists(name));
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+
+    r = h.ctl({"ct", "create", name, "--template", "busybox", "--cpus", "2", "--memory", "96M", "--rootfs",
+               "pool=local,size=1G"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    const std::string rootfs = h.image_dir + "/" + name + ".rootfs";
+    // Unprivileged by default: the files belong to the container's shifted root.
+    CHECK(owner(rootfs + "/bin/busybox") == 100000);
+    CHECK(owner(rootfs + "/sbin/init") == 100000);
+    CHECK(lxc_virsh({"dumpxml", name}).out.find("<uid start='0' target='100000' count='65536'/>") != std::string::npos);
+
+    auto ct = h.ctl_json({"ct", "show", name});
+    CHECK(ct["state"] == "stopped");
+    CHECK(ct["type"] == "container");
+    CHECK(ct["unprivileged"] == true);
+    CHECK(ct["rootfs"]["path"] == rootfs);
+    CHECK(ct["rootfs_quota"].get<std::string>().find("not applied") != std::string::npos);
+
+    r = h.ctl({"ct", "start", name});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    ct = h.ctl_json({"ct", "show", name});
+    REQUIRE(ct["state"] == "running");
+    auto pid = ct["init_pid"].get<std::int64_t>();
+    REQUIRE(pid > 0);
+    CHECK(ct["memory_limit"] == 96ull << 20);
+    CHECK(ct["cpu_shares"] == 2048);
+    CHECK(ct["cpu_quota"] == 200000);
+
+    // exec: output, exit code, root of the container is not root of the host.
+    r = h.ctl({"ct", "exec", name, "--", "echo", "hello"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "hello\n");
+    r = h.ctl({"ct", "exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 7"});
+    CHECK(r.exit_code == 7);
+    CHECK(r.out == "out\n");
+    CHECK(r.err == "err\n");
+    r = h.ctl({"ct", "exec", name, "--", "cat", "/proc/self/uid_map"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("100000") != std::string::npos);
+    r = h.ctl({"ct", "exec", name, "--", "no-such-command"});
+    CHECK(r.exit_code == 127);
+    // The command runs inside the container's pid namespace: its init is PID 1 there.
+    r = h.ctl({"ct", "exec", name, "--", "cat", "/proc/1/cmdline"});
+    CHECK(r.out.find("/sbin/init") != std::string::npos);
+
+    // The memory limit, as the kernel holds it for the container's init.
+    CHECK(memory_limit_of(pid) == std::to_string(96ull << 20) + "\n");
+    // Changed while running: applied at once.
+    r = h.ctl({"ct", "set", name, "--memory", "128M"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(memory_limit_of(pid) == std::to_string(128ull << 20) + "\n");
+    CHECK(h.ctl_json({"ct", "show", name})["memory_limit"] == 128ull << 20);
+
+    // One list of every guest.
+    r = h.ctl({"list"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find(name) != std::string::npos);
+    CHECK(r.out.find("container") != std::string::npos);
+
+    // Delete while running: 409, nothing removed.
+    auto resp = h.http("DELETE", "/v1/cts/" + name);
+    CHECK(resp.status == 409);
+    r = h.ctl({"ct", "delete", name});
+    CHECK(r.exit_code != 0);
+    CHECK(lxc_domain_exists(name));
+    CHECK(fs::exists(rootfs + "/sbin/init"));
+
+    // Reboot: a new init (hv stops and starts the container; docs/containers.md says why).
+    r = h.ctl({"ct", "reboot", name});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    ct = h.ctl_json({"ct", "show", name});
+    CHECK(ct["state"] == "running");
+    CHECK(ct["init_pid"] > 0);
+    CHECK(ct["init_pid"] != pid);
+    CHECK(h.ctl({"ct", "exec", name, "--", "true"}).exit_code == 0);
+
+    // Shutdown through init (busybox: SIGTERM), then start again and stop hard.
+    r = h.ctl({"ct", "shutdown", name, "--timeout", "20"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(h.ctl_json({"ct", "show", name})["state"] == "stopped");
+    REQUIRE(h.ctl({"ct", "start", name}).exit_code == 0);
+    r = h.ctl({"ct", "stop", name});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    ct = h.ctl_json({"ct", "show", name});
+    CHECK(ct["state"] == "stopped");
+    CHECK(ct["init_pid"] == 0);
+
+    r = h.ctl({"ct", "delete", name});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK_FALSE(lxc_domain_exists(name));
+    CHECK_FALSE(fs::exists(rootfs));
+    CHECK(h.http("GET", "/v1/cts/" + name).status == 404);
+}
+
+TEST_CASE("containers: bad template, duplicate name and bad input are refused with 4xx and leave nothing behind",
+          "[ct]") {
+    skip_unless_runnable();
+    Hvd h;
+    CtCleanup cleanup;
+    const std::string name = "it-ctbad-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+    build_busybox(h);
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+    const std::string rootfs = h.image_dir + "/" + name + ".rootfs";
+    auto nothing_left = [&] {
+        CHECK_FALSE(lxc_domain_exists(name));
+        CHECK_FALSE(fs::exists(rootfs));
+        CHECK_FALSE(fs::exists(h.image_dir + "/." + name + ".rootfs.partial"));
+    };
+
+    // A path that is no pool's template, a name no pool has, a pool that does not exist.
+    auto resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "/tmp/no-such-rootfs.tar.zst"}}.dump());
+    CHECK(resp.status == 400);
+    resp = h.http("POST", "/v1/cts",
+                  json{{"name", name}, {"template", h.pool_dir + "/vztmpl/missing.tar.gz"}}.dump());
+    CHECK(resp.status == 404);
+    resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "no-such-template"}}.dump());
+    CHECK(resp.status == 404);
+    CHECK(resp.body.find("no-such-template") != std::string::npos);
+    resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "busybox"}, {"rootfs", {{"pool", "nope"}}}}.dump());
+    CHECK(resp.status == 404);
+    resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "busybox"}, {"bogus", 1}}.dump());
+    CHECK(resp.status == 400);
+    resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "busybox"}, {"memory", "1M"}}.dump());
+    CHECK(resp.status == 400);
+    auto r = h.ctl({"ct", "create", name, "--template", "/tmp/no-such-rootfs.tar.zst"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("not a template of any storage pool") != std::string::npos);
+    nothing_left();
+
+    // A template file that is not a tarball: the create task fails and cleans up.
+    { std::ofstream(h.pool_dir + "/vztmpl/broken.tar.gz") << "this is not a tarball\n"; }
+    r = h.ctl({"ct", "create", name, "--template", "broken"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("cannot unpack") != std::string::npos);
+    nothing_left();
+
+    // A duplicate name.
+    r = h.ctl({"ct", "create", name, "--template", "busybox"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    resp = h.http("POST", "/v1/cts", json{{"name", name}, {"template", "busybox"}}.dump());
+    CHECK(resp.status == 409);
+    r = h.ctl({"ct", "create", name, "--template", "busybox"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("already exists") != std::string::npos);
+    // The first container is untouched.
+    CHECK(fs::exists(rootfs + "/sbin/init"));
+    CHECK(h.ctl_json({"ct", "show", name})["state"] == "stopped");
+
+    // Actions in the wrong state and unknown containers.
+    CHECK(h.http("POST", "/v1/cts/" + name + "/stop").status == 409);
+    CHECK(h.http("POST", "/v1/cts/" + name + "/exec", json{{"command", {"true"}}}.dump()).status == 409);
+    CHECK(h.http("GET", "/v1/cts/no-such-ct").status == 404);
+    CHECK(h.http("DELETE", "/v1/cts/no-such-ct").status == 404);
+
+    r = h.ctl({"ct", "delete", name});
+    CHECK(r.exit_code == 0);
+    nothing_left();
+
+    // A local tarball: uploaded (like an ISO) into the rootfs pool's templates, then used.
+    const std::string name2 = name + "-up";
+    cleanup.names.push_back(name2);
+    fs::copy_file(h.pool_dir + "/vztmpl/busybox.tar.gz", h.dir + "/local-box.tar.gz");
+    fs::copy_file(h.pool_dir + "/vztmpl/busybox.tar.gz", h.dir + "/local-box.zip");
+    r = h.ctl({"ct", "template", "upload", h.dir + "/local-box.zip"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find(".tar.zst") != std::string::npos);
+    std::string rel = fs::relative(h.dir + "/local-box.tar.gz").string();
+    if (rel.rfind("../", 0) != 0) rel = "./" + rel;
+    r = h.ctl({"ct", "create", name2, "--template", rel});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto ct2 = h.ctl_json({"ct", "show", name2});
+    CHECK(ct2["template"] == h.pool_dir + "/vztmpl/local-box.tar.gz");
+    CHECK(fs::exists(h.image_dir + "/" + name2 + ".rootfs/sbin/init"));
+    auto listed = h.ctl_json({"ct", "template", "list"});
+    CHECK(listed.size() == 3);  // busybox, broken, local-box
+    // The same upload again is refused (409) without --replace.
+    r = h.ctl({"ct", "template", "upload", h.dir + "/local-box.tar.gz"});
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("already exists") != std::string::npos);
+    CHECK(h.ctl({"ct", "delete", name2}).exit_code == 0);
+    CHECK(h.ctl({"ct", "template", "delete", "local-box.tar.gz"}).exit_code == 0);
+    CHECK_FALSE(fs::exists(h.pool_dir + "/vztmpl/local-box.tar.gz"));
+    CHECK(h.http("DELETE", "/v1/storage/pools/local/templates/local-box.tar.gz").status == 404);
+}
