@@ -9,15 +9,6 @@ namespace hv::api {
 using nlohmann::json;
 
 namespace {
-int read_int(ObjectReader& r, const std::string& key, int dflt) {
-    const auto* v = r.raw(key);
-    if (!v) return dflt;
-    if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", r.field(key));
-    auto x = v->get<std::int64_t>();
-    if (x < INT32_MIN || x > INT32_MAX) fail(Errc::invalid_input, "field '{}' is out of range", r.field(key));
-    return static_cast<int>(x);
-}
-
 // The fields a container shares with a VM are checked by the VM rules (one place for limits,
 // NIC syntax, tags), through a stand-in VmSpec carrying only those fields.
 VmSpec shared_fields(const std::string& name, int cpus, std::uint64_t memory, const std::string& description,
@@ -84,10 +75,6 @@ void validate(const CtSpec& s) {
     if (s.tmpl[0] != '/' && s.tmpl.find(':') == std::string::npos) validate_file_name(s.tmpl, "template name");
 }
 
-void validate(const CtPatch& p) {
-    VmPatch v{p.cpus, p.memory, p.description, p.tags};
-    validate(v);
-}
 
 void to_json(json& j, const RootfsSpec& v) {
     j = json{{"pool", v.pool}, {"size", v.size}, {"volume", v.volume}, {"path", v.path}};
@@ -102,13 +89,6 @@ void to_json(json& j, const CtSpec& v) {
              {"unprivileged", v.unprivileged},
              {"description", v.description},
              {"tags", v.tags}};
-}
-void to_json(json& j, const CtPatch& v) {
-    j = json::object();
-    if (v.cpus) j["cpus"] = *v.cpus;
-    if (v.memory) j["memory"] = *v.memory;
-    if (v.description) j["description"] = *v.description;
-    if (v.tags) j["tags"] = *v.tags;
 }
 void to_json(json& j, const CtInfo& v) {
     to_json(j, v.spec);
@@ -136,17 +116,6 @@ CtSpec ct_spec_from_json(const json& j) {
     return s;
 }
 
-CtPatch ct_patch_from_json(const json& j) {
-    ObjectReader r(j, "");
-    CtPatch p;
-    if (r.has("cpus")) p.cpus = read_int(r, "cpus", 0);
-    else r.raw("cpus");
-    p.memory = r.opt_size("memory");
-    p.description = r.opt<std::string>("description");
-    p.tags = r.opt<std::vector<std::string>>("tags");
-    r.finish();
-    return p;
-}
 
 CtInfo ct_info_from_json(const json& j) {
     ObjectReader r(j, "");

@@ -21,15 +21,6 @@ bool member_of(const std::vector<std::string>& list, const std::string& s) {
     return std::find(list.begin(), list.end(), s) != list.end();
 }
 
-int read_int(ObjectReader& r, const std::string& key, int dflt) {
-    const auto* v = r.raw(key);
-    if (!v) return dflt;
-    if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", r.field(key));
-    auto x = v->get<std::int64_t>();
-    if (x < -1000000000 || x > 1000000000) fail(Errc::invalid_input, "field '{}' is out of range", r.field(key));
-    return static_cast<int>(x);
-}
-
 void validate_mtu(int mtu, const std::string& what) {
     if (mtu == 0) return;
     if (mtu < kMinMtu || mtu > kMaxMtu)

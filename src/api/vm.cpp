@@ -67,14 +67,6 @@ void validate_description(const std::string& d) {
     if (d.size() > 4096) fail(Errc::invalid_input, "description is too long ({} bytes, at most 4096)", d.size());
 }
 
-int read_int(ObjectReader& r, const std::string& key, int dflt) {
-    const auto* v = r.raw(key);
-    if (!v) return dflt;
-    if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", r.field(key));
-    auto x = v->get<std::int64_t>();
-    if (x < INT32_MIN || x > INT32_MAX) fail(Errc::invalid_input, "field '{}' is out of range", r.field(key));
-    return static_cast<int>(x);
-}
 }  // namespace
 
 void validate(const NicSpec& n, const std::string& f) {

@@ -27,12 +27,6 @@ void to_json(json& j, const HostSettings& s) {
 }
 
 namespace {
-int read_int(api::ObjectReader& r, const std::string& key, int dflt) {
-    auto v = r.opt<std::int64_t>(key);
-    if (!v) return dflt;
-    if (*v < INT32_MIN || *v > INT32_MAX) fail(Errc::invalid_input, "field '{}' is out of range", r.field(key));
-    return static_cast<int>(*v);
-}
 void range(const char* what, int v, int lo, int hi) {
     if (v < lo || v > hi) fail(Errc::invalid_input, "{} must be between {} and {} (got {})", what, lo, hi, v);
 }
@@ -42,11 +36,11 @@ Settings settings_from_json(const json& j, const Settings& base) {
     api::ObjectReader r(j, "");
     Settings s = base;
     s.enabled = r.opt<bool>("enabled").value_or(s.enabled);
-    s.order = read_int(r, "order", s.order);
-    s.up = read_int(r, "up", s.up);
-    s.down = read_int(r, "down", s.down);
+    s.order = api::read_int(r, "order", s.order);
+    s.up = api::read_int(r, "up", s.up);
+    s.down = api::read_int(r, "down", s.down);
     s.wait_for = r.opt<std::string>("wait_for").value_or(s.wait_for);
-    s.wait_timeout = read_int(r, "wait_timeout", s.wait_timeout);
+    s.wait_timeout = api::read_int(r, "wait_timeout", s.wait_timeout);
     s.after = r.opt<std::vector<std::string>>("after").value_or(s.after);
     r.finish();
     return s;
@@ -55,10 +49,10 @@ Settings settings_from_json(const json& j, const Settings& base) {
 HostSettings host_settings_from_json(const json& j, const HostSettings& base) {
     api::ObjectReader r(j, "");
     HostSettings h = base;
-    h.boot_delay = read_int(r, "boot_delay", h.boot_delay);
-    h.max_parallel = read_int(r, "max_parallel", h.max_parallel);
-    h.retries = read_int(r, "retries", h.retries);
-    h.retry_delay = read_int(r, "retry_delay", h.retry_delay);
+    h.boot_delay = api::read_int(r, "boot_delay", h.boot_delay);
+    h.max_parallel = api::read_int(r, "max_parallel", h.max_parallel);
+    h.retries = api::read_int(r, "retries", h.retries);
+    h.retry_delay = api::read_int(r, "retry_delay", h.retry_delay);
     r.finish();
     return h;
 }

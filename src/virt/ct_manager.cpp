@@ -85,12 +85,6 @@ std::pair<int, int> domain_state(virDomainPtr d) {
     return {st, reason};
 }
 
-std::string random_mac() {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    auto v = rng();
-    return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff);
-}
-
 std::string metadata_body(const api::CtSpec& spec) {
     // virDomainSetMetadata takes the element without the namespace declaration and prefix.
     return "<ct><spec format=\"json\">" + xml_escape(nlohmann::json(spec).dump()) + "</spec></ct>";
@@ -168,38 +162,12 @@ std::int64_t lxc_init_pid(std::int64_t domain_id, const std::string& proc) {
 
 class CtManager::OpLock {
 public:
-    OpLock(CtManager& m, const std::string& name) : m_(m), name_(name), mu_(m.lock_for(name)) {
-        if (!mu_->try_lock_for(m.opts_.lock_wait)) {
-            m_.release_lock(name_, mu_);
-            fail(Errc::conflict, "container '{}' is busy with another operation; try again", name);
-        }
-    }
-    ~OpLock() {
-        mu_->unlock();
-        m_.release_lock(name_, mu_);
-    }
-    OpLock(const OpLock&) = delete;
-    OpLock& operator=(const OpLock&) = delete;
+    OpLock(CtManager& m, const std::string& name) : guard_(m.locks_.lock(name, m.opts_.lock_wait, "container")) {}
 
 private:
-    CtManager& m_;
-    std::string name_;
-    std::shared_ptr<std::timed_mutex> mu_;
+    util::NamedLocks::Guard guard_;
 };
 
-std::shared_ptr<std::timed_mutex> CtManager::lock_for(const std::string& name) {
-    std::lock_guard lk(locks_mu_);
-    auto& m = locks_[name];
-    if (!m) m = std::make_shared<std::timed_mutex>();
-    return m;
-}
-
-void CtManager::release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m) {
-    std::lock_guard lk(locks_mu_);
-    auto it = locks_.find(name);
-    m.reset();
-    if (it != locks_.end() && it->second.use_count() == 1) locks_.erase(it);
-}
 
 CtManager::CtManager(Options opts, storage::PoolManager& pools, storage::TemplateStore& templates, Publisher publish)
     : opts_(std::move(opts)), pools_(pools), templates_(templates), publish_(std::move(publish)) {

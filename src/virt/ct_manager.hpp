@@ -18,6 +18,7 @@
 #include "connection.hpp"
 #include "hv/api/ct.hpp"
 #include "hv/storage/pool_manager.hpp"
+#include "hv/util/named_locks.hpp"
 #include "hv/util/progress.hpp"
 
 namespace hv::storage {
@@ -67,16 +68,13 @@ public:
 private:
     class OpLock;
     api::CtInfo read_domain(virDomainPtr d) const;
-    std::shared_ptr<std::timed_mutex> lock_for(const std::string& name);
-    void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
 
     Options opts_;
     storage::PoolManager& pools_;
     storage::TemplateStore& templates_;
     Publisher publish_;
     std::unique_ptr<Connection> conn_;
-    std::mutex locks_mu_;
-    std::map<std::string, std::shared_ptr<std::timed_mutex>> locks_;
+    util::NamedLocks locks_;
 };
 
 // PID of the container's init, given the LXC domain id (libvirt's controller process): the

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -430,6 +431,12 @@ std::optional<MetadataElement> read_metadata_element(const std::string& element_
     if (auto attrs = root->second.get_child_optional("<xmlattr>"))
         for (const auto& [k, v] : *attrs) out.attributes[k] = v.data();
     return out;
+}
+
+std::string random_mac() {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto v = rng();
+    return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff);
 }
 
 std::string nic_device_xml(const api::NicSpec& n) {

@@ -76,15 +76,22 @@ constexpr const char* kVirtioScsi = "<controller type='scsi' model='virtio-scsi'
 
 }  // namespace
 
+VmManager::DeviceEdit VmManager::begin_edit(const std::string& vm) {
+    DeviceEdit e{op_lock(vm), conn_->domain(vm)};
+    auto info = read_domain(e.dom.get(), nullptr);
+    check_managed(info);
+    e.spec = std::move(info.spec);
+    e.active = domain_active(e.dom.get());
+    return e;
+}
+
 VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::Progress& progress) {
     require_ready();
-    auto lock = op_lock(vm);
-    auto dom = conn_->domain(vm);
-    auto info = read_domain(dom.get(), nullptr);
-    check_managed(info);
-    const bool active = domain_active(dom.get());
+    auto edit = begin_edit(vm);
+    auto& dom = edit.dom;
+    const bool active = edit.active;
 
-    auto spec = info.spec;
+    auto spec = std::move(edit.spec);
     if (disk.name.empty()) {
         auto taken = [&](const std::string& n) {
             for (const auto& o : spec.disks)
@@ -211,12 +218,10 @@ VmInfo VmManager::detach_disk(const std::string& vm, const std::string& disk_nam
     std::optional<api::DiskSpec> removed;
     bool still_live = false;
     {
-        auto lock = op_lock(vm);
-        auto dom = conn_->domain(vm);
-        auto info = read_domain(dom.get(), nullptr);
-        check_managed(info);
-        const bool active = domain_active(dom.get());
-        auto spec = info.spec;
+        auto edit = begin_edit(vm);
+        auto& dom = edit.dom;
+        const bool active = edit.active;
+        auto spec = std::move(edit.spec);
         auto it = std::find_if(spec.disks.begin(), spec.disks.end(), [&](const api::DiskSpec& d) { return d.name == disk_name; });
         if (it == spec.disks.end()) fail(Errc::not_found, "vm '{}' has no disk named '{}'", vm, disk_name);
         if (active && !hotpluggable_bus(it->bus)) fail(Errc::conflict, "{}", hotplug_refusal(vm, it->bus, "detach"));
@@ -266,11 +271,9 @@ VmInfo VmManager::detach_disk(const std::string& vm, const std::string& disk_nam
 
 VmInfo VmManager::set_cdrom(const std::string& vm, const std::string& iso) {
     require_ready();
-    auto lock = op_lock(vm);
-    auto dom = conn_->domain(vm);
-    auto info = read_domain(dom.get(), nullptr);
-    check_managed(info);
-    const bool active = domain_active(dom.get());
+    auto edit = begin_edit(vm);
+    auto& dom = edit.dom;
+    const bool active = edit.active;
 
     std::string path;
     if (!iso.empty()) {
@@ -290,7 +293,7 @@ VmInfo VmManager::set_cdrom(const std::string& vm, const std::string& iso) {
         require_regular_file(path, "cdrom image");
     }
 
-    auto spec = info.spec;
+    auto spec = std::move(edit.spec);
     auto persistent = devices_of(dom.get(), VIR_DOMAIN_XML_INACTIVE);
     const XmlDisk* pdrive = find_cdrom(persistent);
     std::optional<DeviceFacts> live;
@@ -344,12 +347,10 @@ api::NicSpec* find_nic(api::VmSpec& spec, const std::string& name) {
 VmInfo VmManager::attach_nic(const std::string& vm, api::NicSpec nic) {
     require_ready();
     {
-        auto lock = op_lock(vm);
-        auto dom = conn_->domain(vm);
-        auto info = read_domain(dom.get(), nullptr);
-        check_managed(info);
-        const bool active = domain_active(dom.get());
-        auto spec = info.spec;
+        auto edit = begin_edit(vm);
+        auto& dom = edit.dom;
+        const bool active = edit.active;
+        auto spec = std::move(edit.spec);
         if (!nic.name.empty() && find_nic(spec, nic.name))
             fail(Errc::conflict, "vm '{}' already has a NIC named '{}'", vm, nic.name);
         spec.nics.push_back(nic);
@@ -394,12 +395,10 @@ VmInfo VmManager::attach_nic(const std::string& vm, api::NicSpec nic) {
 VmInfo VmManager::update_nic(const std::string& vm, const std::string& nic_name, const api::NicPatch& patch) {
     require_ready();
     {
-        auto lock = op_lock(vm);
-        auto dom = conn_->domain(vm);
-        auto info = read_domain(dom.get(), nullptr);
-        check_managed(info);
-        const bool active = domain_active(dom.get());
-        auto spec = info.spec;
+        auto edit = begin_edit(vm);
+        auto& dom = edit.dom;
+        const bool active = edit.active;
+        auto spec = std::move(edit.spec);
         auto* cur = find_nic(spec, nic_name);
         if (!cur) fail(Errc::not_found, "vm '{}' has no NIC named '{}'", vm, nic_name);
         auto next = api::apply_patch(*cur, patch);
@@ -439,12 +438,10 @@ VmInfo VmManager::update_nic(const std::string& vm, const std::string& nic_name,
 VmInfo VmManager::detach_nic(const std::string& vm, const std::string& nic_name) {
     require_ready();
     {
-        auto lock = op_lock(vm);
-        auto dom = conn_->domain(vm);
-        auto info = read_domain(dom.get(), nullptr);
-        check_managed(info);
-        const bool active = domain_active(dom.get());
-        auto spec = info.spec;
+        auto edit = begin_edit(vm);
+        auto& dom = edit.dom;
+        const bool active = edit.active;
+        auto spec = std::move(edit.spec);
         auto it = std::find_if(spec.nics.begin(), spec.nics.end(), [&](const api::NicSpec& n) { return n.name == nic_name; });
         if (it == spec.nics.end()) fail(Errc::not_found, "vm '{}' has no NIC named '{}'", vm, nic_name);
         // libvirt matches the interface by its MAC (the rest must parse: type, source).

@@ -115,12 +115,6 @@ std::string lower(std::string s) {
     return s;
 }
 
-std::string random_mac() {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    auto v = rng();
-    return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff);
-}
-
 // The hv metadata element without namespace prefix, as virDomainSetMetadata takes it.
 std::string metadata_body(const api::VmSpec& spec) {
     return "<vm><spec format=\"json\">" + xml_escape(nlohmann::json(spec).dump()) + "</spec></vm>";
@@ -136,23 +130,10 @@ void require_file(const std::string& path, const char* what) {
 class VmManager::OpLock {
 public:
     OpLock(VmManager& m, const std::string& name)
-        : m_(m), name_(name), mu_(m.lock_for(name)), scope_({{"VM", name}}) {
-        if (!mu_->try_lock_for(m.opts_.lock_wait)) {
-            m_.release_lock(name_, mu_);
-            fail(Errc::conflict, "vm '{}' is busy with another operation; try again", name);
-        }
-    }
-    ~OpLock() {
-        mu_->unlock();
-        m_.release_lock(name_, mu_);
-    }
-    OpLock(const OpLock&) = delete;
-    OpLock& operator=(const OpLock&) = delete;
+        : guard_(m.locks_.lock(name, m.opts_.lock_wait, "vm")), scope_({{"VM", name}}) {}
 
 private:
-    VmManager& m_;
-    std::string name_;
-    std::shared_ptr<std::timed_mutex> mu_;
+    util::NamedLocks::Guard guard_;
     util::LogScope scope_;  // this thread's log records carry VM=<name> while it holds the lock
 };
 
@@ -429,21 +410,6 @@ void VmManager::require_ready() const {
     if (!ready_ && conn_->connected()) wait_ready(std::chrono::seconds(3));
     if (!conn_->connected() || !ready_)
         throw Error(Errc::unavailable, "libvirt at " + conn_->uri() + " is not reachable (hvd is reconnecting)");
-}
-
-std::shared_ptr<std::timed_mutex> VmManager::lock_for(const std::string& name) {
-    std::lock_guard lk(locks_mu_);
-    auto& m = locks_[name];
-    if (!m) m = std::make_shared<std::timed_mutex>();
-    return m;
-}
-
-void VmManager::release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m) {
-    std::lock_guard lk(locks_mu_);
-    auto it = locks_.find(name);
-    m.reset();
-    // Copies are only taken under locks_mu_: a count of 1 means nobody else holds or waits.
-    if (it != locks_.end() && it->second.use_count() == 1) locks_.erase(it);
 }
 
 std::vector<VmInfo> VmManager::list() const {

@@ -18,6 +18,7 @@
 #include "hv/api/host.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/storage/pool_manager.hpp"
+#include "hv/util/named_locks.hpp"
 #include "hv/util/progress.hpp"
 #include "hv/virt/domain_xml.hpp"
 
@@ -94,7 +95,6 @@ public:
 
 private:
     class OpLock;
-    std::shared_ptr<std::timed_mutex> lock_for(const std::string& name);
     void on_lifecycle(const LifecycleEvent& ev);
     void on_connection(bool up);
     void rebuild_cache();
@@ -103,7 +103,6 @@ private:
     api::VmInfo read_domain(virDomainPtr d, const api::VmInfo* previous);
     void require_ready() const;
     void reconnected();
-    void release_lock(const std::string& name, std::shared_ptr<std::timed_mutex>& m);
     void record_start(virDomainPtr d, std::int64_t when);
     // Plugs every bridge NIC of a running domain into its VLANs (ports.plug); throws the first
     // failure after trying all.
@@ -114,6 +113,14 @@ private:
     // For vm_disks.cpp (defined in vm_manager.cpp): the per-VM operation lock as an opaque
     // guard, and the hv metadata writer (flags: VIR_DOMAIN_AFFECT_*).
     std::shared_ptr<void> op_lock(const std::string& name);
+    // A device change of one hv-made VM: its lock held, the domain, its spec, whether it runs.
+    struct DeviceEdit {
+        std::shared_ptr<void> lock;
+        DomainHandle dom;
+        api::VmSpec spec;
+        bool active = false;
+    };
+    DeviceEdit begin_edit(const std::string& vm);
     void write_spec(virDomainPtr d, const api::VmSpec& spec, unsigned flags);
 
     Options opts_;
@@ -130,8 +137,7 @@ private:
     mutable std::mutex cache_mu_;
     std::map<std::string, api::VmInfo> cache_;
 
-    std::mutex locks_mu_;
-    std::map<std::string, std::shared_ptr<std::timed_mutex>> locks_;
+    util::NamedLocks locks_;
 
     // Lifecycle events are handed to one worker thread, in order.
     std::mutex q_mu_;

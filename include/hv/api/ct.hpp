@@ -59,13 +59,9 @@ void validate(const CtSpec& spec);
 
 // PATCH /v1/cts/{name}: only the fields present change. cpus and memory apply at once to a
 // running container (cgroup limits) and to its definition.
-struct CtPatch {
-    std::optional<int> cpus;
-    std::optional<std::uint64_t> memory;
-    std::optional<std::string> description;
-    std::optional<std::vector<std::string>> tags;
-};
-void validate(const CtPatch& patch);
+// PATCH of a container: the same editable fields and rules as a VM's (validate, to_json and
+// the reader are VmPatch's).
+using CtPatch = VmPatch;
 
 // Runtime facts of one NIC, in the order of CtSpec::nics.
 struct CtNicState {
@@ -105,12 +101,11 @@ struct ExecResult {
 
 void to_json(nlohmann::json& j, const RootfsSpec& v);
 void to_json(nlohmann::json& j, const CtSpec& v);
-void to_json(nlohmann::json& j, const CtPatch& v);
 void to_json(nlohmann::json& j, const CtInfo& v);
 void to_json(nlohmann::json& j, const ExecResult& v);
 
 CtSpec ct_spec_from_json(const nlohmann::json& j);
-CtPatch ct_patch_from_json(const nlohmann::json& j);
+inline CtPatch ct_patch_from_json(const nlohmann::json& j) { return vm_patch_from_json(j); }
 CtInfo ct_info_from_json(const nlohmann::json& j);
 ExecResult exec_result_from_json(const nlohmann::json& j);
 

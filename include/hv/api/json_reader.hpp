@@ -2,6 +2,7 @@
 // checked, and errors name the full field path ("disks[1].size").
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -46,6 +47,16 @@ public:
         return *v;
     }
 
+    // An integer that fits an int (JSON numbers only, no strings).
+    std::optional<int> opt_int(const std::string& key) {
+        const auto* v = raw(key);
+        if (!v) return std::nullopt;
+        if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", field(key));
+        auto x = v->get<std::int64_t>();
+        if (x < INT32_MIN || x > INT32_MAX) fail(Errc::invalid_input, "field '{}' is out of range", field(key));
+        return static_cast<int>(x);
+    }
+
     // A size: integer bytes or a string such as "4G".
     std::optional<std::uint64_t> opt_size(const std::string& key) {
         const auto* v = raw(key);
@@ -76,5 +87,8 @@ private:
     std::string path_;
     std::set<std::string> seen_;
 };
+
+// An optional integer field with a default.
+inline int read_int(ObjectReader& r, const std::string& key, int dflt) { return r.opt_int(key).value_or(dflt); }
 
 }  // namespace hv::api

@@ -73,6 +73,8 @@ std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev);
 // network, model, optional <mtu>. VLANs are not in the XML: libvirt tags only Open vSwitch and
 // SR-IOV ports, so hv sets the tap's VLANs on the Linux bridge itself (NetManager::plug_port).
 std::string nic_device_xml(const api::NicSpec& n);
+// A random MAC with QEMU's prefix, "52:54:00:xx:xx:xx", for VM and container NICs.
+std::string random_mac();
 // A read-only <disk device='cdrom'>; `path` "" is an empty drive (eject).
 std::string cdrom_device_xml(const std::string& path, const std::string& bus, const std::string& dev);
 // Bus of the CD/DVD drive: "sata" (q35's AHCI) or "ide" on i440fx ("pc") machines.
