@@ -269,6 +269,10 @@ TEST_CASE("autostart: guest-agent gate on the booted test guest, status and even
     // started yet. The guest needs seconds to boot, so both views catch it waiting.
     json st;
     std::string table;
+    auto line_of = [&](const std::string& name) {
+        auto p = table.find(name);
+        return p == std::string::npos ? std::string() : table.substr(p, table.find('\n', p) - p);
+    };
     bool caught = wait_until(
         [&] {
             table = hvd.ctl({"autostart", "status"}).out;
@@ -276,7 +280,7 @@ TEST_CASE("autostart: guest-agent gate on the booted test guest, status and even
             if (st.value("running", false) != true) return false;
             auto v = by_name(st["vms"]);
             bool table_ok = table.find("running; group: order 1") != std::string::npos &&
-                            table.find("waiting: guest-agent") != std::string::npos;
+                            line_of(ga).find("waiting: guest-agent") != std::string::npos;
             return table_ok && v[ga].value("state", "") == "waiting" && v[ga].value("waiting_on", "") == "guest-agent";
         },
         150s, 300ms);
@@ -292,10 +296,6 @@ TEST_CASE("autostart: guest-agent gate on the booted test guest, status and even
         CHECK(v[later]["state"] == "pending");
         CHECK(v[later]["started_at"].get<double>() < 0);
         // The table names the guest on the same line as what it waits for.
-        auto line_of = [&](const std::string& name) {
-            auto p = table.find(name);
-            return p == std::string::npos ? std::string() : table.substr(p, table.find('\n', p) - p);
-        };
         CHECK(line_of(ga).find("waiting: guest-agent") != std::string::npos);
     }
 
