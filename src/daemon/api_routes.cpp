@@ -1,5 +1,7 @@
 #include "api_routes.hpp"
 
+#include "ct_manager.hpp"
+
 #include <unistd.h>
 
 #include <fstream>
@@ -91,6 +93,14 @@ void register_routes(Router& r, ApiContext& c) {
         } catch (const Error& e) {
             if (e.code() != Errc::not_found) throw;
         }
+        bool ct_named = false;
+        try {
+            ct_named = c.cts && c.cts->exists(spec.name);
+        } catch (const Error& e) {  // the LXC driver down must not block VMs
+            if (e.code() != Errc::unavailable) throw;
+        }
+        if (ct_named)
+            fail(Errc::conflict, "a container named '{}' exists: containers and VMs share one name space", spec.name);
         auto name = spec.name;
         return accepted(c.tasks.submit("vm.create", "vm/" + name, [&c, spec = std::move(spec)](util::Progress& p) {
             return json(c.vms.create(spec, p));

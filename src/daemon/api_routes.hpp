@@ -9,6 +9,10 @@
 #include "task_manager.hpp"
 #include "vm_manager.hpp"
 
+namespace hv::virt {
+class CtManager;
+}
+
 namespace hv::daemon {
 
 struct ApiContext {
@@ -18,6 +22,8 @@ struct ApiContext {
     storage::PoolManager& pools;
     net::NetManager& net;
     std::chrono::steady_clock::time_point started;
+    // Containers (set by daemon.cpp once made; VMs and containers share one name space).
+    virt::CtManager* cts = nullptr;
 };
 
 void register_routes(Router& r, ApiContext& ctx);

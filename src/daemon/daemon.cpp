@@ -132,6 +132,7 @@ int run(const Config& cfg) {
     co.connection.keepalive_interval_s = cfg.keepalive_interval;
     virt::CtManager cts(co, pools, templates, [&bus](const std::string& type, const std::string& target,
                                                      const nlohmann::json& d) { bus.publish(type, target, d); });
+    ctx.cts = &cts;
     register_ct_routes(router, ctx, cts, templates);
     cts.start();
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
