@@ -119,9 +119,20 @@ TEST_CASE("container spec: defaults, strict JSON, validation", "[ct][model]") {
     bad = s;
     bad.nics.push_back(hv::api::NicSpec{});  // neither network nor bridge
     CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    // VLANs, trunks and MTU are the VMs' (checked the same way); a QEMU NIC model is not.
+    auto tagged = s;
+    tagged.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,vlan=100,trunks=10;20-30"));
+    CHECK_NOTHROW(hv::api::validate(tagged));
     bad = s;
-    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,vlan=100"));
-    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::unsupported);
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,mtu=9000"));
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    bad = s;
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0"));
+    bad.nics[0].vlan = 4095;
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    bad = s;
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,model=e1000"));
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
 
     auto r = hv::api::parse_rootfs_arg("pool=fast,size=8G");
     CHECK(r.pool == "fast");
@@ -150,14 +161,17 @@ TEST_CASE("container metadata round trip and live NICs", "[ct][metadata]") {
     CHECK_FALSE(hv::virt::ct_spec_from_metadata("<vm/>"));
     CHECK_FALSE(hv::virt::ct_spec_from_metadata("not xml"));
 
-    auto nics = hv::virt::parse_ct_live_nics(R"(<domain type='lxc' id='7'><devices>
+    // The live XML of an LXC domain is read by the VMs' parser (one reader of <interface>).
+    auto nics = hv::virt::parse_live_xml(R"(<domain type='lxc' id='7'><devices>
       <interface type='bridge'><mac address='52:54:00:12:34:56'/><source bridge='vmbr0'/><target dev='vnet3'/></interface>
-      <interface type='network'><mac address='52:54:00:ab:cd:ef'/><source network='default'/><target dev='vnet4'/></interface>
-    </devices></domain>)");
+      <interface type='network'><mac address='52:54:00:AB:cd:ef'/><source network='default'/><target dev='vnet4'/></interface>
+    </devices></domain>)").nics;
     REQUIRE(nics.size() == 2);
     CHECK(nics[0].mac == "52:54:00:12:34:56");
-    CHECK(nics[0].host_dev == "vnet3");
-    CHECK(nics[1].host_dev == "vnet4");
+    CHECK(nics[0].tap == "vnet3");
+    CHECK(nics[0].bridge == "vmbr0");
+    CHECK(nics[1].mac == "52:54:00:ab:cd:ef");
+    CHECK(nics[1].tap == "vnet4");
 }
 
 TEST_CASE("lxc_init_pid finds the controller's child on a procfs fixture", "[ct]") {
