@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -278,4 +279,50 @@ TEST_CASE("require_searchable names the directory an unprivileged container cann
     }
     REQUIRE(::chmod((t.path + "/a").c_str(), 0755) == 0);
     hv::storage::require_searchable(t.path + "/a/b");
+}
+
+TEST_CASE("debootstrap output becomes task progress that only moves forward", "[ct]") {
+    hv::storage::DebootstrapProgress p;
+    CHECK(p.percent() == 5);
+    CHECK_FALSE(p.feed("W: not an info line"));
+    CHECK(p.feed("I: Retrieving InRelease "));
+    CHECK(p.percent() == 6);
+    CHECK(p.feed("I: Resolving dependencies of required packages..."));
+    CHECK(p.percent() == 10);
+    CHECK_FALSE(p.feed("I: Found packages in base system: a b c d"));
+    CHECK_FALSE(p.feed("I: Found additional required dependencies: e f g h"));  // 8 packages
+    std::vector<int> seen;
+    for (const char* pkg : {"a", "b", "c", "d", "e", "f", "g", "h"}) {
+        CHECK(p.feed(std::string("I: Retrieving ") + pkg + " 1.0"));
+        seen.push_back(p.percent());
+    }
+    CHECK(seen.front() > 12);
+    CHECK(seen.back() == 30);  // all 8 retrieved: the end of the retrieving share
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    CHECK(p.message() == "Retrieving h 1.0");
+    p.feed("I: Extracting a...");
+    CHECK(p.percent() > 34);
+    p.feed("I: Configuring h...");
+    int before = p.percent();
+    p.feed("I: Retrieving InRelease");  // an earlier phase's line never moves it back
+    CHECK(p.percent() == before);
+    CHECK(p.feed("I: Base system installed successfully."));
+    CHECK(p.percent() == 58);
+}
+
+TEST_CASE("run_command hands over output lines as they come and stops the program when asked", "[util]") {
+    std::vector<std::string> lines;
+    auto r = hv::util::run_command_lines({"sh", "-c", "echo one; echo two >&2; printf three"}, std::chrono::seconds(10),
+                                   [&](const std::string& l) {
+                                       if (!l.empty()) lines.push_back(l);
+                                       return true;
+                                   });
+    CHECK(r.exit_status == 0);
+    std::sort(lines.begin(), lines.end());
+    CHECK(lines == std::vector<std::string>{"one", "three", "two"});
+    CHECK(r.out == "one\nthree");
+    // Returning false kills it (a cancelled task).
+    r = hv::util::run_command_lines({"sh", "-c", "echo started; exec sleep 30"}, std::chrono::seconds(60),
+                              [&](const std::string& l) { return l != "started"; });
+    CHECK(r.exit_status == 128 + 9);  // killed, not finished
 }
