@@ -12,8 +12,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "file_pool.hpp"
+#include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "hv/util/command.hpp"
 
 namespace hv::storage {
 
@@ -37,11 +41,42 @@ public:
             fail(Errc::unavailable, "pool '{}': {} is not on a btrfs filesystem (use type dir)", spec_.name, spec_.path);
     }
 
+    // A subvolume per root filesystem: the unit a qgroup limits.
+    void make_rootfs_dir(const std::string& path) const override { make_subvolume(path, false); }
+
+    // Quotas are enabled on the filesystem when the first limit is set (a filesystem-wide
+    // switch with some write cost, so not before a container asks for it).
+    std::string limit_rootfs(const std::string& path, std::uint64_t bytes) const override {
+        if (!is_subvolume(path))
+            fail(Errc::unsupported, "{} is not a btrfs subvolume (made before hv limited root filesystems)", path);
+        auto limit = util::run_command({"btrfs", "qgroup", "limit", std::to_string(bytes), path}, std::chrono::minutes(1));
+        if (limit.exit_status != 0) {
+            spdlog::info("pool {}: enabling btrfs quotas on {} for container root filesystem limits", spec_.name,
+                         spec_.path);
+            util::run_checked({"btrfs", "quota", "enable", spec_.path}, std::chrono::minutes(5));
+            util::run_checked({"btrfs", "qgroup", "limit", std::to_string(bytes), path}, std::chrono::minutes(1));
+        }
+        return rootfs_quota(path, bytes);
+    }
+
+    std::string rootfs_quota(const std::string& path, std::uint64_t bytes) const override {
+        if (!is_subvolume(path)) return FilePool::rootfs_quota(path, bytes);
+        return fmt::format("btrfs qgroup limit {} on subvolume {}", api::format_size(bytes), path);
+    }
+
 protected:
     bool require_reflink() const override { return true; }
-    void make_content_dir(const std::string& path) const override {
+    void make_content_dir(const std::string& path) const override { make_subvolume(path, true); }
+
+private:
+    static bool is_subvolume(const std::string& path) {
         struct stat st {};
-        if (::stat(path.c_str(), &st) == 0) return;  // subvolume or directory made earlier
+        return ::stat(path.c_str(), &st) == 0 && st.st_ino == 256 && S_ISDIR(st.st_mode);  // a subvolume's root
+    }
+
+    void make_subvolume(const std::string& path, bool existing_ok) const {
+        struct stat st {};
+        if (existing_ok && ::stat(path.c_str(), &st) == 0) return;  // subvolume or directory made earlier
         auto slash = path.rfind('/');
         std::string parent = path.substr(0, slash), name = path.substr(slash + 1);
         int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -51,9 +86,9 @@ protected:
         int rc = ::ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, &args);
         int err = errno;
         ::close(fd);
-        if (rc != 0 && err != EEXIST)
+        if (rc != 0 && !(existing_ok && err == EEXIST))
             fail(Errc::internal, "pool '{}': cannot create subvolume {}: {}", spec_.name, path, std::strerror(err));
-        ::chmod(path.c_str(), 0711);
+        ::chmod(path.c_str(), existing_ok ? 0711 : 0755);
     }
 };
 }  // namespace

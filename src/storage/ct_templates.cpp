@@ -309,14 +309,25 @@ bool DebootstrapProgress::feed(const std::string& line) {
     return changed;
 }
 
-void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress) {
+void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress,
+                   const std::function<void(const std::string& dir)>& make_dir) {
     fs::path d(dest);
     std::string partial = (d.parent_path() / ("." + d.filename().string() + ".partial")).string();
     std::error_code ec;
     if (fs::exists(fs::symlink_status(dest, ec))) fail(Errc::conflict, "{} exists already", dest);
     // A leftover of an interrupted create of the same container (callers hold its lock).
     if (fs::exists(fs::symlink_status(partial, ec))) remove_rootfs(partial);
-    if (::mkdir(partial.c_str(), 0755) != 0) fail(Errc::internal, "cannot create {}: {}", partial, std::strerror(errno));
+    if (make_dir) {
+        try {
+            make_dir(partial);
+        } catch (...) {
+            std::error_code rec;
+            if (fs::exists(fs::symlink_status(partial, rec))) remove_rootfs(partial);
+            throw;
+        }
+    } else if (::mkdir(partial.c_str(), 0755) != 0) {
+        fail(Errc::internal, "cannot create {}: {}", partial, std::strerror(errno));
+    }
     util::Reverter revert;
     revert.add([partial] { remove_rootfs(partial); });
     progress.update(-1, "unpacking " + fs::path(tarball).filename().string());

@@ -12,6 +12,7 @@
 // (uid/gid + api::kUnprivilegedBase), as libvirt's <idmap> expects.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,7 +69,10 @@ private:
     std::size_t done_ = 0;  // packages through the current phase
 };
 
-void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress);
+// make_dir makes the empty directory it is given (default: mkdir 0755; a pool's
+// make_rootfs_dir, which may also limit it, before anything is unpacked into it).
+void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress,
+                   const std::function<void(const std::string& dir)>& make_dir = {});
 // Unprivileged containers run as uid/gid kUnprivilegedBase..: libvirt can only mount a rootfs
 // they can reach, so every directory from / down to `dir` must be searchable by others (o+x).
 // Throws conflict naming the first one that is not and the fix.

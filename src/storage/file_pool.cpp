@@ -388,6 +388,20 @@ api::PoolCaps dir_caps() {
     return c;
 }
 
+void FilePool::make_rootfs_dir(const std::string& path) const {
+    if (::mkdir(path.c_str(), 0755) != 0) fail(Errc::internal, "cannot create {}: {}", path, std::strerror(errno));
+}
+
+std::string FilePool::limit_rootfs(const std::string&, std::uint64_t) const {
+    fail(Errc::unsupported, "pool '{}' ({}) cannot limit the size of a directory (a btrfs pool can)", spec_.name,
+         spec_.type);
+}
+
+std::string FilePool::rootfs_quota(const std::string&, std::uint64_t) const {
+    return fmt::format("not applied: pool '{}' ({}) cannot limit the size of a directory (a btrfs pool can)",
+                       spec_.name, spec_.type);
+}
+
 namespace {
 class DirPool final : public FilePool {
 public:

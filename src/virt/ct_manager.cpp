@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "../storage/ct_templates.hpp"
+#include "hv/api/size.hpp"
 #include "hv/util/reverter.hpp"
 #include "hv/virt/ct_xml.hpp"
 #include "hv/virt/domain_xml.hpp"
@@ -285,13 +286,11 @@ CtInfo CtManager::read_domain(virDomainPtr d) const {
     }
     info.spec.name = name;
     if (info.spec.rootfs.size > 0) {
-        std::string type = "?";
         try {
-            type = pools_.get(info.spec.rootfs.pool).spec.type;
-        } catch (const Error&) {
+            info.rootfs_quota = pools_.pool(info.spec.rootfs.pool)->rootfs_quota(info.spec.rootfs.path, info.spec.rootfs.size);
+        } catch (const Error& e) {
+            info.rootfs_quota = fmt::format("unknown: {}", e.what());
         }
-        info.rootfs_quota = fmt::format("not applied: pool '{}' ({}) cannot limit the size of a directory",
-                                        info.spec.rootfs.pool, type);
     }
     if (is_active(info.state)) {
         info.init_pid = lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(d)));
@@ -402,7 +401,20 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
 
     util::Reverter revert;
     progress.update(5, "unpacking " + fs::path(tarball).filename().string());
-    storage::unpack_rootfs(tarball, spec.rootfs.path, spec.unprivileged, progress);
+    auto pool = pools_.pool(spec.rootfs.pool);
+    storage::unpack_rootfs(tarball, spec.rootfs.path, spec.unprivileged, progress, [&](const std::string& dir) {
+        pool->make_rootfs_dir(dir);
+        if (spec.rootfs.size == 0) return;
+        // The limit is set before unpacking, so the template counts against it.
+        try {
+            progress.log(pool->limit_rootfs(dir, spec.rootfs.size));
+        } catch (const Error& e) {
+            if (e.code() != Errc::unsupported) throw;
+            progress.log(fmt::format("warning: root filesystem size {} not enforced: {}",
+                                     api::format_size(spec.rootfs.size), e.what()));
+            spdlog::warn("container {}: root filesystem size not enforced: {}", spec.name, e.what());
+        }
+    });
     revert.add([path = spec.rootfs.path] { storage::remove_rootfs(path); });
     if (progress.cancelled()) fail(Errc::cancelled, "create of container '{}' was cancelled", spec.name);
     progress.update(90, "defining the container");

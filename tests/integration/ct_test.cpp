@@ -368,3 +368,58 @@ TEST_CASE("containers: a NIC on a bridge (veth port, VLAN check), the console, o
     REQUIRE(h.ctl({"ct", "delete", name}).exit_code == 0);
     CHECK(h.ctl({"net", "bridge", "delete", "hvtctbr0"}).exit_code == 0);
 }
+
+TEST_CASE("containers: the root filesystem size is a btrfs qgroup limit on a btrfs pool", "[ct][storage]") {
+    skip_unless_runnable();
+    Hvd h;
+    CtCleanup cleanup;
+    const std::string name = "it-ctq-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+    LoopFs btrfs(h.dir + "/btrfs.img", h.dir + "/btrfs", "1G", {"mkfs.btrfs", "-q"});
+    if (!btrfs.ok) {
+        WARN("skipped: cannot make and mount a btrfs image here (mkfs.btrfs or loop devices missing)");
+        return;
+    }
+    // The private libvirtd has mounts of its own (scripts/private-libvirtd.sh): the same loop
+    // device is mounted there too, so its LXC driver sees the pool (on a host, one namespace).
+    auto src = run({"findmnt", "-n", "-o", "SOURCE", btrfs.mnt}).out;
+    while (!src.empty() && std::isspace(static_cast<unsigned char>(src.back()))) src.pop_back();
+    REQUIRE_FALSE(src.empty());
+    REQUIRE(in_libvirt_mountns({"mount", src, btrfs.mnt}).exit_code == 0);
+    struct Unmount {
+        std::string mnt;
+        ~Unmount() { in_libvirt_mountns({"umount", "-l", mnt}); }
+    } unmount{btrfs.mnt};
+    build_busybox(h);
+    REQUIRE(h.ctl({"storage", "pool", "add", "fast", "--type", "btrfs", "--path", btrfs.mnt}).exit_code == 0);
+    auto r = h.ctl({"ct", "create", name, "--template", "busybox", "--rootfs", "pool=fast,size=40M"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    const std::string rootfs = btrfs.mnt + "/images/" + name + ".rootfs";
+    // Its own subvolume (inode 256 is a subvolume's root), with a qgroup limit.
+    CHECK(run({"stat", "-c", "%i", rootfs}).out == "256\n");
+    auto ct = h.ctl_json({"ct", "show", name});
+    CHECK_THAT(ct["rootfs_quota"].get<std::string>(), Catch::Contains("btrfs qgroup limit 40M"));
+    auto qg = run({"btrfs", "qgroup", "show", "-re", "--raw", rootfs});
+    INFO(qg.describe());
+    CHECK_THAT(qg.out, Catch::Contains(std::to_string(40ull << 20)));
+
+    REQUIRE(h.ctl({"ct", "start", name}).exit_code == 0);
+    // Writing past the limit inside the container fails with EDQUOT; below it works.
+    r = h.ctl({"ct", "exec", name, "--timeout", "25", "--", "dd", "if=/dev/zero", "of=/fill", "bs=1M", "count=80"});
+    INFO(r.describe());
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.err, Catch::Contains("quota"));
+    r = h.ctl({"ct", "exec", name, "--", "rm", "-f", "/fill"});
+    CHECK(r.exit_code == 0);
+    run({"btrfs", "filesystem", "sync", btrfs.mnt});
+    r = h.ctl({"ct", "exec", name, "--timeout", "25", "--", "dd", "if=/dev/zero", "of=/small", "bs=1M", "count=8"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+
+    REQUIRE(h.ctl({"ct", "stop", name}).exit_code == 0);
+    REQUIRE(h.ctl({"ct", "delete", name}).exit_code == 0);
+    CHECK_FALSE(fs::exists(rootfs));
+    CHECK(h.ctl({"storage", "pool", "remove", "fast"}).exit_code == 0);
+}

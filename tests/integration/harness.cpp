@@ -228,6 +228,17 @@ Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeo
     return c.finish(timeout);
 }
 
+LoopFs::LoopFs(const std::string& img, std::string mount_point, const char* size, std::vector<std::string> mkfs)
+    : mnt(std::move(mount_point)) {
+    mkfs.push_back(img);
+    ok = run({"truncate", "-s", size, img}).exit_code == 0 && run(mkfs).exit_code == 0 &&
+         run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
+}
+
+LoopFs::~LoopFs() {
+    if (ok) run({"umount", "-l", mnt});
+}
+
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval) {
     auto deadline = Clock::now() + timeout;
@@ -322,6 +333,13 @@ std::string libvirt_netns_path() {
     INFO("network namespace of the private libvirtd: " << ns);
     REQUIRE(file_exists(ns));
     return ns;
+}
+
+Result in_libvirt_mountns(const std::vector<std::string>& argv) {
+    auto net = libvirt_netns_path();  // "/proc/PID/ns/net" of the holder
+    std::vector<std::string> full{"nsenter", "--mount=" + net.substr(0, net.size() - 3) + "mnt", "--"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return run(full);
 }
 
 Result in_libvirt_netns(const std::vector<std::string>& argv) {

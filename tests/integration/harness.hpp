@@ -41,6 +41,17 @@ std::string env(const char* name);
 // cannot run integration tests at all (not root, no libvirtd or QEMU installed).
 void skip_unless_runnable();
 
+// A filesystem image made by the test and loop-mounted at `mnt` for the test's lifetime
+// (ok = false when this machine cannot: no mkfs or loop devices).
+struct LoopFs {
+    std::string mnt;
+    bool ok = false;
+    LoopFs(const std::string& img, std::string mount_point, const char* size, std::vector<std::string> mkfs);
+    ~LoopFs();
+    LoopFs(const LoopFs&) = delete;
+    LoopFs& operator=(const LoopFs&) = delete;
+};
+
 // Runs argv (no shell) to completion.
 Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 120s);
 
@@ -91,6 +102,9 @@ std::vector<std::string> list_dir(const std::string& dir);  // names; empty when
 // Runs argv inside the private libvirtd's network namespace (where hvd runs with
 // in_libvirt_netns): test topology like veth pairs, addresses, routes.
 Result in_libvirt_netns(const std::vector<std::string>& argv);
+// Runs argv in the private libvirtd's mount namespace (its mounts are private: a filesystem the
+// test mounts must be mounted there too before libvirt's LXC driver can see it).
+Result in_libvirt_mountns(const std::vector<std::string>& argv);
 std::string libvirt_netns_path();
 
 // virsh against the private libvirtd.

@@ -45,21 +45,6 @@ json volume(const Hvd& hvd, const std::string& pool, const std::string& name) {
     return hvd.ctl_json({"storage", "volume", "show", pool, name});
 }
 
-// A filesystem image made by the test and loop-mounted at `mnt` for the test's lifetime.
-struct LoopFs {
-    std::string mnt;
-    bool ok = false;
-    LoopFs(const std::string& img, std::string mount_point, const char* size, std::vector<std::string> mkfs)
-        : mnt(std::move(mount_point)) {
-        mkfs.push_back(img);
-        ok = run({"truncate", "-s", size, img}).exit_code == 0 && run(mkfs).exit_code == 0 &&
-             run({"mkdir", "-p", mnt}).exit_code == 0 && run({"mount", "-o", "loop", img, mnt}).exit_code == 0;
-    }
-    ~LoopFs() {
-        if (ok) run({"umount", "-l", mnt});
-    }
-};
-
 std::uint64_t free_bytes(const std::string& dir) {
     struct statvfs st {};
     REQUIRE(::statvfs(dir.c_str(), &st) == 0);

@@ -63,6 +63,15 @@ public:
     // Directory of a file content type ("iso", "vztmpl"), created on first use.
     // Throws unsupported when this pool does not hold that content.
     virtual std::string content_dir(const std::string& content) const = 0;
+
+    // Container root filesystems: directories in images/. make_rootfs_dir makes the empty
+    // directory `path` (btrfs: a subvolume, so it can carry a quota).
+    virtual void make_rootfs_dir(const std::string& path) const = 0;
+    // Limits what `path` (made by make_rootfs_dir) may hold to `bytes`; returns how, e.g.
+    // "btrfs qgroup limit 1 GiB". Throws unsupported when the backend cannot limit a directory.
+    virtual std::string limit_rootfs(const std::string& path, std::uint64_t bytes) const = 0;
+    // For CtInfo: whether a limit of `bytes` on `path` is enforced and how (no command run).
+    virtual std::string rootfs_quota(const std::string& path, std::uint64_t bytes) const = 0;
 };
 
 // The registry: backend type -> capabilities + factory.

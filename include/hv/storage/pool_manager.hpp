@@ -73,12 +73,15 @@ public:
     std::string builtin_path() const;
     std::uint64_t builtin_free() const;
 
+    // The backend object of a pool (not_found when unknown), for what the manager does not
+    // wrap (container root filesystems). Shared: it stays valid if the pool is removed meanwhile.
+    std::shared_ptr<StoragePool> pool(const std::string& name) const;
+
 private:
     struct Entry {
         std::shared_ptr<StoragePool> pool;  // shared: an operation keeps it alive without the lock
         bool builtin = false;
     };
-    std::shared_ptr<StoragePool> pool(const std::string& name) const;
     api::PoolInfo info(const Entry& e) const;
     void save_locked() const;
     // Marks pool/name busy for the life of the returned guard (409 when already busy).
