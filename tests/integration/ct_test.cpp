@@ -2,8 +2,10 @@
 // create/start/exec/stop/delete, limits visible in the container's cgroups, bad input.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -422,4 +424,65 @@ TEST_CASE("containers: the root filesystem size is a btrfs qgroup limit on a btr
     REQUIRE(h.ctl({"ct", "delete", name}).exit_code == 0);
     CHECK_FALSE(fs::exists(rootfs));
     CHECK(h.ctl({"storage", "pool", "remove", "fast"}).exit_code == 0);
+}
+
+TEST_CASE("containers: debian-12 template built by debootstrap as a task with progress, a Debian container runs",
+          "[ct][debootstrap]") {
+    skip_unless_runnable();
+    Hvd h;
+    CtCleanup cleanup;
+    const std::string name = "it-ctdeb-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+    // The mirror hvd uses by default: the Debian mirror is the one network place tests may reach.
+    auto probe = run({"curl", "-fsS", "-o", "/dev/null", "--max-time", "20",
+                      "http://deb.debian.org/debian/dists/bookworm/InRelease"});
+    if (probe.exit_code != 0) {
+        WARN("skipped: the Debian mirror http://deb.debian.org/debian is not reachable: " << probe.err);
+        return;
+    }
+    // Progress: the task's percentage moves through debootstrap's phases, as events show.
+    Child events(h.ctl_argv({"events", "-o", "json"}));
+    auto r = h.ctl({"ct", "template", "build", "debian-12"}, 900s);
+    INFO(r.describe() << "\n" << h.log_tail());
+    REQUIRE(r.exit_code == 0);
+    auto templates = h.ctl_json({"ct", "template", "list"});
+    REQUIRE(templates.size() == 1);
+    CHECK(templates[0]["name"] == "debian-12.tar.gz");
+    std::set<int> percents;
+    std::vector<std::string> messages;
+    events.wait_line(
+        [&](const std::string& l) {
+            auto j = json::parse(l, nullptr, false);
+            if (!j.is_object() || j.value("type", "") != "task") return false;
+            const auto& d = j["data"];
+            if (d.value("kind", "") != "template.build") return false;
+            percents.insert(d.value("progress", -1));
+            messages.push_back(d.value("message", ""));
+            return d.value("state", "") == "succeeded";
+        },
+        30s);
+    INFO("progress seen: " << json(percents).dump() << "\nmessages: " << json(messages).dump());
+    CHECK(percents.size() >= 8);  // many steps, not one jump
+    CHECK(std::count_if(messages.begin(), messages.end(),
+                        [](const std::string& m) { return m.rfind("Retrieving ", 0) == 0; }) > 10);
+    CHECK(std::find(messages.begin(), messages.end(), "Base system installed successfully.") != messages.end());
+
+    r = h.ctl({"ct", "create", name, "--template", "debian-12", "--memory", "256M"}, 300s);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    r = h.ctl({"ct", "start", name});
+    INFO(r.describe() << "\n" << h.log_tail());
+    REQUIRE(r.exit_code == 0);
+    r = h.ctl({"ct", "exec", name, "--", "cat", "/etc/debian_version"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.rfind("12.", 0) == 0);
+    // systemd is its init (systemd-sysv), running as PID 1 in the container.
+    r = h.ctl({"ct", "exec", name, "--", "cat", "/proc/1/comm"});
+    CHECK(r.out == "systemd\n");
+    r = h.ctl({"ct", "shutdown", name, "--timeout", "60", "--force"}, 120s);
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(h.ctl({"ct", "delete", name}).exit_code == 0);
 }
