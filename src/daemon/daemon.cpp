@@ -124,8 +124,20 @@ int run(const Config& cfg) {
     });
 
     Router router;
-    pools.set_users([&vms](bool live) { return vms.image_users(live); });
     ApiContext ctx{cfg, vms, tasks, pools, net, started};
+    // What guests use in the pools: VM disks and CD/DVDs, container root filesystems.
+    pools.set_users([&vms, &ctx](bool live) {
+        auto users = vms.image_users(live);
+        if (ctx.cts) {
+            try {
+                for (const auto& c : ctx.cts->list())
+                    if (!c.spec.rootfs.path.empty()) users[c.spec.rootfs.path].push_back("container " + c.spec.name);
+            } catch (const std::exception& e) {
+                spdlog::warn("pool users: containers not listed: {}", e.what());
+            }
+        }
+        return users;
+    });
     register_routes(router, ctx);
     // Containers: libvirt's LXC driver through a second connection (docs/containers.md).
     storage::TemplateStore templates(pools);

@@ -182,6 +182,11 @@ void PoolManager::remove(const std::string& name) {
         if (auto it = users.find(v.path); it != users.end() && !it->second.empty())
             fail(Errc::conflict, "pool '{}' is in use: volume '{}' is used by {}", name, v.name,
                  fmt::join(it->second, ", "));
+    // Anything else of the pool a guest uses (a container's root filesystem directory).
+    const std::string prefix = p->spec().path + "/";
+    for (const auto& [path, who] : users)
+        if (path.rfind(prefix, 0) == 0 && !who.empty())
+            fail(Errc::conflict, "pool '{}' is in use: {} is used by {}", name, path, fmt::join(who, ", "));
     {
         std::lock_guard lk(mu_);
         for (const auto& b : busy_)

@@ -421,6 +421,10 @@ TEST_CASE("containers: the root filesystem size is a btrfs qgroup limit on a btr
     CHECK(r.exit_code == 0);
 
     REQUIRE(h.ctl({"ct", "stop", name}).exit_code == 0);
+    // The pool holds the container's root filesystem: it cannot be removed under it.
+    r = h.ctl({"storage", "pool", "remove", "fast"});
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("container " + name));
     REQUIRE(h.ctl({"ct", "delete", name}).exit_code == 0);
     CHECK_FALSE(fs::exists(rootfs));
     CHECK(h.ctl({"storage", "pool", "remove", "fast"}).exit_code == 0);
@@ -481,7 +485,16 @@ TEST_CASE("containers: debian-12 template built by debootstrap as a task with pr
     // systemd is its init (systemd-sysv), running as PID 1 in the container.
     r = h.ctl({"ct", "exec", name, "--", "cat", "/proc/1/comm"});
     CHECK(r.out == "systemd\n");
-    r = h.ctl({"ct", "shutdown", name, "--timeout", "60", "--force"}, 120s);
+    // Once systemd has finished booting, a shutdown goes through its initctl pipe.
+    std::string booted;
+    wait_until(
+        [&] {
+            booted = h.ctl({"ct", "exec", name, "--", "systemctl", "is-system-running"}).out;
+            return booted == "running\n" || booted == "degraded\n";
+        },
+        90s, 1s);
+    INFO("systemctl is-system-running: " << booted);
+    r = h.ctl({"ct", "shutdown", name, "--timeout", "60"}, 120s);
     INFO(r.describe());
     CHECK(r.exit_code == 0);
     CHECK(h.ctl({"ct", "delete", name}).exit_code == 0);
