@@ -163,7 +163,16 @@ int run(const Config& cfg) {
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
     // hv's pools appear in libvirt (virsh pool-list); without libvirt now, at their next change.
     pools.set_mirror(virt::libvirt_pool_mirror(vms.connection()));
-    server.listen(SocketOptions{cfg.socket, cfg.socket_group, 0660});
+    SocketOptions so{cfg.socket, cfg.socket_group, 0660};
+    std::string activated;
+    so.inherited_fd = systemd_listen_fd(&activated);
+    if (so.inherited_fd >= 0) {
+        if (activated != cfg.socket)
+            spdlog::warn("systemd passed the socket {}, not the configured {}: serving {}", activated, cfg.socket,
+                         activated);
+        so.path = activated;
+    }
+    server.listen(so);
     if (vms.ready()) autostart.at_daemon_start();
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.
     SystemdNotifier notifier(io, [&vms] { return vms.ready(); });

@@ -603,6 +603,15 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::listen(const SocketOptions& opts) {
+    if (opts.inherited_fd >= 0) {
+        boost::system::error_code ec;
+        acceptor_.assign(local{}, opts.inherited_fd, ec);
+        if (ec) fail(Errc::internal, "cannot use the socket systemd passed (fd {}): {}", opts.inherited_fd, ec.message());
+        set_cloexec(acceptor_.native_handle());
+        spdlog::info("listening on {} (socket activation: the socket unit's socket)", opts.path);
+        accept();
+        return;
+    }
     prepare_socket_path(opts.path);
     local::endpoint ep(opts.path);
     acceptor_.open(ep.protocol());

@@ -27,6 +27,9 @@ struct SocketOptions {
     std::string path;
     std::string group;  // chown to this group when it exists
     unsigned mode = 0660;
+    // A listening socket handed over by systemd (hvd.socket, LISTEN_FDS): used as it is; its
+    // path, mode and group are the socket unit's, and hvd never unlinks it. -1: bind `path`.
+    int inherited_fd = -1;
 };
 
 // Creates the socket's directory (0755) and checks it is not writable by others; refuses to

@@ -1,4 +1,11 @@
 #include "systemd_notify.hpp"
+#include "hv/error.hpp"
+
+#include <cstring>
+
+#include <sys/un.h>
+
+#include <sys/socket.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -55,6 +62,20 @@ void SystemdNotifier::stopping() {
     ready_timer_.cancel();
     watchdog_timer_.cancel();
     sd_notify(0, "STOPPING=1\nSTATUS=stopping (running VMs are not touched)");
+}
+
+int systemd_listen_fd(std::string* path) {
+    int n = sd_listen_fds(1);  // 1: unset LISTEN_* so children never see them
+    if (n <= 0) return -1;
+    if (n > 1) fail(Errc::internal, "systemd passed {} sockets; hvd.socket must have one ListenStream=", n);
+    int fd = SD_LISTEN_FDS_START;
+    if (sd_is_socket_unix(fd, SOCK_STREAM, 1, nullptr, 0) <= 0)
+        fail(Errc::internal, "the socket systemd passed is not a listening Unix stream socket");
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (path && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && len > sizeof(sa_family_t))
+        *path = std::string(addr.sun_path, strnlen(addr.sun_path, len - sizeof(sa_family_t)));
+    return fd;
 }
 
 }  // namespace hv::daemon

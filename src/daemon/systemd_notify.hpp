@@ -41,4 +41,9 @@ private:
     bool ready_sent_ = false, waiting_logged_ = false;
 };
 
+// Socket activation (sd_listen_fds(3)): the listening Unix stream socket systemd passed
+// (hvd.socket), and its path in *path; -1 when none was passed. Throws internal when systemd
+// passed something else (several sockets, not a Unix stream socket).
+int systemd_listen_fd(std::string* path);
+
 }  // namespace hv::daemon

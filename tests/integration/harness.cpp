@@ -355,7 +355,10 @@ void Hvd::start(bool wait_for_libvirt) {
                                   libvirt_uri(),  "--accel",        "tcg",             "--foreground",
                                   "--log-level",  "debug"};
     if (in_libvirt_netns_) argv.insert(argv.begin(), {"nsenter", "--net=" + libvirt_netns_path(), "--"});
-    argv.insert(argv.begin(), wrapper_.begin(), wrapper_.end());
+    auto wrapper = wrapper_;
+    for (auto& w : wrapper)
+        if (w == "@SOCKET@") w = socket;
+    argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
     proc_.emplace(argv, log_file);
     // Ready = the socket accepts connections.
     auto connectable = [&] {

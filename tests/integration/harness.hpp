@@ -129,7 +129,8 @@ public:
     // With `in_libvirt_netns`, hvd runs in the private libvirtd's network namespace (nsenter
     // --net into scripts/private-libvirtd.sh's holder), where libvirt's "default" NAT network
     // and so the guests' 192.168.122.x addresses are; its Unix socket works as usual.
-    // `wrapper` is put before hvd's argv (e.g. unshare + scripts/with-journald.sh).
+    // `wrapper` is put before hvd's argv (e.g. unshare + scripts/with-journald.sh); an element
+    // "@SOCKET@" becomes hvd's socket path.
     explicit Hvd(bool wait_for_libvirt = true, const std::string& config_toml = "", bool in_libvirt_netns = false,
                  std::vector<std::string> wrapper = {});
     Hvd(const Hvd&) = delete;

@@ -64,10 +64,12 @@ getent group hv >/dev/null || fail "group hv was not created"
 dpkg-query -W -f='${Conffiles}\n' hv | grep -q ' /etc/hv/hvd.toml ' || fail "/etc/hv/hvd.toml is not a conffile"
 /usr/sbin/hvd --print-default-config | cmp -s - /etc/hv/hvd.toml || fail "/etc/hv/hvd.toml differs from hvd's defaults"
 [ "$(stat -c %a /var/lib/hv)" = 711 ] || fail "/var/lib/hv has mode $(stat -c %a /var/lib/hv), not 711"
-units=(/lib/systemd/system/hvd.service /lib/systemd/system/hv-guests.service)
+units=(/lib/systemd/system/hvd.service /lib/systemd/system/hv-guests.service /lib/systemd/system/hvd.socket)
 for u in "${units[@]}"; do
     [ -f "$u" ] || fail "$u missing"
-    [ -L "/etc/systemd/system/multi-user.target.wants/$(basename "$u")" ] || fail "$(basename "$u") is not enabled"
+    target=multi-user.target.wants
+    [[ $u == *.socket ]] && target=sockets.target.wants
+    [ -L "/etc/systemd/system/$target/$(basename "$u")" ] || fail "$(basename "$u") is not enabled"
 done
 [ -f /usr/share/bash-completion/completions/hvctl ] || fail "bash completion missing"
 echo "man pages: $(man -w hvctl) $(man -w hvd)"
