@@ -157,7 +157,16 @@ public:
         std::unique_lock lk(mu_);
         cv_.wait_for(lk, std::chrono::duration<double>(d), [&] { return !done_.empty(); });
     }
-    bool running(const std::string& vm) override { return state(vm) == api::VmState::running; }
+    // A guest that cannot be asked (deleted meanwhile, its connection lost) is not running: its
+    // start call then fails for it alone, never the whole run.
+    bool running(const std::string& vm) override {
+        try {
+            return state(vm) == api::VmState::running;
+        } catch (const std::exception& e) {
+            spdlog::debug("autostart: state of {}: {}", vm, e.what());
+            return false;
+        }
+    }
     void start(const std::string& vm) override {
         if (is_ct(vm)) c_.cts->action(vm, "start");
         else c_.vms.action(vm, "start");

@@ -46,13 +46,15 @@ int free_port() {
     return ntohs(sa.sin_port);
 }
 
-// The `autostart` events about vm/NAME in an `hvctl events -o json` transcript, in order.
-std::vector<json> autostart_events(const std::string& transcript, const std::string& name) {
+// The `autostart` events about vm/NAME (ct/NAME with kind "ct") in an `hvctl events -o json`
+// transcript, in order.
+std::vector<json> autostart_events(const std::string& transcript, const std::string& name,
+                                   const std::string& kind = "vm") {
     std::vector<json> out;
     std::size_t pos = 0;
     for (auto nl = transcript.find('\n'); nl != std::string::npos; pos = nl + 1, nl = transcript.find('\n', pos)) {
         auto j = json::parse(transcript.substr(pos, nl - pos), nullptr, false);
-        if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "vm/" + name)
+        if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == kind + "/" + name)
             out.push_back(j["data"]);
     }
     return out;
@@ -549,17 +551,7 @@ TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the 
         60s);
     INFO("events:\n" << events.out());
     CHECK(seen.has_value());
-    std::vector<std::string> ct_states;
-    {
-        const auto& t = events.out();
-        std::size_t pos = 0;
-        for (auto nl = t.find('\n'); nl != std::string::npos; pos = nl + 1, nl = t.find('\n', pos)) {
-            auto j = json::parse(t.substr(pos, nl - pos), nullptr, false);
-            if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "ct/" + ct)
-                ct_states.push_back(j["data"].value("state", ""));
-        }
-    }
-    CHECK(in_order(ct_states, {"starting", "waiting", "ready"}));
+    CHECK(in_order(states_of(autostart_events(events.out(), ct, "ct")), {"starting", "waiting", "ready"}));
     CHECK(autostart_events(events.out(), ct).empty());  // never as vm/NAME
     events.terminate();
 
