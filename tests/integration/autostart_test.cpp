@@ -466,8 +466,12 @@ TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the 
     CHECK(hvd.http("GET", "/v1/vms/" + ct + "/autostart").status == 404);
     CHECK(hvd.http("GET", "/v1/cts/" + vm + "/autostart").status == 404);
 
-    // The port is opened inside the container, where nothing listens yet.
-    const std::string port = "8080";
+    // The port is opened inside the container, where nothing listens yet. The same port open on
+    // the host (hvd's namespace) must not count: the gate looks inside the container.
+    const int host_port = free_port();
+    const int host_fd = listen_on(host_port);
+    REQUIRE(host_fd >= 0);
+    const std::string port = std::to_string(host_port);
     REQUIRE(hvd.ctl({"autostart", "host", "--boot-delay", "0", "--retries", "0"}).exit_code == 0);
     r = hvd.ctl({"ct", "autostart", ct, "--enable", "--order", "1", "--wait-for", "tcp:" + port, "--wait-timeout",
                  "120", "--down", "20"});
@@ -520,11 +524,15 @@ TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the 
         CHECK(line.find("container") != std::string::npos);
         CHECK(line.find("waiting: tcp:" + port) != std::string::npos);
     }
+    // Polled every 0.2 s meanwhile, the gate still does not see the host's listener.
+    std::this_thread::sleep_for(2s);
+    CHECK(by_name(hvd.ctl_json({"autostart", "status"})["vms"])[ct]["state"] == "waiting");
     // A listener inside the container (busybox httpd daemonizes; its output must not keep exec's pipes).
     r = hvd.ctl({"ct", "exec", ct, "--", "sh", "-c", "httpd -p " + port + " -h /tmp </dev/null >/dev/null 2>&1"});
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
 
+    ::close(host_fd);
     auto done = run_child.finish(180s);
     INFO(done.describe() << "\n" << hvd.log_tail());
     REQUIRE(done.exit_code == 0);
