@@ -41,6 +41,17 @@ public:
     Response request(const std::string& method, const std::string& target,
                      const std::optional<nlohmann::json>& body = std::nullopt);
 
+    // GET `target` asking to switch to `protocol` (e.g. a console): on "101 Switching
+    // Protocols" returns the connected socket (the caller closes it) and the bytes that came
+    // with the answer; any other answer throws like request().
+    struct Upgraded {
+        int fd = -1;
+        std::string pending;
+    };
+    Upgraded upgrade(const std::string& target, const std::string& protocol);
+    // GET /v1/cts/{name}/console upgraded to "hv-console" (raw console bytes both ways).
+    Upgraded ct_console(const std::string& name, bool force);
+
     api::HostInfo host();
     std::vector<api::VmInfo> list_vms();
     api::VmInfo get_vm(const std::string& name);

@@ -403,6 +403,20 @@ VmPatch vm_patch_from_json(const json& j) {
     return p;
 }
 
+NicState nic_state_from_json(const json& x) {
+    NicState n;
+    if (!x.is_object()) return n;
+    n.name = x.value("name", "");
+    n.mac = x.value("mac", "");
+    n.bridge = x.value("bridge", "");
+    n.tap = x.value("tap", "");
+    n.vlan_aware = x.value("vlan_aware", false);
+    n.error = x.value("error", "");
+    for (const auto& pv : x.value("vlans", json::array()))
+        n.vlans.push_back({pv.value("vid", 0), pv.value("pvid", false), pv.value("untagged", false)});
+    return n;
+}
+
 VmInfo vm_info_from_json(const json& j) {
     ObjectReader r(j, "");
     VmInfo v;
@@ -414,20 +428,8 @@ VmInfo vm_info_from_json(const json& j) {
     v.started_at = r.opt<std::int64_t>("started_at").value_or(0);
     v.uptime = r.opt<std::int64_t>("uptime").value_or(0);
     v.vnc = r.opt<std::string>("vnc").value_or("");
-    if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array()) {
-        for (const auto& x : *ifs) {
-            NicState n;
-            n.name = x.value("name", "");
-            n.mac = x.value("mac", "");
-            n.bridge = x.value("bridge", "");
-            n.tap = x.value("tap", "");
-            n.vlan_aware = x.value("vlan_aware", false);
-            n.error = x.value("error", "");
-            for (const auto& pv : x.value("vlans", json::array()))
-                n.vlans.push_back({pv.value("vid", 0), pv.value("pvid", false), pv.value("untagged", false)});
-            v.interfaces.push_back(std::move(n));
-        }
-    }
+    if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array())
+        for (const auto& x : *ifs) v.interfaces.push_back(nic_state_from_json(x));
     // Output objects may gain fields in later API versions: clients ignore unknown ones.
     return v;
 }

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "console.hpp"
 #include "context.hpp"
 #include "hv/api/ct.hpp"
 #include "hv/api/size.hpp"
@@ -58,17 +59,13 @@ void print_ct(const Globals& g, const api::CtInfo& c) {
         kv.emplace_back("cpu shares", std::to_string(c.cpu_shares));
         kv.emplace_back("cpu quota", c.cpu_quota > 0 ? fmt::format("{} us per 100 ms", c.cpu_quota) : "none");
     }
-    for (std::size_t i = 0; i < s.nics.size(); ++i) {
-        const auto& n = s.nics[i];
-        std::string dev = i < c.nic_state.size() && !c.nic_state[i].host_dev.empty() ? ", host " + c.nic_state[i].host_dev : "";
-        kv.emplace_back(fmt::format("nic{}", i), fmt::format("{}={} mac {}{}", n.network.empty() ? "bridge" : "network",
-                                                             n.network.empty() ? n.bridge : n.network, n.mac, dev));
-    }
+    if (s.nics.empty()) kv.emplace_back("nics", "-");
     kv.emplace_back("description", s.description.empty() ? "-" : s.description);
     kv.emplace_back("tags", s.tags.empty() ? "-" : fmt::format("{}", fmt::join(s.tags, ", ")));
     std::size_t w = 0;
     for (const auto& [k, _] : kv) w = std::max(w, k.size());
     for (const auto& [k, v] : kv) print_line(fmt::format("{:<{}}  {}", k + ":", w + 1, v));
+    if (!s.nics.empty()) std::cout << nics_text(s.nics, c.interfaces, false) << std::flush;
 }
 
 void add_create(CLI::App& ct, Context& ctx) {
@@ -88,7 +85,7 @@ void add_create(CLI::App& ct, Context& ctx) {
     cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs (cgroup shares and quota)")->capture_default_str();
     cmd->add_option("--memory", o->memory, "Memory limit, e.g. 512M")->capture_default_str();
     cmd->add_option("--rootfs", o->rootfs, "Root filesystem: pool=local[,size=8G] (size: quota where the pool can)");
-    cmd->add_option("--net", o->nets, "NIC: network=default|bridge=br0[,mac=52:54:00:..] (repeatable)")
+    cmd->add_option("--net", o->nets, "NIC: bridge=vmbr0[,vlan=100][,trunks=10;20-30][,mac=52:54:00:..] or network=default (repeatable)")
         ->allow_extra_args(false);
     auto* unpriv = cmd->add_flag("--unprivileged", o->unprivileged, "User namespace id mapping (the default)");
     auto* priv = cmd->add_flag("--privileged", o->privileged, "No user namespace: container root is host root (unsafe)");
@@ -283,6 +280,27 @@ void add_exec(CLI::App& ct, Context& ctx) {
     });
 }
 
+void add_console(CLI::App& ct, Context& ctx) {
+    struct Opts {
+        std::string name;
+        bool force = false;
+        double idle = 2;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* cmd = ct.add_subcommand("console", "Attach to a running container's console (/dev/console; detach: Ctrl+])");
+    cmd->add_option("name", o->name, "Container name")->required();
+    cmd->add_flag("--force", o->force, "Take the console over from another session");
+    cmd->add_option("--idle", o->idle,
+                    "Without a terminal (stdin from a pipe or file): once the input has been sent, print the "
+                    "output until the console has been quiet this many seconds (default 2)")
+        ->check(CLI::Range(0.1, 3600.0));
+    on_run(cmd, ctx, [&g = ctx.g, o] {
+        auto up = g.client().ct_console(o->name, o->force);
+        run_console(up.fd, std::move(up.pending), "container " + o->name, o->idle);
+        return 0;
+    });
+}
+
 void add_template(CLI::App& ct, Context& ctx) {
     auto* t = ct.add_subcommand("template", "Container templates in a pool's vztmpl content");
     t->require_subcommand(1);
@@ -364,6 +382,7 @@ void add_ct_commands(CLI::App& app, Context& ctx) {
     add_set(*ct, ctx);
     add_delete(*ct, ctx);
     add_exec(*ct, ctx);
+    add_console(*ct, ctx);
     add_template(*ct, ctx);
 
     // hvctl list: every guest, VMs and containers, with a TYPE column.

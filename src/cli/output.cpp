@@ -30,9 +30,9 @@ std::string vm_uptime(const api::VmInfo& vm) {
     return vm.uptime > 0 ? format_duration(vm.uptime) : "0s";
 }
 
-std::string nic_text(const api::NicSpec& n) {
+std::string nic_text(const api::NicSpec& n, bool model) {
     std::string s = (n.name.empty() ? "" : n.name + "  ") + (n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network);
-    s += "  " + n.model;
+    if (model) s += "  " + n.model;
     if (!n.mac.empty()) s += "  " + n.mac;
     if (n.vlan) s += fmt::format("  vlan={}", n.vlan);
     if (!n.trunks.empty()) s += "  trunks=" + n.trunks;
@@ -101,6 +101,17 @@ std::string disks_text(const std::vector<api::DiskSpec>& disks, bool no_headers)
 }
 }  // namespace
 
+std::string nics_text(const std::vector<api::NicSpec>& nics, const std::vector<api::NicState>& live, bool model) {
+    if (nics.empty()) return "";
+    std::string out = "nics:\n";
+    for (const auto& n : nics) {
+        out += "  " + nic_text(n, model) + "\n";
+        for (const auto& st : live)
+            if (st.name == n.name && !n.name.empty()) out += "    " + nic_live_text(st) + "\n";
+    }
+    return out;
+}
+
 void print_error(const std::string& message) { std::cerr << "error: " << message << std::endl; }
 
 namespace {
@@ -161,12 +172,7 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     if (s.nics.empty()) kv.emplace_back("nics", "-");
     std::string out = render_kv(kv);
     if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks, g.no_headers);
-    if (!s.nics.empty()) out += "nics:\n";
-    for (const auto& n : s.nics) {
-        out += "  " + nic_text(n) + "\n";
-        for (const auto& st : vm.interfaces)
-            if (st.name == n.name && !n.name.empty()) out += "    " + nic_live_text(st) + "\n";
-    }
+    out += nics_text(s.nics, vm.interfaces, true);
     std::cout << out << std::flush;
 }
 

@@ -29,6 +29,9 @@ void print_table(const Globals& g, const Row& headers, const std::vector<Row>& r
 
 void print_vm_list(const Globals& g, const std::vector<api::VmInfo>& vms);
 void print_vm(const Globals& g, const api::VmInfo& vm);
+// "nics:" and one line per NIC, with its live port (tap/veth, bridge, VLANs) under it.
+// model: VMs show the NIC model; containers' NICs are veth pairs.
+std::string nics_text(const std::vector<api::NicSpec>& nics, const std::vector<api::NicState>& live, bool model);
 void print_task_list(const Globals& g, const std::vector<api::TaskInfo>& tasks);
 void print_task(const Globals& g, const api::TaskInfo& t);
 void print_host(const Globals& g, const api::HostInfo& h);

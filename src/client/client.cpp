@@ -19,6 +19,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -165,6 +166,41 @@ Client::Response Client::request(const std::string& method, const std::string& t
             fail(Errc::internal, "hvd answered {} {} with a body that is not JSON", method, target);
     }
     return out;
+}
+
+Client::Upgraded Client::upgrade(const std::string& target, const std::string& protocol) {
+    asio::io_context io;
+    Connection conn(io, socket_);
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "hvd");
+    req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::upgrade, protocol);
+    boost::system::error_code ec;
+    http::write(conn.socket(), req, ec);
+    if (ec) conn.lost(ec);
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    http::read_header(conn.socket(), conn.buffer(), parser, ec);
+    if (ec) conn.lost(ec);
+    int status = parser.get().result_int();
+    if (status != 101) {
+        if (!parser.is_done()) http::read(conn.socket(), conn.buffer(), parser, ec);
+        if (ec) conn.lost(ec);
+        if (status >= 200 && status <= 299)
+            fail(Errc::internal, "hvd answered GET {} with HTTP {} instead of switching to {}", target, status, protocol);
+        throw_http_error(status, parser.get().body());
+    }
+    Upgraded out;
+    out.pending = beast::buffers_to_string(conn.buffer().data());
+    out.fd = ::fcntl(conn.socket().native_handle(), F_DUPFD_CLOEXEC, 0);
+    if (out.fd < 0) fail(Errc::internal, "cannot keep the connection to hvd: {}", std::strerror(errno));
+    return out;
+}
+
+Client::Upgraded Client::ct_console(const std::string& name, bool force) {
+    return upgrade("/v1/cts/" + escape_segment(name) + "/console" + (force ? "?force=1" : ""), "hv-console");
 }
 
 api::HostInfo Client::host() {

@@ -77,6 +77,12 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
     });
 
     // Runs a command synchronously; it must end within the request timeout.
+    // Interactive console: HTTP upgrade to a raw byte stream (hvctl ct console).
+    r.add_upgrade("GET", "/v1/cts/{name}/console", "hv-console", [&cts](const Request& req) -> Takeover {
+        auto console = cts.open_console(req.param("name"), req.flag("force"));
+        return [console](int fd, std::string pending) { console->attach(fd, std::move(pending)); };
+    });
+
     r.add("POST", "/v1/cts/{name}/exec", [&c, &cts](const Request& req) {
         auto body = req.json();
         api::ObjectReader rd(body, "");

@@ -102,15 +102,18 @@ int run(const Config& cfg) {
     net.recover();  // an apply never confirmed (hvd died in the window) is rolled back first
     net.apply_all();
 
-    virt::VmManager::Options vo;
-    // VM NICs on bridges: their taps carry exactly the NIC's VLANs (set by hv, not libvirt).
-    vo.ports.check = [&net](const api::NicSpec& n) {
+    // Guest NICs on bridges (VM taps, container veths) carry exactly the NIC's VLANs (set by
+    // hv, not libvirt).
+    virt::PortHooks ports;
+    ports.check = [&net](const api::NicSpec& n) {
         if (!n.bridge.empty()) net.check_port(n.bridge, n.vlan, n.trunks);
     };
-    vo.ports.plug = [&net](const std::string& tap, const api::NicSpec& n) {
-        net.plug_port(tap, n.bridge, n.vlan, n.trunks);
+    ports.plug = [&net](const std::string& port, const api::NicSpec& n) {
+        net.plug_port(port, n.bridge, n.vlan, n.trunks);
     };
-    vo.ports.state = [&net](const std::string& tap) { return net.port_state(tap); };
+    ports.state = [&net](const std::string& port) { return net.port_state(port); };
+    virt::VmManager::Options vo;
+    vo.ports = ports;
     vo.connection.uri = cfg.libvirt_uri;
     vo.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
     vo.connection.keepalive_interval_s = cfg.keepalive_interval;
@@ -127,6 +130,7 @@ int run(const Config& cfg) {
     // Containers: libvirt's LXC driver through a second connection (docs/containers.md).
     storage::TemplateStore templates(pools);
     virt::CtManager::Options co;
+    co.ports = ports;
     co.connection.uri = cfg.effective_lxc_uri();
     co.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
     co.connection.keepalive_interval_s = cfg.keepalive_interval;

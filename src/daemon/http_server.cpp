@@ -319,6 +319,7 @@ private:
         }
         if (early_) return write(*early_, version_);
         const Router::Route* route = matched_;
+        if (route->upgrade) return start_upgrade(*route, std::move(req), std::string(msg[http::field::upgrade]));
         if (route->fast) return write(dispatch(*route, req), version_);
 
         auto state = std::make_shared<std::atomic<bool>>(false);  // answered already?
@@ -439,6 +440,58 @@ private:
             if (ec || !self->keep_alive_) return self->close();
             self->read();
         });
+    }
+
+    // ---- upgrade routes: prepared on a worker, then "101" and the socket is handed over.
+    void start_upgrade(const Router::Route& route, Request req, std::string upgrade) {
+        if (!beast::iequals(upgrade, route.protocol) || version_ < 11) {
+            keep_alive_ = false;
+            return write(error_response(Errc::invalid_input,
+                                        fmt::format("{} needs HTTP/1.1 with \"Connection: Upgrade\" and \"Upgrade: {}\"",
+                                                    req.path, route.protocol)),
+                         version_);
+        }
+        idle_.cancel();
+        asio::post(pool_, [self = shared_from_this(), &route, req = std::move(req)]() mutable {
+            Takeover takeover;
+            std::optional<Response> refused;
+            try {
+                takeover = route.upgrade(req);
+            } catch (const Error& e) {
+                refused = error_response(e.code(), e.what());
+            } catch (const std::exception& e) {
+                refused = error_response(Errc::internal, e.what());
+            }
+            asio::post(self->sock_.get_executor(), [self, takeover = std::move(takeover), refused, &route]() mutable {
+                if (refused) return self->write(*refused, self->version_);
+                auto head = std::make_shared<std::string>(fmt::format(
+                    "HTTP/1.1 101 Switching Protocols\r\nServer: hvd/" HV_VERSION "\r\nConnection: Upgrade\r\nUpgrade: {}\r\n\r\n",
+                    route.protocol));
+                asio::async_write(self->sock_, asio::buffer(*head),
+                                  [self, head, takeover = std::move(takeover)](beast::error_code ec, std::size_t) {
+                                      if (ec) return self->close();
+                                      // The socket leaves Asio: a duplicate goes to the takeover,
+                                      // this session closes its own descriptor (no shutdown).
+                                      int fd = ::fcntl(self->sock_.native_handle(), F_DUPFD_CLOEXEC, 0);
+                                      std::string pending = beast::buffers_to_string(self->buf_.data());
+                                      self->detach();
+                                      if (fd < 0) return;
+                                      try {
+                                          takeover(fd, std::move(pending));
+                                      } catch (const std::exception& e) {
+                                          spdlog::error("upgraded connection: {}", e.what());
+                                      }
+                                  });
+            });
+        });
+    }
+
+    void detach() {
+        closed_ = true;
+        beast::error_code ec;
+        timer_.cancel();
+        idle_.cancel();
+        sock_.close(ec);
     }
 
     void start_stream() {

@@ -89,6 +89,10 @@ void Router::add_streaming(const std::string& method, const std::string& pattern
     routes_.push_back(Route{method, split_path(pattern), std::move(h), false, true});
 }
 
+void Router::add_upgrade(const std::string& method, const std::string& pattern, std::string protocol, UpgradeHandler h) {
+    routes_.push_back(Route{method, split_path(pattern), {}, false, false, std::move(h), std::move(protocol)});
+}
+
 const Router::Route& Router::match(Request& req) const {
     auto segs = split_path(req.path);
     std::string allowed;

@@ -43,6 +43,12 @@ struct Response {
 };
 
 using Handler = std::function<Response(const Request&)>;
+// Upgrade routes (an interactive console): the handler checks the request and prepares on a
+// worker thread, throwing hv::Error to refuse (answered as usual). What it returns takes the
+// connection over after "101 Switching Protocols": it gets the socket (fd, its owner from
+// then on) and any bytes the client sent after the request.
+using Takeover = std::function<void(int fd, std::string pending)>;
+using UpgradeHandler = std::function<Takeover(const Request&)>;
 
 class Router {
 public:
@@ -53,6 +59,9 @@ public:
     // the server's upload threads, without the request timeout, and reads the body through
     // Request::read_body (e.g. PUT of an ISO image).
     void add_streaming(const std::string& method, const std::string& pattern, Handler h);
+    // upgrade: the request must carry "Connection: Upgrade" and "Upgrade: <protocol>"
+    // (400 otherwise); see UpgradeHandler.
+    void add_upgrade(const std::string& method, const std::string& pattern, std::string protocol, UpgradeHandler h);
     // Fills req.params. Throws not_found (no such path) or invalid_input with status 405
     // semantics reported through method_not_allowed (path exists, method does not).
     struct Route {
@@ -61,6 +70,8 @@ public:
         Handler handler;
         bool fast = false;
         bool streaming = false;
+        UpgradeHandler upgrade = {};
+        std::string protocol = {};
     };
     const Route& match(Request& req) const;
     const std::vector<Route>& routes() const { return routes_; }

@@ -368,7 +368,7 @@ void NetManager::delete_bridge(const std::string& name, bool force) {
         if (l.master == name && std::find(spec->ports.begin(), spec->ports.end(), l.name) == spec->ports.end())
             foreign.push_back(l.name);
     if (!foreign.empty() && !force)
-        fail(Errc::conflict, "bridge '{}' has ports hv did not add ({}): VMs attached? detach them or use --force",
+        fail(Errc::conflict, "bridge '{}' has ports hv did not add ({}): guests (VMs, containers) attached? detach them or use --force",
              name, fmt::join(foreign, ", "));
     if (find_link(links, name)) {
         for (const auto& l : links)
@@ -665,14 +665,40 @@ api::VlanInfo NetManager::update_vlan(const std::string& name, const api::VlanPa
 // ---- guest ports -------------------------------------------------------------------------------
 
 void NetManager::check_port(const std::string& bridge, int vlan, const std::string& trunks) {
-    if (vlan == 0 && trunks.empty()) return;
     std::lock_guard lk(mu_);
     auto links = backend_->links();
     const auto* br = find_link(links, bridge);
-    std::string what = vlan ? fmt::format("VLAN {}", vlan) : fmt::format("trunks {}", trunks);
-    if (!br) fail(Errc::not_found, "bridge '{}' does not exist (a NIC with {} needs a VLAN-aware bridge)", bridge, what);
+    if (!br) fail(Errc::invalid_input, "bridge '{}' does not exist on this host (hvctl net bridge create {})", bridge, bridge);
     if (br->kind != "bridge") fail(Errc::invalid_input, "'{}' is not a bridge", bridge);
-    if (br->vlan_filtering) return;
+    if (vlan == 0 && trunks.empty()) return;
+    std::string what = vlan ? fmt::format("VLAN {}", vlan) : fmt::format("trunks {}", trunks);
+    if (br->vlan_filtering) {
+        // Uplink check: on an hv bridge, the uplink ports carry only `vids` tagged, so a guest
+        // VLAN outside them would be cut off from the wire.
+        const auto* spec = find_spec(state_.bridges, bridge);
+        if (!spec || !spec->vlan_aware) return;
+        auto carried = api::parse_vids(spec->vids);
+        auto in_vids = [&](int v) {
+            for (auto [lo, hi] : carried)
+                if (v >= lo && v <= hi) return true;
+            return false;
+        };
+        std::vector<int> missing;
+        if (vlan && !in_vids(vlan)) missing.push_back(vlan);
+        if (!trunks.empty()) {
+            std::string t = trunks;
+            std::replace(t.begin(), t.end(), ';', ',');
+            for (auto [lo, hi] : api::parse_vids(t))
+                for (int v = lo; v <= hi && missing.size() < 8; ++v)
+                    if (!in_vids(v)) missing.push_back(v);
+        }
+        if (!missing.empty())
+            fail(Errc::conflict,
+                 "bridge '{}' does not carry VLAN {} on its uplinks (its vids are {}): add it with hvctl net bridge "
+                 "set {} --vids ...",
+                 bridge, fmt::join(missing, ","), spec->vids, bridge);
+        return;
+    }
     auto f = features_locked();
     if (!f.has("vlan_filtering"))
         fail(Errc::conflict,

@@ -95,6 +95,8 @@ for n in /sys/class/net/*; do
 done
 trap 'exit 0' TERM HUP INT PWR
 echo "hv busybox container started"
+# A root shell on the console (hvctl ct console), started again when it exits.
+( while :; do setsid cttyhack /bin/sh -l </dev/console >/dev/console 2>&1; sleep 1; done ) &
 while :; do sleep 3600 & wait $!; done
 )", 0755);
     write_file(root / "etc/udhcpc.script", R"(#!/bin/sh
@@ -233,10 +235,16 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
         populate_busybox(root);
     } else {
         if (mirror.empty()) fail(Errc::invalid_input, "no Debian mirror configured for debootstrap");
-        progress.update(-1, "debootstrap bookworm from " + mirror + " (minutes)");
-        auto r = util::run_command({"debootstrap", "--variant=minbase", "--include=systemd-sysv,iproute2,ifupdown",
+        progress.update(5, "debootstrap bookworm from " + mirror);
+        progress.log("debootstrap --variant=minbase bookworm from " + mirror);
+        DebootstrapProgress dp;
+        auto r = util::run_command_lines({"debootstrap", "--variant=minbase", "--include=systemd-sysv,iproute2,ifupdown",
                                     "bookworm", root, mirror},
-                                   std::chrono::minutes(30));
+                                   std::chrono::minutes(30), [&](const std::string& line) {
+                                       if (dp.feed(line)) progress.update(dp.percent(), dp.message());
+                                       return !progress.cancelled();
+                                   });
+        if (progress.cancelled()) fail(Errc::cancelled, "template build was cancelled");
         if (r.exit_status != 0)
             fail(Errc::internal, "debootstrap failed (exit {}): {}", r.exit_status, last_lines(r.out + "\n" + r.err));
     }
@@ -251,6 +259,54 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
     revert.release();
     progress.update(100, "built " + name);
     return files_.get(pool, name);
+}
+
+bool DebootstrapProgress::feed(const std::string& line) {
+    if (line.rfind("I: ", 0) != 0) return false;
+    std::string msg = line.substr(3);
+    auto starts = [&](const char* p) { return msg.rfind(p, 0) == 0; };
+    // "I: Found packages in base system: a b c" / "I: Found additional required dependencies: ..."
+    if (starts("Found ")) {
+        if (auto colon = msg.find(": "); colon != std::string::npos) {
+            std::istringstream names(msg.substr(colon + 2));
+            for (std::string n; names >> n;) ++packages_;
+        }
+        return false;
+    }
+    // Per-package phases and the share of 5..58 % each covers.
+    struct Phase {
+        const char* prefix;
+        int from, to;
+    };
+    static constexpr Phase kPhases[] = {{"Retrieving ", 12, 30}, {"Validating ", 30, 34}, {"Extracting ", 34, 42},
+                                        {"Unpacking ", 44, 50},  {"Configuring ", 50, 57}};
+    int pct = percent_;
+    if (starts("Retrieving InRelease") || starts("Retrieving Release") || starts("Checking Release"))
+        pct = 6;
+    else if (starts("Retrieving Packages") || starts("Validating Packages"))
+        pct = 8;
+    else if (starts("Resolving dependencies"))
+        pct = 10;
+    else if (starts("Installing core packages") || starts("Installing base packages"))
+        pct = 43;
+    else if (starts("Base system installed successfully"))
+        pct = 58;
+    else {
+        for (const auto& p : kPhases) {
+            if (!starts(p.prefix)) continue;
+            std::string phase = p.prefix;
+            if (phase != phase_) phase_ = phase, done_ = 0;
+            ++done_;
+            std::size_t total = std::max<std::size_t>(packages_, done_);
+            pct = p.from + static_cast<int>((p.to - p.from) * done_ / total);
+            break;
+        }
+    }
+    pct = std::max(pct, percent_);  // never backwards
+    bool changed = pct != percent_ || msg != message_;
+    percent_ = pct;
+    message_ = msg;
+    return changed;
 }
 
 void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress) {

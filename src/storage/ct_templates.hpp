@@ -51,6 +51,23 @@ private:
 // Unpacks `tarball` into the new directory `dest` (which must not exist) through
 // `<dir>/.<base>.partial`; shifts ownership for unprivileged containers. On failure nothing
 // is left. Throws invalid_input when tar cannot read the file.
+// debootstrap's "I: ..." lines as task progress (5-58 %; packing follows at 60): retrieving,
+// validating, extracting, unpacking and configuring each advance with their package count
+// against the number of packages debootstrap found. feed() returns true when the progress changed.
+class DebootstrapProgress {
+public:
+    bool feed(const std::string& line);
+    int percent() const { return percent_; }
+    const std::string& message() const { return message_; }
+
+private:
+    int percent_ = 5;
+    std::string message_ = "debootstrap starting";
+    std::size_t packages_ = 0;  // from "I: Found ..." lines
+    std::string phase_;
+    std::size_t done_ = 0;  // packages through the current phase
+};
+
 void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress);
 // Unprivileged containers run as uid/gid kUnprivilegedBase..: libvirt can only mount a rootfs
 // they can reach, so every directory from / down to `dir` must be searchable by others (o+x).

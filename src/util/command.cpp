@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +18,11 @@ extern char** environ;
 namespace hv::util {
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    return run_command_lines(argv, timeout, {});
+}
+
+CommandResult run_command_lines(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                const std::function<bool(const std::string& line)>& on_line) {
     if (argv.empty()) fail(Errc::internal, "run_command: empty argv");
     int outp[2], errp[2];
     if (pipe2(outp, O_CLOEXEC) != 0) fail(Errc::internal, "pipe: {}", std::strerror(errno));
@@ -50,6 +56,23 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     pollfd fds[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
     int open_fds = 2;
     char buf[8192];
+    std::size_t seen[2] = {0, 0};  // how much of out/err was handed to on_line
+    bool killed = false;
+    // Passes the complete lines that arrived; kills the program when on_line says so.
+    auto lines = [&](int i, bool all) {
+        auto& text = i == 0 ? res.out : res.err;
+        for (;;) {
+            auto nl = text.find('\n', seen[i]);
+            if (nl == std::string::npos && !(all && seen[i] < text.size())) break;
+            if (nl == std::string::npos) nl = text.size();
+            std::string line = text.substr(seen[i], nl - seen[i]);
+            seen[i] = std::min(text.size(), nl + 1);
+            if (!killed && !on_line(line)) {
+                killed = true;
+                kill(pid, SIGKILL);
+            }
+        }
+    };
     while (open_fds > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -57,15 +80,22 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
             kill(pid, SIGKILL);
             break;
         }
-        int n = poll(fds, 2, static_cast<int>(left.count()));
+        int wait_ms = static_cast<int>(on_line ? std::min<long>(left.count(), 500) : left.count());
+        int n = poll(fds, 2, wait_ms);
         if (n < 0 && errno == EINTR) continue;
+        if (n == 0 && on_line && !killed && !on_line("")) {
+            killed = true;
+            kill(pid, SIGKILL);
+        }
         if (n <= 0) continue;
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t r = read(fds[i].fd, buf, sizeof buf);
             if (r > 0) {
                 (i == 0 ? res.out : res.err).append(buf, static_cast<std::size_t>(r));
+                if (on_line) lines(i, false);
             } else if (r == 0 || errno != EINTR) {
+                if (on_line) lines(i, true);
                 close(fds[i].fd);
                 fds[i].fd = -1;
                 --open_fds;

@@ -176,14 +176,91 @@ CtManager::CtManager(Options opts, storage::PoolManager& pools, storage::Templat
         opts_.connection,
         // On libvirt's event thread: only hand the event to the bus (no libvirt call here).
         [this](const LifecycleEvent& ev) {
+            if (ev.event == VIR_DOMAIN_EVENT_STARTED) queue_plug(ev.name);
             publish_("ct.lifecycle", "ct/" + ev.name, nlohmann::json{{"event", event_name(ev.event)}});
         },
-        [this](bool up) { publish_("daemon", "libvirt-lxc", {{"libvirt_lxc_connected", up}}); });
+        [this](bool up) {
+            if (up) queue_plug("");
+            publish_("daemon", "libvirt-lxc", {{"libvirt_lxc_connected", up}});
+        });
 }
 
-CtManager::~CtManager() { conn_.reset(); }
+CtManager::~CtManager() {
+    {
+        std::lock_guard lk(q_mu_);
+        q_stop_ = true;
+    }
+    q_cv_.notify_all();
+    if (q_thread_.joinable()) q_thread_.join();
+    conn_.reset();
+}
 
-void CtManager::start() { conn_->start(); }
+void CtManager::start() {
+    q_thread_ = std::thread([this] { plug_worker(); });
+    conn_->start();
+}
+
+void CtManager::queue_plug(const std::string& name) {
+    if (!opts_.ports.plug) return;
+    {
+        std::lock_guard lk(q_mu_);
+        queue_.push_back(name);
+    }
+    q_cv_.notify_one();
+}
+
+void CtManager::plug_worker() {
+    for (;;) {
+        std::vector<std::string> batch;
+        {
+            std::unique_lock lk(q_mu_);
+            q_cv_.wait(lk, [&] { return q_stop_ || !queue_.empty(); });
+            if (q_stop_) return;
+            batch.swap(queue_);
+        }
+        std::vector<std::string> names;
+        try {
+            for (const auto& n : batch) {
+                if (!n.empty()) {
+                    names.push_back(n);
+                    continue;
+                }
+                for (const auto& c : list())
+                    if (is_active(c.state)) names.push_back(c.spec.name);
+            }
+        } catch (const std::exception& e) {
+            spdlog::warn("containers: cannot list them to plug their NICs: {}", e.what());
+        }
+        std::sort(names.begin(), names.end());
+        names.erase(std::unique(names.begin(), names.end()), names.end());
+        for (const auto& n : names) {
+            try {
+                auto dom = conn_->domain(n);
+                if (!is_active(map_state(domain_state(dom.get()).first))) continue;
+                auto info = read_domain(dom.get());
+                if (info.managed) plug_nics(dom.get(), info.spec);
+            } catch (const std::exception& e) {
+                spdlog::error("ct {}: NIC VLANs not set: {}", n, e.what());
+            }
+        }
+    }
+}
+
+void CtManager::plug_nics(virDomainPtr d, const api::CtSpec& spec) {
+    plug_domain_nics(opts_.ports, d, spec.nics, fmt::format("container '{}'", spec.name));
+}
+
+void CtManager::start_and_plug(virDomainPtr d, const std::string& name) {
+    if (virDomainCreate(d) < 0) throw_libvirt_error("cannot start container '" + name + "'");
+    try {
+        auto info = read_domain(d);
+        if (info.managed) plug_nics(d, info.spec);
+    } catch (const Error& e) {
+        // A guest never runs on a wrong VLAN: stopped again, and the reason given.
+        virDomainDestroy(d);
+        fail(e.code(), "container '{}' was stopped again: its NICs could not be plugged: {}", name, e.what());
+    }
+}
 
 CtInfo CtManager::read_domain(virDomainPtr d) const {
     CtInfo info;
@@ -240,14 +317,10 @@ CtInfo CtManager::read_domain(virDomainPtr d) const {
             }
         }
         if (char* xml = virDomainGetXMLDesc(d, 0)) {
-            auto live = parse_ct_live_nics(xml);
+            auto live = parse_live_xml(xml);
             free(xml);
-            for (const auto& n : info.spec.nics) {
-                api::CtNicState s{n.mac, ""};
-                for (const auto& l : live)
-                    if (l.mac == n.mac) s.host_dev = l.host_dev;
-                info.nic_state.push_back(s);
-            }
+            info.interfaces = live_nic_states(live, info.spec.nics);
+            fill_port_states(opts_.ports, info.interfaces);
         }
     }
     return info;
@@ -312,17 +385,14 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
     auto images = pools_.content_dir(spec.rootfs.pool, "images");
     if (spec.unprivileged) storage::require_searchable(images);
     for (std::size_t i = 0; i < spec.nics.size(); ++i) {
-        auto& n = spec.nics[i];
-        if (!n.network.empty()) {
-            virNetworkPtr net = virNetworkLookupByName(c.get(), n.network.c_str());
-            if (!net) fail(Errc::invalid_input, "nics[{}]: libvirt network '{}' does not exist", i, n.network);
-            virNetworkFree(net);
-        } else if (!fs::exists("/sys/class/net/" + n.bridge + "/bridge")) {
-            fail(Errc::invalid_input, "nics[{}]: bridge '{}' does not exist on this host (hvctl net bridge create)", i,
-                 n.bridge);
-        }
-        if (n.mac.empty()) n.mac = random_mac();
+        const auto& n = spec.nics[i];
+        if (n.network.empty()) continue;
+        virNetworkPtr net = virNetworkLookupByName(c.get(), n.network.c_str());
+        if (!net) fail(Errc::invalid_input, "nics[{}]: libvirt network '{}' does not exist", i, n.network);
+        virNetworkFree(net);
     }
+    name_nics(spec.nics);
+    check_nics(opts_.ports, spec.nics);  // bridges exist, VLANs fit the bridge and its uplinks
     if (!spec.unprivileged)
         spdlog::warn("container {} is privileged: its root is the host's root (no user namespace); prefer "
                      "unprivileged containers", spec.name);
@@ -434,7 +504,7 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
     if (act == "start") {
         if (state == VmState::running) fail(Errc::conflict, "container '{}' is already running", name);
         if (is_active(state)) fail(Errc::conflict, "cannot start container '{}': it is {}", name, api::to_string(state));
-        rc = virDomainCreate(dom.get());
+        start_and_plug(dom.get(), name);
     } else if (act == "stop") {
         if (!is_active(state)) fail(Errc::conflict, "container '{}' is not running", name);
         rc = virDomainDestroy(dom.get());
@@ -452,7 +522,7 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
         }
         if (is_active(map_state(domain_state(dom.get()).first)) && virDomainDestroy(dom.get()) < 0)
             throw_libvirt_error("cannot stop container '" + name + "' for its reboot");
-        rc = virDomainCreate(dom.get());
+        start_and_plug(dom.get(), name);
     } else {
         fail(Errc::invalid_input, "unknown action '{}'", act);
     }
@@ -496,6 +566,15 @@ CtInfo CtManager::shutdown(const std::string& name, int timeout_s, bool force, u
     }
     progress.update(100, forced && *forced ? "stopped after timeout" : "shut down");
     return get(name);
+}
+
+std::shared_ptr<ConsoleStream> CtManager::open_console(const std::string& name, bool force) {
+    auto c = conn_->get();
+    auto dom = conn_->domain(name);
+    auto state = map_state(domain_state(dom.get()).first);
+    if (state != VmState::running)
+        fail(Errc::conflict, "cannot attach to the console of container '{}': it is {}", name, api::to_string(state));
+    return std::make_shared<ConsoleStream>(c.get(), dom.get(), fmt::format("container '{}'", name), force);
 }
 
 api::ExecResult CtManager::exec(const std::string& name, const std::vector<std::string>& argv, int timeout_s) {

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <thread>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,6 +18,8 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "console.hpp"
+#include "port_hooks.hpp"
 #include "hv/api/ct.hpp"
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/named_locks.hpp"
@@ -32,6 +36,8 @@ public:
     struct Options {
         Connection::Options connection;  // kind = "container"
         std::chrono::milliseconds lock_wait{5000};
+        // Bridge NICs: the host side of each veth gets exactly the NIC's VLANs, as VM taps do.
+        PortHooks ports;
     };
     // publish(type, target, data): lifecycle events ("ct.lifecycle", "ct/<name>").
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
@@ -62,12 +68,24 @@ public:
     // container) and returns its exit code and output (each capped at 4 MiB).
     api::ExecResult exec(const std::string& name, const std::vector<std::string>& argv, int timeout_s);
 
+    // The console of a running container (its /dev/console), ready to be attached to a
+    // client's socket. 409 when not running, or when another session holds it and !force.
+    std::shared_ptr<ConsoleStream> open_console(const std::string& name, bool force);
+
     // Throws unless the container exists and is in one of the given states (fast 409s).
     void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
 
 private:
     class OpLock;
     api::CtInfo read_domain(virDomainPtr d) const;
+    // Plugs the bridge NICs of a running container (ports.plug); throws the first failure.
+    void plug_nics(virDomainPtr d, const api::CtSpec& spec);
+    // Starts the domain and plugs its NICs; a plug failure stops it again and throws.
+    void start_and_plug(virDomainPtr d, const std::string& name);
+    // Containers started by someone else (lifecycle event) and every running one after a
+    // (re)connection are plugged on this worker (never on libvirt's event thread).
+    void plug_worker();
+    void queue_plug(const std::string& name);  // "" = every running container
 
     Options opts_;
     storage::PoolManager& pools_;
@@ -75,6 +93,12 @@ private:
     Publisher publish_;
     std::unique_ptr<Connection> conn_;
     util::NamedLocks locks_;
+
+    std::mutex q_mu_;
+    std::condition_variable q_cv_;
+    std::vector<std::string> queue_;
+    bool q_stop_ = false;
+    std::thread q_thread_;
 };
 
 // PID of the container's init, given the LXC domain id (libvirt's controller process): the

@@ -143,20 +143,5 @@ std::string ct_domain_xml(const api::CtSpec& spec) {
     return x;
 }
 
-std::vector<CtLiveNic> parse_ct_live_nics(const std::string& domain_xml) {
-    std::vector<CtLiveNic> out;
-    auto doc = parse(domain_xml);
-    if (!doc) return out;
-    auto devices = doc->get_child_optional("domain.devices");
-    if (!devices) return out;
-    for (const auto& [name, dev] : *devices) {
-        if (name != "interface") continue;
-        CtLiveNic n;
-        if (auto m = dev.get_child_optional("mac")) n.mac = attr(*m, "address");
-        if (auto t = dev.get_child_optional("target")) n.host_dev = attr(*t, "dev");
-        out.push_back(std::move(n));
-    }
-    return out;
-}
 
 }  // namespace hv::virt

@@ -110,11 +110,6 @@ std::int64_t parse_started(const std::string& xml) {
     }
 }
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
 // The hv metadata element without namespace prefix, as virDomainSetMetadata takes it.
 std::string metadata_body(const api::VmSpec& spec) {
     return "<vm><spec format=\"json\">" + xml_escape(nlohmann::json(spec).dump()) + "</spec></vm>";
@@ -335,15 +330,7 @@ VmInfo VmManager::read_domain(virDomainPtr d, const VmInfo* previous) {
             auto live = parse_live_xml(xml);
             free(xml);
             info.vnc = live.vnc;
-            for (const auto& x : live.nics) {
-                api::NicState st;
-                st.mac = x.mac;
-                st.tap = x.tap;
-                st.bridge = x.bridge;
-                for (const auto& n : info.spec.nics)
-                    if (lower(n.mac) == x.mac) st.name = n.name;
-                info.interfaces.push_back(std::move(st));
-            }
+            info.interfaces = live_nic_states(live, info.spec.nics);
         }
     }
     return info;
@@ -433,65 +420,13 @@ VmInfo VmManager::get(const std::string& name) const {
     VmInfo v = it->second;
     if (is_active(v.state) && v.started_at > 0) v.uptime = std::max<std::int64_t>(0, now_s() - v.started_at);
     // Live VLAN membership of the taps (netlink reads, no libvirt call).
-    if (opts_.ports.state)
-        for (auto& i : v.interfaces) {
-            if (i.tap.empty()) continue;
-            try {
-                auto st = opts_.ports.state(i.tap);
-                i.bridge = st.bridge;
-                i.vlan_aware = st.vlan_aware;
-                i.vlans = std::move(st.vlans);
-                i.error = st.error;
-            } catch (const std::exception& e) {
-                i.error = e.what();
-            }
-        }
+    fill_port_states(opts_.ports, v.interfaces);
     return v;
 }
 
-void VmManager::name_nics(std::vector<api::NicSpec>& nics) {
-    auto taken = [&](const std::string& n) {
-        for (const auto& o : nics)
-            if (o.name == n) return true;
-        return false;
-    };
-    for (auto& n : nics) {
-        if (n.name.empty()) {
-            int k = 0;
-            while (taken("net" + std::to_string(k))) ++k;
-            n.name = "net" + std::to_string(k);
-        }
-        // MACs are part of the VM's identity (they must survive a move to another host), so hv
-        // picks them rather than leaving it to libvirt's define-time choice.
-        if (n.mac.empty()) n.mac = random_mac();
-    }
-}
 
 void VmManager::plug_nics(virDomainPtr d, const api::VmSpec& spec) {
-    if (!opts_.ports.plug) return;
-    bool any = false;
-    for (const auto& n : spec.nics) any |= !n.bridge.empty();
-    if (!any) return;
-    char* xml = virDomainGetXMLDesc(d, 0);
-    if (!xml) throw_libvirt_error(fmt::format("cannot read the live XML of vm '{}'", spec.name));
-    auto live = parse_live_xml(xml);
-    free(xml);
-    std::string first_error;
-    for (const auto& n : spec.nics) {
-        if (n.bridge.empty()) continue;
-        const XmlNic* x = nullptr;
-        for (const auto& l : live.nics)
-            if (l.mac == lower(n.mac)) x = &l;
-        try {
-            if (!x || x->tap.empty())
-                fail(Errc::internal, "vm '{}': NIC {} ({}) has no tap device in the running domain", spec.name, n.name,
-                     n.mac);
-            opts_.ports.plug(x->tap, n);
-        } catch (const std::exception& e) {
-            if (first_error.empty()) first_error = fmt::format("NIC {}: {}", n.name, e.what());
-        }
-    }
-    if (!first_error.empty()) fail(Errc::conflict, "vm '{}': {}", spec.name, first_error);
+    plug_domain_nics(opts_.ports, d, spec.nics, fmt::format("vm '{}'", spec.name));
 }
 
 std::size_t VmManager::count(int* running) const {
@@ -581,14 +516,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     }
     name_nics(spec.nics);
     api::validate(spec);
-    if (opts_.ports.check)
-        for (std::size_t i = 0; i < spec.nics.size(); ++i) {
-            try {
-                opts_.ports.check(spec.nics[i]);
-            } catch (const Error& e) {
-                fail(e.code(), "nics[{}]: {}", i, e.what());
-            }
-        }
+    check_nics(opts_.ports, spec.nics);
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
     for (auto& d : spec.disks)
         if (!d.path.empty()) require_file(d.path, "disk image");

@@ -15,6 +15,7 @@
 
 #include "accel.hpp"
 #include "connection.hpp"
+#include "port_hooks.hpp"
 #include "hv/api/host.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/storage/pool_manager.hpp"
@@ -32,15 +33,7 @@ public:
         std::string serial_log_dir;         // per-VM serial console logs
         std::chrono::milliseconds lock_wait{5000};
         // How guest NICs get their bridge port VLANs (hvd: NetManager). Unset = nothing done.
-        struct PortHooks {
-            // Throws when the NIC cannot be plugged as asked (a tag on a bridge that is not
-            // VLAN-aware, ...): called before anything is made.
-            std::function<void(const api::NicSpec&)> check;
-            // Gives the tap exactly the NIC's VLANs on its bridge (idempotent).
-            std::function<void(const std::string& tap, const api::NicSpec&)> plug;
-            // The tap's bridge and live VLANs (for vm show).
-            std::function<api::NicState(const std::string& tap)> state;
-        } ports;
+        PortHooks ports;
     };
     // publish(type, target, data): how lifecycle changes leave this class (the event bus).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
@@ -107,8 +100,6 @@ private:
     // Plugs every bridge NIC of a running domain into its VLANs (ports.plug); throws the first
     // failure after trying all.
     void plug_nics(virDomainPtr d, const api::VmSpec& spec);
-    // Names ("net0", ...) for NICs without one, and a MAC for those without.
-    static void name_nics(std::vector<api::NicSpec>& nics);
     DomainXmlOptions xml_options() const;
     // For vm_disks.cpp (defined in vm_manager.cpp): the per-VM operation lock as an opaque
     // guard, and the hv metadata writer (flags: VIR_DOMAIN_AFFECT_*).

@@ -287,3 +287,84 @@ TEST_CASE("containers: bad template, duplicate name and bad input are refused wi
     CHECK_FALSE(fs::exists(h.pool_dir + "/vztmpl/local-box.tar.gz"));
     CHECK(h.http("DELETE", "/v1/storage/pools/local/templates/local-box.tar.gz").status == 404);
 }
+
+TEST_CASE("containers: a NIC on a bridge (veth port, VLAN check), the console, one name space with VMs",
+          "[ct][net]") {
+    skip_unless_runnable();
+    // hvd in the private libvirtd's network namespace: the bridge and the veths live there.
+    Hvd h(true, "", /*in_libvirt_netns=*/true);
+    CtCleanup cleanup;
+    const std::string name = "it-ctnic-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+    build_busybox(h);
+    REQUIRE(h.ctl({"net", "bridge", "create", "hvtctbr0"}).exit_code == 0);
+
+    // A VLAN tag on a bridge that is not VLAN-aware: refused before anything is made, as for VMs.
+    auto r = h.ctl({"ct", "create", name, "--template", "busybox", "--net", "bridge=hvtctbr0,vlan=100"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("not VLAN-aware"));
+    CHECK_FALSE(lxc_domain_exists(name));
+    CHECK_FALSE(fs::exists(h.image_dir + "/" + name + ".rootfs"));
+    // Bad NIC input: 400.
+    for (const char* bad : {"bridge=hvtctbr0,vlan=4095", "bridge=hvtctbr0,mtu=1400", "bridge=hvtctbr0,model=e1000",
+                            "bridge=no-such-br"}) {
+        r = h.ctl({"ct", "create", name, "--template", "busybox", "--net", bad});
+        INFO(bad << ": " << r.describe());
+        CHECK(r.exit_code == 3);
+        CHECK_FALSE(lxc_domain_exists(name));
+    }
+
+    r = h.ctl({"ct", "create", name, "--template", "busybox", "--memory", "64M", "--net", "bridge=hvtctbr0"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto ct = h.ctl_json({"ct", "show", name});
+    REQUIRE(ct["nics"].size() == 1);
+    CHECK(ct["nics"][0]["name"] == "net0");
+
+    // VMs and containers share one name space.
+    r = h.ctl({"vm", "create", name, "--memory", "64M"});
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("container named"));
+    CHECK_FALSE(domain_exists(name));
+
+    // Console of a stopped container: 409.
+    CHECK(h.ctl({"ct", "console", name}).exit_code == 5);
+
+    REQUIRE(h.ctl({"ct", "start", name}).exit_code == 0);
+    ct = h.ctl_json({"ct", "show", name});
+    REQUIRE(ct["interfaces"].size() == 1);
+    auto nic = ct["interfaces"][0];
+    INFO(nic.dump());
+    CHECK(nic["name"] == "net0");
+    CHECK(nic["mac"] == ct["nics"][0]["mac"]);
+    CHECK(nic["bridge"] == "hvtctbr0");
+    std::string veth = nic.value("tap", "");
+    REQUIRE_FALSE(veth.empty());
+    // The host side of the veth is a port of the bridge.
+    auto link = json::parse(in_libvirt_netns({"ip", "-j", "link", "show", "dev", veth}).out, nullptr, false);
+    REQUIRE(link.is_array());
+    REQUIRE(link.size() == 1);
+    CHECK(link[0].value("master", "") == "hvtctbr0");
+    // The table view names the port.
+    r = h.ctl({"ct", "show", name});
+    CHECK_THAT(r.out, Catch::Contains("tap=" + veth + " on hvtctbr0"));
+
+    // The console: a shell on /dev/console runs what is typed. $((6*7)) proves a shell
+    // evaluated it (the terminal's echo of the input shows it unevaluated).
+    std::string input = h.dir + "/console-input";
+    { std::ofstream(input) << "echo console-$((6*7))\n"; }
+    Child console(h.ctl_argv({"ct", "console", name, "--idle", "3"}), "", input);
+    auto out = console.finish(60s);
+    INFO(out.describe());
+    CHECK(out.exit_code == 0);
+    CHECK_THAT(out.out, Catch::Contains("console-42"));
+
+    // The bridge the container uses cannot be deleted under it.
+    CHECK(h.ctl({"net", "bridge", "delete", "hvtctbr0"}).exit_code == 5);
+
+    REQUIRE(h.ctl({"ct", "stop", name}).exit_code == 0);
+    REQUIRE(h.ctl({"ct", "delete", name}).exit_code == 0);
+    CHECK(h.ctl({"net", "bridge", "delete", "hvtctbr0"}).exit_code == 0);
+}

@@ -72,11 +72,11 @@ void skip_unless_runnable() {
 // Child
 // ---------------------------------------------------------------------------------------
 
-Child::Child(const std::vector<std::string>& argv, const std::string& log_file) {
+Child::Child(const std::vector<std::string>& argv, const std::string& log_file, const std::string& stdin_file) {
     REQUIRE(!argv.empty());
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 0, stdin_file.c_str(), O_RDONLY, 0);
     int outp[2] = {-1, -1}, errp[2] = {-1, -1};
     if (log_file.empty()) {
         REQUIRE(::pipe2(outp, O_CLOEXEC) == 0);

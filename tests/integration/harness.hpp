@@ -48,7 +48,9 @@ Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeo
 // to a log file). The destructor kills (SIGKILL) and reaps it if it still runs.
 class Child {
 public:
-    explicit Child(const std::vector<std::string>& argv, const std::string& log_file = "");
+    // stdin_file: what the child reads on stdin (default /dev/null).
+    explicit Child(const std::vector<std::string>& argv, const std::string& log_file = "",
+                   const std::string& stdin_file = "/dev/null");
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;
     ~Child();

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -119,9 +120,20 @@ TEST_CASE("container spec: defaults, strict JSON, validation", "[ct][model]") {
     bad = s;
     bad.nics.push_back(hv::api::NicSpec{});  // neither network nor bridge
     CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    // VLANs, trunks and MTU are the VMs' (checked the same way); a QEMU NIC model is not.
+    auto tagged = s;
+    tagged.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,vlan=100,trunks=10;20-30"));
+    CHECK_NOTHROW(hv::api::validate(tagged));
     bad = s;
-    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,vlan=100"));
-    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::unsupported);
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,mtu=9000"));
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    bad = s;
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0"));
+    bad.nics[0].vlan = 4095;
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
+    bad = s;
+    bad.nics.push_back(hv::api::parse_nic_arg("bridge=vmbr0,model=e1000"));
+    CHECK(code_of([&] { hv::api::validate(bad); }) == hv::Errc::invalid_input);
 
     auto r = hv::api::parse_rootfs_arg("pool=fast,size=8G");
     CHECK(r.pool == "fast");
@@ -150,14 +162,17 @@ TEST_CASE("container metadata round trip and live NICs", "[ct][metadata]") {
     CHECK_FALSE(hv::virt::ct_spec_from_metadata("<vm/>"));
     CHECK_FALSE(hv::virt::ct_spec_from_metadata("not xml"));
 
-    auto nics = hv::virt::parse_ct_live_nics(R"(<domain type='lxc' id='7'><devices>
+    // The live XML of an LXC domain is read by the VMs' parser (one reader of <interface>).
+    auto nics = hv::virt::parse_live_xml(R"(<domain type='lxc' id='7'><devices>
       <interface type='bridge'><mac address='52:54:00:12:34:56'/><source bridge='vmbr0'/><target dev='vnet3'/></interface>
-      <interface type='network'><mac address='52:54:00:ab:cd:ef'/><source network='default'/><target dev='vnet4'/></interface>
-    </devices></domain>)");
+      <interface type='network'><mac address='52:54:00:AB:cd:ef'/><source network='default'/><target dev='vnet4'/></interface>
+    </devices></domain>)").nics;
     REQUIRE(nics.size() == 2);
     CHECK(nics[0].mac == "52:54:00:12:34:56");
-    CHECK(nics[0].host_dev == "vnet3");
-    CHECK(nics[1].host_dev == "vnet4");
+    CHECK(nics[0].tap == "vnet3");
+    CHECK(nics[0].bridge == "vmbr0");
+    CHECK(nics[1].mac == "52:54:00:ab:cd:ef");
+    CHECK(nics[1].tap == "vnet4");
 }
 
 TEST_CASE("lxc_init_pid finds the controller's child on a procfs fixture", "[ct]") {
@@ -264,4 +279,50 @@ TEST_CASE("require_searchable names the directory an unprivileged container cann
     }
     REQUIRE(::chmod((t.path + "/a").c_str(), 0755) == 0);
     hv::storage::require_searchable(t.path + "/a/b");
+}
+
+TEST_CASE("debootstrap output becomes task progress that only moves forward", "[ct]") {
+    hv::storage::DebootstrapProgress p;
+    CHECK(p.percent() == 5);
+    CHECK_FALSE(p.feed("W: not an info line"));
+    CHECK(p.feed("I: Retrieving InRelease "));
+    CHECK(p.percent() == 6);
+    CHECK(p.feed("I: Resolving dependencies of required packages..."));
+    CHECK(p.percent() == 10);
+    CHECK_FALSE(p.feed("I: Found packages in base system: a b c d"));
+    CHECK_FALSE(p.feed("I: Found additional required dependencies: e f g h"));  // 8 packages
+    std::vector<int> seen;
+    for (const char* pkg : {"a", "b", "c", "d", "e", "f", "g", "h"}) {
+        CHECK(p.feed(std::string("I: Retrieving ") + pkg + " 1.0"));
+        seen.push_back(p.percent());
+    }
+    CHECK(seen.front() > 12);
+    CHECK(seen.back() == 30);  // all 8 retrieved: the end of the retrieving share
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    CHECK(p.message() == "Retrieving h 1.0");
+    p.feed("I: Extracting a...");
+    CHECK(p.percent() > 34);
+    p.feed("I: Configuring h...");
+    int before = p.percent();
+    p.feed("I: Retrieving InRelease");  // an earlier phase's line never moves it back
+    CHECK(p.percent() == before);
+    CHECK(p.feed("I: Base system installed successfully."));
+    CHECK(p.percent() == 58);
+}
+
+TEST_CASE("run_command hands over output lines as they come and stops the program when asked", "[util]") {
+    std::vector<std::string> lines;
+    auto r = hv::util::run_command_lines({"sh", "-c", "echo one; echo two >&2; printf three"}, std::chrono::seconds(10),
+                                   [&](const std::string& l) {
+                                       if (!l.empty()) lines.push_back(l);
+                                       return true;
+                                   });
+    CHECK(r.exit_status == 0);
+    std::sort(lines.begin(), lines.end());
+    CHECK(lines == std::vector<std::string>{"one", "three", "two"});
+    CHECK(r.out == "one\nthree");
+    // Returning false kills it (a cancelled task).
+    r = hv::util::run_command_lines({"sh", "-c", "echo started; exec sleep 30"}, std::chrono::seconds(60),
+                              [&](const std::string& l) { return l != "started"; });
+    CHECK(r.exit_status == 128 + 9);  // killed, not finished
 }

@@ -299,7 +299,7 @@ std::string vlan_summary(const std::string& dev) {
 }
 }  // namespace
 
-TEST_CASE("netlink: guest ports (VM taps) carry exactly their VLAN, trunks, and the same after a restart",
+TEST_CASE("netlink: guest ports (VM taps, container veths) carry exactly their VLAN, trunks, uplink VLANs checked",
           "[netlink]") {
     if (!in_kernel_harness()) {
         WARN("skipped: needs bridge VLAN filtering; runs inside scripts/kernel-run.sh (ctest -L kernel)");
@@ -366,6 +366,8 @@ TEST_CASE("netlink: guest ports (VM taps) carry exactly their VLAN, trunks, and 
     CHECK_THROWS_AS(m->plug_port("tapd", "hvbr5", 100, ""), hv::Error);
 
     // Traffic: access ports on VLAN 100 reach each other, VLAN 200 does not (untagged guests).
+    // These ports are veths whose peer lives in a network namespace: exactly what libvirt
+    // makes for a container's NIC (hv plugs the host side as it plugs a VM's tap).
     for (int i = 5; i <= 7; ++i) {
         std::string n = std::to_string(i);
         must("ip netns add g" + n);
@@ -384,7 +386,29 @@ TEST_CASE("netlink: guest ports (VM taps) carry exactly their VLAN, trunks, and 
     m->plug_port("q7", "hvbr5", 100, "");
     CHECK(reaches("g5", "10.5.0.7"));
 
+    // Uplink check: a bridge whose uplinks carry only VLANs 100-199 refuses guests on others.
+    REQUIRE(m->create_bridge({"hvbr7", {}, true, "100-199"}).vlan_filtering);
+    CHECK_NOTHROW(m->check_port("hvbr7", 150, ""));
+    CHECK_NOTHROW(m->check_port("hvbr7", 0, "100;120-130"));
+    CHECK_NOTHROW(m->check_port("hvbr7", 0, ""));
+    for (auto [vlan, trunks] : {std::pair<int, const char*>{300, ""}, {150, "190-210"}}) {
+        try {
+            m->check_port("hvbr7", vlan, trunks);
+            FAIL("VLAN outside the uplink's vids accepted");
+        } catch (const hv::Error& e) {
+            CHECK(e.code() == hv::Errc::conflict);
+            CHECK_THAT(e.what(), Catch::Contains("does not carry VLAN") && Catch::Contains("100-199"));
+        }
+    }
+    try {
+        m->check_port("no-such-br", 0, "");
+        FAIL("missing bridge accepted");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::invalid_input);
+    }
+
     for (const char* t : {"tapa", "tapb", "tapc", "tapd"}) sh(std::string("ip link del ") + t);
     m->delete_bridge("hvbr5", true);
     m->delete_bridge("hvbr6", true);
+    m->delete_bridge("hvbr7", true);
 }

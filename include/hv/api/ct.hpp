@@ -63,13 +63,6 @@ void validate(const CtSpec& spec);
 // the reader are VmPatch's).
 using CtPatch = VmPatch;
 
-// Runtime facts of one NIC, in the order of CtSpec::nics.
-struct CtNicState {
-    std::string mac;
-    // Host side of the veth pair while running (e.g. "vnet3"): what bridge/VLAN plumbing hooks.
-    std::string host_dev;
-};
-
 struct CtInfo {
     CtSpec spec;
     // Always "container" (so mixed lists of VMs and containers can tell them apart).
@@ -88,7 +81,9 @@ struct CtInfo {
     // Whether rootfs.size is enforced, and if not why. Example: "not applied: pool 'local'
     // (dir) cannot limit a directory's size".
     std::string rootfs_quota;
-    std::vector<CtNicState> nic_state;
+    // Live NICs while running: host side of the veth ("tap", e.g. "vnet3"), its bridge and
+    // VLANs, as VmInfo::interfaces.
+    std::vector<NicState> interfaces;
 };
 
 // Result of POST /v1/cts/{name}/exec.

@@ -194,6 +194,8 @@ DiskSpec disk_from_json(const nlohmann::json& j, const std::string& path = "disk
 NicSpec nic_from_json(const nlohmann::json& j, const std::string& path = "nic");
 VmSpec vm_spec_from_json(const nlohmann::json& j);
 VmPatch vm_patch_from_json(const nlohmann::json& j);
+// Output object: lenient (missing fields default, unknown ones ignored).
+NicState nic_state_from_json(const nlohmann::json& j);
 VmInfo vm_info_from_json(const nlohmann::json& j);
 
 std::string to_string(VmState s);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,12 @@ struct CommandResult {
 // (SIGKILL) after `timeout`. Throws hv::Error(internal) only when the program cannot be run.
 CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// run_command, and `on_line` sees each complete line of stdout and stderr as it comes (without the
+// newline), and "" at least every 500 ms while the program is quiet. Returning false kills the
+// program (SIGKILL; exit status 137).
+CommandResult run_command_lines(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                const std::function<bool(const std::string& line)>& on_line);
 
 // Same, but throws hv::Error(internal) with stderr when the exit status is not 0.
 std::string run_checked(const std::vector<std::string>& argv,

@@ -25,11 +25,5 @@ std::optional<api::CtSpec> ct_spec_from_metadata(const std::string& element_xml)
 // rootfs.path must be set; every NIC must have its MAC.
 std::string ct_domain_xml(const api::CtSpec& spec);
 
-// The host-side device (<target dev=...>) of each interface of a live LXC domain XML, by MAC.
-struct CtLiveNic {
-    std::string mac;
-    std::string host_dev;
-};
-std::vector<CtLiveNic> parse_ct_live_nics(const std::string& domain_xml);
 
 }  // namespace hv::virt
