@@ -44,6 +44,7 @@ void add_time_commands(CLI::App& app, Context& ctx);  // time show, time set
 void add_net_commands(CLI::App& app, Context& ctx);  // net nic|features|bridge|bond|vlan ...
 void add_storage_commands(CLI::App& app, Context& ctx);  // storage pool|volume|iso ...
 void add_ct_commands(CLI::App& app, Context& ctx);  // ct ..., and list (VMs + containers)
+void add_ct_autostart_command(CLI::App& app, Context& ctx);  // ct autostart (after ct)
 
 // Parses argv, runs the command, maps errors to exit codes.
 int run(int argc, const char* const* argv);

@@ -15,6 +15,10 @@
 namespace hv::daemon::autostart {
 using nlohmann::json;
 
+const char* type_name(Kind k) { return k == Kind::container ? "container" : "vm"; }
+std::string target(Kind k, const std::string& name) { return (k == Kind::container ? "ct/" : "vm/") + name; }
+std::string label(Kind k, const std::string& name) { return (k == Kind::container ? "ct " : "vm ") + name; }
+
 void to_json(json& j, const Settings& s) {
     j = json{{"enabled", s.enabled}, {"order", s.order},           {"up", s.up},      {"down", s.down},
              {"wait_for", s.wait_for}, {"wait_timeout", s.wait_timeout}, {"after", s.after}};
@@ -69,7 +73,7 @@ int tcp_port(const std::string& w) {
     }
 }
 
-void validate(const Settings& s, const std::string& vm) {
+void validate(const Settings& s, const std::string& vm, Kind kind) {
     range("order", s.order, 0, 1000);
     range("up", s.up, 0, 86400);
     range("down", s.down, 0, 86400);
@@ -80,10 +84,13 @@ void validate(const Settings& s, const std::string& vm) {
             fail(Errc::invalid_input, "wait_for '{}' is not one of none, running, guest-agent, tcp:PORT (1-65535)",
                  s.wait_for);
     }
+    if (kind == Kind::container && s.wait_for == "guest-agent")
+        fail(Errc::invalid_input,
+             "wait_for 'guest-agent' is for VMs: container '{}' has no QEMU guest agent (use running or tcp:PORT)", vm);
     std::set<std::string> seen;
     for (const auto& a : s.after) {
         api::validate_name(a, "after");
-        if (a == vm) fail(Errc::invalid_input, "vm '{}' cannot start after itself", vm);
+        if (a == vm) fail(Errc::invalid_input, "{} '{}' cannot start after itself", type_name(kind), vm);
         if (!seen.insert(a).second) fail(Errc::invalid_input, "after names '{}' twice", a);
     }
 }
@@ -95,14 +102,15 @@ void validate(const HostSettings& h) {
     range("retry_delay", h.retry_delay, 0, 86400);
 }
 
-void check_dependencies(const std::map<std::string, Settings>& vms) {
+void check_dependencies(const std::map<std::string, Settings>& vms, bool allow_missing) {
     for (const auto& [name, s] : vms) {
         if (!s.enabled) continue;
         for (const auto& a : s.after) {
             auto it = vms.find(a);
-            if (it == vms.end()) fail(Errc::invalid_input, "vm '{}' starts after '{}', which does not exist", name, a);
+            if (it == vms.end() && allow_missing) continue;
+            if (it == vms.end()) fail(Errc::invalid_input, "'{}' starts after '{}', which does not exist", name, a);
             if (!it->second.enabled)
-                fail(Errc::invalid_input, "vm '{}' starts after '{}', which does not have autostart enabled", name, a);
+                fail(Errc::invalid_input, "'{}' starts after '{}', which does not have autostart enabled", name, a);
         }
     }
     // Depth-first search; the path on the stack names the cycle.
@@ -112,6 +120,7 @@ void check_dependencies(const std::map<std::string, Settings>& vms) {
         color[v] = 1;
         path.push_back(v);
         for (const auto& a : vms.at(v).after) {
+            if (!vms.count(a)) continue;  // missing (allow_missing): no edges from it
             if (color[a] == 1) {
                 auto from = std::find(path.begin(), path.end(), a);
                 std::vector<std::string> cyc(from, path.end());
@@ -302,7 +311,11 @@ RunReport run_start(const std::map<std::string, Settings>& all, const RunOptions
             std::string wait;
             bool dep_failed = false;
             for (const auto& a : s.after) {
-                if (!idx.count(a)) continue;
+                if (!idx.count(a)) {  // not among the enabled guests: unreachable (check_dependencies)
+                    dep_failed = true;
+                    v.error = fmt::format("not started: '{}' (after) is not available", a);
+                    continue;
+                }
                 const auto& dv = rep.vms[idx[a]];
                 if (dv.state == "failed") {
                     dep_failed = true;

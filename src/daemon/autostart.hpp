@@ -1,7 +1,9 @@
-// Autostart: per-VM settings, host settings, dependency checks and the scheduler that starts
-// VMs in order after a host boot (and stops them in reverse at host shutdown).
+// Autostart: per-guest settings, host settings, dependency checks and the scheduler that starts
+// guests (VMs and containers) in order after a host boot (and stops them in reverse at host
+// shutdown). VMs and containers share one name space, so the scheduler is keyed by name alone;
+// only the driver tells the kinds apart.
 //
-// Everything here is pure: time and VMs are reached only through AutostartDriver, so unit
+// Everything here is pure: time and guests are reached only through AutostartDriver, so unit
 // tests run the scheduler on a fake clock and `hvctl autostart plan` runs it on a simulated
 // driver. The libvirt-backed driver lives in autostart_routes.cpp.
 #pragma once
@@ -17,7 +19,16 @@
 
 namespace hv::daemon::autostart {
 
-// Stored per VM in the domain's metadata (namespace kNs), set by PUT /v1/vms/{name}/autostart.
+// What a guest is: a QEMU VM or an LXC container.
+enum class Kind { vm, container };
+// The JSON "type" of a guest: "vm" | "container".
+const char* type_name(Kind k);
+// Event target and log label: "vm/NAME" | "ct/NAME" and "vm NAME" | "ct NAME".
+std::string target(Kind k, const std::string& name);
+std::string label(Kind k, const std::string& name);
+
+// Stored per guest in the domain's metadata (namespace kNs, the same for VMs and containers),
+// set by PUT /v1/vms/{name}/autostart or PUT /v1/cts/{name}/autostart.
 struct Settings {
     bool enabled = false;
     // Start group, ascending; 0 = unordered (started after every ordered group). Example: 2.
@@ -27,10 +38,13 @@ struct Settings {
     // Seconds the guest gets to shut down through ACPI before it is powered off. Example: 120.
     int down = 120;
     // Readiness gate: "none" | "running" | "guest-agent" | "tcp:PORT". Example: "tcp:22".
+    // Containers: no "guest-agent" (no QEMU agent); "tcp:PORT" connects inside the container's
+    // network namespace.
     std::string wait_for = "running";
     // Seconds to wait for the gate before the VM counts as failed. Example: 300.
     int wait_timeout = 300;
-    // VMs that must be ready before this one starts (any order group). Example: ["db01"].
+    // Guests (VMs or containers) that must be ready before this one starts (any order group).
+    // Example: ["db01"].
     std::vector<std::string> after;
 };
 
@@ -51,15 +65,18 @@ void to_json(nlohmann::json& j, const HostSettings& s);
 // Strict (unknown fields -> invalid_input); `base` fills the fields that are absent (PATCH-like).
 Settings settings_from_json(const nlohmann::json& j, const Settings& base = {});
 HostSettings host_settings_from_json(const nlohmann::json& j, const HostSettings& base = {});
-void validate(const Settings& s, const std::string& vm);
+// `kind`: a container refuses the guest-agent gate.
+void validate(const Settings& s, const std::string& name, Kind kind = Kind::vm);
 void validate(const HostSettings& h);
 
 // Port of "tcp:PORT", 0 for other gates.
 int tcp_port(const std::string& wait_for);
 
-// Throws conflict naming the cycle ("a -> b -> a") when the `after` graph of the enabled VMs has
-// one; dependencies on unknown or disabled VMs -> invalid_input.
-void check_dependencies(const std::map<std::string, Settings>& vms);
+// Throws conflict naming the cycle ("a -> b -> a") when the `after` graph of the enabled guests
+// has one; dependencies on unknown or disabled guests -> invalid_input. allow_missing: names that
+// are not in `vms` at all are let through (containers while the LXC connection is down);
+// run_start fails the guests that depend on them.
+void check_dependencies(const std::map<std::string, Settings>& vms, bool allow_missing = false);
 
 // What the scheduler needs from the world. All times are seconds on the driver's clock.
 class AutostartDriver {
@@ -118,8 +135,9 @@ struct RunOptions {
     double poll_interval = 0.2;  // seconds between readiness polls
 };
 
-// Starts the enabled VMs. Called after check_dependencies() passed. on_change(report) runs after
-// every state change (for task progress and status).
+// Starts the enabled guests. Called after check_dependencies() passed. A guest whose `after`
+// names a guest that is not in `vms` (unreachable) fails without a start call. on_change(report)
+// runs after every state change (for task progress and status).
 RunReport run_start(const std::map<std::string, Settings>& vms, const RunOptions& opt, AutostartDriver& d,
                     const std::function<void(const RunReport&)>& on_change = {});
 

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
+#include "ct_manager.hpp"
 #include "hv/api/json_reader.hpp"
 
 namespace hv::daemon {
@@ -82,6 +85,39 @@ bool tcp_open(const std::string& addr, int port, int timeout_ms) {
     return ok;
 }
 
+// tcp:PORT of a container: connects from inside its network namespace (that of its init,
+// `init_pid`) to each IPv4 address it has there, 127.0.0.1 first, so a listener on any of them
+// or on 0.0.0.0 counts, and nothing outside the container does. setns() changes only the
+// calling thread's namespace, so a short-lived thread does it; a socket keeps the namespace it
+// was made in.
+bool tcp_open_in_netns(std::int64_t init_pid, int port, int timeout_ms) {
+    if (init_pid <= 0) return false;
+    int ns = ::open(fmt::format("/proc/{}/ns/net", init_pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0) return false;
+    bool ok = false;
+    std::thread([&] {
+        if (::setns(ns, CLONE_NEWNET) != 0) {
+            spdlog::debug("autostart: cannot enter the network namespace of pid {}: {}", init_pid, std::strerror(errno));
+            return;
+        }
+        std::vector<std::string> addrs{"127.0.0.1"};
+        ifaddrs* ifs = nullptr;
+        if (::getifaddrs(&ifs) == 0) {
+            char buf[INET_ADDRSTRLEN];
+            for (auto* i = ifs; i; i = i->ifa_next)
+                if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+                    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf) &&
+                    std::find(addrs.begin(), addrs.end(), buf) == addrs.end())
+                    addrs.emplace_back(buf);
+            ::freeifaddrs(ifs);
+        }
+        for (const auto& a : addrs)
+            if ((ok = tcp_open(a, port, timeout_ms))) return;
+    }).join();
+    ::close(ns);
+    return ok;
+}
+
 // IPv4 addresses of a VM: DHCP leases of libvirt networks, then the guest agent.
 std::vector<std::string> vm_addresses(virDomainPtr d) {
     std::vector<std::string> out;
@@ -101,9 +137,11 @@ std::vector<std::string> vm_addresses(virDomainPtr d) {
     return out;
 }
 
+// One driver for both kinds: each call goes to VmManager or CtManager by the guest's kind.
 class LibvirtDriver final : public as::AutostartDriver {
 public:
-    LibvirtDriver(ApiContext& c, util::Progress& p) : c_(c), p_(p) {
+    LibvirtDriver(ApiContext& c, util::Progress& p, std::map<std::string, as::Kind> kinds)
+        : c_(c), p_(p), kinds_(std::move(kinds)) {
         // For tests: HV_AUTOSTART_TCP_ADDRESS replaces the VM's address for tcp:PORT gates.
         if (const char* a = std::getenv("HV_AUTOSTART_TCP_ADDRESS")) tcp_override_ = a;
     }
@@ -119,8 +157,20 @@ public:
         std::unique_lock lk(mu_);
         cv_.wait_for(lk, std::chrono::duration<double>(d), [&] { return !done_.empty(); });
     }
-    bool running(const std::string& vm) override { return c_.vms.get(vm).state == api::VmState::running; }
-    void start(const std::string& vm) override { c_.vms.action(vm, "start"); }
+    // A guest that cannot be asked (deleted meanwhile, its connection lost) is not running: its
+    // start call then fails for it alone, never the whole run.
+    bool running(const std::string& vm) override {
+        try {
+            return state(vm) == api::VmState::running;
+        } catch (const std::exception& e) {
+            spdlog::debug("autostart: state of {}: {}", vm, e.what());
+            return false;
+        }
+    }
+    void start(const std::string& vm) override {
+        if (is_ct(vm)) c_.cts->action(vm, "start");
+        else c_.vms.action(vm, "start");
+    }
     // One thread per start call in flight (at most max_parallel), so the starts of a group overlap.
     void begin_start(const std::string& vm) override {
         if (auto it = threads_.find(vm); it != threads_.end()) {  // an earlier attempt's thread
@@ -158,6 +208,13 @@ public:
     }
     bool ready(const std::string& vm, const as::Settings& s) override {
         try {
+            if (is_ct(vm)) {
+                auto info = c_.cts->get(vm);
+                if (info.state != api::VmState::running) return false;
+                if (s.wait_for == "running") return true;
+                int port = as::tcp_port(s.wait_for);  // guest-agent: refused when set; never ready
+                return port > 0 && tcp_open_in_netns(info.init_pid, port, 1000);
+            }
             if (c_.vms.get(vm).state != api::VmState::running) return false;
             if (s.wait_for == "running") return true;
             auto d = c_.vms.connection().domain(vm);
@@ -179,9 +236,18 @@ public:
     bool cancelled() override { return p_.cancelled(); }
 
 private:
+    bool is_ct(const std::string& name) const {
+        auto it = kinds_.find(name);
+        return it != kinds_.end() && it->second == as::Kind::container;
+    }
+    api::VmState state(const std::string& name) const {
+        return is_ct(name) ? c_.cts->get(name).state : c_.vms.get(name).state;
+    }
+
     ApiContext& c_;
     util::Progress& p_;
-    std::string tcp_override_;
+    std::map<std::string, as::Kind> kinds_;
+    std::string tcp_override_;  // VMs only: a container's port is checked in its own namespace
     std::map<std::string, std::thread> threads_;  // scheduler thread only
     std::mutex mu_;
     std::condition_variable cv_;
@@ -215,10 +281,15 @@ private:
     std::string prefix_;
 };
 
-// Adds each VM's readiness gate (wait_for) to a run report, so a report says what was awaited.
-void add_wait_for(json& j, const std::map<std::string, as::Settings>& vms) {
-    for (auto& v : j["vms"])
-        if (auto it = vms.find(v["name"].get<std::string>()); it != vms.end()) v["wait_for"] = it->second.wait_for;
+// Adds each guest's type and readiness gate (wait_for) to a run report, so a report says what
+// each entry is and what was awaited; and the warnings (a kind left out).
+void annotate(json& j, const AutostartGuests& g) {
+    for (auto& v : j["vms"]) {
+        auto name = v["name"].get<std::string>();
+        if (auto it = g.kind.find(name); it != g.kind.end()) v["type"] = as::type_name(it->second);
+        if (auto it = g.settings.find(name); it != g.settings.end()) v["wait_for"] = it->second.wait_for;
+    }
+    j["warnings"] = g.warnings;
 }
 
 struct BusyGuard {
@@ -257,72 +328,122 @@ as::HostSettings AutostartService::set_host(const json& patch) {
     return h;
 }
 
-std::map<std::string, as::Settings> AutostartService::all() {
-    std::map<std::string, as::Settings> out;
+AutostartGuests AutostartService::guests() {
+    AutostartGuests g;
     for (const auto& v : c_.vms.list()) {
         try {
             auto d = c_.vms.connection().domain(v.spec.name);
-            out[v.spec.name] = read_settings(d.get()).value_or(as::Settings{});
+            g.settings[v.spec.name] = read_settings(d.get()).value_or(as::Settings{});
+            g.kind[v.spec.name] = as::Kind::vm;
+            g.state[v.spec.name] = v.state;
         } catch (const Error& e) {
             if (e.code() != Errc::not_found) throw;  // deleted meanwhile
         }
     }
-    return out;
+    if (!c_.cts) return g;
+    try {
+        for (const auto& ct : c_.cts->list()) {
+            const auto& name = ct.spec.name;
+            if (g.kind.count(name)) {  // only possible when defined behind hv's back
+                spdlog::warn("autostart: container '{}' has the name of a VM; autostart handles the VM only", name);
+                continue;
+            }
+            try {
+                auto d = c_.cts->connection().domain(name);
+                g.settings[name] = read_settings(d.get()).value_or(as::Settings{});
+                g.kind[name] = as::Kind::container;
+                g.state[name] = ct.state;
+            } catch (const Error& e) {
+                if (e.code() != Errc::not_found) throw;
+            }
+        }
+    } catch (const Error& e) {
+        if (e.code() != Errc::unavailable) throw;
+        // VM autostart must not depend on the LXC driver.
+        for (auto it = g.kind.begin(); it != g.kind.end();) {
+            if (it->second == as::Kind::container) {
+                g.settings.erase(it->first), g.state.erase(it->first);
+                it = g.kind.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        g.cts_missing = true;
+        g.warnings.push_back(fmt::format("containers skipped: {}", e.what()));
+    }
+    return g;
 }
 
-as::Settings AutostartService::get(const std::string& vm) {
-    c_.vms.get(vm);  // 404 first
-    auto d = c_.vms.connection().domain(vm);
+namespace {
+// The domain of a guest of that kind (404 naming the kind when there is none).
+virt::DomainHandle guest_domain(ApiContext& c, as::Kind kind, const std::string& name) {
+    if (kind == as::Kind::vm) {
+        c.vms.get(name);  // 404 first, from the cache
+        return c.vms.connection().domain(name);
+    }
+    if (!c.cts) fail(Errc::unavailable, "containers are not available in this hvd");
+    return c.cts->connection().domain(name);
+}
+}  // namespace
+
+as::Settings AutostartService::get(as::Kind kind, const std::string& name) {
+    auto d = guest_domain(c_, kind, name);
     return read_settings(d.get()).value_or(as::Settings{});
 }
 
-as::Settings AutostartService::set(const std::string& vm, const json& patch) {
+as::Settings AutostartService::set(as::Kind kind, const std::string& name, const json& patch) {
     std::lock_guard lk(mu_);  // one change at a time, so two changes cannot make a cycle together
-    auto info = c_.vms.get(vm);
-    auto d = c_.vms.connection().domain(vm);
+    auto d = guest_domain(c_, kind, name);
     auto s = as::settings_from_json(patch, read_settings(d.get()).value_or(as::Settings{}));
-    as::validate(s, vm);
-    auto everyone = all();
-    everyone[vm] = s;
-    as::check_dependencies(everyone);
+    as::validate(s, name, kind);
+    auto everyone = guests();
+    for (const auto& a : s.after)
+        if (everyone.cts_missing && !everyone.settings.count(a))
+            fail(Errc::unavailable, "cannot check that '{}' (after) exists: {}", a, everyone.warnings.front());
+    everyone.settings[name] = s;
+    as::check_dependencies(everyone.settings, everyone.cts_missing);
     std::string body = "<autostart format=\"json\">" + virt::xml_escape(json(s).dump()) + "</autostart>";
-    bool live = info.state == api::VmState::running || info.state == api::VmState::paused ||
-                info.state == api::VmState::shutting_down;
+    int st = 0, reason = 0;
+    if (virDomainGetState(d.get(), &st, &reason, 0) < 0) virt::throw_libvirt_error("cannot read the state of '" + name + "'");
+    bool live = st == VIR_DOMAIN_RUNNING || st == VIR_DOMAIN_BLOCKED || st == VIR_DOMAIN_PAUSED || st == VIR_DOMAIN_SHUTDOWN;
     unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (live ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u);
     if (virDomainSetMetadata(d.get(), VIR_DOMAIN_METADATA_ELEMENT, body.c_str(), as::kPrefix, as::kNs, flags) < 0)
-        virt::throw_libvirt_error("cannot set autostart of vm '" + vm + "'");
+        virt::throw_libvirt_error(fmt::format("cannot set autostart of {} '{}'", as::type_name(kind), name));
     return s;
 }
 
 json AutostartService::plan() {
-    auto vms = all();
-    as::check_dependencies(vms);
+    auto g = guests();
+    as::check_dependencies(g.settings, g.cts_missing);
     as::RunOptions o;
     o.host = host();
-    auto r = as::plan(vms, o);
+    auto r = as::plan(g.settings, o);
     json j = relative(r);
+    annotate(j, g);
     j["host"] = o.host;
     for (auto& v : j["vms"]) {
-        const auto& s = vms.at(v["name"].get<std::string>());
-        v["wait_for"] = s.wait_for, v["up"] = s.up, v["after"] = s.after;
+        const auto& s = g.settings.at(v["name"].get<std::string>());
+        v["up"] = s.up, v["after"] = s.after;
     }
     return j;
 }
 
-void AutostartService::publish_changes(const as::RunReport& r, util::Progress* log) {
+void AutostartService::publish_changes(const as::RunReport& r, const std::map<std::string, as::Kind>& kinds,
+                                       util::Progress* log) {
     for (const auto& v : r.vms) {
         auto& last = last_state_[v.name];
         std::string now = v.state + (v.state == "pending" && v.attempts > 0 ? "/retry" : "");
         if (last == now) continue;
         last = now;
+        auto kind = kinds.count(v.name) ? kinds.at(v.name) : as::Kind::vm;
         if (log) {
-            std::string line = fmt::format("vm {}: {}", v.name, v.state);
+            std::string line = fmt::format("{}: {}", as::label(kind, v.name), v.state);
             if (v.attempts > 1) line += fmt::format(" (attempt {})", v.attempts);
             if (!v.waiting_on.empty()) line += "; waiting on " + v.waiting_on;
             if (!v.error.empty()) line += ": " + v.error;
             log->log(line);
         }
-        bus_.publish("autostart", "vm/" + v.name,
+        bus_.publish("autostart", as::target(kind, v.name),
                      json{{"state", v.state}, {"waiting_on", v.waiting_on}, {"attempts", v.attempts},
                           {"error", v.error}, {"at", std::round((steady_s() - r.began) * 1000) / 1000}});
     }
@@ -331,19 +452,24 @@ void AutostartService::publish_changes(const as::RunReport& r, util::Progress* l
 api::TaskInfo AutostartService::run(bool boot_delay) {
     if (busy_.exchange(true)) fail(Errc::conflict, "an autostart run or stop-all is already in progress");
     try {
-        auto vms = all();
-        as::check_dependencies(vms);
+        auto guests = this->guests();
+        as::check_dependencies(guests.settings, guests.cts_missing);
+        for (const auto& w : guests.warnings) spdlog::warn("autostart run: {}", w);
         as::RunOptions o;
         o.host = host();
         o.apply_boot_delay = boot_delay;
-        return c_.tasks.submit("autostart.run", "host", [this, vms, o](util::Progress& p) {
-            BusyGuard g{busy_};
-            LibvirtDriver d(c_, p);
-            std::size_t enabled = 0;
-            for (const auto& [_, s] : vms) enabled += s.enabled;
-            p.log(fmt::format("{} autostart VM(s); boot delay {} s{}, at most {} booting at once, {} retries", enabled,
-                              o.host.boot_delay, o.apply_boot_delay ? "" : " (skipped)", o.host.max_parallel,
-                              o.host.retries));
+        return c_.tasks.submit("autostart.run", "host", [this, guests, o](util::Progress& p) {
+            BusyGuard bg{busy_};
+            const auto& vms = guests.settings;
+            LibvirtDriver d(c_, p, guests.kind);
+            std::size_t n_vm = 0, n_ct = 0;
+            for (const auto& [name, s] : vms)
+                if (s.enabled) ++(guests.kind.at(name) == as::Kind::container ? n_ct : n_vm);
+            for (const auto& w : guests.warnings) p.log("warning: " + w);
+            p.log(fmt::format("{} autostart guest(s) ({} VM(s), {} container(s)); boot delay {} s{}, at most {} "
+                              "booting at once, {} retries",
+                              n_vm + n_ct, n_vm, n_ct, o.host.boot_delay, o.apply_boot_delay ? "" : " (skipped)",
+                              o.host.max_parallel, o.host.retries));
             {
                 std::lock_guard lk(status_mu_);
                 last_state_.clear();
@@ -362,22 +488,23 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                 {
                     std::lock_guard lk(status_mu_);
                     status_ = relative(rep);
-                    add_wait_for(status_, vms);
+                    annotate(status_, guests);
                     status_["running"] = true;
                     status_["group"] = group;
-                    publish_changes(rep, &p);
+                    publish_changes(rep, guests.kind, &p);
                 }
                 int pct = rep.vms.empty() ? 100 : static_cast<int>(100 * done / rep.vms.size());
-                p.update(pct, fmt::format("{}/{} VMs done{}{}", done, rep.vms.size(),
+                p.update(pct, fmt::format("{}/{} guests done{}{}", done, rep.vms.size(),
                                           group.empty() ? "" : "; " + group,
                                           waiting.empty() ? "" : "; waiting: " + fmt::format("{}", fmt::join(waiting, ", "))));
             });
             json j = relative(r);
-            add_wait_for(j, vms);
+            annotate(j, guests);
             int failed = 0;
             for (const auto& v : r.vms) failed += v.state == "failed";
             j["failed"] = failed;
-            p.log(fmt::format("{} VM(s) handled, {} failed, in {:.1f} s", r.vms.size(), failed, r.finished - r.began));
+            p.log(fmt::format("{} guest(s) handled, {} failed, in {:.1f} s{}", r.vms.size(), failed,
+                              r.finished - r.began, guests.warnings.empty() ? "" : "; containers skipped"));
             {
                 std::lock_guard lk(status_mu_);
                 status_ = j;
@@ -394,22 +521,23 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
 api::TaskInfo AutostartService::stop_all() {
     if (busy_.exchange(true)) fail(Errc::conflict, "an autostart run or stop-all is already in progress");
     try {
-        auto settings = all();
+        auto guests = this->guests();
+        for (const auto& w : guests.warnings) spdlog::warn("autostart stop-all: {}", w);
         std::map<std::string, as::Settings> running;
-        for (const auto& v : c_.vms.list()) {
-            if (v.state == api::VmState::running || v.state == api::VmState::paused ||
-                v.state == api::VmState::shutting_down) {
-                auto s = settings.count(v.spec.name) ? settings[v.spec.name] : as::Settings{};
+        for (const auto& [name, st] : guests.state) {
+            if (st == api::VmState::running || st == api::VmState::paused || st == api::VmState::shutting_down) {
+                auto s = guests.settings.at(name);
                 if (!s.enabled) s.order = 0, s.after.clear();  // not autostarted: stopped first, default timeout
-                running[v.spec.name] = s;
+                running[name] = s;
             }
         }
         auto waves = as::stop_waves(running);
         int parallel = host().max_parallel;
-        return c_.tasks.submit("autostart.stop-all", "host", [this, running, waves, parallel](util::Progress& p) {
-            BusyGuard g{busy_};
+        return c_.tasks.submit("autostart.stop-all", "host", [this, running, waves, parallel, guests](util::Progress& p) {
+            BusyGuard bg{busy_};
             double t0 = steady_s();
-            p.log(fmt::format("stopping {} running VM(s) in {} wave(s), {} at once", running.size(), waves.size(),
+            for (const auto& w : guests.warnings) p.log("warning: " + w);
+            p.log(fmt::format("stopping {} running guest(s) in {} wave(s), {} at once", running.size(), waves.size(),
                               parallel));
             json out = json::array();
             std::mutex out_mu;
@@ -420,16 +548,24 @@ api::TaskInfo AutostartService::stop_all() {
                     std::vector<std::thread> th;
                     for (std::size_t k = i; k < std::min(wave.size(), i + parallel); ++k) {
                         th.emplace_back([&, name = wave[k], w] {
-                            json r{{"name", name}, {"wave", w}, {"forced", false}, {"error", ""},
-                                   {"down", running.at(name).down},
+                            auto kind = guests.kind.at(name);
+                            bool ct = kind == as::Kind::container;
+                            json r{{"name", name}, {"type", as::type_name(kind)}, {"wave", w}, {"forced", false},
+                                   {"error", ""}, {"down", running.at(name).down},
                                    {"began_at", std::round((steady_s() - t0) * 1000) / 1000}};
-                            bus_.publish("autostart", "vm/" + name, json{{"state", "stopping"}});
+                            bus_.publish("autostart", as::target(kind, name), json{{"state", "stopping"}});
                             try {
-                                ForwardCancel fc(p, "vm " + name + ": ");
+                                ForwardCancel fc(p, as::label(kind, name) + ": ");
                                 bool forced = false;
-                                if (c_.vms.get(name).state == api::VmState::paused) {
-                                    c_.vms.action(name, "stop");
+                                // Paused: it cannot react to a shutdown request; containers get the
+                                // request through their init (CtManager::shutdown), VMs through ACPI.
+                                auto st = ct ? c_.cts->get(name).state : c_.vms.get(name).state;
+                                if (st == api::VmState::paused) {
+                                    if (ct) c_.cts->action(name, "stop");
+                                    else c_.vms.action(name, "stop");
                                     forced = true;
+                                } else if (ct) {
+                                    c_.cts->shutdown(name, running.at(name).down, true, fc, &forced);
                                 } else {
                                     c_.vms.shutdown(name, running.at(name).down, true, fc, &forced);
                                 }
@@ -438,17 +574,18 @@ api::TaskInfo AutostartService::stop_all() {
                                 r["error"] = e.what();
                             }
                             r["stopped_at"] = std::round((steady_s() - t0) * 1000) / 1000;
-                            bus_.publish("autostart", "vm/" + name,
+                            bus_.publish("autostart", as::target(kind, name),
                                          json{{"state", r["error"].get<std::string>().empty() ? "stopped" : "failed"},
                                               {"forced", r["forced"]}});
                             p.log(r["error"].get<std::string>().empty()
-                                      ? fmt::format("vm {}: stopped{}", name, r["forced"].get<bool>() ? " (powered off)" : "")
-                                      : fmt::format("vm {}: {}", name, r["error"].get<std::string>()));
+                                      ? fmt::format("{}: stopped{}", as::label(kind, name),
+                                                    r["forced"].get<bool>() ? " (powered off)" : "")
+                                      : fmt::format("{}: {}", as::label(kind, name), r["error"].get<std::string>()));
                             std::lock_guard lk(out_mu);
                             out.push_back(r);
                             ++done;
                             p.update(static_cast<int>(100 * done / std::max<std::size_t>(1, total)),
-                                     fmt::format("{}/{} VMs stopped; wave {}/{}", done, total, w + 1, waves.size()));
+                                     fmt::format("{}/{} guests stopped; wave {}/{}", done, total, w + 1, waves.size()));
                         });
                     }
                     for (auto& t : th) t.join();
@@ -458,7 +595,10 @@ api::TaskInfo AutostartService::stop_all() {
             json forced = json::array();
             for (const auto& r : out)
                 if (r["forced"].get<bool>()) forced.push_back(r["name"]);
-            return json{{"vms", out}, {"forced", forced}, {"duration", std::round((steady_s() - t0) * 1000) / 1000}};
+            return json{{"vms", out},
+                        {"forced", forced},
+                        {"warnings", guests.warnings},
+                        {"duration", std::round((steady_s() - t0) * 1000) / 1000}};
         });
     } catch (...) {
         busy_ = false;
@@ -480,7 +620,7 @@ void AutostartService::at_daemon_start() {
     if (current.empty()) return;
     auto saved = read_line(file);
     if (saved == current) {
-        spdlog::info("autostart: same host boot as the last hvd start; not starting VMs");
+        spdlog::info("autostart: same host boot as the last hvd start; not starting guests");
         return;
     }
     write_file(file, current + "\n");
@@ -489,7 +629,11 @@ void AutostartService::at_daemon_start() {
         spdlog::info("autostart: recorded this host boot");
         return;
     }
-    spdlog::info("autostart: the host booted since hvd last ran; starting autostart VMs");
+    spdlog::info("autostart: the host booted since hvd last ran; starting autostart guests");
+    // The LXC connection was started just before: give it a moment, so containers come along.
+    // Without it the run starts the VMs and reports the containers as skipped.
+    if (c_.cts && !c_.cts->connection().wait_connected(std::chrono::seconds(5)))
+        spdlog::warn("autostart: the LXC connection is not up; containers will be skipped");
     try {
         auto t = run(true);
         spdlog::info("autostart: task {}", t.id);
@@ -499,9 +643,11 @@ void AutostartService::at_daemon_start() {
 }
 
 void register_autostart_routes(Router& r, AutostartService& s) {
-    r.add("GET", "/v1/vms/{name}/autostart", [&s](const Request& q) { return Response{200, s.get(q.param("name"))}; });
-    r.add("PUT", "/v1/vms/{name}/autostart",
-          [&s](const Request& q) { return Response{200, s.set(q.param("name"), q.json())}; });
+    for (auto [kind, path] : {std::pair{as::Kind::vm, "/v1/vms/{name}/autostart"},
+                              std::pair{as::Kind::container, "/v1/cts/{name}/autostart"}}) {
+        r.add("GET", path, [&s, kind](const Request& q) { return Response{200, s.get(kind, q.param("name"))}; });
+        r.add("PUT", path, [&s, kind](const Request& q) { return Response{200, s.set(kind, q.param("name"), q.json())}; });
+    }
     r.add("GET", "/v1/autostart/host", [&s](const Request&) { return Response{200, s.host()}; });
     r.add("PUT", "/v1/autostart/host", [&s](const Request& q) { return Response{200, s.set_host(q.json())}; });
     r.add("GET", "/v1/autostart/plan", [&s](const Request&) { return Response{200, s.plan()}; });

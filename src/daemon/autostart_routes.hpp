@@ -1,5 +1,6 @@
-// Autostart in hvd: per-VM settings in domain metadata, host settings, the start-all and
-// stop-all tasks, the boot-id check at hvd start, and the /v1 routes (docs/api.md).
+// Autostart in hvd: per-guest settings in domain metadata (VMs on the QEMU connection,
+// containers on the LXC one, the same namespace), host settings, the start-all and stop-all
+// tasks over both kinds, the boot-id check at hvd start, and the /v1 routes (docs/api.md).
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,16 @@
 
 namespace hv::daemon {
 
+// Every guest autostart sees: VMs and containers (one name space), by name.
+struct AutostartGuests {
+    std::map<std::string, autostart::Settings> settings;  // disabled defaults without metadata
+    std::map<std::string, autostart::Kind> kind;
+    std::map<std::string, api::VmState> state;
+    // Why a kind is missing (the LXC connection is down: containers), for logs and reports.
+    std::vector<std::string> warnings;
+    bool cts_missing = false;
+};
+
 class AutostartService {
 public:
     // `defaults`: the [autostart] keys of the config; <state_dir>/autostart-host.json overrides them.
@@ -18,11 +29,13 @@ public:
 
     autostart::HostSettings host() const;
     autostart::HostSettings set_host(const nlohmann::json& patch);
-    autostart::Settings get(const std::string& vm);
+    // 404 unless a guest of that kind has the name.
+    autostart::Settings get(autostart::Kind kind, const std::string& name);
     // PATCH-like: only the fields present change. Refuses cycles (409) and unknown dependencies.
-    autostart::Settings set(const std::string& vm, const nlohmann::json& patch);
-    // Every VM's settings (VMs without autostart metadata get the defaults, disabled).
-    std::map<std::string, autostart::Settings> all();
+    autostart::Settings set(autostart::Kind kind, const std::string& name, const nlohmann::json& patch);
+    // Every guest's settings (guests without autostart metadata get the defaults, disabled).
+    // Without the LXC connection: the VMs only, with a warning (VM autostart keeps working).
+    AutostartGuests guests();
 
     nlohmann::json plan();
     api::TaskInfo run(bool boot_delay);
@@ -34,14 +47,15 @@ public:
     void at_daemon_start();
 
 private:
-    // Publishes (and logs to the run's task, when given) each VM whose state changed.
-    void publish_changes(const autostart::RunReport& r, util::Progress* log = nullptr);
+    // Publishes (and logs to the run's task, when given) each guest whose state changed.
+    void publish_changes(const autostart::RunReport& r, const std::map<std::string, autostart::Kind>& kinds,
+                         util::Progress* log = nullptr);
 
     ApiContext& c_;
     EventBus& bus_;
     autostart::HostSettings defaults_;
     std::string host_file_;
-    mutable std::mutex mu_;  // host settings; serializes per-VM settings changes (held across libvirt calls)
+    mutable std::mutex mu_;  // host settings; serializes per-guest settings changes (held across libvirt calls)
     autostart::HostSettings host_;
     std::atomic<bool> busy_{false};
     // status_ and last_state_: read by a fast route on the I/O thread, so never held across libvirt calls.

@@ -1,6 +1,9 @@
 // Autostart with real TCG VMs and compressed delays: order groups, max_parallel, up delays,
 // dependencies across orders, a tcp:PORT gate, a failing VM that blocks nothing, cycles refused,
 // stop-all in reverse order with force after the down timeout, and the run at host boot.
+// Containers (busybox, LXC) next to VMs: order groups across kinds, the tcp:PORT gate inside the
+// container's network namespace, stop-all through the container's init, guest-agent refused,
+// and VM autostart with the LXC connection down.
 // With the test guest (scripts/build-test-guest.sh: qemu-ga, DHCP on eth0, a listener on port
 // 22): the guest-agent gate against a real agent, `autostart status` and the `autostart` events
 // while a run is in progress, and the tcp:22 gate on the address the VM got from libvirt's
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -42,13 +46,15 @@ int free_port() {
     return ntohs(sa.sin_port);
 }
 
-// The `autostart` events about vm/NAME in an `hvctl events -o json` transcript, in order.
-std::vector<json> autostart_events(const std::string& transcript, const std::string& name) {
+// The `autostart` events about vm/NAME (ct/NAME with kind "ct") in an `hvctl events -o json`
+// transcript, in order.
+std::vector<json> autostart_events(const std::string& transcript, const std::string& name,
+                                   const std::string& kind = "vm") {
     std::vector<json> out;
     std::size_t pos = 0;
     for (auto nl = transcript.find('\n'); nl != std::string::npos; pos = nl + 1, nl = transcript.find('\n', pos)) {
         auto j = json::parse(transcript.substr(pos, nl - pos), nullptr, false);
-        if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "vm/" + name)
+        if (j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == kind + "/" + name)
             out.push_back(j["data"]);
     }
     return out;
@@ -74,6 +80,18 @@ std::string joined(const std::vector<std::string>& v) {
     for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
     return s;
 }
+
+// Stops and deletes the containers a test made, through hvd (declared after the Hvd: runs first).
+struct CtGone {
+    const Hvd& hvd;
+    std::vector<std::string> names;
+    ~CtGone() {
+        for (const auto& n : names) {
+            hvd.ctl({"ct", "stop", n});
+            hvd.ctl({"ct", "delete", n});
+        }
+    }
+};
 
 int listen_on(int port) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -416,4 +434,182 @@ TEST_CASE("autostart: tcp:22 gate on the address the VM got by DHCP on libvirt's
     INFO("closed lease " << ip_closed);
     CHECK(probe(ip_closed, "22") == 0);
     CHECK(probe(ip_closed, "23") != 0);
+}
+
+TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the container, stop-all in reverse",
+          "[integration][autostart][ct]") {
+    Hvd hvd;
+    CtGone gone{hvd, {}};
+    auto ct = hvd.vm("as-ct"), vm = hvd.vm("as-ctvm");  // one name space: unique names for both
+    gone.names.push_back(ct);
+    // The test's temp dir is 0700: an unprivileged container could not reach its rootfs there.
+    std::filesystem::permissions(hvd.dir, std::filesystem::perms::others_exec, std::filesystem::perm_options::add);
+    Child events(hvd.ctl_argv({"events", "-o", "json"}));
+    auto r = hvd.ctl({"ct", "template", "build", "busybox"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    r = hvd.ctl({"ct", "create", ct, "--template", "busybox", "--memory", "64M"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(hvd.ctl({"vm", "create", vm, "--memory", "64M"}).exit_code == 0);
+
+    // Containers have no QEMU guest agent: refused, through hvctl and over HTTP; nothing changes.
+    r = hvd.ctl({"ct", "autostart", ct, "--enable", "--wait-for", "guest-agent"});
+    INFO(r.describe());
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("no QEMU guest agent") != std::string::npos);
+    auto resp = hvd.http("PUT", "/v1/cts/" + ct + "/autostart", json{{"wait_for", "guest-agent"}}.dump());
+    CHECK(resp.status == 400);
+    CHECK(resp.body.find("guest agent") != std::string::npos);
+    CHECK(hvd.ctl_json({"ct", "autostart", ct})["enabled"] == false);
+    // Each kind has its own route: a container is not a VM.
+    CHECK(hvd.http("GET", "/v1/vms/" + ct + "/autostart").status == 404);
+    CHECK(hvd.http("GET", "/v1/cts/" + vm + "/autostart").status == 404);
+
+    // The port is opened inside the container, where nothing listens yet. The same port open on
+    // the host (hvd's namespace) must not count: the gate looks inside the container.
+    const int host_port = free_port();
+    const int host_fd = listen_on(host_port);
+    REQUIRE(host_fd >= 0);
+    const std::string port = std::to_string(host_port);
+    REQUIRE(hvd.ctl({"autostart", "host", "--boot-delay", "0", "--retries", "0"}).exit_code == 0);
+    r = hvd.ctl({"ct", "autostart", ct, "--enable", "--order", "1", "--wait-for", "tcp:" + port, "--wait-timeout",
+                 "120", "--down", "20"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("container") != std::string::npos);
+    // The VM depends on the container: `after` crosses kinds.
+    r = hvd.ctl({"vm", "autostart", vm, "--enable", "--order", "2", "--after", ct, "--down", "2"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    // The settings live in the container's LXC domain, in the autostart namespace.
+    auto q = libvirt_uri();
+    auto xml = run({"virsh", "-q", "-c", "lxc" + q.substr(q.find(':')), "metadata", ct, "http://hv.dev/xmlns/autostart/1"});
+    CHECK(xml.out.find("tcp:" + port) != std::string::npos);
+
+    auto plan = hvd.ctl_json({"autostart", "plan"});
+    auto pv = by_name(plan["vms"]);
+    CHECK(pv[ct]["type"] == "container");
+    CHECK(pv[vm]["type"] == "vm");
+    CHECK(pv[vm]["group"].get<int>() > pv[ct]["group"].get<int>());
+    CHECK(hvd.ctl({"autostart", "plan"}).out.find("container") != std::string::npos);
+
+    Child run_child(hvd.ctl_argv({"autostart", "run", "-o", "json"}));
+    // The container runs, but waits on its port; the VM of order 2 has not started.
+    json st;
+    std::string table;
+    bool caught = wait_until(
+        [&] {
+            st = hvd.ctl_json({"autostart", "status"});
+            if (!st.contains("vms")) return false;  // the run has not begun
+            auto v = by_name(st["vms"]);
+            if (!v.count(ct) || v[ct].value("state", "") != "waiting") return false;
+            table = hvd.ctl({"autostart", "status"}).out;
+            return hvd.ctl_json({"ct", "show", ct})["state"] == "running";
+        },
+        120s, 300ms);
+    INFO("status: " << st.dump(2) << "\n" << hvd.log_tail());
+    REQUIRE(caught);
+    {
+        auto v = by_name(st["vms"]);
+        CHECK(v[ct]["type"] == "container");
+        CHECK(v[ct]["waiting_on"] == "tcp:" + port);
+        CHECK(v[vm]["type"] == "vm");
+        CHECK(v[vm]["state"] == "pending");
+        CHECK(v[vm]["started_at"].get<double>() < 0);
+        CHECK(domstate(vm) == "shut off");
+        auto p = table.find(ct);
+        REQUIRE(p != std::string::npos);
+        auto line = table.substr(p, table.find('\n', p) - p);
+        CHECK(line.find("container") != std::string::npos);
+        CHECK(line.find("waiting: tcp:" + port) != std::string::npos);
+    }
+    // Polled every 0.2 s meanwhile, the gate still does not see the host's listener.
+    std::this_thread::sleep_for(2s);
+    CHECK(by_name(hvd.ctl_json({"autostart", "status"})["vms"])[ct]["state"] == "waiting");
+    // A listener inside the container (busybox httpd daemonizes; its output must not keep exec's pipes).
+    r = hvd.ctl({"ct", "exec", ct, "--", "sh", "-c", "httpd -p " + port + " -h /tmp </dev/null >/dev/null 2>&1"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+
+    ::close(host_fd);
+    auto done = run_child.finish(180s);
+    INFO(done.describe() << "\n" << hvd.log_tail());
+    REQUIRE(done.exit_code == 0);
+    auto res = json::parse(done.out);
+    auto v = by_name(res["vms"]);
+    CHECK(res["failed"] == 0);
+    CHECK(res["warnings"].empty());
+    CHECK(v[ct]["state"] == "ready");
+    CHECK(v[ct]["type"] == "container");
+    CHECK(v[ct]["wait_for"] == "tcp:" + port);
+    CHECK(v[vm]["state"] == "ready");
+    CHECK(v[vm]["type"] == "vm");
+    // The VM started only once the container was ready.
+    CHECK(v[vm]["started_at"].get<double>() >= v[ct]["ready_at"].get<double>());
+    CHECK(domstate(vm) == "running");
+
+    // Events: the container under ct/NAME, the VM under vm/NAME.
+    auto seen = events.wait_line(
+        [&](const std::string& l) {
+            auto j = json::parse(l, nullptr, false);
+            return j.is_object() && j.value("type", "") == "autostart" && j.value("target", "") == "vm/" + vm &&
+                   j["data"].value("state", "") == "ready";
+        },
+        60s);
+    INFO("events:\n" << events.out());
+    CHECK(seen.has_value());
+    CHECK(in_order(states_of(autostart_events(events.out(), ct, "ct")), {"starting", "waiting", "ready"}));
+    CHECK(autostart_events(events.out(), ct).empty());  // never as vm/NAME
+    events.terminate();
+
+    // stop-all: the VM (order 2) first, then the container through its init (no force needed).
+    auto s = hvd.ctl({"autostart", "stop-all", "-o", "json"}, 120s);
+    INFO(s.describe() << "\n" << hvd.log_tail());
+    REQUIRE(s.exit_code == 0);
+    auto sres = json::parse(s.out);
+    auto sv = by_name(sres["vms"]);
+    REQUIRE(sv.count(ct));
+    REQUIRE(sv.count(vm));
+    CHECK(sv[ct]["type"] == "container");
+    CHECK(sv[vm]["type"] == "vm");
+    CHECK(sv[ct]["error"] == "");
+    CHECK(sv[ct]["forced"] == false);
+    CHECK(sv[vm]["forced"] == true);  // no OS: ignores ACPI
+    CHECK(sv[ct]["began_at"].get<double>() >= sv[vm]["stopped_at"].get<double>());
+    CHECK(hvd.ctl_json({"ct", "show", ct})["state"] == "stopped");
+    CHECK(domstate(vm) == "shut off");
+}
+
+TEST_CASE("autostart: VMs start while the LXC connection is down, containers reported as skipped",
+          "[integration][autostart][ct]") {
+    // An LXC URI nobody answers: containers are unreachable for this hvd, VMs are not.
+    Hvd hvd(true, "[libvirt]\nlxc_uri = \"lxc:///system?socket=/nonexistent/hv-test-no-lxc.sock\"\n");
+    auto a = hvd.vm("as-nolxc"), b = hvd.vm("as-nolxc-dep");
+    for (const auto& n : {a, b}) REQUIRE(hvd.ctl({"vm", "create", n, "--memory", "64M"}).exit_code == 0);
+    REQUIRE(hvd.ctl({"autostart", "host", "--boot-delay", "0"}).exit_code == 0);
+    REQUIRE(hvd.ctl({"vm", "autostart", a, "--enable", "--down", "2"}).exit_code == 0);
+    // A dependency that might be a container cannot be checked now: 503, not a wrong "does not exist".
+    auto dep = hvd.ctl({"vm", "autostart", b, "--enable", "--after", "some-container"});
+    INFO(dep.describe());
+    CHECK(dep.exit_code != 0);
+    CHECK(dep.err.find("cannot check") != std::string::npos);
+    CHECK(hvd.http("GET", "/v1/cts/whatever/autostart").status == 503);
+
+    auto r = hvd.ctl({"autostart", "run", "-o", "json"});
+    INFO(r.describe() << "\n" << hvd.log_tail());
+    REQUIRE(r.exit_code == 0);
+    auto res = json::parse(r.out);
+    CHECK(by_name(res["vms"])[a]["state"] == "ready");
+    CHECK(by_name(res["vms"])[a]["type"] == "vm");
+    REQUIRE(res["warnings"].size() == 1);
+    CHECK(res["warnings"][0].get<std::string>().find("containers skipped") != std::string::npos);
+    CHECK(domstate(a) == "running");
+    auto table = hvd.ctl({"autostart", "status"}).out;
+    CHECK(table.find("warning: containers skipped") != std::string::npos);
+
+    auto s = hvd.ctl({"autostart", "stop-all", "-o", "json"}, 60s);
+    INFO(s.describe());
+    CHECK(s.exit_code == 0);
+    CHECK(domstate(a) == "shut off");
 }

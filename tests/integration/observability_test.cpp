@@ -146,15 +146,15 @@ TEST_CASE("task log: vm create and delete --purge log their steps, --follow ends
     CHECK(f.exit_code == 4);  // not_found, as task wait would exit
     CHECK_THAT(f.out, Catch::Contains("  failed: "));
 
-    // A host-wide task logs its plan and outcome (no autostart VM here: quick).
+    // A host-wide task logs its plan and outcome (no autostart guest here: quick).
     r = hvd.ctl({"autostart", "run", "--async"});
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
     f = hvd.ctl({"task", "log", task_id_of(r), "--follow"});
     INFO(f.describe());
     CHECK(f.exit_code == 0);
-    CHECK_THAT(f.out, Catch::Contains("0 autostart VM(s); boot delay"));
-    CHECK_THAT(f.out, Catch::Contains("0 VM(s) handled, 0 failed"));
+    CHECK_THAT(f.out, Catch::Contains("0 autostart guest(s) (0 VM(s), 0 container(s)); boot delay"));
+    CHECK_THAT(f.out, Catch::Contains("0 guest(s) handled, 0 failed"));
 
     // Errors: unknown task 404 / exit 4, bad `after` 400.
     CHECK(hvd.ctl({"task", "log", "t-999999"}).exit_code == 4);

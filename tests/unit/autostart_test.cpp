@@ -265,3 +265,51 @@ TEST_CASE("autostart scheduler: a failed start call that overlapped others is re
     CHECK(find(r, "fire").ready_at == Approx(101).margin(0.01));
     CHECK(d.in_flight_max == 4);
 }
+
+TEST_CASE("autostart of containers: no guest-agent gate, event targets and log labels by kind") {
+    CHECK_NOTHROW(validate(on(1, {}, 0, "tcp:8080"), "web", Kind::container));
+    CHECK_NOTHROW(validate(on(1, {}, 0, "running"), "web", Kind::container));
+    try {
+        validate(on(1, {}, 0, "guest-agent"), "web", Kind::container);
+        FAIL("guest-agent accepted for a container");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == hv::Errc::invalid_input);
+        CHECK(std::string(e.what()).find("no QEMU guest agent") != std::string::npos);
+        CHECK(std::string(e.what()).find("'web'") != std::string::npos);
+    }
+    CHECK_THROWS_WITH(validate(on(1, {"web"}), "web", Kind::container), Catch::Contains("container 'web'"));
+    CHECK(std::string(type_name(Kind::vm)) == "vm");
+    CHECK(std::string(type_name(Kind::container)) == "container");
+    CHECK(target(Kind::vm, "db") == "vm/db");
+    CHECK(target(Kind::container, "db") == "ct/db");
+    CHECK(label(Kind::container, "db") == "ct db");
+    CHECK(label(Kind::vm, "db") == "vm db");
+}
+
+TEST_CASE("autostart without the containers: missing dependencies let through, their dependents fail alone") {
+    // "ct1" is a container the run cannot see (LXC connection down): not in the map at all.
+    std::map<std::string, Settings> vms{{"db", on(1)}, {"app", on(2, {"ct1"})}, {"web", on(2, {"db"})}};
+    CHECK_THROWS_WITH(check_dependencies(vms), Catch::Contains("'ct1', which does not exist"));
+    CHECK_NOTHROW(check_dependencies(vms, true));
+    // A disabled or cyclic dependency among the known guests is still refused.
+    vms["x"] = Settings{};
+    vms["web"].after = {"x"};
+    CHECK_THROWS_WITH(check_dependencies(vms, true), Catch::Contains("not have autostart enabled"));
+    vms.erase("x");
+    vms["web"].after = {"app"};
+    vms["app"].after = {"ct1", "web"};
+    CHECK_THROWS_AS(check_dependencies(vms, true), hv::Error);
+    vms["web"].after = {"db"};
+    vms["app"].after = {"ct1"};
+
+    FakeDriver d;
+    RunOptions o;
+    o.host.boot_delay = 0;
+    auto r = run_start(vms, o, d);
+    CHECK(find(r, "db").state == "ready");
+    CHECK(find(r, "web").state == "ready");
+    CHECK(find(r, "app").state == "failed");
+    CHECK(find(r, "app").attempts == 0);
+    CHECK(find(r, "app").error == "not started: 'ct1' (after) is not available");
+    for (const auto& [n, _] : d.starts) CHECK(n != "app");
+}
