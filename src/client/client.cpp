@@ -84,6 +84,14 @@ std::string http_reason(int status) {
     throw Error(errc_from_http_status(status), msg);
 }
 
+// A request without a body, with the headers every hvctl request carries.
+http::request<http::empty_body> bodyless_request(http::verb verb, const std::string& target) {
+    http::request<http::empty_body> req{verb, target, 11};
+    req.set(http::field::host, "hvd");
+    req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+    return req;
+}
+
 class Connection {
 public:
     Connection(asio::io_context& io, const std::string& path) : path_(path), sock_(io) {
@@ -171,9 +179,7 @@ Client::Response Client::request(const std::string& method, const std::string& t
 Client::Upgraded Client::upgrade(const std::string& target, const std::string& protocol) {
     asio::io_context io;
     Connection conn(io, socket_);
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "hvd");
-    req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+    auto req = bodyless_request(http::verb::get, target);
     req.set(http::field::connection, "Upgrade");
     req.set(http::field::upgrade, protocol);
     boost::system::error_code ec;
@@ -322,9 +328,7 @@ api::IsoInfo Client::upload_file(const std::string& collection, const std::strin
 
     asio::io_context io;
     Connection conn(io, socket_);
-    http::request<http::empty_body> req{http::verb::put, target, 11};
-    req.set(http::field::host, "hvd");
-    req.set(http::field::user_agent, "hvctl/" HV_VERSION);
+    auto req = bodyless_request(http::verb::put, target);
     req.set(http::field::accept, "application/json");
     req.set(http::field::content_type, "application/octet-stream");
     req.set(http::field::expect, "100-continue");
