@@ -355,6 +355,17 @@ TEST_CASE("containers: a NIC on a bridge (veth port, VLAN check), the console, o
 
     // The console: a shell on /dev/console runs what is typed. $((6*7)) proves a shell
     // evaluated it (the terminal's echo of the input shows it unevaluated).
+    // The template's console shell is up: a "sh" whose parent is inside the container (init's
+    // loop); the "sh -c" exec runs has its parent outside (ppid 0).
+    bool shell = wait_until(
+        [&] {
+            return h.ctl({"ct", "exec", name, "--", "sh", "-c",
+                          "ps -o ppid,comm | awk '$2 == \"sh\" && $1 != 0 { f = 1 } END { exit !f }'"})
+                       .exit_code == 0;
+        },
+        30s, 200ms);
+    INFO(h.ctl({"ct", "exec", name, "--", "ps", "-o", "pid,comm,args"}).describe());
+    CHECK(shell);
     std::string input = h.dir + "/console-input";
     { std::ofstream(input) << "echo console-$((6*7))\n"; }
     Child console(h.ctl_argv({"ct", "console", name, "--idle", "3"}), "", input);
