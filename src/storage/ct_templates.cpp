@@ -96,7 +96,7 @@ done
 trap 'exit 0' TERM HUP INT PWR
 echo "hv busybox container started"
 # A root shell on the console (hvctl ct console), started again when it exits.
-( while :; do setsid cttyhack /bin/sh -l </dev/console >/dev/console 2>&1; sleep 1; done ) &
+( while :; do setsid -c /bin/sh -l </dev/console >/dev/console 2>&1; sleep 1; done ) &
 while :; do sleep 3600 & wait $!; done
 )", 0755);
     write_file(root / "etc/udhcpc.script", R"(#!/bin/sh
