@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "../storage/ct_templates.hpp"
+#include "domain_state.hpp"
 #include "hv/api/size.hpp"
 #include "hv/util/reverter.hpp"
 #include "hv/virt/ct_xml.hpp"
@@ -36,55 +37,6 @@ namespace {
 constexpr std::size_t kMaxOutput = 4u << 20;
 // How long a reboot waits for init to exit on SIGTERM before it stops the container hard.
 constexpr std::chrono::seconds kRebootWait{10};
-
-VmState map_state(int s) {
-    switch (s) {
-        case VIR_DOMAIN_RUNNING:
-        case VIR_DOMAIN_BLOCKED: return VmState::running;
-        case VIR_DOMAIN_PAUSED: return VmState::paused;
-        case VIR_DOMAIN_SHUTDOWN: return VmState::shutting_down;
-        case VIR_DOMAIN_SHUTOFF: return VmState::stopped;
-        case VIR_DOMAIN_CRASHED: return VmState::crashed;
-        default: return VmState::unknown;
-    }
-}
-
-std::string map_reason(int state, int reason) {
-    if (state == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_BOOTED) return "booted";
-    if (state == VIR_DOMAIN_SHUTOFF) {
-        switch (reason) {
-            case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "shutdown";
-            case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
-            case VIR_DOMAIN_SHUTOFF_CRASHED: return "crashed";
-            case VIR_DOMAIN_SHUTOFF_FAILED: return "failed";
-            case VIR_DOMAIN_SHUTOFF_DAEMON: return "daemon";
-            default: return "";
-        }
-    }
-    return "";
-}
-
-const char* event_name(int e) {
-    switch (e) {
-        case VIR_DOMAIN_EVENT_DEFINED: return "defined";
-        case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
-        case VIR_DOMAIN_EVENT_STARTED: return "started";
-        case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
-        case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
-        case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
-        case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
-        case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
-        default: return "unknown";
-    }
-}
-
-bool is_active(VmState s) { return s == VmState::running || s == VmState::paused || s == VmState::shutting_down; }
-
-std::pair<int, int> domain_state(virDomainPtr d) {
-    int st = 0, reason = 0;
-    if (virDomainGetState(d, &st, &reason, 0) < 0) throw_libvirt_error("cannot read state");
-    return {st, reason};
-}
 
 std::string metadata_body(const api::CtSpec& spec) {
     // virDomainSetMetadata takes the element without the namespace declaration and prefix.
@@ -187,62 +139,43 @@ CtManager::CtManager(Options opts, storage::PoolManager& pools, storage::Templat
 }
 
 CtManager::~CtManager() {
-    {
-        std::lock_guard lk(q_mu_);
-        q_stop_ = true;
-    }
-    q_cv_.notify_all();
-    if (q_thread_.joinable()) q_thread_.join();
+    plugs_.stop();
     conn_.reset();
 }
 
 void CtManager::start() {
-    q_thread_ = std::thread([this] { plug_worker(); });
+    plugs_.start([this](std::vector<std::string>& batch) { plug_queued(batch); });
     conn_->start();
 }
 
 void CtManager::queue_plug(const std::string& name) {
-    if (!opts_.ports.plug) return;
-    {
-        std::lock_guard lk(q_mu_);
-        queue_.push_back(name);
-    }
-    q_cv_.notify_one();
+    if (opts_.ports.plug) plugs_.push(name);
 }
 
-void CtManager::plug_worker() {
-    for (;;) {
-        std::vector<std::string> batch;
-        {
-            std::unique_lock lk(q_mu_);
-            q_cv_.wait(lk, [&] { return q_stop_ || !queue_.empty(); });
-            if (q_stop_) return;
-            batch.swap(queue_);
+void CtManager::plug_queued(const std::vector<std::string>& batch) {
+    std::vector<std::string> names;
+    try {
+        for (const auto& n : batch) {
+            if (!n.empty()) {
+                names.push_back(n);
+                continue;
+            }
+            for (const auto& c : list())
+                if (is_active(c.state)) names.push_back(c.spec.name);
         }
-        std::vector<std::string> names;
+    } catch (const std::exception& e) {
+        spdlog::warn("containers: cannot list them to plug their NICs: {}", e.what());
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    for (const auto& n : names) {
         try {
-            for (const auto& n : batch) {
-                if (!n.empty()) {
-                    names.push_back(n);
-                    continue;
-                }
-                for (const auto& c : list())
-                    if (is_active(c.state)) names.push_back(c.spec.name);
-            }
+            auto dom = conn_->domain(n);
+            if (!is_active(map_state(domain_state(dom.get()).first))) continue;
+            auto info = read_domain(dom.get());
+            if (info.managed) plug_nics(dom.get(), info.spec);
         } catch (const std::exception& e) {
-            spdlog::warn("containers: cannot list them to plug their NICs: {}", e.what());
-        }
-        std::sort(names.begin(), names.end());
-        names.erase(std::unique(names.begin(), names.end()), names.end());
-        for (const auto& n : names) {
-            try {
-                auto dom = conn_->domain(n);
-                if (!is_active(map_state(domain_state(dom.get()).first))) continue;
-                auto info = read_domain(dom.get());
-                if (info.managed) plug_nics(dom.get(), info.spec);
-            } catch (const std::exception& e) {
-                spdlog::error("ct {}: NIC VLANs not set: {}", n, e.what());
-            }
+            spdlog::error("ct {}: NIC VLANs not set: {}", n, e.what());
         }
     }
 }

@@ -8,8 +8,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <thread>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +22,7 @@
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/named_locks.hpp"
 #include "hv/util/progress.hpp"
+#include "hv/util/serial_queue.hpp"
 
 namespace hv::storage {
 class TemplateStore;
@@ -83,8 +82,8 @@ private:
     // Starts the domain and plugs its NICs; a plug failure stops it again and throws.
     void start_and_plug(virDomainPtr d, const std::string& name);
     // Containers started by someone else (lifecycle event) and every running one after a
-    // (re)connection are plugged on this worker (never on libvirt's event thread).
-    void plug_worker();
+    // (re)connection are plugged on the plugs_ worker (never on libvirt's event thread).
+    void plug_queued(const std::vector<std::string>& batch);
     void queue_plug(const std::string& name);  // "" = every running container
 
     Options opts_;
@@ -94,11 +93,7 @@ private:
     std::unique_ptr<Connection> conn_;
     util::NamedLocks locks_;
 
-    std::mutex q_mu_;
-    std::condition_variable q_cv_;
-    std::vector<std::string> queue_;
-    bool q_stop_ = false;
-    std::thread q_thread_;
+    util::SerialQueue<std::string> plugs_;
 };
 
 // PID of the container's init, given the LXC domain id (libvirt's controller process): the

@@ -9,6 +9,7 @@
 #include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
+#include "domain_state.hpp"
 #include "hv/api/size.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
@@ -22,82 +23,6 @@ constexpr const char* kRuntimeNs = "http://hv.dev/xmlns/runtime/1";
 
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-VmState map_state(int s) {
-    switch (s) {
-        case VIR_DOMAIN_RUNNING:
-        case VIR_DOMAIN_BLOCKED: return VmState::running;
-        case VIR_DOMAIN_PAUSED: return VmState::paused;
-        case VIR_DOMAIN_SHUTDOWN: return VmState::shutting_down;
-        case VIR_DOMAIN_SHUTOFF: return VmState::stopped;
-        case VIR_DOMAIN_CRASHED: return VmState::crashed;
-        case VIR_DOMAIN_PMSUSPENDED: return VmState::suspended;
-        default: return VmState::unknown;
-    }
-}
-
-std::string map_reason(int state, int reason) {
-    switch (state) {
-        case VIR_DOMAIN_RUNNING:
-            switch (reason) {
-                case VIR_DOMAIN_RUNNING_BOOTED: return "booted";
-                case VIR_DOMAIN_RUNNING_MIGRATED: return "migrated";
-                case VIR_DOMAIN_RUNNING_RESTORED: return "restored";
-                case VIR_DOMAIN_RUNNING_FROM_SNAPSHOT: return "from_snapshot";
-                case VIR_DOMAIN_RUNNING_UNPAUSED: return "unpaused";
-                case VIR_DOMAIN_RUNNING_WAKEUP: return "wakeup";
-                case VIR_DOMAIN_RUNNING_CRASHED: return "crashed";
-                default: return "";
-            }
-        case VIR_DOMAIN_PAUSED:
-            switch (reason) {
-                case VIR_DOMAIN_PAUSED_USER: return "user";
-                case VIR_DOMAIN_PAUSED_IOERROR: return "io_error";
-                case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "shutting_down";
-                case VIR_DOMAIN_PAUSED_CRASHED: return "crashed";
-                case VIR_DOMAIN_PAUSED_STARTING_UP: return "starting_up";
-                default: return "";
-            }
-        case VIR_DOMAIN_SHUTOFF:
-            switch (reason) {
-                case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "shutdown";
-                case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
-                case VIR_DOMAIN_SHUTOFF_CRASHED: return "crashed";
-                case VIR_DOMAIN_SHUTOFF_FAILED: return "failed";
-                case VIR_DOMAIN_SHUTOFF_SAVED: return "saved";
-                case VIR_DOMAIN_SHUTOFF_MIGRATED: return "migrated";
-                case VIR_DOMAIN_SHUTOFF_DAEMON: return "daemon";
-                default: return "";
-            }
-        default: return "";
-    }
-}
-
-const char* event_name(int e) {
-    switch (e) {
-        case VIR_DOMAIN_EVENT_DEFINED: return "defined";
-        case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
-        case VIR_DOMAIN_EVENT_STARTED: return "started";
-        case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
-        case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
-        case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
-        case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
-        case VIR_DOMAIN_EVENT_PMSUSPENDED: return "pmsuspended";
-        case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
-        default: return "unknown";
-    }
-}
-
-bool is_active(VmState s) {
-    return s == VmState::running || s == VmState::paused || s == VmState::shutting_down || s == VmState::suspended;
-}
-
-// (state, reason) of a domain straight from libvirt.
-std::pair<int, int> domain_state(virDomainPtr d) {
-    int st = 0, reason = 0;
-    if (virDomainGetState(d, &st, &reason, 0) < 0) throw_libvirt_error("cannot read state");
-    return {st, reason};
 }
 
 std::int64_t parse_started(const std::string& xml) {
@@ -148,25 +73,12 @@ VmManager::VmManager(Options opts, storage::PoolManager& pools, Publisher publis
 }
 
 VmManager::~VmManager() {
-    {
-        std::lock_guard lk(q_mu_);
-        q_stop_ = true;
-    }
-    q_cv_.notify_all();
-    if (q_thread_.joinable()) q_thread_.join();
+    events_.stop();
     conn_.reset();
 }
 
 void VmManager::start() {
-    q_thread_ = std::thread([this] {
-        for (;;) {
-            std::vector<LifecycleEvent> batch;
-            {
-                std::unique_lock lk(q_mu_);
-                q_cv_.wait(lk, [&] { return q_stop_ || !queue_.empty(); });
-                if (q_stop_) return;
-                batch.swap(queue_);
-            }
+    events_.start([this](std::vector<LifecycleEvent>& batch) {
             for (const auto& ev : batch) {
                 if (ev.event < 0) {
                     reconnected();
@@ -207,18 +119,11 @@ void VmManager::start() {
                     spdlog::debug("event for vm {}: {}", ev.name, e.what());
                 }
             }
-        }
     });
     conn_->start();
 }
 
-void VmManager::on_lifecycle(const LifecycleEvent& ev) {
-    {
-        std::lock_guard lk(q_mu_);
-        queue_.push_back(ev);
-    }
-    q_cv_.notify_one();
-}
+void VmManager::on_lifecycle(const LifecycleEvent& ev) { events_.push(ev); }
 
 void VmManager::on_connection(bool up) {
     if (!up) {

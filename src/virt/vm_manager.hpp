@@ -21,6 +21,7 @@
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/named_locks.hpp"
 #include "hv/util/progress.hpp"
+#include "hv/util/serial_queue.hpp"
 #include "hv/virt/domain_xml.hpp"
 
 namespace hv::virt {
@@ -131,11 +132,7 @@ private:
     util::NamedLocks locks_;
 
     // Lifecycle events are handed to one worker thread, in order.
-    std::mutex q_mu_;
-    std::condition_variable q_cv_;
-    std::vector<LifecycleEvent> queue_;
-    bool q_stop_ = false;
-    std::thread q_thread_;
+    util::SerialQueue<LifecycleEvent> events_;
 };
 
 }  // namespace hv::virt

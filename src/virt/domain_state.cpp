@@ -1,0 +1,83 @@
+#include "domain_state.hpp"
+
+#include "connection.hpp"
+
+namespace hv::virt {
+using api::VmState;
+
+VmState map_state(int s) {
+    switch (s) {
+        case VIR_DOMAIN_RUNNING:
+        case VIR_DOMAIN_BLOCKED: return VmState::running;
+        case VIR_DOMAIN_PAUSED: return VmState::paused;
+        case VIR_DOMAIN_SHUTDOWN: return VmState::shutting_down;
+        case VIR_DOMAIN_SHUTOFF: return VmState::stopped;
+        case VIR_DOMAIN_CRASHED: return VmState::crashed;
+        case VIR_DOMAIN_PMSUSPENDED: return VmState::suspended;
+        default: return VmState::unknown;
+    }
+}
+
+std::string map_reason(int state, int reason) {
+    switch (state) {
+        case VIR_DOMAIN_RUNNING:
+            switch (reason) {
+                case VIR_DOMAIN_RUNNING_BOOTED: return "booted";
+                case VIR_DOMAIN_RUNNING_MIGRATED: return "migrated";
+                case VIR_DOMAIN_RUNNING_RESTORED: return "restored";
+                case VIR_DOMAIN_RUNNING_FROM_SNAPSHOT: return "from_snapshot";
+                case VIR_DOMAIN_RUNNING_UNPAUSED: return "unpaused";
+                case VIR_DOMAIN_RUNNING_WAKEUP: return "wakeup";
+                case VIR_DOMAIN_RUNNING_CRASHED: return "crashed";
+                default: return "";
+            }
+        case VIR_DOMAIN_PAUSED:
+            switch (reason) {
+                case VIR_DOMAIN_PAUSED_USER: return "user";
+                case VIR_DOMAIN_PAUSED_IOERROR: return "io_error";
+                case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "shutting_down";
+                case VIR_DOMAIN_PAUSED_CRASHED: return "crashed";
+                case VIR_DOMAIN_PAUSED_STARTING_UP: return "starting_up";
+                default: return "";
+            }
+        case VIR_DOMAIN_SHUTOFF:
+            switch (reason) {
+                case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return "shutdown";
+                case VIR_DOMAIN_SHUTOFF_DESTROYED: return "destroyed";
+                case VIR_DOMAIN_SHUTOFF_CRASHED: return "crashed";
+                case VIR_DOMAIN_SHUTOFF_FAILED: return "failed";
+                case VIR_DOMAIN_SHUTOFF_SAVED: return "saved";
+                case VIR_DOMAIN_SHUTOFF_MIGRATED: return "migrated";
+                case VIR_DOMAIN_SHUTOFF_DAEMON: return "daemon";
+                default: return "";
+            }
+        default: return "";
+    }
+}
+
+const char* event_name(int e) {
+    switch (e) {
+        case VIR_DOMAIN_EVENT_DEFINED: return "defined";
+        case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
+        case VIR_DOMAIN_EVENT_STARTED: return "started";
+        case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
+        case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
+        case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
+        case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
+        case VIR_DOMAIN_EVENT_PMSUSPENDED: return "pmsuspended";
+        case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
+        default: return "unknown";
+    }
+}
+
+bool is_active(VmState s) {
+    return s == VmState::running || s == VmState::paused || s == VmState::shutting_down || s == VmState::suspended;
+}
+
+std::pair<int, int> domain_state(virDomainPtr d) {
+    int st = 0, reason = 0;
+    if (virDomainGetState(d, &st, &reason, 0) < 0) throw_libvirt_error("cannot read state");
+    return {st, reason};
+}
+
+}  // namespace hv::virt
