@@ -1,5 +1,7 @@
 #include "ct_routes.hpp"
 
+#include "iso_routes.hpp"
+
 #include <sys/stat.h>
 
 #include "../storage/ct_templates.hpp"
@@ -95,34 +97,8 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
         return Response{200, cts.exec(req.param("name"), command, static_cast<int>(timeout))};
     });
 
-    // Templates: the vztmpl content of the pools, through the ISO library's store.
-    auto& files = templates.files();
-    r.add("GET", "/v1/storage/templates", [&files](const Request&) { return Response{200, files.list("")}; });
-    r.add("GET", "/v1/storage/pools/{pool}/templates",
-          [&files](const Request& req) { return Response{200, files.list(req.param("pool"))}; });
-    r.add("GET", "/v1/storage/pools/{pool}/templates/{name}",
-          [&files](const Request& req) { return Response{200, files.get(req.param("pool"), req.param("name"))}; });
-    r.add("DELETE", "/v1/storage/pools/{pool}/templates/{name}", [&files](const Request& req) {
-        files.remove(req.param("pool"), req.param("name"));
-        return Response{200, json{{"pool", req.param("pool")}, {"name", req.param("name")}, {"deleted", true}}};
-    });
-    // Streamed like ISO uploads: refusals before the first byte, SHA-256 checked when given.
-    r.add_streaming("PUT", "/v1/storage/pools/{pool}/templates/{name}", [&files, &c](const Request& req) {
-        storage::IsoStore::Upload u;
-        u.pool = req.param("pool");
-        u.name = req.param("name");
-        if (auto it = req.query.find("sha256"); it != req.query.end()) u.sha256 = it->second;
-        u.replace = req.flag("replace");
-        u.length = req.content_length;
-        for (const auto& [k, _] : req.query)
-            if (k != "sha256" && k != "replace")
-                fail(Errc::invalid_input, "unknown query parameter '{}' (known: sha256, replace)", k);
-        files.precheck(u);
-        struct stat st {};
-        bool existed = ::stat((c.pools.content_dir(u.pool, "vztmpl") + "/" + u.name).c_str(), &st) == 0;
-        auto info = files.upload(u, req.read_body);
-        return Response{existed ? 200 : 201, info};
-    });
+    // Templates: the vztmpl content of the pools, through the ISO library's store and routes.
+    register_file_store_routes(r, c, templates.files(), "templates");
     r.add("POST", "/v1/storage/pools/{pool}/templates/build", [&c, &templates](const Request& req) {
         auto body = req.json();
         api::ObjectReader rd(body, "");

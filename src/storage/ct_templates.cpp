@@ -143,7 +143,7 @@ int shift_one(const char* path, const struct stat* st, int, struct FTW*) {
 }  // namespace
 
 TemplateStore::TemplateStore(PoolManager& pools)
-    : pools_(pools), files_(pools, IsoStore::Kind{kContent, "template", api::validate_template_name}) {}
+    : pools_(pools), files_(std::make_shared<IsoStore>(pools, IsoStore::Kind{kContent, "template", api::validate_template_name})) {}
 
 std::string TemplateStore::existing(const std::string& pool, const std::string& name) const {
     api::validate_template_name(name);
@@ -258,7 +258,7 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
         fail(Errc::internal, "cannot rename {} to {}: {}", partial, final_path, std::strerror(errno));
     revert.release();
     progress.update(100, "built " + name);
-    return files_.get(pool, name);
+    return files_->get(pool, name);
 }
 
 bool DebootstrapProgress::feed(const std::string& line) {

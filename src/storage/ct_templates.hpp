@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,8 @@ public:
 
     // The template files: list, get (SHA-256 in an xattr), streamed upload and delete are the
     // ISO library's, on the vztmpl content (IsoStore with kind "template").
-    IsoStore& files() { return files_; }
-    const IsoStore& files() const { return files_; }
+    // Shared: the REST routes keep it alive (daemon/iso_routes.cpp registers both stores).
+    const std::shared_ptr<IsoStore>& files() const { return files_; }
 
     // The template file a CtSpec names: "NAME" (NAME.tar.gz/.tar.xz/.tar.zst/.tar, or the exact
     // file name; `pool` first, then every other pool), "POOL:vztmpl/FILE", or an absolute path
@@ -46,7 +47,7 @@ private:
     std::string existing(const std::string& pool, const std::string& name) const;  // path or not_found
 
     PoolManager& pools_;
-    IsoStore files_;
+    std::shared_ptr<IsoStore> files_;
 };
 
 // Unpacks `tarball` into the new directory `dest` (which must not exist) through

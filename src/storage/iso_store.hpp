@@ -55,6 +55,7 @@ public:
     };
     static Kind iso_kind();
     explicit IsoStore(PoolManager& pools, Kind kind = iso_kind()) : pools_(pools), kind_(std::move(kind)) {}
+    const Kind& kind() const { return kind_; }
 
     // ISOs of one pool, or of every active pool holding iso content when `pool` is empty.
     std::vector<api::IsoInfo> list(const std::string& pool) const;
