@@ -37,23 +37,13 @@ std::optional<ptree> parse(const std::string& xml) {
 
 std::string attr(const ptree& t, const char* name) { return t.get<std::string>(std::string("<xmlattr>.") + name, ""); }
 
-std::string escape_text(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '&') out += "&amp;";
-        else if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else out += c;
-    }
-    return out;
-}
 }  // namespace
 
 std::string ct_metadata_xml(const api::CtSpec& spec) {
     const std::string json =
         nlohmann::json(spec).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
     return fmt::format("<{0}:ct xmlns:{0}=\"{1}\">\n  <{0}:spec format=\"json\">{2}</{0}:spec>\n</{0}:ct>",
-                       kCtMetadataPrefix, kCtMetadataNs, escape_text(json));
+                       kCtMetadataPrefix, kCtMetadataNs, xml_escape_text(json));
 }
 
 std::optional<api::CtSpec> ct_spec_from_metadata(const std::string& element_xml) {

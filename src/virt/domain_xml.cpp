@@ -157,8 +157,9 @@ const ptree::value_type* document_element(const ptree& doc) {
     return nullptr;
 }
 
-// Element content only (not attributes): & < and > (the last for "]]>").
-std::string escape_text(const std::string& s) {
+}  // namespace
+
+std::string xml_escape_text(const std::string& s) {
     std::string out;
     out.reserve(s.size());
     for (char c : s) {
@@ -169,8 +170,6 @@ std::string escape_text(const std::string& s) {
     }
     return out;
 }
-
-}  // namespace
 
 std::string xml_escape(const std::string& s) {
     std::string out;
@@ -291,7 +290,7 @@ std::string metadata_xml(const api::VmSpec& spec) {
     const std::string json =
         nlohmann::json(spec).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
     return fmt::format("<{0}:vm xmlns:{0}=\"{1}\">\n  <{0}:spec format=\"json\">{2}</{0}:spec>\n</{0}:vm>",
-                       kMetadataPrefix, kMetadataNs, escape_text(json));
+                       kMetadataPrefix, kMetadataNs, xml_escape_text(json));
 }
 
 std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, const std::string& uuid) {

@@ -61,6 +61,8 @@ struct LiveFacts {
 LiveFacts parse_live_xml(const std::string& domain_xml);
 
 std::string xml_escape(const std::string& s);
+// Element content only (not attributes): & < and > (the last for "]]>").
+std::string xml_escape_text(const std::string& s);
 
 // ---- single devices (domain_xml uses them; so does attaching disks to an existing VM) -------
 
