@@ -1,8 +1,8 @@
 #!/bin/bash
 # hv in one command on a fresh Debian 12 machine (as root):
-#   sudo ./scripts/demo.sh          install packages, build, start libvirtd + hvd, create and
+#   ./scripts/demo.sh               install packages, build, start libvirtd + hvd, create and
 #                                   start the VM demo01, list VMs
-#   sudo ./scripts/demo.sh stop     stop what the demo started
+#   ./scripts/demo.sh stop          stop what the demo started
 #
 # Where libvirtd comes from:
 # - systemd is PID 1: the host's libvirtd/virtlogd (`systemctl start libvirtd virtlogd`), and
@@ -126,5 +126,5 @@ fi
 cat <<EOF
   hvd log:    $DEMO/hvd.log
   try:        hvctl vm show demo01; hvctl events; hvctl vm shutdown demo01 --timeout 10 --force
-  stop it:    sudo ./scripts/demo.sh stop
+  stop it:    ./scripts/demo.sh stop
 EOF

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The one test command: installs dependencies, builds the Debian package (which compiles hv and
 # its tests once, into the build directory) and runs every test there, the package tests last.
-#   sudo ./scripts/test.sh [extra ctest args, e.g. -L unit or -R 'integration/.*restart']
+#   ./scripts/test.sh (as root) [extra ctest args, e.g. -L unit or -R 'integration/.*restart']
 # Environment: BUILD_DIR (default: build, relative to the source), HV_TEST_JOBS (ctest -j,
 # default 2).
 # The private libvirtd (scripts/private-libvirtd.sh) and the tiny test guest

@@ -10,7 +10,9 @@
 #include <fmt/format.h>
 
 #include "hv/api/json_reader.hpp"
+#include "hv/api/vm.hpp"
 #include "hv/error.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::api {
 using nlohmann::json;
@@ -61,14 +63,9 @@ void validate_ifname(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > 15)
         fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most 15: a kernel interface name)", what,
-             name, name.size());
+             util::sanitize_utf8(name), name.size());
     if (name == "." || name == "..") fail(Errc::invalid_input, "{} must not be '{}'", what, name);
-    if (!std::isalnum(static_cast<unsigned char>(name[0])))
-        fail(Errc::invalid_input, "{} '{}' must start with a letter or digit", what, name);
-    for (char c : name)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-            fail(Errc::invalid_input, "{} '{}' contains '{}': only letters, digits, '-', '_' and '.' are allowed", what,
-                 name, c);
+    check_name_chars(name, what);
 }
 
 std::vector<std::pair<int, int>> parse_vids(const std::string& text) {

@@ -6,6 +6,7 @@
 #include "hv/api/size.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/error.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::api {
 using nlohmann::json;
@@ -28,6 +29,8 @@ Provision provision_from_string(const std::string& s) {
 void validate_file_name(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > 255) fail(Errc::invalid_input, "{} is too long ({} bytes, at most 255)", what, name.size());
+    // File names (ISO images, templates) may be any UTF-8 text without control characters.
+    util::check_text(name, what);
     if (name.find('/') != std::string::npos) fail(Errc::invalid_input, "{} '{}' must not contain '/'", what, name);
     if (name.find('\0') != std::string::npos) fail(Errc::invalid_input, "{} must not contain NUL", what);
     if (name == "." || name == ".." || name.find("..") != std::string::npos)

@@ -9,21 +9,35 @@
 #include "hv/api/net.hpp"
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::api {
 using nlohmann::json;
 
+void check_name_chars(const std::string& name, const char* what) {
+    // The name is quoted whole in the errors below: sanitized, so an error about a name that
+    // is not UTF-8 can still be rendered.
+    auto shown = util::sanitize_utf8(name);
+    if (!std::isalnum(static_cast<unsigned char>(name[0])))
+        fail(Errc::invalid_input, "{} '{}' must start with an ASCII letter or digit", what, shown);
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char c = name[i];
+        if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') continue;
+        // The whole character, not one byte of it ("café" contains 'é').
+        std::size_t n = util::utf8_sequence_length(name, i);
+        std::string ch = n == 0 ? std::string("\xEF\xBF\xBD") : name.substr(i, n);
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ch = fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        fail(Errc::invalid_input,
+             "{} '{}' contains '{}': only ASCII letters, digits, '-', '_' and '.' are allowed", what, shown, ch);
+    }
+}
+
 void validate_name(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > kMaxNameLen)
-        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most {})", what, name, name.size(), kMaxNameLen);
-    if (!std::isalnum(static_cast<unsigned char>(name[0])))
-        fail(Errc::invalid_input, "{} '{}' must start with a letter or digit", what, name);
-    for (char c : name) {
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-            fail(Errc::invalid_input, "{} '{}' contains '{}': only letters, digits, '-', '_' and '.' are allowed", what,
-                 name, c);
-    }
+        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most {})", what, util::sanitize_utf8(name),
+             name.size(), kMaxNameLen);
+    check_name_chars(name, what);
 }
 
 namespace {

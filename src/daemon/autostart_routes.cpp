@@ -1,3 +1,4 @@
+#include "hv/util/guard.hpp"
 #include "autostart_routes.hpp"
 
 #include <arpa/inet.h>
@@ -95,7 +96,7 @@ bool tcp_open_in_netns(std::int64_t init_pid, int port, int timeout_ms) {
     int ns = ::open(fmt::format("/proc/{}/ns/net", init_pid).c_str(), O_RDONLY | O_CLOEXEC);
     if (ns < 0) return false;
     bool ok = false;
-    std::thread([&] {
+    std::thread([&] { util::guarded("tcp gate thread", [&] {
         if (::setns(ns, CLONE_NEWNET) != 0) {
             spdlog::debug("autostart: cannot enter the network namespace of pid {}: {}", init_pid, std::strerror(errno));
             return;
@@ -113,7 +114,7 @@ bool tcp_open_in_netns(std::int64_t init_pid, int port, int timeout_ms) {
         }
         for (const auto& a : addrs)
             if ((ok = tcp_open(a, port, timeout_ms))) return;
-    }).join();
+    }); }).join();
     ::close(ns);
     return ok;
 }
@@ -185,6 +186,9 @@ public:
             } catch (const std::exception& e) {
                 r.error = e.what();
                 if (r.error.empty()) r.error = "start failed";
+            } catch (...) {
+                util::report_escaped("autostart start thread", "an exception that is not a std::exception");
+                r.error = "start failed (internal error)";
             }
             r.duration = steady_s() - t0;
             std::lock_guard lk(mu_);
@@ -547,7 +551,7 @@ api::TaskInfo AutostartService::stop_all() {
                 for (std::size_t i = 0; i < wave.size(); i += static_cast<std::size_t>(parallel)) {
                     std::vector<std::thread> th;
                     for (std::size_t k = i; k < std::min(wave.size(), i + parallel); ++k) {
-                        th.emplace_back([&, name = wave[k], w] {
+                        th.emplace_back([&, name = wave[k], w] { util::guarded("stop-all thread", [&] {
                             auto kind = guests.kind.at(name);
                             bool ct = kind == as::Kind::container;
                             json r{{"name", name}, {"type", as::type_name(kind)}, {"wave", w}, {"forced", false},
@@ -586,7 +590,7 @@ api::TaskInfo AutostartService::stop_all() {
                             ++done;
                             p.update(static_cast<int>(100 * done / std::max<std::size_t>(1, total)),
                                      fmt::format("{}/{} guests stopped; wave {}/{}", done, total, w + 1, waves.size()));
-                        });
+                        }); });
                     }
                     for (auto& t : th) t.join();
                 }

@@ -1,12 +1,15 @@
 #include "daemon.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -25,6 +28,7 @@
 #include "pool_mirror.hpp"
 #include "systemd_notify.hpp"
 #include "vm_manager.hpp"
+#include "hv/util/guard.hpp"
 
 namespace hv::daemon {
 
@@ -71,10 +75,19 @@ void setup_logging(const Config& cfg) {
     }
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 }
+// Connections, libvirt, uploads and QEMU logs all take descriptors: the soft limit (1024 by
+// default) goes up to the hard one, so the connection limits are what refuses clients.
+void raise_fd_limit() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) spdlog::warn("cannot raise the open-file limit: {}", std::strerror(errno));
+}
 }  // namespace
 
 int run(const Config& cfg) {
     setup_logging(cfg);
+    raise_fd_limit();
     auto started = std::chrono::steady_clock::now();
     spdlog::info("hvd {} starting: socket {}, libvirt {}, state {}", HV_VERSION, cfg.socket, cfg.libvirt_uri,
                  cfg.state_dir);
@@ -155,7 +168,28 @@ int run(const Config& cfg) {
                                           cfg.autostart_retry_delay});
     register_autostart_routes(router, autostart);
 
-    HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout));
+    ServerLimits limits;
+    limits.header_timeout = std::chrono::seconds(cfg.header_timeout);
+    limits.max_connections = static_cast<std::size_t>(cfg.max_connections);
+    limits.max_connections_per_uid = static_cast<std::size_t>(cfg.max_connections_per_uid);
+    limits.max_root_connections = static_cast<std::size_t>(cfg.max_root_connections);
+    HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout), limits);
+    // Every way out of here, also an exception, first stops and joins the threads that use the
+    // objects above (tasks, requests), then destroys them: declared after all of them.
+    struct JoinFirst {
+        TaskManager& tasks;
+        boost::asio::thread_pool& requests;
+        boost::asio::thread_pool& task_threads;
+        ~JoinFirst() {
+            // Waiting operations (a shutdown's wait, a create between disks) stop at their next
+            // check; nothing is done to the VMs themselves.
+            tasks.cancel_all();
+            requests.stop();
+            requests.join();
+            task_threads.stop();
+            task_threads.join();
+        }
+    } join_first{tasks, request_pool, task_pool};
     // Listen once the state cache is built, so the first answers are complete; without
     // libvirt, listen anyway after a few seconds and answer 503 until it is back.
     vms.start();
@@ -184,24 +218,21 @@ int run(const Config& cfg) {
         notifier.stopping();
         server.close();
         io.stop();
-        // A libvirt call stuck on a hung libvirtd must not keep hvd from exiting.
+        // A libvirt call stuck on a hung libvirtd must not keep hvd from exiting; that exit is
+        // not a clean one (exit status kStuckExit, so systemd and scripts can tell).
         std::thread([] {
             std::this_thread::sleep_for(std::chrono::seconds(10));
-            spdlog::warn("still stopping after 10 s (libvirt calls hang); exiting now");
+            util::guarded("stop watchdog", [] { spdlog::warn("still stopping after 10 s (libvirt calls hang); exiting now (status {})", kStuckExit); });
             spdlog::shutdown();
-            std::_Exit(0);
+            std::_Exit(kStuckExit);
         }).detach();
     });
     ::signal(SIGPIPE, SIG_IGN);
-    io.run();
-    // Waiting operations (a shutdown's wait, a create between disks) stop at their next check;
-    // nothing is done to the VMs themselves.
-    tasks.cancel_all();
-    request_pool.stop();
-    request_pool.join();
-    task_pool.stop();
-    task_pool.join();
-    spdlog::info("hvd stopped");
+    // A handler that throws on the I/O thread is logged and the loop goes on (the session that
+    // threw answers 500 itself, see http_server.cpp); run() returns only when stopped.
+    while (!util::guarded("I/O thread", [&] { io.run(); })) {
+    }
+    spdlog::info("hvd stopping: waiting for requests and tasks");
     return 0;
 }
 

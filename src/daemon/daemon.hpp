@@ -17,6 +17,10 @@ struct Overrides {
 // Applies command-line overrides on top of the file (and validates the result).
 Config resolve_config(const Overrides& o);
 
+// Exit status when hvd had to give up waiting for stuck calls (a hung libvirtd) while stopping:
+// not a clean stop.
+inline constexpr int kStuckExit = 70;  // EX_SOFTWARE
+
 // Runs hvd until SIGTERM/SIGINT. Returns the process exit code.
 int run(const Config& cfg);
 

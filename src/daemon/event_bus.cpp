@@ -3,6 +3,11 @@
 #include <chrono>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "hv/util/guard.hpp"
+#include "hv/util/utf8.hpp"
+
 namespace hv::daemon {
 
 std::int64_t now_ms() {
@@ -22,11 +27,20 @@ void EventBus::unsubscribe(std::uint64_t id) {
     subs_.erase(id);
 }
 
-void EventBus::publish(const std::string& type, const std::string& target, nlohmann::json data) {
-    // seq is taken under the lock so every subscriber sees events in seq order.
-    std::lock_guard lk(mu_);
-    api::Event ev{++seq_, now_ms(), type, target, std::move(data)};
-    for (auto& [_, h] : subs_) h(ev);
+void EventBus::publish(const std::string& type, const std::string& target, const nlohmann::json& data) noexcept {
+    util::guarded("event publish", [&] {
+        // The costly part (the data) is rendered outside the lock; seq and time are taken
+        // under it so every subscriber sees events in seq order. Keys in the order
+        // nlohmann::json(api::Event) writes them.
+        std::string data_text = util::dump_json(data);
+        std::string type_text = util::dump_json(type), target_text = util::dump_json(target);
+        std::lock_guard lk(mu_);
+        auto seq = ++seq_;
+        auto line = std::make_shared<const std::string>(fmt::format(R"({{"data":{},"seq":{},"target":{},"time":{},"type":{}}})"
+                                                                    "\n",
+                                                                    data_text, seq, target_text, now_ms(), type_text));
+        for (auto& [_, h] : subs_) util::guarded("event subscriber", [&] { h(line); });
+    });
 }
 
 }  // namespace hv::daemon

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 
 #include "hv/api/task.hpp"
 #include "hv/error.hpp"
+#include "hv/util/guard.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::daemon {
 namespace asio = boost::asio;
@@ -61,9 +64,8 @@ namespace {
 
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
 constexpr std::size_t kMaxQueuedEvents = 10000;
-constexpr std::size_t kMaxSessions = 512;
-// A connection that sends nothing for this long is closed (event streams are exempt).
-constexpr std::chrono::seconds kIdleTimeout{60};
+// A request body (after its header) must arrive within this long.
+constexpr std::chrono::seconds kBodyTimeout{60};
 
 void set_cloexec(int fd) {
     int fl = ::fcntl(fd, F_GETFD);
@@ -79,7 +81,9 @@ http::response<http::string_body> make_response(unsigned version, bool keep_aliv
         res.body() = r.body.get<std::string>();
     } else {
         res.set(http::field::content_type, "application/json");
-        res.body() = r.body.is_null() ? std::string("{}\n") : r.body.dump() + "\n";
+        // Never throws: text that is not UTF-8 (a file name on disk, a program's output) is
+        // replaced, see hv/util/utf8.hpp.
+        res.body() = r.body.is_null() ? std::string("{}\n") : util::dump_json(r.body) + "\n";
     }
     res.prepare_payload();
     return res;
@@ -204,9 +208,10 @@ public:
         std::shared_ptr<std::atomic<int>> active;
     };
     Session(local::socket s, asio::thread_pool& pool, const Router& router, EventBus& bus, std::chrono::seconds timeout,
-            std::shared_ptr<std::size_t> streams, Streaming streaming)
-        : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout), timer_(sock_.get_executor()),
-          idle_(sock_.get_executor()), streams_(std::move(streams)), streaming_(std::move(streaming)) {}
+            std::chrono::seconds header_timeout, Peer peer, std::shared_ptr<std::size_t> streams, Streaming streaming)
+        : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout),
+          header_timeout_(header_timeout), peer_(peer), timer_(sock_.get_executor()), idle_(sock_.get_executor()),
+          streams_(std::move(streams)), streaming_(std::move(streaming)) {}
 
     ~Session() {
         if (sub_) {
@@ -216,8 +221,8 @@ public:
     }
 
     void run() { read(); }
-    // Keeps a reference for counting open connections.
-    void hold(std::shared_ptr<int> counter) { counter_ = std::move(counter); }
+    // Keeps the connection's slot (released when the session ends).
+    void hold(std::shared_ptr<void> slot) { slot_ = std::move(slot); }
 
 private:
     void read() {
@@ -227,20 +232,38 @@ private:
         parser_->body_limit(boost::none);
         matched_ = nullptr;
         early_.reset();
+        pending_ = Request{};
         // The previous request's upload (if any) was read to its end: no read is pending on it.
         if (body_) {
             body_.reset();
             upload_parser_.reset();
             buf_.shrink_to_fit();
         }
-        idle_.expires_after(kIdleTimeout);
+        // The whole header must arrive within header_timeout (idle keep-alive connections
+        // are closed after it too): a slow or stuck client cannot hold a slot for long.
+        idle_.expires_after(header_timeout_);
         idle_.async_wait([w = weak_from_this()](beast::error_code ec) {
             if (ec) return;
-            if (auto self = w.lock()) self->close();
+            auto self = w.lock();
+            if (!self || self->closed_) return;
+            if (self->buf_.size() == 0) return self->close();  // idle between requests: nothing to answer
+            self->keep_alive_ = false;
+            auto r = error_response(Errc::timeout, fmt::format("no complete request header within {} s",
+                                                               self->header_timeout_.count()));
+            r.status = 408;
+            self->write(r, 11);
         });
         http::async_read_header(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            self->on_header(ec);
+            self->guard_io("reading a request header", [&] { self->on_header(ec); });
         });
+    }
+
+    // I/O-thread entries: an exception (a bug) answers 500 and closes this connection only.
+    template <typename F>
+    void guard_io(const char* where, F&& f) {
+        if (util::guarded(where, std::forward<F>(f)) || closed_ || writing_) return;
+        keep_alive_ = false;
+        write(error_response(Errc::internal, std::string("internal error while ") + where + " (logged by hvd)"), version_);
     }
 
     // Answers a read error; false when there was none.
@@ -273,31 +296,41 @@ private:
 
     void on_header(beast::error_code ec) {
         if (read_failed(ec)) return;
+        idle_.cancel();
         auto& msg = parser_->get();
-        Request req;
+        Request& req = pending_;
         req.method = std::string(msg.method_string());
-        split_target(std::string(msg.target()), req.path, req.query);
-        // Matched once, here: unknown paths and methods are answered once the body is read,
-        // and routes that only read memory run right there, never queued behind slow calls.
-        if (!(req.method == "GET" && req.path == "/v1/events")) {
-            try {
-                matched_ = &router_.match(req);
-            } catch (const MethodNotAllowed& m) {
-                auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
-                r.status = 405;
-                allow_ = m.allowed;
-                early_ = r;
-            } catch (const Error& e) {
-                early_ = error_response(e.code(), e.what());
-            }
+        req.peer_uid = peer_.uid;
+        req.peer_gid = peer_.gid;
+        req.peer_pid = peer_.pid;
+        // Decoded and checked once, here (hv/util/utf8.hpp): a target, query or header that is
+        // not UTF-8 is answered 400 once the body is read, and nothing else looks at it.
+        // Matched once too: routes that only read memory run right there, never queued
+        // behind slow calls.
+        try {
+            for (const auto& f : msg) util::check_text(f.value(), fmt::format("the value of the header '{}'", util::sanitize_utf8(f.name_string())), true);
+            split_target(std::string(msg.target()), req.path, req.query);
+            if (!(req.method == "GET" && req.path == "/v1/events")) matched_ = &router_.match(req);
+        } catch (const MethodNotAllowed& m) {
+            auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
+            r.status = 405;
+            allow_ = m.allowed;
+            early_ = r;
+        } catch (const Error& e) {
+            matched_ = nullptr;
+            early_ = error_response(e.code(), e.what());
         }
         if (matched_ && matched_->streaming) return start_upload(std::move(req));
-        params_ = std::move(req.params);
         if (parser_->content_length() && *parser_->content_length() > kMaxBody) return (void)read_failed(http::error::body_limit);
         parser_->body_limit(kMaxBody);
         if (parser_->is_done()) return on_read({});
+        idle_.expires_after(kBodyTimeout);
+        idle_.async_wait([w = weak_from_this()](beast::error_code ec) {
+            if (ec) return;
+            if (auto self = w.lock()) self->close();
+        });
         http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            self->on_read(ec);
+            self->guard_io("reading a request body", [&] { self->on_read(ec); });
         });
     }
 
@@ -305,19 +338,16 @@ private:
         if (read_failed(ec)) return;
         idle_.cancel();
         auto& msg = parser_->get();
-        Request req;
-        req.method = std::string(msg.method_string());
-        split_target(std::string(msg.target()), req.path, req.query);
-        req.params = std::move(params_);
+        Request req = std::move(pending_);
         req.body = std::move(msg.body());
         keep_alive_ = msg.keep_alive();
         version_ = msg.version();
+        if (early_) return write(*early_, version_);
         if (req.method == "GET" && req.path == "/v1/events") {
             if (version_ < 11)
                 return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
             return start_stream();
         }
-        if (early_) return write(*early_, version_);
         const Router::Route* route = matched_;
         if (route->upgrade) return start_upgrade(*route, std::move(req), std::string(msg[http::field::upgrade]));
         if (route->fast) return write(dispatch(*route, req), version_);
@@ -337,7 +367,7 @@ private:
             asio::post(self->sock_.get_executor(), [self, state, res = std::move(res)] {
                 if (state->exchange(true)) return;
                 self->timer_.cancel();
-                self->write(res, self->version_);
+                self->guard_io("writing a response", [&] { self->write(res, self->version_); });
             });
         });
     }
@@ -428,9 +458,19 @@ private:
             if (e.code() == Errc::internal) spdlog::error("{} {}: {}", req.method, req.path, e.what());
             return error_response(e.code(), e.what());
         } catch (const std::exception& e) {
-            spdlog::error("{} {}: {}", req.method, req.path, e.what());
-            return error_response(Errc::internal, e.what());
+            // A bug in a handler: answered, logged with the route, and hvd goes on.
+            util::report_escaped(route_name(route).c_str(), e.what());
+            return error_response(Errc::internal, fmt::format("internal error in {}: {}", route_name(route), e.what()));
+        } catch (...) {
+            util::report_escaped(route_name(route).c_str(), "an exception that is not a std::exception");
+            return error_response(Errc::internal, fmt::format("internal error in {}", route_name(route)));
         }
+    }
+
+    static std::string route_name(const Router::Route& r) {
+        std::string s = r.method + " ";
+        for (const auto& seg : r.segments) s += "/" + seg;
+        return s;
     }
 
     void write(const Response& r, unsigned version) {
@@ -460,7 +500,11 @@ private:
             } catch (const Error& e) {
                 refused = error_response(e.code(), e.what());
             } catch (const std::exception& e) {
+                util::report_escaped(route_name(route).c_str(), e.what());
                 refused = error_response(Errc::internal, e.what());
+            } catch (...) {
+                util::report_escaped(route_name(route).c_str(), "an exception that is not a std::exception");
+                refused = error_response(Errc::internal, "internal error in " + route_name(route));
             }
             asio::post(self->sock_.get_executor(), [self, takeover = std::move(takeover), refused, &route]() mutable {
                 if (refused) return self->write(*refused, self->version_);
@@ -476,11 +520,7 @@ private:
                                       std::string pending = beast::buffers_to_string(self->buf_.data());
                                       self->detach();
                                       if (fd < 0) return;
-                                      try {
-                                          takeover(fd, std::move(pending));
-                                      } catch (const std::exception& e) {
-                                          spdlog::error("upgraded connection: {}", e.what());
-                                      }
+                                      util::guarded("upgraded connection", [&] { takeover(fd, std::move(pending)); });
                                   });
             });
         });
@@ -498,10 +538,9 @@ private:
         ++*streams_;
         std::weak_ptr<Session> weak = shared_from_this();
         auto ex = sock_.get_executor();
-        sub_ = bus_.subscribe([weak, ex](const api::Event& ev) {
-            auto line = nlohmann::json(ev).dump() + "\n";
-            asio::post(ex, [weak, line = std::move(line)]() mutable {
-                if (auto s = weak.lock()) s->enqueue(std::move(line));
+        sub_ = bus_.subscribe([weak, ex](const EventBus::Line& line) {
+            asio::post(ex, [weak, line] {
+                if (auto s = weak.lock()) s->enqueue(line);
             });
         });
         auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
@@ -522,7 +561,7 @@ private:
         });
     }
 
-    void enqueue(std::string line) {
+    void enqueue(EventBus::Line line) {
         if (closed_) return;
         if (queue_.size() >= kMaxQueuedEvents) {
             spdlog::warn("event stream client is too slow; dropping it");
@@ -535,7 +574,7 @@ private:
     void flush() {
         if (writing_ || queue_.empty() || closed_) return;
         writing_ = true;
-        auto line = std::make_shared<std::string>(std::move(queue_.front()));
+        auto line = std::move(queue_.front());
         queue_.pop_front();
         asio::async_write(sock_, http::make_chunk(asio::buffer(*line)),
                           [self = shared_from_this(), line](beast::error_code ec, std::size_t) {
@@ -566,16 +605,18 @@ private:
     const Router& router_;
     EventBus& bus_;
     std::chrono::seconds timeout_;
+    std::chrono::seconds header_timeout_;
+    Peer peer_;
     asio::steady_timer timer_;
     asio::steady_timer idle_;
     std::shared_ptr<std::size_t> streams_;
     std::string allow_;
-    std::shared_ptr<int> counter_;
+    std::shared_ptr<void> slot_;
     beast::flat_buffer buf_;
     std::optional<http::request_parser<http::string_body>> parser_;
     const Router::Route* matched_ = nullptr;
     std::optional<Response> early_;  // 404/405 found at the header, answered after the body
-    std::map<std::string, std::string> params_;
+    Request pending_;  // the request whose header was read (path, query, params, peer)
     Streaming streaming_;
     std::optional<http::request_parser<http::buffer_body>> upload_parser_;
     std::shared_ptr<BodyChannel> body_;
@@ -584,7 +625,7 @@ private:
     bool keep_alive_ = true;
     unsigned version_ = 11;
     std::uint64_t sub_ = 0;
-    std::deque<std::string> queue_;
+    std::deque<EventBus::Line> queue_;
     bool writing_ = false;
     bool closed_ = false;
     char probe_[64];
@@ -593,9 +634,46 @@ private:
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, asio::thread_pool& pool, const Router& router, EventBus& bus,
-                       std::chrono::seconds request_timeout)
-    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), acceptor_(io), backoff_(io),
-      stream_pool_(kMaxStreams) {}
+                       std::chrono::seconds request_timeout, ServerLimits limits)
+    : io_(io), pool_(pool), router_(router), bus_(bus), timeout_(request_timeout), limits_(limits), acceptor_(io),
+      backoff_(io), stream_pool_(kMaxStreams) {}
+
+std::optional<std::string> ConnectionLimiter::acquire(uid_t uid) {
+    std::lock_guard lk(mu_);
+    if (uid == 0) {
+        // root always gets through other users' connections; only its own cap applies.
+        if (root_ >= limits_.max_root_connections)
+            return fmt::format("{} connections of root are open (limit max_root_connections)", root_);
+        ++root_;
+        return std::nullopt;
+    }
+    auto& mine = per_uid_[uid];
+    if (mine >= limits_.max_connections_per_uid) {
+        return fmt::format("{} connections of uid {} are open (limit max_connections_per_uid)", mine, uid);
+    }
+    if (others_ >= limits_.max_connections) {
+        if (mine == 0) per_uid_.erase(uid);
+        return fmt::format("{} connections are open (limit max_connections)", others_);
+    }
+    ++mine;
+    ++others_;
+    return std::nullopt;
+}
+
+void ConnectionLimiter::release(uid_t uid) {
+    std::lock_guard lk(mu_);
+    if (uid == 0) {
+        --root_;
+        return;
+    }
+    if (auto it = per_uid_.find(uid); it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
+    --others_;
+}
+
+std::size_t ConnectionLimiter::open() const {
+    std::lock_guard lk(mu_);
+    return root_ + others_;
+}
 
 HttpServer::~HttpServer() {
     close();
@@ -649,19 +727,42 @@ void HttpServer::accept() {
             });
             return;
         }
-        set_cloexec(s.native_handle());
-        if (sessions_.use_count() - 1 >= static_cast<long>(kMaxSessions)) {
-            spdlog::warn("{} connections open; refusing another", kMaxSessions);
-            boost::system::error_code ignored;
-            s.close(ignored);
-        } else {
-            auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, streams_,
-                                                     Session::Streaming{stream_pool_, stopping_, active_streams_});
-            session->hold(sessions_);
-            session->run();
-        }
+        util::guarded("accepting a connection", [&] { admit(std::move(s)); });
         accept();
     });
+}
+
+void HttpServer::admit(local::socket s) {
+    set_cloexec(s.native_handle());
+    Peer peer;
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        peer.uid = cred.uid;
+        peer.gid = cred.gid;
+        peer.pid = cred.pid;
+    }
+    // A peer whose uid cannot be read counts as one uid of its own (never as root).
+    uid_t key = peer.uid < 0 ? static_cast<uid_t>(-2) : static_cast<uid_t>(peer.uid);
+    if (auto refused = limiter_->acquire(key)) {
+        // Told why in a plain answer (the socket is new: the write fits its buffer), then closed.
+        auto line = fmt::format("{}; try again later", *refused);
+        spdlog::warn("refusing a connection (pid {}, uid {}): {}", peer.pid, peer.uid, line);
+        auto body = util::dump_json(api::error_json(Errc::unavailable, line)) + "\n";
+        auto res = fmt::format("HTTP/1.1 503 Service Unavailable\r\nServer: hvd/" HV_VERSION
+                               "\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                               body.size(), body);
+        (void)!::send(s.native_handle(), res.data(), res.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        boost::system::error_code ignored;
+        s.shutdown(local::socket::shutdown_both, ignored);
+        s.close(ignored);
+        return;
+    }
+    std::shared_ptr<void> slot(nullptr, [l = limiter_, key](void*) { l->release(key); });
+    auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, limits_.header_timeout, peer,
+                                             streams_, Session::Streaming{stream_pool_, stopping_, active_streams_});
+    session->hold(std::move(slot));
+    session->run();
 }
 
 void HttpServer::close() {

@@ -15,13 +15,55 @@
 #include <boost/asio/thread_pool.hpp>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <sys/types.h>
 #include <string>
 
 #include "event_bus.hpp"
 #include "router.hpp"
 
 namespace hv::daemon {
+
+// Who is on the other end of a connection (SO_PEERCRED); -1 when unknown.
+struct Peer {
+    long uid = -1;
+    long gid = -1;
+    long pid = -1;
+};
+
+// Slow and greedy clients (config [daemon]: header_timeout, max_connections,
+// max_connections_per_uid, max_root_connections). A refused connection is answered 503 with
+// the reason and closed.
+struct ServerLimits {
+    // A request's header must arrive within this long (408 otherwise; an idle keep-alive
+    // connection is closed after it).
+    std::chrono::seconds header_timeout{10};
+    // Connections of all users but root together, and of each such uid.
+    std::size_t max_connections = 512;
+    std::size_t max_connections_per_uid = 64;
+    // root's own connections: other users' connections never keep root out.
+    std::size_t max_root_connections = 512;
+};
+
+// Counts open connections by peer uid; any thread (a session may end on a worker).
+class ConnectionLimiter {
+public:
+    explicit ConnectionLimiter(ServerLimits l) : limits_(l) {}
+    // nullopt: admitted (release later); otherwise why not.
+    std::optional<std::string> acquire(uid_t uid);
+    void release(uid_t uid);
+    std::size_t open() const;
+
+private:
+    ServerLimits limits_;
+    mutable std::mutex mu_;
+    std::map<uid_t, std::size_t> per_uid_;
+    std::size_t others_ = 0;
+    std::size_t root_ = 0;
+};
 
 struct SocketOptions {
     std::string path;
@@ -44,24 +86,27 @@ public:
     static constexpr std::chrono::seconds kStreamIdleTimeout{60};
 
     HttpServer(boost::asio::io_context& io, boost::asio::thread_pool& pool, const Router& router, EventBus& bus,
-               std::chrono::seconds request_timeout);
+               std::chrono::seconds request_timeout, ServerLimits limits = {});
     ~HttpServer();
     void listen(const SocketOptions& opts);
     void close();
     std::size_t event_streams() const { return *streams_; }
+    std::size_t connections() const { return limiter_->open(); }
 
 private:
     void accept();
+    void admit(boost::asio::local::stream_protocol::socket s);
     boost::asio::io_context& io_;
     boost::asio::thread_pool& pool_;
     const Router& router_;
     EventBus& bus_;
     std::chrono::seconds timeout_;
+    ServerLimits limits_;
+    std::shared_ptr<ConnectionLimiter> limiter_ = std::make_shared<ConnectionLimiter>(limits_);
     boost::asio::local::stream_protocol::acceptor acceptor_;
     std::string path_;
     boost::asio::steady_timer backoff_;
     std::shared_ptr<std::size_t> streams_ = std::make_shared<std::size_t>(0);
-    std::shared_ptr<int> sessions_ = std::make_shared<int>(0);  // use_count - 1 = open sessions
     // Streaming handlers: their own threads, so long uploads never take request workers.
     std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
     std::shared_ptr<std::atomic<int>> active_streams_ = std::make_shared<std::atomic<int>>(0);

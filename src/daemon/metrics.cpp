@@ -160,6 +160,9 @@ std::string render_metrics(const MetricsSnapshot& s) {
     Exposition out;
     out.add("hv_build_info", "hv version of this hvd (value 1)", T::gauge, {{"version", s.version}}, std::uint64_t{1});
     out.add("hv_daemon_uptime_seconds", "Seconds since hvd started", T::gauge, {}, s.uptime_seconds);
+    out.add("hv_escaped_exceptions_total",
+            "Unexpected exceptions caught at a request, task, thread or callback entry (bugs in hvd; it went on)",
+            T::counter, {}, s.escaped_exceptions);
     out.add("hv_libvirt_up", "1 when the last statistics call to libvirt worked", T::gauge, {},
             std::uint64_t{s.libvirt_up ? 1u : 0u});
     out.add("hv_metrics_collect_seconds", "Time the last libvirt statistics call took", T::gauge, {}, s.collect_seconds);

@@ -53,6 +53,7 @@ struct PoolFacts {
 struct MetricsSnapshot {
     std::string version;          // hv version (hv_build_info)
     double uptime_seconds = 0;    // since hvd started
+    std::uint64_t escaped_exceptions = 0;  // util::escaped_exceptions(): bugs caught at an entry
     // Host
     int cpus = 0;
     std::uint64_t memory_total = 0, memory_available = 0;

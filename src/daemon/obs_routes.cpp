@@ -1,3 +1,4 @@
+#include "hv/util/guard.hpp"
 #include "obs_routes.hpp"
 
 #include <charconv>
@@ -26,6 +27,7 @@ std::uint64_t meminfo(const char* key) {
 MetricsSnapshot collect(ApiContext& c) {
     MetricsSnapshot s;
     s.version = HV_VERSION;
+    s.escaped_exceptions = util::escaped_exceptions();
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started).count();
     s.cpus = static_cast<int>(std::thread::hardware_concurrency());

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "hv/error.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::daemon {
 namespace {
@@ -47,6 +48,7 @@ std::string url_decode(const std::string& s) {
 void split_target(const std::string& target, std::string& path, std::map<std::string, std::string>& query) {
     auto q = target.find('?');
     path = target.substr(0, q);
+    util::check_text(path, "the request path");
     if (q == std::string::npos) return;
     std::string qs = target.substr(q + 1);
     std::size_t i = 0;
@@ -56,8 +58,11 @@ void split_target(const std::string& target, std::string& path, std::map<std::st
         auto item = qs.substr(i, amp - i);
         if (!item.empty()) {
             auto eq = item.find('=');
-            if (eq == std::string::npos) query[url_decode(item)] = "";
-            else query[url_decode(item.substr(0, eq))] = url_decode(item.substr(eq + 1));
+            auto key = url_decode(item.substr(0, eq));
+            auto value = eq == std::string::npos ? std::string() : url_decode(item.substr(eq + 1));
+            util::check_text(key, "a query parameter name");
+            util::check_text(value, fmt::format("the value of the query parameter '{}'", key));
+            query[key] = std::move(value);
         }
         i = amp + 1;
     }
@@ -65,6 +70,8 @@ void split_target(const std::string& target, std::string& path, std::map<std::st
 
 nlohmann::json Request::json() const {
     if (body.empty()) return nlohmann::json::object();
+    if (auto at = util::invalid_utf8_offset(body); at != std::string::npos)
+        fail(Errc::invalid_input, "request body is not valid UTF-8 (byte {} of {})", at + 1, body.size());
     try {
         return nlohmann::json::parse(body);
     } catch (const nlohmann::json::parse_error& e) {
@@ -106,6 +113,12 @@ const Router::Route& Router::match(Request& req) const {
             else ok = (p == segs[i]);
         }
         if (!ok) continue;
+        for (const auto& [k, v] : params) {
+            util::check_text(v, fmt::format("the path parameter '{}'", k));
+            // A parameter names one thing: never a path of its own.
+            if (v.empty() || v == "." || v == ".." || v.find('/') != std::string::npos)
+                fail(Errc::invalid_input, "the path parameter '{}' must be one name, not '{}'", k, v);
+        }
         if (r.method != req.method) {
             allowed += (allowed.empty() ? "" : ", ") + r.method;
             continue;

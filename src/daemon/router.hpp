@@ -13,12 +13,19 @@
 
 namespace hv::daemon {
 
+// Everything in a Request is checked where it enters (split_target, Router::match, the server's
+// header check, json()): path parameters and query keys/values are valid UTF-8 without
+// control characters, so handlers never see bytes that cannot be rendered back.
 struct Request {
     std::string method;
     std::string path;
     std::map<std::string, std::string> query;
     std::map<std::string, std::string> params;  // from {name} segments
     std::string body;
+    // The client (SO_PEERCRED of the Unix socket); -1 when unknown.
+    long peer_uid = -1;
+    long peer_gid = -1;
+    long peer_pid = -1;
     // Streaming routes only (Router::add_streaming): `body` stays empty and the handler pulls
     // the body with read_body(buf, n), which returns up to n bytes and 0 at the end. It blocks
     // until data arrives and throws hv::Error when the client goes away, sends nothing for the
@@ -27,7 +34,8 @@ struct Request {
     std::function<std::size_t(char* buf, std::size_t n)> read_body;
     std::optional<std::uint64_t> content_length;
 
-    // The body as JSON; an empty body is {}. Throws invalid_input on malformed JSON.
+    // The body as JSON; an empty body is {}. Throws invalid_input on malformed JSON or a body
+    // that is not UTF-8 (the message never quotes the offending bytes).
     nlohmann::json json() const;
     // Query flag: present with "", "1", "true" or "yes" -> true; "0"/"false"/"no" -> false.
     bool flag(const std::string& name) const;
@@ -80,7 +88,8 @@ private:
     std::vector<Route> routes_;
 };
 
-// Splits "/a/b?x=1&y" into path and decoded query.
+// Splits "/a/b?x=1&y" into path and decoded query. Throws invalid_input when the path or a
+// decoded query key or value is not UTF-8 or holds control characters.
 void split_target(const std::string& target, std::string& path, std::map<std::string, std::string>& query);
 std::string url_decode(const std::string& s);
 

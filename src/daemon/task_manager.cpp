@@ -10,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "hv/util/guard.hpp"
 #include "hv/util/log_context.hpp"
+#include "hv/util/utf8.hpp"
 
 namespace hv::daemon {
 
@@ -144,7 +146,7 @@ void TaskManager::append_log(const std::shared_ptr<Entry>& e, const std::string&
     auto path = dir_ + "/" + info.id + ".log";
     if (all.empty()) {
         std::ofstream out(path, std::ios::app);
-        out << nlohmann::json(line).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        out << util::dump_json(nlohmann::json(line)) << '\n';
         out.close();
         if (!out) spdlog::warn("task journal: cannot append to {}", path);
         ++e->file_lines;
@@ -154,7 +156,7 @@ void TaskManager::append_log(const std::shared_ptr<Entry>& e, const std::string&
     {
         std::ofstream out(tmp, std::ios::trunc);
         for (const auto& l : all)
-            out << nlohmann::json(l).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+            out << util::dump_json(nlohmann::json(l)) << '\n';
         out.close();
         if (!out) {
             spdlog::warn("task journal: cannot write {}", tmp);
@@ -267,7 +269,7 @@ void TaskManager::journal_write(const api::TaskInfo& t) {
     auto tmp = dir_ + "/." + t.id + ".json.tmp";
     {
         std::ofstream out(tmp, std::ios::trunc);
-        out << nlohmann::json(t).dump() << '\n';
+        out << util::dump_json(nlohmann::json(t)) << '\n';
         out.close();
         if (!out) {
             spdlog::warn("task journal: cannot write {}", tmp);
@@ -317,6 +319,29 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
     journal_write(snap);
     publish(snap);
     boost::asio::post(pool_, [this, e, work = std::move(work)] {
+        // Nothing may end a task without a final state: whatever throws outside the work
+        // itself (journal, log, publish) is logged, and the task is still finished.
+        if (util::guarded("task runner", [&] { run_task(e, work); })) return;
+        util::guarded("task runner (finishing after an internal error)", [&] {
+            api::TaskInfo done;
+            {
+                std::lock_guard lk(mu_);
+                if (api::is_final(e->info.state)) return;
+                e->info.finished_at = now_ms();
+                e->info.state = api::TaskState::failed;
+                e->info.error = api::ErrorBody{Errc::internal, "internal error in hvd's task runner (see hvd's log)"};
+                ++finished_[{e->info.kind, e->info.state}];
+                done = e->info;
+            }
+            journal_write(done);
+            publish(done);
+        });
+    });
+    return snap;
+}
+
+void TaskManager::run_task(const std::shared_ptr<Entry>& e, const Work& work) {
+    {
         api::TaskInfo started;
         {
             std::lock_guard lk(mu_);
@@ -336,7 +361,11 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
         } catch (const Error& x) {
             err = api::ErrorBody{x.code(), x.what()};
         } catch (const std::exception& x) {
+            util::report_escaped(("task " + e->info.kind).c_str(), x.what());
             err = api::ErrorBody{Errc::internal, x.what()};
+        } catch (...) {
+            util::report_escaped(("task " + e->info.kind).c_str(), "an exception that is not a std::exception");
+            err = api::ErrorBody{Errc::internal, "internal error (an unknown exception; see hvd's log)"};
         }
         api::TaskInfo done;
         auto final_state = !err ? api::TaskState::succeeded
@@ -364,8 +393,7 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
         }
         journal_write(done);
         publish(done);
-    });
-    return snap;
+    }
 }
 
 std::vector<std::string> TaskManager::trim() {

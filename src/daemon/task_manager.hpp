@@ -68,6 +68,8 @@ private:
     struct Entry;
     class Ctx;
     void publish(const api::TaskInfo& t);
+    // The body of a task on its pool thread: start, work, log, final state, journal, publish.
+    void run_task(const std::shared_ptr<Entry>& e, const Work& work);
     std::vector<std::string> trim();  // ids dropped
     void load_journal();
     // Writes <id>.json (tmp + rename); a final state is only written while the task is still

@@ -1,3 +1,4 @@
+#include "hv/util/guard.hpp"
 #include "net_manager.hpp"
 
 #include <algorithm>
@@ -908,7 +909,7 @@ api::NetApplyState NetManager::apply(int confirm_within_s) {
             // Cannot happen (joined above while idle), but never leak a thread.
             timer_.detach();
         }
-        timer_ = std::thread([this, d = rollback_at_] { timer_main(d); });
+        timer_ = std::thread([this, d = rollback_at_] { util::guarded("network rollback timer", [&] { timer_main(d); }); });
     }
     api::NetApplyState st;
     st.state = "awaiting_confirmation";

@@ -19,6 +19,7 @@
 
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "hv/util/utf8.hpp"
 #include "hv/util/fd.hpp"
 
 namespace hv::storage {
@@ -168,6 +169,11 @@ std::vector<api::IsoInfo> IsoStore::list(const std::string& pool) const {
         for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
             auto n = it->path().filename().string();
             if (n.empty() || n[0] == '.') continue;  // uploads in progress (.NAME.partial)
+            // Not addressable through the API (names are UTF-8 there): left alone, not listed.
+            if (!util::valid_utf8(n)) {
+                spdlog::warn("{}: skipping a file whose name is not UTF-8: '{}'", dir, util::sanitize_utf8(n));
+                continue;
+            }
             std::error_code sec;
             if (!it->is_regular_file(sec) || it->is_symlink(sec)) continue;
             files.push_back(n);

@@ -73,6 +73,18 @@ CommandResult run_command_lines(const std::vector<std::string>& argv, std::chron
             }
         }
     };
+    // A line handler that throws (or anything else here) must not leak the child: it is killed
+    // and reaped before the exception goes on.
+    auto reap = [&](int& status) {
+        for (auto& f : fds)
+            if (f.fd >= 0) {
+                close(f.fd);
+                f.fd = -1;
+            }
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    };
+    try {
     while (open_fds > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -102,11 +114,14 @@ CommandResult run_command_lines(const std::vector<std::string>& argv, std::chron
             }
         }
     }
-    for (auto& f : fds)
-        if (f.fd >= 0) close(f.fd);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    } catch (...) {
+        kill(pid, SIGKILL);
+        int ignored = 0;
+        reap(ignored);
+        throw;
     }
+    int status = 0;
+    reap(status);
     if (WIFEXITED(status)) res.exit_status = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) res.exit_status = 128 + WTERMSIG(status);
     return res;

@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include "hv/util/guard.hpp"
+
 #include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
@@ -133,7 +135,14 @@ void Connection::start() {
     if (event_loop_init() < 0) throw_libvirt_error("cannot start the libvirt event loop");
     event_loop_acquire();
     loop_started_ = true;
-    reconnect_thread_ = std::thread([this] { reconnect_loop(); });
+    reconnect_thread_ = std::thread([this] {
+        // A throw in one round (a callback of on_change_) is logged; the loop goes on after a pause.
+        while (!stop_ && !util::guarded("libvirt reconnect thread", [this] { reconnect_loop(); })) {
+            std::unique_lock lk(mu_);
+            need_reconnect_ = need_reconnect_ || !conn_;
+            cv_.wait_for(lk, std::chrono::milliseconds(opts_.reconnect_interval_ms), [&] { return stop_.load(); });
+        }
+    });
 }
 
 bool Connection::wait_connected(std::chrono::milliseconds timeout) {
@@ -164,7 +173,8 @@ DomainHandle Connection::domain(const std::string& name) const {
 }
 
 void Connection::close_cb(virConnectPtr c, int reason, void* opaque) {
-    static_cast<Connection*>(opaque)->on_closed(c, reason);
+    // C callbacks from libvirt's event loop: nothing may unwind through libvirt.
+    util::guarded("libvirt close callback", [&] { static_cast<Connection*>(opaque)->on_closed(c, reason); });
 }
 
 void Connection::drop(const std::string& why) {
@@ -194,9 +204,11 @@ void Connection::on_closed(virConnectPtr c, int reason) {
 }
 
 int Connection::lifecycle_cb(virConnectPtr, virDomainPtr d, int event, int detail, void* opaque) {
-    auto* self = static_cast<Connection*>(opaque);
-    const char* name = virDomainGetName(d);
-    if (name && self->on_event_) self->on_event_(LifecycleEvent{name, event, detail});
+    util::guarded("libvirt lifecycle callback", [&] {
+        auto* self = static_cast<Connection*>(opaque);
+        const char* name = virDomainGetName(d);
+        if (name && self->on_event_) self->on_event_(LifecycleEvent{name, event, detail});
+    });
     return 0;
 }
 

@@ -1,3 +1,4 @@
+#include "hv/util/guard.hpp"
 #include "console.hpp"
 
 #include <fcntl.h>
@@ -52,7 +53,7 @@ void release(void* opaque) {
     delete b;
 }
 
-void on_stream(virStreamPtr st, int events, void* opaque) {
+void on_stream_events(virStreamPtr st, int events, void* opaque) {
     auto* b = static_cast<Bridge*>(opaque);
     if (b->done) return;
     if (events & VIR_STREAM_EVENT_READABLE) {
@@ -73,7 +74,7 @@ void on_stream(virStreamPtr st, int events, void* opaque) {
     update(b);
 }
 
-void on_fd(int, int fd, int events, void* opaque) {
+void on_fd_events(int fd, int events, void* opaque) {
     auto* b = static_cast<Bridge*>(opaque);
     if (b->done) return;
     if (events & VIR_EVENT_HANDLE_READABLE) {
@@ -90,6 +91,16 @@ void on_fd(int, int fd, int events, void* opaque) {
     }
     if (events & (VIR_EVENT_HANDLE_ERROR | VIR_EVENT_HANDLE_HANGUP)) return finish(b);
     update(b);
+}
+
+// libvirt's C callbacks: an exception (out of memory) ends this console only.
+void on_stream(virStreamPtr st, int events, void* opaque) {
+    if (!util::guarded("console stream callback", [&] { on_stream_events(st, events, opaque); }))
+        util::guarded("console stream callback", [&] { finish(static_cast<Bridge*>(opaque)); });
+}
+void on_fd(int, int fd, int events, void* opaque) {
+    if (!util::guarded("console socket callback", [&] { on_fd_events(fd, events, opaque); }))
+        util::guarded("console socket callback", [&] { finish(static_cast<Bridge*>(opaque)); });
 }
 
 // Reads only where there is room; writes only what is waiting.

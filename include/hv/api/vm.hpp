@@ -26,7 +26,11 @@ inline constexpr std::size_t kMaxNameLen = 63;
 
 // Names of VMs (and later containers, pools, bridges): 1-63 chars, [A-Za-z0-9_.-],
 // starting with a letter or digit. Throws invalid_input naming `what`.
+// Names of guests, pools, volumes, files, tags, NICs: ASCII only, [A-Za-z0-9][A-Za-z0-9._-]*,
+// at most kMaxNameLen bytes (docs/api.md "Names"). Errors quote the name whole.
 void validate_name(const std::string& name, const char* what = "name");
+// The character rule alone (first an ASCII letter or digit, then letters, digits, - _ .).
+void check_name_chars(const std::string& name, const char* what);
 
 // Per-disk I/O limits passed to libvirt's <iotune>; 0 = unlimited. total_* and read_*/write_*
 // of the same kind are exclusive (QEMU's rule).

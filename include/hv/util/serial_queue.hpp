@@ -1,6 +1,7 @@
 // Items handed over from any thread (e.g. libvirt's event thread, which must not call libvirt
 // itself) to one worker thread that handles them in order, in batches. stop() (also in the
-// destructor) drops what is still queued and joins the worker.
+// destructor) drops what is still queued and joins the worker. A handler that throws loses
+// its batch (logged as an internal error); the worker goes on with the next one.
 #pragma once
 
 #include <condition_variable>
@@ -8,6 +9,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "hv/util/guard.hpp"
 
 namespace hv::util {
 
@@ -31,7 +34,7 @@ public:
                     if (stop_) return;
                     batch.swap(items_);
                 }
-                handle(batch);
+                util::guarded("serial queue worker", [&] { handle(batch); });
             }
         });
     }
