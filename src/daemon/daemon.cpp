@@ -188,6 +188,7 @@ int run(const Config& cfg) {
             requests.join();
             task_threads.stop();
             task_threads.join();
+            util::guarded("stop", [] { spdlog::info("hvd stopped"); });
         }
     } join_first{tasks, request_pool, task_pool};
     // Listen once the state cache is built, so the first answers are complete; without
@@ -232,7 +233,7 @@ int run(const Config& cfg) {
     // threw answers 500 itself, see http_server.cpp); run() returns only when stopped.
     while (!util::guarded("I/O thread", [&] { io.run(); })) {
     }
-    spdlog::info("hvd stopping: waiting for requests and tasks");
+    spdlog::info("hvd stopping: waiting for requests and tasks to end");
     return 0;
 }
 

@@ -204,7 +204,7 @@ TEST_CASE("text that is not UTF-8 is refused with 400 where it enters, and hvd g
     require_alive(hvd);
 }
 
-TEST_CASE("half-open connections of one uid neither keep out other uids nor root; header timeout answers 408",
+TEST_CASE("half-open connections of one uid neither keep out other uids nor root, and get 408 after the header timeout",
           "[integration][hardening][connections]") {
     // Small limits so the test needs few connections: 16 per uid, 20 for all non-root uids.
     Hvd hvd(true,
