@@ -17,7 +17,7 @@ struct Config {
     int header_timeout = 10;             // seconds a request header may take to arrive (408)
     int max_connections = 512;           // open connections of all users but root together
     int max_connections_per_uid = 64;    // open connections of one uid (root excepted)
-    int max_root_connections = 512;      // root's own open connections
+    int max_root_connections = 4096;     // root's own open connections
     int task_history = 500;
     int metrics_cache = 5;  // seconds GET /v1/metrics reuses its answer (0: none)
     std::string log_target = "auto";  // auto | journal | stderr

@@ -45,7 +45,7 @@ struct ServerLimits {
     std::size_t max_connections = 512;
     std::size_t max_connections_per_uid = 64;
     // root's own connections: other users' connections never keep root out.
-    std::size_t max_root_connections = 512;
+    std::size_t max_root_connections = 4096;
 };
 
 // Counts open connections by peer uid; any thread (a session may end on a worker).
