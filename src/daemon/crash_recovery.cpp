@@ -6,8 +6,10 @@
 
 namespace hv::daemon {
 
-CrashRecovery::CrashRecovery(util::IntentLog& log, TaskManager& tasks) : log_(log), tasks_(tasks) {
-    if (run_once() == 0) return;
+CrashRecovery::CrashRecovery(storage::PoolManager& pools, TaskManager& tasks) : log_(pools.intents()), tasks_(tasks) {
+    auto left = run_once();
+    pools.sweep_partials();
+    if (left == 0) return;
     // Deferred records (libvirt down): retried every 2 s until none is left or hvd stops.
     retry_ = std::thread([this] {
         std::unique_lock lk(mu_);
@@ -50,8 +52,8 @@ std::size_t CrashRecovery::run_once() {
     return left;
 }
 
-std::unique_ptr<CrashRecovery> recover_interrupted(util::IntentLog& log, TaskManager& tasks) {
-    return std::make_unique<CrashRecovery>(log, tasks);
+std::unique_ptr<CrashRecovery> recover_interrupted(storage::PoolManager& pools, TaskManager& tasks) {
+    return std::make_unique<CrashRecovery>(pools, tasks);
 }
 
 }  // namespace hv::daemon

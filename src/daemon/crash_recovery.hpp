@@ -10,14 +10,14 @@
 #include <mutex>
 #include <thread>
 
-#include "hv/util/intent_log.hpp"
+#include "hv/storage/pool_manager.hpp"
 #include "task_manager.hpp"
 
 namespace hv::daemon {
 
 class CrashRecovery {
 public:
-    CrashRecovery(util::IntentLog& log, TaskManager& tasks);
+    CrashRecovery(storage::PoolManager& pools, TaskManager& tasks);
     // Stops the retry thread (destroy before the managers whose undo handlers it calls).
     ~CrashRecovery();
     CrashRecovery(const CrashRecovery&) = delete;
@@ -37,6 +37,7 @@ private:
 
 // The one call at hvd start (daemon.cpp), after the managers registered their undo handlers
 // and libvirt had its chance to connect, before listening. Keep the result alive while hvd runs.
-std::unique_ptr<CrashRecovery> recover_interrupted(util::IntentLog& log, TaskManager& tasks);
+// Then every .partial left without a record is removed (PoolManager::sweep_partials).
+std::unique_ptr<CrashRecovery> recover_interrupted(storage::PoolManager& pools, TaskManager& tasks);
 
 }  // namespace hv::daemon

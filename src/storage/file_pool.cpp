@@ -118,6 +118,15 @@ void FilePool::remove_leftovers(std::chrono::seconds min_age) const {
     }
 }
 
+std::vector<std::string> FilePool::remove_partial(const std::string& name) const {
+    std::vector<std::string> out;
+    for (const char* f : {"qcow2", "raw"}) {
+        auto partial = images_dir() + "/." + name + "." + f + ".partial";
+        if (::unlink(partial.c_str()) == 0) out.push_back(partial);
+    }
+    return out;
+}
+
 std::optional<api::VolumeInfo> FilePool::info_of(const std::string& file) const {
     auto fname = fs::path(file).filename().string();
     auto dot = fname.rfind('.');

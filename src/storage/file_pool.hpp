@@ -33,6 +33,7 @@ public:
     std::optional<std::string> volume_of_path(const std::string& path) const override;
     std::string content_dir(const std::string& content) const override;
     void remove_leftovers(std::chrono::seconds min_age) const override;
+    std::vector<std::string> remove_partial(const std::string& name) const override;
     // A plain directory; no limit (unsupported / "not applied").
     void make_rootfs_dir(const std::string& path) const override;
     std::string limit_rootfs(const std::string& path, std::uint64_t bytes) const override;

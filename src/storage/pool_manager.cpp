@@ -26,18 +26,6 @@ PoolManager::PoolManager(std::string state_file, api::PoolSpec builtin)
     fs::create_directories(builtin.path, ec);
     if (!ec) ::chmod(builtin.path.c_str(), 0711);  // QEMU's user must traverse to the images
     pools_[builtin.name] = Entry{open_pool(builtin), true};
-    // At hvd start nothing is in progress: every .partial file is a leftover of a crash.
-    struct Sweep {
-        std::map<std::string, Entry>& pools;
-        ~Sweep() {
-            for (const auto& [_, e] : pools) {
-                try {
-                    e.pool->remove_leftovers(std::chrono::seconds(0));
-                } catch (const Error&) {
-                }
-            }
-        }
-    } sweep{pools_};
     std::ifstream in(state_file_);
     if (!in) return;
     json doc;
@@ -88,8 +76,14 @@ void PoolManager::register_undo() {
         } catch (const Error&) {
             return {fmt::format("pool '{}' is gone: nothing to remove for volume {}", pn, name)};
         }
+        Lines out;
         auto v = p->find_volume(name);
-        if (!v) return {};
+        // A partial file is the create's own while the volume is not complete (a complete one
+        // means no other create of that name can be running).
+        if (!v) {
+            for (const auto& f : p->remove_partial(name)) out.push_back("removed " + f);
+            return out;
+        }
         if (!same_identity(v->path, d))
             return {fmt::format("kept volume {}:{}: it is not the file the operation made", pn, name)};
         if (auto users = users_of(v->path, true); !users.empty())
@@ -149,6 +143,20 @@ void PoolManager::register_undo() {
         out.push_back("removed " + path);
         return out;
     });
+}
+
+void PoolManager::sweep_partials() {
+    std::vector<std::shared_ptr<StoragePool>> all;
+    {
+        std::lock_guard lk(mu_);
+        for (const auto& [_, e] : pools_) all.push_back(e.pool);
+    }
+    for (const auto& p : all) {
+        try {
+            p->remove_leftovers(std::chrono::seconds(0));
+        } catch (const Error&) {
+        }
+    }
 }
 
 void PoolManager::set_mirror(Mirror m) {

@@ -228,6 +228,8 @@ std::vector<IntentLog::Outcome> IntentLog::recover() {
                 if (h == undo_.end()) fail(Errc::internal, "no undo for item type '{}'", it->type);
                 for (auto& line : h->second(it->data)) o.done.push_back(std::move(line));
             }
+            std::error_code sec;
+            if (fs::exists(dir_ + "/" + r.id + ".d", sec)) o.done.push_back("removed its scratch directory");
             remove(r.id);
             spdlog::warn("interrupted {} {} (task {}) rolled back: {}", r.op, r.target, r.task.empty() ? "-" : r.task,
                          o.done.empty() ? "nothing was left" : fmt::format("{}", fmt::join(o.done, "; ")));

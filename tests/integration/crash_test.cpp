@@ -175,7 +175,7 @@ TEST_CASE("crash: hvd killed while a volume is created or grown: gone, or back a
     CHECK(partials(hvd.pool_dir).empty());
     CHECK(list_dir(hvd.image_dir).empty());
     CHECK(pending_records(hvd).empty());
-    check_failed_with_rollback(hvd, id, "nothing of it was left");
+    check_failed_with_rollback(hvd, id, "removed " + hvd.image_dir + "/.crashvol.raw.partial");
     auto r = hvd.ctl({"storage", "volume", "create", "local", "crashvol", "--size", "64M", "--format", "raw",
                       "--provision", "eager-zeroed"});
     INFO(r.describe());
@@ -208,13 +208,14 @@ TEST_CASE("crash: hvd killed during a slow ISO upload leaves no partial file", "
     Hvd hvd;
     auto fifo = hvd.dir + "/upload.fifo";
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    // curl reads the body from the FIFO: the test decides how fast it comes.
+    // curl reads the body from the FIFO: the test decides how fast it comes. Opened read-write
+    // first so that neither side blocks in open().
+    int w = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(w >= 0);
     Child up({"curl", "-sS", "--max-time", "60", "--unix-socket", hvd.socket, "-T", "-", "-H",
               "Transfer-Encoding: chunked", "-o", "-", "-w", "\n%{http_code}",
               "http://hvd/v1/storage/pools/local/isos/slow.iso"},
              "", fifo);
-    int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    REQUIRE(w >= 0);
     std::string chunk(1 << 20, 'x');
     REQUIRE(::write(w, chunk.data(), chunk.size()) == static_cast<ssize_t>(chunk.size()));
     REQUIRE(wait_until([&] { return !partials(hvd.pool_dir + "/iso").empty(); }, 20s, 20ms));
@@ -248,6 +249,8 @@ TEST_CASE("crash: hvd killed while a container's root filesystem is unpacked", "
     REQUIRE(run({"tar", "-cf", hvd.pool_dir + "/vztmpl/slow.tar", "-C", root, "."}).exit_code == 0);
     fs::remove_all(root);
 
+    auto lxc_up = [&] { return hvd.ctl({"ct", "list"}).exit_code == 0; };
+    REQUIRE(wait_until(lxc_up, 20s));
     auto t = hvd.ctl_json({"ct", "create", name, "--template", "slow", "--privileged", "--async"});
     std::string id = t["id"];
     auto seen = wait_task(hvd, id, [&](const json&) { return !partials(hvd.image_dir).empty(); });
@@ -262,6 +265,7 @@ TEST_CASE("crash: hvd killed while a container's root filesystem is unpacked", "
     CHECK(lxc_virsh({"dominfo", name}).exit_code != 0);
     check_failed_with_rollback(hvd, id, "removed " + hvd.image_dir + "/." + name + ".rootfs.partial");
 
+    REQUIRE(wait_until(lxc_up, 20s));
     auto r = hvd.ctl({"ct", "create", name, "--template", "slow", "--privileged"});
     INFO(r.describe());
     CHECK(r.exit_code == 0);

@@ -46,8 +46,8 @@ std::set<std::string> names(const std::string& dir) {
 
 void touch(const std::string& p) { std::ofstream(p) << "x"; }
 
-// Runs `fn` in a child process that then ends with _exit: no destructor runs, like hvd killed
-// in the middle of an operation. Returns the child's exit status (0 = fn returned).
+// Runs `fn` in a child process, which ends it with _exit before its locals are destroyed, like
+// hvd killed in the middle of an operation. Returns the child's exit status.
 int in_killed_child(const std::function<void()>& fn) {
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -80,7 +80,7 @@ TEST_CASE("intent log: a record is on disk while the operation runs and gone whe
     std::string dir = t.path + "/pending";
     IntentLog log(dir);
     {
-        hv::util::LogScope scope({{"TASK_ID", "t-000042"}});
+        hv::util::LogScope scope(hv::util::LogFields{{"TASK_ID", "t-000042"}});
         auto in = log.begin("vm.create", "vm/web01");
         CHECK(names(dir).empty());  // nothing written before the first item
         in.add("volume", {{"pool", "local"}, {"name", "web01-disk0"}});
@@ -118,6 +118,7 @@ TEST_CASE("intent log: recovery rolls back items in reverse order, once, and is 
                 in.add("file", {{"path", b}});
                 touch(b);
                 touch(in.scratch_dir() + "/junk");
+                ::_exit(0);  // killed here: no destructor runs
             }) == 0);
     for (const auto& n : names(dir))
         if (n.ends_with(".d")) scratch = dir + "/" + n;
@@ -136,7 +137,7 @@ TEST_CASE("intent log: recovery rolls back items in reverse order, once, and is 
     CHECK(out[0].error.empty());
     CHECK_FALSE(out[0].deferred);
     CHECK(order == std::vector<std::string>{b, a});  // reverse order of the side effects
-    CHECK(out[0].done == std::vector<std::string>{"removed " + b, "removed " + a});
+    CHECK(out[0].done == std::vector<std::string>{"removed " + b, "removed " + a, "removed its scratch directory"});
     CHECK_FALSE(fs::exists(a));
     CHECK_FALSE(fs::exists(b));
     CHECK_FALSE(fs::exists(scratch));
@@ -189,6 +190,7 @@ TEST_CASE("intent log: an unavailable handler defers the record; an unknown type
                 in.add("vm-domain", {{"name", "x"}, {"uuid", "u"}});
                 auto other = w.begin("ct.create", "ct/y");
                 other.add("mystery", json::object());
+                ::_exit(0);  // killed here: no destructor runs
             }) == 0);
     IntentLog log(dir);
     int calls = 0;

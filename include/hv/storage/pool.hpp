@@ -63,6 +63,9 @@ public:
     // Removes what interrupted creates/uploads left (hidden .partial files) that were not
     // written for at least `min_age` (0 at hvd start; a scan spares work in progress).
     virtual void remove_leftovers(std::chrono::seconds min_age) const = 0;
+    // Removes what an interrupted create/clone of volume `name` left before it was complete
+    // (recovery of its intent record); returns the paths removed.
+    virtual std::vector<std::string> remove_partial(const std::string& name) const = 0;
 
     // Directory of a file content type ("iso", "vztmpl"), created on first use.
     // Throws unsupported when this pool does not hold that content.

@@ -88,6 +88,9 @@ public:
     // ino]}, "resize" {pool, name, old}, "file" {path} (a hidden .partial), "rootfs" {path,
     // partial[, dev, ino]}.
     util::IntentLog& intents() { return intents_; }
+    // Removes every .partial of every pool (uploads, volumes, root filesystems being made): at
+    // hvd start, after the intent records were rolled back, nothing is in progress.
+    void sweep_partials();
     // {"dev", "ino"} of a path (lstat; {} when missing): what "volume"/"rootfs" items record
     // once the thing exists, so that recovery removes only that very file.
     static nlohmann::json identity_of(const std::string& path);
