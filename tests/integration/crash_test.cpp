@@ -343,3 +343,35 @@ TEST_CASE("crash: libvirtd killed while a VM create zeroes a disk: the create fa
     CHECK(domain_exists(name));
     CHECK(hvd.ctl({"vm", "delete", name, "--purge"}).exit_code == 0);
 }
+
+TEST_CASE("crash: a record that needs libvirt waits while it is down and is rolled back when it is back",
+          "[integration][crash][libvirtd]") {
+    Hvd hvd;
+    auto name = hvd.vm("crashwait");
+    auto r = hvd.ctl({"vm", "create", name, "--memory", "64M", "--disk", "size=16M"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto vm = hvd.show(name);
+    std::string uuid = vm["uuid"], disk = vm["disks"][0]["path"];
+    REQUIRE(hvd.stop() == 0);
+    // What a create killed right after defining the domain leaves: its record, naming the
+    // volume and the domain by the uuid it chose.
+    fs::create_directories(hvd.state_dir + "/pending");
+    std::ofstream(hvd.state_dir + "/pending/op-1-1.json")
+        << json{{"id", "op-1-1"}, {"op", "vm.create"}, {"target", "vm/" + name}, {"task", ""}, {"created", 1},
+                {"items", json::array({{{"type", "volume"}, {"data", {{"pool", "local"}, {"name", name + "-disk0"}}}},
+                                       {{"type", "vm-domain"}, {"data", {{"name", name}, {"uuid", uuid}}}}})}}
+               .dump();
+    LibvirtdRestartGuard guard;
+    guard.stop_libvirtd();
+    hvd.start(/*wait_for_libvirt=*/false);
+    // Nothing of it is touched while libvirt cannot say whether the domain exists.
+    CHECK(file_exists(hvd.state_dir + "/pending/op-1-1.json"));
+    CHECK(file_exists(disk));
+    guard.start_libvirtd();
+    CHECK(wait_until([&] { return !file_exists(hvd.state_dir + "/pending/op-1-1.json"); }, 30s, 100ms));
+    CHECK_FALSE(domain_exists(name));
+    CHECK_FALSE(file_exists(disk));
+    CHECK(partials(hvd.pool_dir).empty());
+    CHECK_THAT(hvd.log_tail(200), Catch::Contains("undefined vm " + name));
+}
