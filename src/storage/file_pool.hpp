@@ -6,7 +6,8 @@
 //   vztmpl/<name>              container templates
 // A volume being created is first the hidden file images/.<volume>.<format>.partial and is
 // renamed (without replacing) only when complete, so a crash never leaves a half-made volume
-// under a real name; leftover .partial files are removed when the pool opens.
+// under a real name; leftover .partial files are removed at hvd start, after the intent records were rolled
+// back (PoolManager::sweep_partials, docs/storage.md "Crash safety").
 // The provisioning mode is recorded in the xattr user.hv.provision of the file.
 #pragma once
 
