@@ -19,6 +19,7 @@
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
+#include "crash_recovery.hpp"
 #include "../storage/ct_templates.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
@@ -198,6 +199,7 @@ int run(const Config& cfg) {
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
     // hv's pools appear in libvirt (virsh pool-list); without libvirt now, at their next change.
     pools.set_mirror(virt::libvirt_pool_mirror(vms.connection()));
+    auto recovery = recover_interrupted(pools, tasks);  // h/crash: roll back interrupted creates
     SocketOptions so{cfg.socket, cfg.socket_group, 0660};
     std::string activated;
     so.inherited_fd = systemd_listen_fd(&activated);

@@ -257,6 +257,23 @@ void TaskManager::load_journal() {
         spdlog::info("task journal: {} task(s) loaded from {}, next id t-{:06d}", loaded.size(), dir_, next_);
 }
 
+void TaskManager::note_interrupted(const std::string& id, const std::string& text) {
+    std::shared_ptr<Entry> e;
+    api::TaskInfo snap;
+    {
+        std::lock_guard lk(mu_);
+        auto it = tasks_.find(id);
+        if (it == tasks_.end() || it->second->info.state != api::TaskState::failed || !it->second->info.error ||
+            it->second->info.error->message.rfind(interrupted_message, 0) != 0)
+            return;
+        e = it->second;
+        e->info.error->message += "; " + text;
+        snap = e->info;
+    }
+    journal_write(snap);
+    append_log(e, text, spdlog::level::warn);
+}
+
 void TaskManager::journal_write(const api::TaskInfo& t) {
     if (dir_.empty()) return;
     std::lock_guard jl(jmu_);

@@ -43,6 +43,10 @@ public:
     static constexpr const char* interrupted_message =
         "hvd stopped while the task was running (it was killed or crashed); what it made was removed where hv could";
 
+    // After an interrupted task's leftovers were rolled back (crash_recovery.cpp): adds what
+    // was done to its error message and log. Only for tasks failed as interrupted.
+    void note_interrupted(const std::string& id, const std::string& text);
+
     api::TaskInfo submit(const std::string& kind, const std::string& target, Work work);
     api::TaskInfo get(const std::string& id) const;  // throws not_found
     std::vector<api::TaskInfo> list() const;

@@ -208,6 +208,13 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
     std::string final_path = dir + "/" + name, partial = dir + "/." + name + ".partial";
     if (is_file(final_path) && !replace)
         fail(Errc::conflict, "template '{}' already exists in pool '{}' (use --replace to build it again)", name, pool);
+    if (fs::exists(fs::symlink_status(partial)))
+        fail(Errc::conflict, "template '{}' is being built in pool '{}' already", name, pool);
+    // The root filesystem is laid out in the intent's scratch directory (<state_dir>/pending/
+    // <id>.d, removed with the record, by recovery after a crash too), then packed into the
+    // partial file. Declared before the reverter, so the record goes after it ran.
+    auto intent = pools_.intents().begin("template.build", "template/" + pool + "/" + name);
+    intent.add("file", {{"path", partial}});
     int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         if (errno == EEXIST) fail(Errc::conflict, "template '{}' is being built in pool '{}' already", name, pool);
@@ -217,16 +224,9 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
     util::Reverter revert;
     revert.add([partial] { ::unlink(partial.c_str()); });
 
-    char tmpl[] = "/tmp/hv-template-XXXXXX";
-    if (!::mkdtemp(tmpl)) fail(Errc::internal, "cannot create a temporary directory: {}", std::strerror(errno));
-    std::string root = std::string(tmpl) + "/root";
-    struct TmpDir {
-        std::string path;
-        ~TmpDir() {
-            std::error_code ec;
-            fs::remove_all(path, ec);
-        }
-    } tmp{tmpl};
+    std::string scratch = intent.scratch_dir();
+    ::chmod(scratch.c_str(), 0755);
+    std::string root = scratch + "/root";
     fs::create_directory(root);
     ::chmod(root.c_str(), 0755);
 
@@ -254,9 +254,15 @@ api::IsoInfo TemplateStore::build(const std::string& pool, const std::string& ki
                                std::chrono::minutes(30));
     if (r.exit_status != 0) fail(Errc::internal, "tar failed (exit {}): {}", r.exit_status, last_lines(r.err));
     if (progress.cancelled()) fail(Errc::cancelled, "template build was cancelled");
+    if (int sfd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC); sfd >= 0) {
+        int rc = ::fdatasync(sfd);
+        ::close(sfd);
+        if (rc != 0) fail(Errc::internal, "cannot flush {}: {}", partial, std::strerror(errno));
+    }
     if (::rename(partial.c_str(), final_path.c_str()) != 0)
         fail(Errc::internal, "cannot rename {} to {}: {}", partial, final_path, std::strerror(errno));
     revert.release();
+    intent.finish();
     progress.update(100, "built " + name);
     return files_->get(pool, name);
 }
@@ -311,8 +317,7 @@ bool DebootstrapProgress::feed(const std::string& line) {
 
 void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unprivileged, util::Progress& progress,
                    const std::function<void(const std::string& dir)>& make_dir) {
-    fs::path d(dest);
-    std::string partial = (d.parent_path() / ("." + d.filename().string() + ".partial")).string();
+    std::string partial = rootfs_partial_path(dest);
     std::error_code ec;
     if (fs::exists(fs::symlink_status(dest, ec))) fail(Errc::conflict, "{} exists already", dest);
     // A leftover of an interrupted create of the same container (callers hold its lock).
@@ -349,6 +354,11 @@ void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unp
         fail(errno == EEXIST ? Errc::conflict : Errc::internal, "cannot rename {} to {}: {}", partial, dest,
              std::strerror(errno));
     revert.release();
+}
+
+std::string rootfs_partial_path(const std::string& dest) {
+    fs::path d(dest);
+    return (d.parent_path() / ("." + d.filename().string() + ".partial")).string();
 }
 
 void require_searchable(const std::string& dir) {

@@ -78,6 +78,8 @@ void unpack_rootfs(const std::string& tarball, const std::string& dest, bool unp
 // they can reach, so every directory from / down to `dir` must be searchable by others (o+x).
 // Throws conflict naming the first one that is not and the fix.
 void require_searchable(const std::string& dir);
+// `<dir>/.<base>.partial`: where unpack_rootfs unpacks `dest` before renaming it.
+std::string rootfs_partial_path(const std::string& dest);
 // Removes a root filesystem directory tree (never follows symlinks out of it).
 void remove_rootfs(const std::string& dir);
 

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ct_templates.hpp"
 #include "file_ops.hpp"
 #include "hv/api/size.hpp"
 #include "hv/api/vm.hpp"
@@ -104,9 +105,26 @@ void FilePool::remove_leftovers(std::chrono::seconds min_age) const {
             std::error_code tec;
             auto mtime = fs::last_write_time(it->path(), tec);
             if (!tec && now - mtime < min_age) continue;  // still being written
+            // A container root filesystem being unpacked is a directory (a btrfs subvolume).
+            if (n.ends_with(".rootfs.partial") && it->is_directory(tec)) {
+                try {
+                    remove_rootfs(it->path().string());
+                } catch (const Error&) {
+                }
+                continue;
+            }
             fs::remove(it->path(), tec);
         }
     }
+}
+
+std::vector<std::string> FilePool::remove_partial(const std::string& name) const {
+    std::vector<std::string> out;
+    for (const char* f : {"qcow2", "raw"}) {
+        auto partial = images_dir() + "/." + name + "." + f + ".partial";
+        if (::unlink(partial.c_str()) == 0) out.push_back(partial);
+    }
+    return out;
 }
 
 std::optional<api::VolumeInfo> FilePool::info_of(const std::string& file) const {
@@ -289,7 +307,7 @@ api::VolumeInfo FilePool::resize_volume(const std::string& name, std::uint64_t s
         } closer{fd};
         if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
             fail(Errc::internal, "cannot grow {}: {}", v->path, std::strerror(errno));
-        revert.add([p = v->path, old] { ::truncate(p.c_str(), static_cast<off_t>(old)); });
+        revert.add([this, name, old] { revert_grow(name, old); });
         if (v->provision == Provision::lazy_zeroed && !fileops::reserve(fd, old, size - old, v->path))
             fail(Errc::unsupported, "pool '{}': the filesystem cannot reserve space; cannot keep lazy-zeroed", spec_.name);
     } else {
@@ -299,9 +317,7 @@ api::VolumeInfo FilePool::resize_volume(const std::string& name, std::uint64_t s
                                     "--preallocation=" + prealloc_option(v->provision), v->path, std::to_string(size)},
                                    std::chrono::minutes(30));
         if (r.exit_status != 0) fail(Errc::internal, "qemu-img resize failed: {}", r.err);
-        revert.add([p = v->path, old] {
-            util::run_command({"qemu-img", "resize", "-q", "-f", "qcow2", "--shrink", p, std::to_string(old)});
-        });
+        revert.add([this, name, old] { revert_grow(name, old); });
     }
     if (v->provision == Provision::eager_zeroed) {
         struct stat st {};
@@ -312,6 +328,20 @@ api::VolumeInfo FilePool::resize_volume(const std::string& name, std::uint64_t s
     }
     revert.release();
     return *find_volume(name);
+}
+
+void FilePool::revert_grow(const std::string& name, std::uint64_t old_size) {
+    auto v = find_volume(name);
+    if (!v || v->capacity <= old_size) return;
+    // The grown part holds only the zeros or holes hv put there: cutting it loses nothing.
+    if (v->format == "raw") {
+        if (::truncate(v->path.c_str(), static_cast<off_t>(old_size)) != 0)
+            fail(Errc::internal, "cannot shrink {} back to {}: {}", v->path, old_size, std::strerror(errno));
+        return;
+    }
+    auto r = util::run_command({"qemu-img", "resize", "-q", "-f", "qcow2", "--shrink", v->path, std::to_string(old_size)},
+                               std::chrono::minutes(5));
+    if (r.exit_status != 0) fail(Errc::internal, "cannot shrink {} back to {}: qemu-img: {}", v->path, old_size, r.err);
 }
 
 api::VolumeInfo FilePool::clone_volume(const std::string& source, const std::string& target, util::Progress& progress) {

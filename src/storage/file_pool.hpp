@@ -6,7 +6,8 @@
 //   vztmpl/<name>              container templates
 // A volume being created is first the hidden file images/.<volume>.<format>.partial and is
 // renamed (without replacing) only when complete, so a crash never leaves a half-made volume
-// under a real name; leftover .partial files are removed when the pool opens.
+// under a real name; leftover .partial files are removed at hvd start, after the intent records were rolled
+// back (PoolManager::sweep_partials, docs/storage.md "Crash safety").
 // The provisioning mode is recorded in the xattr user.hv.provision of the file.
 #pragma once
 
@@ -29,9 +30,11 @@ public:
     api::VolumeInfo resize_volume(const std::string& name, std::uint64_t size, util::Progress& progress) override;
     api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                  util::Progress& progress) override;
+    void revert_grow(const std::string& name, std::uint64_t old_size) override;
     std::optional<std::string> volume_of_path(const std::string& path) const override;
     std::string content_dir(const std::string& content) const override;
     void remove_leftovers(std::chrono::seconds min_age) const override;
+    std::vector<std::string> remove_partial(const std::string& name) const override;
     // A plain directory; no limit (unsupported / "not applied").
     void make_rootfs_dir(const std::string& path) const override;
     std::string limit_rootfs(const std::string& path, std::uint64_t bytes) const override;

@@ -238,6 +238,9 @@ api::IsoInfo IsoStore::upload(const Upload& u, const std::function<std::size_t(c
     auto final_path = dir + "/" + u.name;
     // Not ours (no upload of this name runs here): a leftover of a crash; start over.
     ::unlink(partial.c_str());
+    // Declared before the cleanup below, so the record goes after it ran (and on success).
+    auto intent = pools_.intents().begin(kind_.noun + ".upload", kind_.noun + "/" + u.pool + "/" + u.name);
+    intent.add("file", {{"path", partial}});
     Fd f(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (f.fd < 0) fail(Errc::internal, "cannot create {}: {}", partial, std::strerror(errno));
     bool published = false;

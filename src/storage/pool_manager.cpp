@@ -13,28 +13,19 @@
 
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
+#include "ct_templates.hpp"
 
 namespace hv::storage {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-PoolManager::PoolManager(std::string state_file, api::PoolSpec builtin) : state_file_(std::move(state_file)) {
+PoolManager::PoolManager(std::string state_file, api::PoolSpec builtin)
+    : state_file_(std::move(state_file)), intents_((fs::path(state_file_).parent_path() / "pending").string()) {
+    register_undo();
     std::error_code ec;
     fs::create_directories(builtin.path, ec);
     if (!ec) ::chmod(builtin.path.c_str(), 0711);  // QEMU's user must traverse to the images
     pools_[builtin.name] = Entry{open_pool(builtin), true};
-    // At hvd start nothing is in progress: every .partial file is a leftover of a crash.
-    struct Sweep {
-        std::map<std::string, Entry>& pools;
-        ~Sweep() {
-            for (const auto& [_, e] : pools) {
-                try {
-                    e.pool->remove_leftovers(std::chrono::seconds(0));
-                } catch (const Error&) {
-                }
-            }
-        }
-    } sweep{pools_};
     std::ifstream in(state_file_);
     if (!in) return;
     json doc;
@@ -47,6 +38,124 @@ PoolManager::PoolManager(std::string state_file, api::PoolSpec builtin) : state_
         auto spec = api::pool_spec_from_json(p);
         if (pools_.count(spec.name)) continue;
         pools_[spec.name] = Entry{open_pool(spec), false};
+    }
+}
+
+namespace {
+// dev/ino of what an operation made: recovery removes only that very file or directory.
+json identity(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return json::object();
+    return {{"dev", static_cast<std::uint64_t>(st.st_dev)}, {"ino", static_cast<std::uint64_t>(st.st_ino)}};
+}
+// Same file as recorded; true when nothing was recorded (the crash came before it was known,
+// which recovery at start, before hvd serves anyone, may trust).
+bool same_identity(const std::string& path, const json& d) {
+    if (!d.contains("ino")) return true;
+    auto now = identity(path);
+    return now.value("dev", std::uint64_t{0}) == d.value("dev", std::uint64_t{0}) &&
+           now.value("ino", std::uint64_t{0}) == d.value("ino", std::uint64_t{0});
+}
+bool exists_nofollow(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+}  // namespace
+
+json PoolManager::identity_of(const std::string& path) { return identity(path); }
+
+void PoolManager::register_undo() {
+    using Lines = std::vector<std::string>;
+    // A volume a create/clone made (standalone or for a VM). Kept when a domain uses it (the
+    // VM it was made for exists and was kept, e.g. because it runs).
+    intents_.on("volume", [this](const json& d) -> Lines {
+        auto pn = d.at("pool").get<std::string>(), name = d.at("name").get<std::string>();
+        std::shared_ptr<StoragePool> p;
+        try {
+            p = pool(pn);
+        } catch (const Error&) {
+            return {fmt::format("pool '{}' is gone: nothing to remove for volume {}", pn, name)};
+        }
+        Lines out;
+        auto v = p->find_volume(name);
+        // A partial file is the create's own while the volume is not complete (a complete one
+        // means no other create of that name can be running).
+        if (!v) {
+            for (const auto& f : p->remove_partial(name)) out.push_back("removed " + f);
+            return out;
+        }
+        if (!same_identity(v->path, d))
+            return {fmt::format("kept volume {}:{}: it is not the file the operation made", pn, name)};
+        if (auto users = users_of(v->path, true); !users.empty())
+            return {fmt::format("kept volume {}:{}: used by {}", pn, name, fmt::join(users, ", "))};
+        p->delete_volume(name);
+        if (mirror_.refresh) mirror_.refresh(pn);
+        return {fmt::format("removed volume {}:{} ({})", pn, name, v->path)};
+    });
+    // A grow that did not finish: back to the old size (see StoragePool::revert_grow).
+    intents_.on("resize", [this](const json& d) -> Lines {
+        auto pn = d.at("pool").get<std::string>(), name = d.at("name").get<std::string>();
+        auto old = d.at("old").get<std::uint64_t>();
+        std::shared_ptr<StoragePool> p;
+        try {
+            p = pool(pn);
+        } catch (const Error&) {
+            return {};
+        }
+        auto v = p->find_volume(name);
+        if (!v || v->capacity <= old) return {};
+        p->revert_grow(name, old);
+        if (mirror_.refresh) mirror_.refresh(pn);
+        return {fmt::format("volume {}:{} back to its old size {} (the grow to {} did not finish)", pn, name,
+                            api::format_size(old), api::format_size(v->capacity))};
+    });
+    // A hidden partial file (an upload, a template being packed).
+    intents_.on("file", [](const json& d) -> Lines {
+        auto path = d.at("path").get<std::string>();
+        auto base = fs::path(path).filename().string();
+        if (base.empty() || base[0] != '.' || !base.ends_with(".partial"))
+            fail(Errc::internal, "refusing to remove {}: not a partial file", path);
+        if (::unlink(path.c_str()) != 0) {
+            if (errno == ENOENT) return {};
+            fail(Errc::internal, "cannot remove {}: {}", path, std::strerror(errno));
+        }
+        return {"removed " + path};
+    });
+    // A container root filesystem: its partial directory and, unless a container uses it,
+    // the published one.
+    intents_.on("rootfs", [this](const json& d) -> Lines {
+        Lines out;
+        auto path = d.at("path").get<std::string>(), partial = d.at("partial").get<std::string>();
+        if (exists_nofollow(partial)) {
+            remove_rootfs(partial);
+            out.push_back("removed " + partial);
+        }
+        if (!exists_nofollow(path)) return out;
+        if (!same_identity(path, d)) {
+            out.push_back(fmt::format("kept {}: it is not the directory the operation made", path));
+            return out;
+        }
+        if (auto users = users_of(path, true); !users.empty()) {
+            out.push_back(fmt::format("kept {}: used by {}", path, fmt::join(users, ", ")));
+            return out;
+        }
+        remove_rootfs(path);
+        out.push_back("removed " + path);
+        return out;
+    });
+}
+
+void PoolManager::sweep_partials() {
+    std::vector<std::shared_ptr<StoragePool>> all;
+    {
+        std::lock_guard lk(mu_);
+        for (const auto& [_, e] : pools_) all.push_back(e.pool);
+    }
+    for (const auto& p : all) {
+        try {
+            p->remove_leftovers(std::chrono::seconds(0));
+        } catch (const Error&) {
+        }
     }
 }
 
@@ -278,10 +387,14 @@ void PoolManager::precheck_create(const api::VolumeSpec& spec) const {
     }
 }
 
-PoolManager::Created PoolManager::create_volume(const api::VolumeSpec& spec, util::Progress& progress) {
+PoolManager::Created PoolManager::create_volume(const api::VolumeSpec& spec, util::Progress& progress,
+                                                util::IntentLog::Intent* outer) {
     api::validate(spec);
     auto p = pool(spec.pool);
     auto guard = mark_busy(spec.pool, spec.name);
+    // Checked before the intent is written: recovery must never remove a volume that was there.
+    if (p->find_volume(spec.name))
+        fail(Errc::conflict, "volume '{}' already exists in pool '{}'", spec.name, spec.pool);
     Created out;
     if (spec.provision == api::Provision::thin) {
         auto u = p->usage();
@@ -296,7 +409,18 @@ PoolManager::Created PoolManager::create_volume(const api::VolumeSpec& spec, uti
             out.warnings.push_back(fmt::format("volume '{}' ({}) is larger than the {} free in pool '{}'", spec.name,
                                                api::format_size(spec.size), api::format_size(u.free), spec.pool));
     }
+    util::IntentLog::Intent own;
+    if (!outer) own = intents_.begin("volume.create", "volume/" + spec.pool + "/" + spec.name);
+    auto& intent = outer ? *outer : own;
+    auto item = intent.add("volume", {{"pool", spec.pool}, {"name", spec.name}});
     out.volume = p->create_volume(spec, progress);
+    if (outer) {
+        auto d = identity_of(out.volume.path);
+        d["pool"] = spec.pool;
+        d["name"] = spec.name;
+        outer->update(item, std::move(d));
+    }
+    own.finish();
     if (mirror_.refresh) mirror_.refresh(spec.pool);
     return out;
 }
@@ -325,7 +449,14 @@ api::VolumeInfo PoolManager::resize_volume(const std::string& pool_name, const s
                                            util::Progress& progress) {
     auto p = pool(pool_name);
     auto guard = mark_busy(pool_name, name);
+    auto before = p->find_volume(name);
+    if (!before) fail(Errc::not_found, "volume '{}' does not exist in pool '{}'", name, pool_name);
+    // Interrupted: the volume goes back to its old size (a grow is all or nothing).
+    auto intent = intents_.begin("volume.resize", "volume/" + pool_name + "/" + name);
+    if (size > before->capacity)
+        intent.add("resize", {{"pool", pool_name}, {"name", name}, {"old", before->capacity}, {"size", size}});
     auto v = p->resize_volume(name, size, progress);
+    intent.finish();
     v.used_by = users_of(v.path);
     if (mirror_.refresh) mirror_.refresh(pool_name);
     return v;
@@ -336,7 +467,11 @@ api::VolumeInfo PoolManager::clone_volume(const std::string& pool_name, const st
     auto p = pool(pool_name);
     auto g1 = mark_busy(pool_name, source);
     auto g2 = mark_busy(pool_name, target);
+    if (p->find_volume(target)) fail(Errc::conflict, "volume '{}' already exists in pool '{}'", target, pool_name);
+    auto intent = intents_.begin("volume.clone", "volume/" + pool_name + "/" + target);
+    intent.add("volume", {{"pool", pool_name}, {"name", target}});
     auto v = p->clone_volume(source, target, progress);
+    intent.finish();
     if (mirror_.refresh) mirror_.refresh(pool_name);
     return v;
 }

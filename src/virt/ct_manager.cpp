@@ -24,6 +24,7 @@
 #include "../storage/ct_templates.hpp"
 #include "domain_state.hpp"
 #include "hv/api/size.hpp"
+#include "hv/util/intent_log.hpp"
 #include "hv/util/reverter.hpp"
 #include "hv/virt/ct_xml.hpp"
 #include "hv/virt/domain_xml.hpp"
@@ -136,6 +137,31 @@ CtManager::CtManager(Options opts, storage::PoolManager& pools, storage::Templat
             if (up) queue_plug("");
             publish_("daemon", "libvirt-lxc", {{"libvirt_lxc_connected", up}});
         });
+    register_undo();
+}
+
+void CtManager::register_undo() {
+    // A container domain a create defined (or was about to): undefined when it is the one the
+    // create made (same uuid) and it does not run; the "rootfs" item then removes its directory.
+    pools_.intents().on("ct-domain", [this](const nlohmann::json& d) -> std::vector<std::string> {
+        auto name = d.at("name").get<std::string>(), uuid = d.at("uuid").get<std::string>();
+        if (!conn_->connected())
+            fail(Errc::unavailable, "libvirt's LXC driver is not connected: cannot check whether container '{}' was "
+                 "defined", name);
+        auto c = conn_->get();
+        virDomainPtr raw = virDomainLookupByUUIDString(c.get(), uuid.c_str());
+        if (!raw) {
+            virErrorPtr e = virGetLastError();
+            if (e && e->code == VIR_ERR_NO_DOMAIN) return {};
+            throw_libvirt_error("container '" + name + "'");
+        }
+        DomainHandle dom(raw);
+        auto state = map_state(domain_state(dom.get()).first);
+        if (is_active(state))
+            return {fmt::format("kept container {} (uuid {}): it is {}", name, uuid, api::to_string(state))};
+        if (virDomainUndefine(dom.get()) < 0) throw_libvirt_error("cannot undefine container '" + name + "'");
+        return {fmt::format("undefined container {} (uuid {})", name, uuid)};
+    });
 }
 
 CtManager::~CtManager() {
@@ -332,9 +358,16 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
     spec.rootfs.volume = spec.name + ".rootfs";
     spec.rootfs.path = images + "/" + spec.rootfs.volume;
 
+    // Declared before the reverter: after the reverter ran, the record goes (see intent_log.hpp).
+    auto intent = pools_.intents().begin("ct.create", "ct/" + spec.name);
     util::Reverter revert;
     progress.update(5, "unpacking " + fs::path(tarball).filename().string());
     auto pool = pools_.pool(spec.rootfs.pool);
+    auto partial = storage::rootfs_partial_path(spec.rootfs.path);
+    nlohmann::json rootfs_item{{"pool", spec.rootfs.pool}, {"path", spec.rootfs.path}, {"partial", partial}};
+    // unpack_rootfs refuses an existing rootfs, so recovery never removes one it did not make.
+    if (fs::exists(fs::symlink_status(spec.rootfs.path))) fail(Errc::conflict, "{} exists already", spec.rootfs.path);
+    auto item = intent.add("rootfs", rootfs_item);
     storage::unpack_rootfs(tarball, spec.rootfs.path, spec.unprivileged, progress, [&](const std::string& dir) {
         pool->make_rootfs_dir(dir);
         if (spec.rootfs.size == 0) return;
@@ -349,13 +382,26 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
         }
     });
     revert.add([path = spec.rootfs.path] { storage::remove_rootfs(path); });
+    {
+        auto id = storage::PoolManager::identity_of(spec.rootfs.path);
+        id.update(rootfs_item);
+        intent.update(item, std::move(id));
+    }
     if (progress.cancelled()) fail(Errc::cancelled, "create of container '{}' was cancelled", spec.name);
     progress.update(90, "defining the container");
+    // The uuid is chosen here so that recovery can tell this domain from another of that name.
+    auto uuid = util::random_uuid();
+    intent.add("ct-domain", {{"name", spec.name}, {"uuid", uuid}});
     auto xml = ct_domain_xml(spec);
+    if (auto at = xml.find("</name>"); at != std::string::npos)
+        xml.insert(at + 7, "<uuid>" + uuid + "</uuid>");
+    else
+        fail(Errc::internal, "container XML without <name>");
     virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
     if (!d) throw_libvirt_error("cannot define container '" + spec.name + "'");
     DomainHandle dom(d);
     revert.release();
+    intent.finish();
     progress.update(100, "created");
     return read_domain(dom.get());
 }
@@ -367,6 +413,23 @@ void CtManager::remove(const std::string& name, util::Progress& progress) {
     if (is_active(state))
         fail(Errc::conflict, "container '{}' is {}: stop it before deleting it", name, api::to_string(state));
     auto info = read_domain(dom.get());
+    // A crash between the undefine and the end of the removal must not leave a root filesystem
+    // no container owns: the same record as a create's, so recovery finishes the delete.
+    auto intent = pools_.intents().begin("ct.delete", "ct/" + name);
+    if (info.managed && !info.spec.rootfs.path.empty()) {
+        std::string images;
+        try {
+            images = pools_.content_dir(info.spec.rootfs.pool, "images");
+        } catch (const Error&) {
+        }
+        if (!images.empty() && fs::path(info.spec.rootfs.path).parent_path().string() == images) {
+            auto item = storage::PoolManager::identity_of(info.spec.rootfs.path);
+            item.update({{"pool", info.spec.rootfs.pool}, {"path", info.spec.rootfs.path},
+                         {"partial", storage::rootfs_partial_path(info.spec.rootfs.path)}});
+            intent.add("rootfs", std::move(item));
+            intent.add("ct-domain", {{"name", name}, {"uuid", info.uuid}});
+        }
+    }
     progress.update(-1, "removing the container");
     if (virDomainUndefine(dom.get()) < 0) throw_libvirt_error("cannot delete container '" + name + "'");
     if (!info.managed || info.spec.rootfs.path.empty()) return;

@@ -76,6 +76,8 @@ public:
 
 private:
     class OpLock;
+    // The "ct-domain" undo of interrupted creates (PoolManager::intents()).
+    void register_undo();
     api::CtInfo read_domain(virDomainPtr d) const;
     // Plugs the bridge NICs of a running container (ports.plug); throws the first failure.
     void plug_nics(virDomainPtr d, const api::CtSpec& spec);

@@ -11,6 +11,7 @@
 
 #include "domain_state.hpp"
 #include "hv/api/size.hpp"
+#include "hv/util/intent_log.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
 
@@ -70,6 +71,38 @@ VmManager::VmManager(Options opts, storage::PoolManager& pools, Publisher publis
     conn_ = std::make_unique<Connection>(
         opts_.connection, [this](const LifecycleEvent& ev) { on_lifecycle(ev); },
         [this](bool up) { on_connection(up); });
+    register_undo();
+}
+
+void VmManager::register_undo() {
+    // A domain a create defined (or was about to): undefined when it is the one the create
+    // made (same uuid) and it does not run; recovery then removes its volumes.
+    pools_.intents().on("vm-domain", [this](const nlohmann::json& d) -> std::vector<std::string> {
+        auto name = d.at("name").get<std::string>(), uuid = d.at("uuid").get<std::string>();
+        if (!conn_->connected() || !ready_)
+            fail(Errc::unavailable, "libvirt is not connected: cannot check whether vm '{}' was defined", name);
+        auto c = conn_->get();
+        virDomainPtr raw = virDomainLookupByUUIDString(c.get(), uuid.c_str());
+        if (!raw) {
+            virErrorPtr e = virGetLastError();
+            if (e && e->code == VIR_ERR_NO_DOMAIN) return {};
+            throw_libvirt_error("vm '" + name + "'");
+        }
+        DomainHandle dom(raw);
+        const char* now = virDomainGetName(dom.get());
+        auto state = map_state(domain_state(dom.get()).first);
+        if (is_active(state))
+            return {fmt::format("kept vm {} (uuid {}): it is {} (delete it to free its disks)", now ? now : name, uuid,
+                                api::to_string(state))};
+        unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                         VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+        if (virDomainUndefineFlags(dom.get(), flags) < 0) throw_libvirt_error("cannot undefine vm '" + name + "'");
+        {
+            std::lock_guard lk(cache_mu_);
+            cache_.erase(now ? now : name);
+        }
+        return {fmt::format("undefined vm {} (uuid {})", now ? now : name, uuid)};
+    });
 }
 
 VmManager::~VmManager() {
@@ -428,6 +461,8 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     if (!spec.kernel.empty()) require_file(spec.kernel, "kernel");
     if (!spec.initrd.empty()) require_file(spec.initrd, "initrd");
 
+    // Declared before the reverter: after the reverter ran, the record goes (see intent_log.hpp).
+    auto intent = pools_.intents().begin("vm.create", "vm/" + spec.name);
     util::Reverter revert;
     int total = static_cast<int>(spec.disks.size()) + 1;
     int step = 0;
@@ -441,7 +476,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                                                           api::format_size(d.size), d.format,
                                                           api::to_string(d.provision), d.pool));
             api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
-            auto created = pools_.create_volume(vs, progress);
+            auto created = pools_.create_volume(vs, progress, &intent);
             for (const auto& w : created.warnings) {
                 spdlog::warn("vm {}: {}", spec.name, w);
                 progress.log("warning: " + w);
@@ -464,12 +499,16 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                                  n.mac, n.model));
     if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
     progress.step(100 * step / total, "defining the libvirt domain");
-    auto xml = domain_xml(spec, xml_options());
+    // The uuid is chosen here so that recovery can tell this domain from another of that name.
+    auto uuid = util::random_uuid();
+    intent.add("vm-domain", {{"name", spec.name}, {"uuid", uuid}});
+    auto xml = domain_xml(spec, xml_options(), uuid);
     virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
     if (!d) throw_libvirt_error("cannot define vm '" + spec.name + "'");
     DomainHandle dom(d);
     // From here the VM exists: the create succeeds even if reading it back fails.
     revert.release();
+    intent.finish();
     VmInfo info;
     try {
         info = read_domain(dom.get(), nullptr);
@@ -529,6 +568,21 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     if (is_active(map_state(st)))
         fail(Errc::conflict, "vm '{}' is {}: stop it before deleting it", name, api::to_string(map_state(st)));
     auto info = read_domain(dom.get(), nullptr);
+    // With purge, a crash between the undefine and the last volume must not leave volumes no VM
+    // owns: the same record as a create's, so recovery finishes the delete (see register_undo).
+    auto intent = pools_.intents().begin("vm.delete", "vm/" + name);
+    if (purge) {
+        for (const auto& d : info.spec.disks) {
+            if (!d.owned) continue;
+            auto ref = pools_.locate(d.path);
+            if (ref.pool.empty() || ref.content != "images") continue;
+            auto item = storage::PoolManager::identity_of(d.path);
+            item["pool"] = ref.pool;
+            item["name"] = ref.name;
+            intent.add("volume", std::move(item));
+        }
+        intent.add("vm-domain", {{"name", name}, {"uuid", info.uuid}});
+    }
     progress.step(-1, fmt::format("undefining vm {} (uuid {})", name, info.uuid));
     unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                      VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;

@@ -89,6 +89,8 @@ public:
 
 private:
     class OpLock;
+    // The "vm-domain" undo of interrupted creates (PoolManager::intents()).
+    void register_undo();
     void on_lifecycle(const LifecycleEvent& ev);
     void on_connection(bool up);
     void rebuild_cache();

@@ -50,6 +50,10 @@ public:
     virtual void delete_volume(const std::string& name) = 0;
     // Grow only; the provisioning mode of the volume is kept for the new space.
     virtual api::VolumeInfo resize_volume(const std::string& name, std::uint64_t size, util::Progress& progress) = 0;
+    // Undoes a grow that did not finish (hvd killed while resize_volume ran): back to
+    // `old_size` when the volume is larger, so it is its old size with its old contents and
+    // mode. Idempotent; nothing to do when it is not larger.
+    virtual void revert_grow(const std::string& name, std::uint64_t old_size) = 0;
     // A copy with the same format and mode (reflink where the filesystem can).
     virtual api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                          util::Progress& progress) = 0;
@@ -59,6 +63,9 @@ public:
     // Removes what interrupted creates/uploads left (hidden .partial files) that were not
     // written for at least `min_age` (0 at hvd start; a scan spares work in progress).
     virtual void remove_leftovers(std::chrono::seconds min_age) const = 0;
+    // Removes what an interrupted create/clone of volume `name` left before it was complete
+    // (recovery of its intent record); returns the paths removed.
+    virtual std::vector<std::string> remove_partial(const std::string& name) const = 0;
 
     // Directory of a file content type ("iso", "vztmpl"), created on first use.
     // Throws unsupported when this pool does not hold that content.

@@ -14,6 +14,7 @@
 
 #include "hv/api/storage.hpp"
 #include "hv/storage/pool.hpp"
+#include "hv/util/intent_log.hpp"
 
 namespace hv::storage {
 
@@ -48,7 +49,10 @@ public:
         api::VolumeInfo volume;
         std::vector<std::string> warnings;  // e.g. thin over-commitment of the pool
     };
-    Created create_volume(const api::VolumeSpec& spec, util::Progress& progress);
+    // With `outer`, the volume is an item of that intent (a VM create's) instead of a record
+    // of its own, updated with the file's identity once it exists.
+    Created create_volume(const api::VolumeSpec& spec, util::Progress& progress,
+                          util::IntentLog::Intent* outer = nullptr);
     // Checks that would make create_volume fail fast (pool exists, mode/format supported, name
     // free, space for thick volumes); used before a task is queued.
     void precheck_create(const api::VolumeSpec& spec) const;
@@ -77,6 +81,20 @@ public:
     // wrap (container root filesystems). Shared: it stays valid if the pool is removed meanwhile.
     std::shared_ptr<StoragePool> pool(const std::string& name) const;
 
+    // The host's intent log (<state_dir>/pending, beside the state file): every multi-step
+    // create of hv (volumes here, VMs, containers, ISO uploads, template builds) records what
+    // it is about to make there, and recover_interrupted() undoes what an hvd killed in the
+    // middle left. The storage item types are registered here: "volume" {pool, name[, dev,
+    // ino]}, "resize" {pool, name, old}, "file" {path} (a hidden .partial), "rootfs" {path,
+    // partial[, dev, ino]}.
+    util::IntentLog& intents() { return intents_; }
+    // Removes every .partial of every pool (uploads, volumes, root filesystems being made): at
+    // hvd start, after the intent records were rolled back, nothing is in progress.
+    void sweep_partials();
+    // {"dev", "ino"} of a path (lstat; {} when missing): what "volume"/"rootfs" items record
+    // once the thing exists, so that recovery removes only that very file.
+    static nlohmann::json identity_of(const std::string& path);
+
 private:
     struct Entry {
         std::shared_ptr<StoragePool> pool;  // shared: an operation keeps it alive without the lock
@@ -87,7 +105,10 @@ private:
     // Marks pool/name busy for the life of the returned guard (409 when already busy).
     std::shared_ptr<void> mark_busy(const std::string& pool, const std::string& name) const;
 
+    void register_undo();
+
     std::string state_file_;
+    util::IntentLog intents_;
     mutable std::mutex mu_;
     std::map<std::string, Entry> pools_;
     mutable std::set<std::string> busy_;
