@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -159,4 +160,24 @@ TEST_CASE("serial queue: stop without start and destruction with queued items ar
     }  // destructor stops and joins
     std::lock_guard lk(seen.mu);
     CHECK(seen.items == std::vector<int>{7});
+}
+
+TEST_CASE("serial queue: a handler that throws loses its batch; the worker goes on", "[serial_queue][guard]") {
+    // Today the exception leaves the worker thread and ends the process (std::terminate).
+    Seen seen;
+    SerialQueue<int> q;
+    q.start([&](std::vector<int>& b) {
+        seen.add(b);
+        if (b.front() == 1) throw std::runtime_error("handler failed");
+        if (b.front() == 2) throw 42;  // not even a std::exception
+    });
+    q.push(1);
+    REQUIRE(seen.wait_for(1));
+    q.push(2);
+    REQUIRE(seen.wait_for(2));
+    q.push(3);
+    REQUIRE(seen.wait_for(3));
+    q.stop();
+    std::lock_guard lk(seen.mu);
+    CHECK(seen.items == std::vector<int>{1, 2, 3});
 }
