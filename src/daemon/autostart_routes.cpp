@@ -22,6 +22,7 @@
 
 #include "ct_manager.hpp"
 #include "hv/api/json_reader.hpp"
+#include "hv/util/atomic_file.hpp"
 
 namespace hv::daemon {
 using nlohmann::json;
@@ -48,14 +49,15 @@ std::string read_line(const std::string& path) {
     return s;
 }
 
+// False (logged) when the file cannot be replaced durably; the old one is then unchanged.
 bool write_file(const std::string& path, const std::string& text) {
-    auto tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        if (!out) return false;
+    try {
+        util::write_file_atomic(path, text);
+        return true;
+    } catch (const Error& e) {
+        spdlog::warn("{}", e.what());
+        return false;
     }
-    return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 double steady_s() {
@@ -327,7 +329,7 @@ as::HostSettings AutostartService::set_host(const json& patch) {
     std::lock_guard lk(mu_);
     auto h = as::host_settings_from_json(patch, host_);
     as::validate(h);
-    if (!write_file(host_file_, json(h).dump(2) + "\n")) fail(Errc::internal, "cannot write {}", host_file_);
+    util::write_file_atomic(host_file_, json(h).dump(2) + "\n");
     host_ = h;
     return h;
 }

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hv/util/guard.hpp"
+#include "hv/util/atomic_file.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/utf8.hpp"
 
@@ -142,7 +143,6 @@ void TaskManager::append_log(const std::shared_ptr<Entry>& e, const std::string&
         spdlog::log(level, "task {} {} {}: {}", info.id, info.kind, info.target, text);
     }
     if (dir_.empty()) return;
-    namespace fs = std::filesystem;
     auto path = dir_ + "/" + info.id + ".log";
     if (all.empty()) {
         std::ofstream out(path, std::ios::app);
@@ -152,24 +152,13 @@ void TaskManager::append_log(const std::shared_ptr<Entry>& e, const std::string&
         ++e->file_lines;
         return;
     }
-    auto tmp = dir_ + "/." + info.id + ".log.tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        for (const auto& l : all)
-            out << util::dump_json(nlohmann::json(l)) << '\n';
-        out.close();
-        if (!out) {
-            spdlog::warn("task journal: cannot write {}", tmp);
-            std::error_code ec;
-            fs::remove(tmp, ec);
-            return;
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        spdlog::warn("task journal: cannot rename {} to {}: {}", tmp, path, ec.message());
-        fs::remove(tmp, ec);
+    std::string contents;
+    for (const auto& l : all)
+        contents += util::dump_json(nlohmann::json(l)) + '\n';
+    try {
+        util::write_file_atomic(path, contents);  // ".<id>.log.tmp": load_journal removes leftovers
+    } catch (const Error& err) {
+        spdlog::warn("task journal: {}", err.what());
         return;
     }
     e->file_lines = all.size();
@@ -281,25 +270,11 @@ void TaskManager::journal_write(const api::TaskInfo& t) {
         std::lock_guard lk(mu_);
         if (!tasks_.contains(t.id)) return;  // trimmed meanwhile: its file is gone for good
     }
-    namespace fs = std::filesystem;
     auto path = dir_ + "/" + t.id + ".json";
-    auto tmp = dir_ + "/." + t.id + ".json.tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << util::dump_json(nlohmann::json(t)) << '\n';
-        out.close();
-        if (!out) {
-            spdlog::warn("task journal: cannot write {}", tmp);
-            std::error_code ec;
-            fs::remove(tmp, ec);
-            return;
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        spdlog::warn("task journal: cannot rename {} to {}: {}", tmp, path, ec.message());
-        fs::remove(tmp, ec);
+    try {
+        util::write_file_atomic(path, util::dump_json(nlohmann::json(t)) + '\n');  // ".<id>.json.tmp" meanwhile
+    } catch (const Error& e) {
+        spdlog::warn("task journal: {}", e.what());
     }
 }
 

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hv/error.hpp"
+#include "hv/util/atomic_file.hpp"
 #include "hv/util/reverter.hpp"
 
 namespace hv::net {
@@ -66,20 +67,12 @@ api::NetState NetManager::state() const {
 }
 
 void NetManager::save_locked() const {
-    auto tmp = state_file_ + ".tmp";
     fs::create_directories(fs::path(state_file_).parent_path());
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        // An applied but unconfirmed change is not persisted until confirm().
-        auto st = state_;
-        if (awaiting_)
-            for (const auto& b : awaiting_->bridges) erase_spec(st.bridges, b);
-        out << json(st).dump(2) << "\n";
-        out.flush();
-        if (!out) fail(Errc::internal, "cannot write {}", tmp);
-    }
-    if (::rename(tmp.c_str(), state_file_.c_str()) != 0)
-        fail(Errc::internal, "cannot replace {}: {}", state_file_, std::strerror(errno));
+    // An applied but unconfirmed change is not persisted until confirm().
+    auto st = state_;
+    if (awaiting_)
+        for (const auto& b : awaiting_->bridges) erase_spec(st.bridges, b);
+    util::write_file_atomic(state_file_, json(st).dump(2) + "\n");
 }
 
 api::KernelFeatures NetManager::features_locked() {
@@ -833,15 +826,7 @@ void NetManager::write_rollback_locked(const Rollback& r) const {
     j["port_addresses"] = json::array();
     for (const auto& [port, addrs] : r.port_addresses) j["port_addresses"].push_back({{"port", port}, {"addresses", addrs}});
     if (r.default_route) j["default_route"] = {{"dev", r.default_route->first}, {"gateway", r.default_route->second}};
-    auto tmp = rollback_file() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << j.dump(2) << "\n";
-        out.flush();
-        if (!out) fail(Errc::internal, "cannot write {}", tmp);
-    }
-    if (::rename(tmp.c_str(), rollback_file().c_str()) != 0)
-        fail(Errc::internal, "cannot replace {}: {}", rollback_file(), std::strerror(errno));
+    util::write_file_atomic(rollback_file(), j.dump(2) + "\n");
 }
 
 api::NetApplyState NetManager::apply(int confirm_within_s) {

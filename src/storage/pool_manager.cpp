@@ -14,6 +14,7 @@
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "ct_templates.hpp"
+#include "hv/util/atomic_file.hpp"
 
 namespace hv::storage {
 namespace fs = std::filesystem;
@@ -174,16 +175,8 @@ void PoolManager::save_locked() const {
     json doc{{"pools", json::array()}};
     for (const auto& [_, e] : pools_)
         if (!e.builtin) doc["pools"].push_back(e.pool->spec());
-    auto tmp = state_file_ + ".tmp";
     fs::create_directories(fs::path(state_file_).parent_path());
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << doc.dump(2) << "\n";
-        out.flush();
-        if (!out) fail(Errc::internal, "cannot write {}", tmp);
-    }
-    if (::rename(tmp.c_str(), state_file_.c_str()) != 0)
-        fail(Errc::internal, "cannot replace {}: {}", state_file_, std::strerror(errno));
+    util::write_file_atomic(state_file_, doc.dump(2) + "\n");
 }
 
 std::shared_ptr<StoragePool> PoolManager::pool(const std::string& name) const {

@@ -16,6 +16,7 @@
 
 #include "chrony_csv.hpp"
 #include "hv/error.hpp"
+#include "hv/util/atomic_file.hpp"
 
 namespace hv::time {
 namespace fs = std::filesystem;
@@ -35,43 +36,6 @@ std::optional<std::string> read_whole(const std::string& path) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-// Writes `content` to `path` atomically: a temp file in the same directory, fsync, rename,
-// fsync of the directory. Throws internal on any failure (the old file is then untouched).
-void write_atomically(const std::string& path, const std::string& content) {
-    auto dir = fs::path(path).parent_path().string();
-    if (dir.empty()) dir = ".";
-    std::string tmp = path + ".hv-tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) fail(Errc::internal, "cannot write {}: {}", tmp, std::strerror(errno));
-    std::size_t off = 0;
-    while (off < content.size()) {
-        ssize_t w = ::write(fd, content.data() + off, content.size() - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            int e = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            fail(Errc::internal, "cannot write {}: {}", tmp, std::strerror(e));
-        }
-        off += static_cast<std::size_t>(w);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        fail(Errc::internal, "cannot write {}: {}", tmp, std::strerror(e));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        fail(Errc::internal, "cannot replace {}: {}", path, std::strerror(e));
-    }
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
 }
 
 std::string first_line(const util::CommandResult& r) {
@@ -176,7 +140,7 @@ void ChronyManager::write_and_reload(const std::string& content) {
              "the directory of {} does not exist: chrony 4 with `sourcedir {}` in chrony.conf is needed "
              "(or set [time] sources_file)",
              o_.sources_file, fs::path(o_.sources_file).parent_path().string());
-    write_atomically(o_.sources_file, content);
+    util::write_file_atomic(o_.sources_file, content);
     auto reload = [&] { return run_(chronyc_argv({"reload", "sources"}), 10s); };
     util::CommandResult r;
     std::string why;
@@ -189,7 +153,7 @@ void ChronyManager::write_and_reload(const std::string& content) {
     }
     if (why.empty()) return;
     // Put the previous file back and reload it, so chronyd and the file agree again.
-    if (old) write_atomically(o_.sources_file, *old);
+    if (old) util::write_file_atomic(o_.sources_file, *old);
     else ::unlink(o_.sources_file.c_str());
     try {
         reload();

@@ -1,5 +1,8 @@
 #include "hv/util/intent_log.hpp"
 
+#include "hv/util/atomic_file.hpp"
+#include "hv/util/utf8.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,37 +40,6 @@ void fsync_dir(const std::string& dir) {
 }
 
 // tmp + fsync + rename + directory fsync: after a crash the file is the old or the new one.
-void write_durably(const std::string& path, const std::string& text) {
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) fail(Errc::internal, "cannot write {}: {}", tmp, std::strerror(errno));
-    std::size_t off = 0;
-    while (off < text.size()) {
-        ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            int e = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            fail(Errc::internal, "cannot write {}: {}", tmp, std::strerror(e));
-        }
-        off += static_cast<std::size_t>(w);
-    }
-    if (::fsync(fd) != 0) {
-        int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        fail(Errc::internal, "cannot flush {}: {}", tmp, std::strerror(e));
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        fail(Errc::internal, "cannot replace {}: {}", path, std::strerror(e));
-    }
-    fsync_dir(fs::path(path).parent_path().string());
-}
-
 json to_json(const IntentLog::Record& r) {
     json items = json::array();
     for (const auto& i : r.items) items.push_back({{"type", i.type}, {"data", i.data}});
@@ -117,7 +89,7 @@ void IntentLog::on(const std::string& type, Undo undo) { undo_[type] = std::move
 void IntentLog::write(const Record& r) {
     if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
         fail(Errc::internal, "cannot create {}: {}", dir_, std::strerror(errno));
-    write_durably(dir_ + "/" + r.id + ".json", to_json(r).dump(2) + "\n");
+    util::write_file_atomic(dir_ + "/" + r.id + ".json", util::dump_json(to_json(r), 2) + "\n", 0600);
 }
 
 void IntentLog::remove(const std::string& id) noexcept {

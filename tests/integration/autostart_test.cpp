@@ -160,7 +160,7 @@ TEST_CASE("autostart: ordered start with gates and a failing VM, stop-all in rev
     CHECK(pv[web1]["started_at"].get<double>() == Approx(2.0));
     CHECK(pv[app]["group"] == 1);
 
-    // The port opens 3 s into the run: web3 is ready only then.
+    // The port opens 3 s into the run: web3 is ready only then (the delay is part of the test).
     int lfd = -1;
     std::thread opener([&] {
         std::this_thread::sleep_for(std::chrono::seconds(3));
@@ -231,7 +231,12 @@ TEST_CASE("autostart runs when hvd starts after a host boot, not on a mere hvd r
     // A restart within the same boot starts nothing.
     hvd.stop();
     hvd.start();
-    std::this_thread::sleep_for(2s);
+    // hvd decides at start (AutostartService::at_daemon_start) and says so in its log.
+    bool decided = wait_until(
+        [&] { return read_file(hvd.log_file).find("same host boot as the last hvd start; not starting guests") != std::string::npos; },
+        20s, 100ms);
+    INFO(hvd.log_tail());
+    REQUIRE(decided);
     CHECK(domstate(a) == "shut off");
 
     // Pretend the host rebooted since: the saved boot id differs.
@@ -456,7 +461,7 @@ TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the 
     // Containers have no QEMU guest agent: refused, through hvctl and over HTTP; nothing changes.
     r = hvd.ctl({"ct", "autostart", ct, "--enable", "--wait-for", "guest-agent"});
     INFO(r.describe());
-    CHECK(r.exit_code != 0);
+    CHECK(r.exit_code == 3);  // invalid input (HTTP 400, as below)
     CHECK(r.err.find("no QEMU guest agent") != std::string::npos);
     auto resp = hvd.http("PUT", "/v1/cts/" + ct + "/autostart", json{{"wait_for", "guest-agent"}}.dump());
     CHECK(resp.status == 400);
@@ -524,7 +529,8 @@ TEST_CASE("autostart: a container and a VM in order groups, tcp gate inside the 
         CHECK(line.find("container") != std::string::npos);
         CHECK(line.find("waiting: tcp:" + port) != std::string::npos);
     }
-    // Polled every 0.2 s meanwhile, the gate still does not see the host's listener.
+    // Polled every 0.2 s meanwhile, the gate still does not see the host's listener (the wait
+    // is part of the test: ten polls that must all miss it).
     std::this_thread::sleep_for(2s);
     CHECK(by_name(hvd.ctl_json({"autostart", "status"})["vms"])[ct]["state"] == "waiting");
     // A listener inside the container (busybox httpd daemonizes; its output must not keep exec's pipes).
@@ -592,7 +598,7 @@ TEST_CASE("autostart: VMs start while the LXC connection is down, containers rep
     // A dependency that might be a container cannot be checked now: 503, not a wrong "does not exist".
     auto dep = hvd.ctl({"vm", "autostart", b, "--enable", "--after", "some-container"});
     INFO(dep.describe());
-    CHECK(dep.exit_code != 0);
+    CHECK(dep.exit_code == 6);  // unavailable (HTTP 503, as below)
     CHECK(dep.err.find("cannot check") != std::string::npos);
     CHECK(hvd.http("GET", "/v1/cts/whatever/autostart").status == 503);
 

@@ -437,6 +437,30 @@ std::string Hvd::vm(const std::string& base) {
     return name;
 }
 
+bool Hvd::await_event_stream(Child& events, std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    for (int round = 0; Clock::now() < deadline; ++round) {
+        auto probe = vm("evprobe" + std::to_string(round));
+        auto r = ctl({"vm", "create", probe, "--memory", "64M"});
+        if (r.exit_code != 0) {
+            FAIL_CHECK("creating the event probe VM failed: " << r.describe());
+            return false;
+        }
+        auto line = events.wait_line(
+            [&](const std::string& l) {
+                auto j = nlohmann::json::parse(l, nullptr, false);
+                return j.is_object() && j.value("type", "") == "task" && j.contains("data") && j["data"].is_object() &&
+                       j["data"].value("target", "") == "vm/" + probe;
+            },
+            2s);
+        auto d = ctl({"vm", "delete", probe});
+        if (d.exit_code != 0) FAIL_CHECK("deleting the event probe VM failed: " << d.describe());
+        if (line) return true;
+        if (!events.running()) return false;
+    }
+    return false;
+}
+
 std::vector<std::string> Hvd::ctl_argv(const std::vector<std::string>& args) const {
     std::vector<std::string> argv{env("HVCTL_BIN"), "--socket", socket};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -162,6 +162,13 @@ public:
 
     std::string log_tail(std::size_t lines = 60) const;
 
+    // Waits until `events` (a running `hvctl events -o json` on this hvd) is subscribed. hvd
+    // sends nothing when a client subscribes, so this makes an event per round until one
+    // arrives: it creates a small stopped probe VM, waits up to 2 s for its creation's task
+    // event on the stream, and deletes the VM again. The lines up to the probe's are consumed.
+    // False when no probe event arrived within `timeout`.
+    bool await_event_stream(Child& events, std::chrono::milliseconds timeout = 30s);
+
     std::string dir;        // temp dir of this hvd
     std::string socket;     // dir/hvd.sock
     std::string state_dir;  // dir/state

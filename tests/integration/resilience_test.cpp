@@ -24,13 +24,15 @@ TEST_CASE("hvd restart leaves running VMs running", "[integration][resilience]")
     REQUIRE(hvd.ctl({"vm", "start", name}).exit_code == 0);
     json before = hvd.show(name);
     REQUIRE(before["state"] == "running");
+    // Part of the test, not synchronisation: 3 s pass (2 here, 1 while hvd is down) so the
+    // uptime after the restart must have grown by at least 3.
     std::this_thread::sleep_for(2s);
 
     int st = hvd.stop();
     CHECK(st == 0);  // SIGTERM is a clean stop
     CHECK_FALSE(std::filesystem::exists(hvd.socket));
     CHECK(domstate(name) == "running");  // hvd going away does not touch VMs
-    std::this_thread::sleep_for(1s);
+    std::this_thread::sleep_for(1s);  // part of the test: time passes while hvd is down
 
     hvd.start();
     json after = hvd.show(name);
@@ -92,8 +94,7 @@ TEST_CASE("libvirtd restart: 503 while it is down, works again after, events sti
 
     // libvirt events reach hvd's stream again: change state behind hvd's back with virsh.
     Child events(hvd.ctl_argv({"events", "-o", "json"}));
-    std::this_thread::sleep_for(1s);
-    REQUIRE(events.running());
+    REQUIRE(hvd.await_event_stream(events));
     REQUIRE(virsh({"suspend", name}).exit_code == 0);
     auto line = events.wait_line(
         [&](const std::string& l) {

@@ -14,6 +14,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "hv/util/atomic_file.hpp"
+
 #include "hv/error.hpp"
 #include "hv/util/intent_log.hpp"
 #include "hv/util/log_context.hpp"
@@ -154,13 +156,13 @@ TEST_CASE("intent log: a torn tmp file is ignored and removed; an unreadable rec
     std::string dir = t.path + "/pending";
     fs::create_directories(dir);
     // A crash during the first write of a record: only its tmp file exists, half written.
-    std::ofstream(dir + "/t-000001-77-1.json.tmp") << R"({"id": "t-000001-77-1", "op": "vm.cre)";
+    std::ofstream(hv::util::atomic_temp_path(dir + "/t-000001-77-1.json")) << R"({"id": "t-000001-77-1", "op": "vm.cre)";
     // A crash during an update: the old record and a torn tmp of the new version.
     std::ofstream(dir + "/t-000002-77-2.json")
         << json{{"id", "t-000002-77-2"}, {"op", "volume.create"}, {"target", "volume/local/v"}, {"task", "t-000002"},
                 {"created", 1}, {"items", json::array({{{"type", "probe"}, {"data", {{"n", 1}}}}})}}
                .dump();
-    std::ofstream(dir + "/t-000002-77-2.json.tmp") << R"({"id": "t-000002-77-2", "op": "volu)";
+    std::ofstream(hv::util::atomic_temp_path(dir + "/t-000002-77-2.json")) << R"({"id": "t-000002-77-2", "op": "volu)";
     // Garbage under a record name (not something hv writes; kept for inspection).
     std::ofstream(dir + "/bad-1-1.json") << "not json";
 

@@ -269,7 +269,7 @@ TEST_CASE("time: apply writes, reloads, and restores the old file when the reloa
 
     auto st = m.apply(servers({"127.0.0.1:11123"}));
     CHECK(slurp(o.sources_file).find("\nserver 127.0.0.1 port 11123\n") != std::string::npos);
-    CHECK_FALSE(fs::exists(o.sources_file + ".hv-tmp"));
+    CHECK_FALSE(fs::exists(d.path + "/.hv.sources.tmp"));
     REQUIRE(fake.calls.size() >= 1);
     CHECK(fake.calls[0] == std::vector<std::string>{"chronyc", "-c", "-N", "reload", "sources"});
     CHECK(st.synchronised);
