@@ -74,7 +74,8 @@ nlohmann::json Request::json() const {
         fail(Errc::invalid_input, "request body is not valid UTF-8 (byte {} of {})", at + 1, body.size());
     try {
         return nlohmann::json::parse(body);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error, and out_of_range for numbers like 1e999.
         fail(Errc::invalid_input, "request body is not valid JSON: {}", e.what());
     }
 }
