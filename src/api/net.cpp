@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "hv/api/json_reader.hpp"
+#include "hv/api/vm.hpp"
 #include "hv/error.hpp"
 
 namespace hv::api {
@@ -60,15 +61,17 @@ const KernelFeature* KernelFeatures::find(const std::string& name) const {
 void validate_ifname(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > 15)
-        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most 15: a kernel interface name)", what,
-             name, name.size());
+        fail(Errc::invalid_input, "{} '{}' is too long ({} bytes, at most 15: a kernel interface name)", what,
+             name_excerpt(name), name.size());
     if (name == "." || name == "..") fail(Errc::invalid_input, "{} must not be '{}'", what, name);
     if (!std::isalnum(static_cast<unsigned char>(name[0])))
         fail(Errc::invalid_input, "{} '{}' must start with a letter or digit", what, name);
-    for (char c : name)
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char c = name[i];
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-            fail(Errc::invalid_input, "{} '{}' contains '{}': only letters, digits, '-', '_' and '.' are allowed", what,
-                 name, c);
+            fail(Errc::invalid_input, "{} '{}' contains {}: only letters, digits, '-', '_' and '.' are allowed", what,
+                 name, char_at(name, i));
+    }
 }
 
 std::vector<std::pair<int, int>> parse_vids(const std::string& text) {

@@ -13,16 +13,44 @@
 namespace hv::api {
 using nlohmann::json;
 
+std::string name_excerpt(const std::string& s, std::size_t max) {
+    if (s.size() <= max) return s;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // not inside a character
+    return s.substr(0, n) + "...";
+}
+
+std::string char_at(const std::string& s, std::size_t i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) return fmt::format("'{}'", static_cast<char>(c));
+    std::size_t len = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+    if (len != 0 && i + len <= s.size()) {
+        std::uint32_t cp = c & (0x7Fu >> len);
+        bool ok = true;
+        for (std::size_t k = 1; k < len && ok; ++k) {
+            auto d = static_cast<unsigned char>(s[i + k]);
+            ok = (d & 0xC0) == 0x80;
+            cp = (cp << 6) | (d & 0x3Fu);
+        }
+        ok = ok && !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
+             !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (ok) return fmt::format("U+{:04X}", cp);
+    }
+    return fmt::format("byte 0x{:02X}", c);
+}
+
 void validate_name(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > kMaxNameLen)
-        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most {})", what, name, name.size(), kMaxNameLen);
+        fail(Errc::invalid_input, "{} '{}' is too long ({} bytes, at most {})", what, name_excerpt(name), name.size(),
+             kMaxNameLen);
     if (!std::isalnum(static_cast<unsigned char>(name[0])))
         fail(Errc::invalid_input, "{} '{}' must start with a letter or digit", what, name);
-    for (char c : name) {
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char c = name[i];
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-            fail(Errc::invalid_input, "{} '{}' contains '{}': only letters, digits, '-', '_' and '.' are allowed", what,
-                 name, c);
+            fail(Errc::invalid_input, "{} '{}' contains {}: only letters, digits, '-', '_' and '.' are allowed", what,
+                 name, char_at(name, i));
     }
 }
 

@@ -27,6 +27,11 @@ inline constexpr std::size_t kMaxNameLen = 63;
 // Names of VMs (and later containers, pools, bridges): 1-63 chars, [A-Za-z0-9_.-],
 // starting with a letter or digit. Throws invalid_input naming `what`.
 void validate_name(const std::string& name, const char* what = "name");
+// For error messages about names (they go into JSON, which must stay valid UTF-8): `s` cut to at
+// most `max` bytes at a character boundary ("..." added), and the character at s[i] as 'c' for
+// printable ASCII, else U+XXXX (a whole UTF-8 sequence) or "byte 0xNN".
+std::string name_excerpt(const std::string& s, std::size_t max = 64);
+std::string char_at(const std::string& s, std::size_t i);
 
 // Per-disk I/O limits passed to libvirt's <iotune>; 0 = unlimited. total_* and read_*/write_*
 // of the same kind are exclusive (QEMU's rule).
