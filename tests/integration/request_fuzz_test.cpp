@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "harness.hpp"
 
 using namespace hvtest;
@@ -843,7 +845,8 @@ TEST_CASE("request fuzzer: every route answers, no 5xx but 501/503/507, rejected
     REQUIRE(routes.size() > 50);
 
     Names n;
-    n.prefix = "fz" + std::to_string(::getpid() % 100000) + "-";
+    // Fixed width, so the bodies (and where a truncation cuts them) are the same in every run.
+    n.prefix = fmt::format("fz{:05d}-", ::getpid() % 100000);
     const std::vector<std::string> watched_dirs = {hvd.pool_dir, own + "/extra-pool", own + "/sources"};
     const auto before = snapshot(hvd, watched_dirs);
 
