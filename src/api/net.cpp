@@ -62,8 +62,8 @@ const KernelFeature* KernelFeatures::find(const std::string& name) const {
 void validate_ifname(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > 15)
-        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most 15: a kernel interface name)", what,
-             util::sanitize_utf8(name), name.size());
+        fail(Errc::invalid_input, "{} '{}' is too long ({} bytes, at most 15: a kernel interface name)", what,
+             util::sanitize_utf8(name_excerpt(name)), name.size());
     if (name == "." || name == "..") fail(Errc::invalid_input, "{} must not be '{}'", what, name);
     check_name_chars(name, what);
 }

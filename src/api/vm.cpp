@@ -14,10 +14,17 @@
 namespace hv::api {
 using nlohmann::json;
 
+std::string name_excerpt(const std::string& s, std::size_t max) {
+    if (s.size() <= max) return s;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // not inside a character
+    return s.substr(0, n) + "...";
+}
+
 void check_name_chars(const std::string& name, const char* what) {
     // The name is quoted whole in the errors below: sanitized, so an error about a name that
     // is not UTF-8 can still be rendered.
-    auto shown = util::sanitize_utf8(name);
+    auto shown = util::sanitize_utf8(name_excerpt(name));
     if (!std::isalnum(static_cast<unsigned char>(name[0])))
         fail(Errc::invalid_input, "{} '{}' must start with an ASCII letter or digit", what, shown);
     for (std::size_t i = 0; i < name.size(); ++i) {
@@ -35,8 +42,8 @@ void check_name_chars(const std::string& name, const char* what) {
 void validate_name(const std::string& name, const char* what) {
     if (name.empty()) fail(Errc::invalid_input, "{} must not be empty", what);
     if (name.size() > kMaxNameLen)
-        fail(Errc::invalid_input, "{} '{}' is too long ({} characters, at most {})", what, util::sanitize_utf8(name),
-             name.size(), kMaxNameLen);
+        fail(Errc::invalid_input, "{} '{}' is too long ({} bytes, at most {})", what,
+             util::sanitize_utf8(name_excerpt(name)), name.size(), kMaxNameLen);
     check_name_chars(name, what);
 }
 

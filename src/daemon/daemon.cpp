@@ -27,6 +27,7 @@
 #include "netlink_backend.hpp"
 #include "task_manager.hpp"
 #include "pool_mirror.hpp"
+#include "route_table.hpp"
 #include "systemd_notify.hpp"
 #include "vm_manager.hpp"
 #include "hv/util/guard.hpp"
@@ -152,7 +153,6 @@ int run(const Config& cfg) {
         }
         return users;
     });
-    register_routes(router, ctx);
     // Containers: libvirt's LXC driver through a second connection (docs/containers.md).
     storage::TemplateStore templates(pools);
     virt::CtManager::Options co;
@@ -163,11 +163,11 @@ int run(const Config& cfg) {
     virt::CtManager cts(co, pools, templates, [&bus](const std::string& type, const std::string& target,
                                                      const nlohmann::json& d) { bus.publish(type, target, d); });
     ctx.cts = &cts;
-    register_ct_routes(router, ctx, cts, templates);
     cts.start();
     AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
                                           cfg.autostart_retry_delay});
-    register_autostart_routes(router, autostart);
+    // The one list of route registrations (also behind hvd --print-routes).
+    register_all_routes(router, ctx, cts, templates, autostart);
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);

@@ -6,6 +6,7 @@
 
 #include "daemon.hpp"
 #include "hv/error.hpp"
+#include "route_table.hpp"
 
 int main(int argc, char** argv) {
     // Each thread that allocates would otherwise get its own malloc arena (bench/memory.sh:
@@ -13,7 +14,7 @@ int main(int argc, char** argv) {
     mallopt(M_ARENA_MAX, 2);
     CLI::App app{"hvd - hv virtualization host daemon"};
     hv::daemon::Overrides o;
-    bool check = false, foreground = false, print_defaults = false;
+    bool check = false, foreground = false, print_defaults = false, print_routes = false;
     app.add_option("--config", o.config_path, "configuration file")->check(CLI::ExistingFile);
     app.add_option("--socket", o.socket, "Unix socket of the REST API");
     app.add_option("--libvirt-uri", o.libvirt_uri, "libvirt connection URI");
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
     app.add_flag("--foreground", foreground, "run in the foreground (hvd never daemonizes itself)");
     app.add_flag("--check-config", check, "validate the configuration and exit");
     app.add_flag("--print-default-config", print_defaults, "print the default configuration as TOML and exit");
+    app.add_flag("--print-routes", print_routes,
+                 "print the REST API's route table as JSON (method, pattern, kind) and exit");
     app.set_version_flag("--version", std::string("hvd ") + HV_VERSION);
     try {
         app.parse(argc, argv);
@@ -35,6 +38,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
+        if (print_routes) {
+            std::cout << hv::daemon::route_table_json().dump(1) << "\n";
+            return 0;
+        }
         o.config_given = app.count("--config") > 0;
         auto cfg = hv::daemon::resolve_config(o);
         if (check) {

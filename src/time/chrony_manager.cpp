@@ -148,6 +148,8 @@ void ChronyManager::write_and_reload(const std::string& content) {
         r = reload();
         if (r.timed_out) why = "chronyc did not answer within 10 s";
         else if (r.exit_status != 0) why = first_line(r);
+        // A failing chronyc that prints nothing (no daemon to talk to, a wrapper) failed all the same.
+        if (!r.timed_out && r.exit_status != 0 && why.empty()) why = fmt::format("chronyc exited with status {}", r.exit_status);
     } catch (const Error& e) {
         why = e.what();
     }

@@ -363,6 +363,20 @@ TEST_CASE("VM names", "[api][validate]") {
         CHECK_NOTHROW(api::validate_name(good));
     }
     CHECK_THAT(invalid_message([] { api::validate_name("", "pool name"); }), Catch::Contains("pool name"));
+    // The message goes into a JSON error body: a multi-byte character is named whole, never as
+    // one byte of it (nlohmann's dump threw type_error 316 on "contains '\xc3'" and ended hvd).
+    for (std::string bad : {std::string("Stra\xc3\x9f" "e"), std::string("caf\xc3\xa9"), std::string("a\xe2\x80\xae" "b"),
+                            std::string("x\xf0\x9f\x98\x80"), std::string(300, 'a') + "\xc3\xa9"}) {
+        auto msg = invalid_message([&] { api::validate_name(bad); });
+        INFO(msg);
+        CHECK_NOTHROW(nlohmann::json(msg).dump());
+        if (bad.size() < 64) CHECK_THAT(msg, Catch::Contains("contains '"));
+    }
+    CHECK_THAT(invalid_message([] { api::validate_name("caf\xc3\xa9"); }), Catch::Contains("contains '\xc3\xa9'"));
+    CHECK_THAT(invalid_message([] { api::validate_name("a\nb"); }), Catch::Contains("contains '\\x0a'"));
+    CHECK_THAT(invalid_message([] { api::validate_name("a/b"); }), Catch::Contains("contains '/'"));
+    CHECK(invalid_message([] { api::validate_name(std::string(4 << 20, 'a')); }).size() < 200);
+    CHECK(api::name_excerpt(std::string(63, 'a') + "\xc3\xa9") == std::string(63, 'a') + "...");
 }
 
 TEST_CASE("validate checks disks, nics and boot paths", "[api][validate]") {

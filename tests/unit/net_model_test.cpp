@@ -177,6 +177,12 @@ TEST_CASE("net model: interface names follow the kernel's rules", "[net]") {
     error_of(Errc::invalid_input, [] { api::validate_ifname("a b", "x"); });
     error_of(Errc::invalid_input, [] { api::validate_ifname("br:0", "x"); });
     error_of(Errc::invalid_input, [] { api::validate_ifname("-br", "x"); });
+    // Messages stay valid UTF-8 (they go into JSON): the character is named whole.
+    auto cafe = error_of(Errc::invalid_input, [] { api::validate_ifname("caf\xc3\xa9", "bond name"); });
+    CHECK_THAT(cafe, Catch::Contains("contains '\xc3\xa9'"));
+    CHECK_NOTHROW(nlohmann::json(cafe).dump());
+    auto huge = error_of(Errc::invalid_input, [] { api::validate_ifname(std::string(3 << 20, 'a'), "bond name"); });
+    CHECK(huge.size() < 200);
 }
 
 TEST_CASE("net model: VLAN id lists", "[net]") {

@@ -301,6 +301,12 @@ TEST_CASE("time: apply writes, reloads, and restores the old file when the reloa
     fs::remove(o.sources_file);
     CHECK(code_of([&] { m.apply(servers({"new.example"})); }) == Errc::unavailable);
     CHECK_FALSE(fs::exists(o.sources_file));
+
+    // A reload that fails without a word (exit status only) is a failure too (found by the
+    // request fuzzer: the file stayed and PUT answered 200).
+    fake.answers["sources"] = {1, "", "", false};
+    CHECK(code_of([&] { m.apply(servers({"new.example"})); }) == Errc::unavailable);
+    CHECK_FALSE(fs::exists(o.sources_file));
 }
 
 TEST_CASE("time: status when chronyd is down lists hv's configured sources", "[time]") {

@@ -31,6 +31,9 @@ inline constexpr std::size_t kMaxNameLen = 63;
 void validate_name(const std::string& name, const char* what = "name");
 // The character rule alone (first an ASCII letter or digit, then letters, digits, - _ .).
 void check_name_chars(const std::string& name, const char* what);
+// For error messages about names (they go into JSON): `s` cut to at most `max` bytes at a
+// character boundary ("..." added), so a huge name is not echoed whole.
+std::string name_excerpt(const std::string& s, std::size_t max = 64);
 
 // Per-disk I/O limits passed to libvirt's <iotune>; 0 = unlimited. total_* and read_*/write_*
 // of the same kind are exclusive (QEMU's rule).
