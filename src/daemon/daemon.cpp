@@ -199,7 +199,9 @@ int run(const Config& cfg) {
         spdlog::warn("libvirt is not reachable yet; VM calls answer 503 until it is");
     // hv's pools appear in libvirt (virsh pool-list); without libvirt now, at their next change.
     pools.set_mirror(virt::libvirt_pool_mirror(vms.connection()));
-    auto recovery = recover_interrupted(pools, tasks);  // h/crash: roll back interrupted creates
+    // What a kill -9 left half-made (intent records in <state_dir>/pending) is undone before
+    // anyone can ask; records that need libvirt wait for it (retried in the background).
+    auto recovery = recover_interrupted(pools, tasks);
     SocketOptions so{cfg.socket, cfg.socket_group, 0660};
     std::string activated;
     so.inherited_fd = systemd_listen_fd(&activated);
