@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             case 4: hvfuzz::render_sent(api::parse_rootfs_arg(arg)); break;
             case 5: {
                 auto ref = api::parse_volume_ref(arg, "volume");
-                hvfuzz::render(json{{"pool", ref.pool}, {"content", ref.content}, {"name", ref.name}});
+                hvfuzz::render_sent(json{{"pool", ref.pool}, {"content", ref.content}, {"name", ref.name}});
                 break;
             }
             case 6: {
@@ -63,12 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             case 8: {
                 auto ep = api::parse_ntp_endpoint(arg, "servers[0]");
                 if (ep.port < 0 || ep.port > 65535) hvfuzz::bug("parse_ntp_endpoint", arg);
-                hvfuzz::render(json{{"host", ep.host}, {"port", ep.port}});
+                hvfuzz::render_sent(json{{"host", ep.host}, {"port", ep.port}});
                 break;
             }
             default: {
                 api::validate_name(arg, "vm name");
-                hvfuzz::render(json{{"name", arg}});
+                hvfuzz::render_sent(json{{"name", arg}});
                 api::validate_file_name(arg, "file name");
                 break;
             }

@@ -42,11 +42,11 @@ cp -r "$corpus"/. "$work/corpus/"
 seeds=$(find "$work/corpus" -type f | wc -l)
 echo "$(basename "$bin"): $seeds seeds from $corpus, then ${seconds} s of fuzzing (work dir $work)"
 
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+"$bin" -max_total_time="$seconds" -error_exitcode=1 -timeout_exitcode=1 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/" "$work/corpus" >"$work/log" 2>&1
 rc=$?
 # The summary lines (coverage, corpus, executions) and any report.
-grep -E '^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^stat::new_units_added|ERROR:|runtime error:|SUMMARY:|Test unit written' "$work/log"
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::number_of_executed_units|^stat::new_units_added|ERROR:|runtime error:|SUMMARY:|Test unit written' "$work/log"
 artifacts=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) | sort)
 if [ $rc -ne 0 ] || [ -n "$artifacts" ]; then
     echo "FAILED: $(basename "$bin") exit status $rc"
