@@ -80,17 +80,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     parser.eager(true);
     boost::beast::error_code ec;
     std::size_t used = 0;
+    // As Beast's read loop does: what put() leaves after need_more is offered again only with
+    // more data, and the input is all the data there is, so need_more means the end of the stream.
     while (used < size && !parser.is_done()) {
         std::size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
         used += n;
         if (ec == http::error::need_more) {
             ec = {};
-            if (n == 0) break;
-            continue;
+            break;
         }
-        if (ec) break;
+        if (ec || n == 0) break;
     }
-    if (!ec && !parser.is_done()) parser.put_eof(ec);
+    // The end of the stream, as Beast's read loop reports it (put_eof needs some bytes first).
+    if (!ec && !parser.is_done() && parser.got_some()) parser.put_eof(ec);
     if (!parser.is_header_done()) return 0;
 
     const auto& msg = parser.get();
