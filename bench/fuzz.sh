@@ -4,7 +4,8 @@
 # Environment: FUZZ_RUNS executions per target (default 1000000), FUZZ_MAX_SECONDS cap per
 # target (default 1200), FUZZ_TARGETS (default: every tests/fuzz/*_fuzz.cpp), FUZZ_OUT (work
 # dir, default a temp dir; kept, with each target's log, grown corpus and any crash file).
-# One process per target (-jobs/-workers 1), each on a copy of its seed corpus. Prints one table
+# One process per target, in-process (no -jobs/-workers, which would log to ./fuzz-N.log), each on
+# a copy of its seed corpus. Prints one table
 # row per target: executions, executions per second, crashes (crash/leak/timeout/oom files),
 # seeds and final corpus size (inputs with new coverage added during the run).
 set -uo pipefail
@@ -33,7 +34,7 @@ for t in $targets; do
     cp -r "tests/fuzz/corpus/$t/." "$out/$t/corpus/"
     seeds=$(find "tests/fuzz/corpus/$t" -type f | wc -l)
     start=$(date +%s.%N)
-    "$bin" -runs="$runs" -max_total_time="$cap" -jobs=1 -workers=1 -timeout=10 -rss_limit_mb=2048 \
+    "$bin" -runs="$runs" -max_total_time="$cap" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$out/$t/" "$out/$t/corpus" >"$out/$t/log" 2>&1
     rc=$?
     end=$(date +%s.%N)
