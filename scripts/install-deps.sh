@@ -29,6 +29,9 @@ PACKAGES=(
   curl busybox-static cpio gzip hyperfine
   # storage tests: a btrfs pool on a loop-mounted image
   btrfs-progs
+  # the sanitizer build (scripts/test.sh, docs/fuzzing.md): clang 14, its ASan/UBSan runtimes
+  # (libclang-rt-14-dev) and libFuzzer
+  clang libclang-rt-14-dev libfuzzer-14-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

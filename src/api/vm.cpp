@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <set>
+#include <utility>
 
 #include "hv/api/json_reader.hpp"
 #include "hv/api/net.hpp"
@@ -425,16 +426,34 @@ VmPatch vm_patch_from_json(const json& j) {
 }
 
 NicState nic_state_from_json(const json& x) {
+    // Lenient and never throwing (a field of another type keeps its default), and without
+    // copying: json::value() threw type_error on {"name":5} and copied "vlans" recursively
+    // (tests/fuzz/vm_json_fuzz).
     NicState n;
     if (!x.is_object()) return n;
-    n.name = x.value("name", "");
-    n.mac = x.value("mac", "");
-    n.bridge = x.value("bridge", "");
-    n.tap = x.value("tap", "");
-    n.vlan_aware = x.value("vlan_aware", false);
-    n.error = x.value("error", "");
-    for (const auto& pv : x.value("vlans", json::array()))
-        n.vlans.push_back({pv.value("vid", 0), pv.value("pvid", false), pv.value("untagged", false)});
+    auto str = [](const json& o, const char* k) {
+        auto it = o.find(k);
+        return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    auto flag = [](const json& o, const char* k) {
+        auto it = o.find(k);
+        return it != o.end() && it->is_boolean() && it->get<bool>();
+    };
+    n.name = str(x, "name");
+    n.mac = str(x, "mac");
+    n.bridge = str(x, "bridge");
+    n.tap = str(x, "tap");
+    n.vlan_aware = flag(x, "vlan_aware");
+    n.error = str(x, "error");
+    if (auto vl = x.find("vlans"); vl != x.end() && vl->is_array())
+        for (const auto& pv : *vl) {
+            if (!pv.is_object()) continue;
+            auto vid = pv.find("vid");
+            int v = vid != pv.end() && vid->is_number_integer() && std::in_range<int>(vid->get<std::int64_t>())
+                        ? vid->get<int>()
+                        : 0;
+            n.vlans.push_back({v, flag(pv, "pvid"), flag(pv, "untagged")});
+        }
     return n;
 }
 

@@ -649,8 +649,9 @@ void AutostartService::at_daemon_start() {
 }
 
 void register_autostart_routes(Router& r, AutostartService& s) {
-    for (auto [kind, path] : {std::pair{as::Kind::vm, "/v1/vms/{name}/autostart"},
-                              std::pair{as::Kind::container, "/v1/cts/{name}/autostart"}}) {
+    for (auto [k, path] : {std::pair{as::Kind::vm, "/v1/vms/{name}/autostart"},
+                           std::pair{as::Kind::container, "/v1/cts/{name}/autostart"}}) {
+        as::Kind kind = k;  // a variable, not a structured binding: clang 14 cannot capture those
         r.add("GET", path, [&s, kind](const Request& q) { return Response{200, s.get(kind, q.param("name"))}; });
         r.add("PUT", path, [&s, kind](const Request& q) { return Response{200, s.set(kind, q.param("name"), q.json())}; });
     }

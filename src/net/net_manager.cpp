@@ -969,7 +969,8 @@ void NetManager::rollback_locked(const std::string& why) {
             });
         erase_spec(state_.bridges, b);
     }
-    for (const auto& [port, addrs] : rb.port_addresses) {
+    for (const auto& [port_name, addrs] : rb.port_addresses) {
+        const std::string& port = port_name;  // clang 14 cannot capture a structured binding
         attempt("bring " + port + " up", [&] { backend_->set_up(port, true); });
         for (const auto& a : addrs) attempt("restore " + a + " on " + port, [&] { backend_->add_address(port, a); });
     }

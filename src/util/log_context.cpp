@@ -16,7 +16,8 @@ bool valid_journal_field_name(const std::string& name) {
 LogScope::LogScope(const LogFields& fields) : restore_size_(t_fields.size()) {
     for (const auto& [k, v] : fields) {
         if (!valid_journal_field_name(k)) continue;
-        auto it = std::find_if(t_fields.begin(), t_fields.end(), [&](const auto& f) { return f.first == k; });
+        // (clang 14, the sanitizer build's compiler, cannot capture a structured binding.)
+        auto it = std::find_if(t_fields.begin(), t_fields.end(), [&key = k](const auto& f) { return f.first == key; });
         if (it == t_fields.end()) {
             t_fields.emplace_back(k, v);
         } else {

@@ -404,6 +404,22 @@ int Hvd::kill_hard() {
 
 bool Hvd::running() { return proc_ && proc_->running(); }
 
+namespace {
+// The first line of an ASan/LSan/UBSan report in a process's output, "" when there is none.
+// Under the sanitizer build (label sanitize) every report ends the process (abort_on_error),
+// but a report at exit (a leak) or in a process the test then restarts must still fail it.
+std::string sanitizer_report(const std::string& text) {
+    for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+        auto at = text.find(marker);
+        if (at == std::string::npos) continue;
+        auto begin = text.rfind('\n', at);
+        begin = begin == std::string::npos ? 0 : begin + 1;
+        return text.substr(begin, text.find('\n', at) - begin);
+    }
+    return "";
+}
+}  // namespace
+
 Hvd::~Hvd() {
     bool failed = std::uncaught_exceptions() > 0;
     for (const auto& name : vms_) {
@@ -418,6 +434,10 @@ Hvd::~Hvd() {
             failed = true;
         }
         proc_.reset();
+    }
+    if (auto report = sanitizer_report(read_file(log_file)); !report.empty()) {
+        failed = true;
+        if (std::uncaught_exceptions() == 0) FAIL_CHECK("hvd's log has a sanitizer report: " << report);
     }
     const char* keep = std::getenv("HV_TEST_KEEP");
     if (failed || (keep && *keep == '1')) {
@@ -468,7 +488,9 @@ std::vector<std::string> Hvd::ctl_argv(const std::vector<std::string>& args) con
 }
 
 Result Hvd::ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
-    return run(ctl_argv(args), timeout);
+    auto r = run(ctl_argv(args), timeout);
+    if (auto report = sanitizer_report(r.err); !report.empty()) FAIL_CHECK("hvctl reported: " << report << "\n" << r.err);
+    return r;
 }
 
 nlohmann::json Hvd::ctl_json(const std::vector<std::string>& args) const {

@@ -151,7 +151,8 @@ public:
     }
     void del_bridge_vlans(const std::string& dev, const std::vector<std::pair<int, int>>& v, bool) override {
         maybe_fail("del_bridge_vlans:" + dev);
-        for (auto [lo, hi] : v) std::erase_if(vlans_[dev], [&](const api::PortVlan& x) { return x.vid >= lo && x.vid <= hi; });
+        for (const auto& r : v)
+            std::erase_if(vlans_[dev], [&](const api::PortVlan& x) { return x.vid >= r.first && x.vid <= r.second; });
     }
     std::optional<std::pair<std::string, std::string>> route_;
     void del_address(const std::string& dev, const std::string& cidr) override {

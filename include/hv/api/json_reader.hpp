@@ -6,6 +6,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +35,15 @@ public:
     std::optional<T> opt(const std::string& key) {
         const auto* v = raw(key);
         if (!v) return std::nullopt;
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+            // Whole JSON numbers within T only: nlohmann's get<T>() would convert 1e300 (undefined
+            // behaviour) or wrap -1 and 2^64-1 silently (found by tests/fuzz/vm_json_fuzz).
+            if (!v->is_number_integer()) fail(Errc::invalid_input, "field '{}' must be an integer", field(key));
+            bool fits = v->is_number_unsigned() ? std::in_range<T>(v->get<std::uint64_t>())
+                                                : std::in_range<T>(v->get<std::int64_t>());
+            if (!fits) fail(Errc::invalid_input, "field '{}' is out of range", field(key));
+            return v->is_number_unsigned() ? static_cast<T>(v->get<std::uint64_t>()) : static_cast<T>(v->get<std::int64_t>());
+        }
         try {
             return v->get<T>();
         } catch (const nlohmann::json::exception&) {

@@ -1,0 +1,79 @@
+// The VM request bodies hvd reads (src/api/vm.cpp, the routes in api_routes.cpp and
+// vm_disk_routes.cpp): the first byte picks the reader ('a' = POST /v1/vms, ...), the rest is
+// the JSON body. Accepted objects are validated as the routes do and rendered back.
+#include "fuzz_common.hpp"
+#include "hv/api/json_reader.hpp"
+#include "hv/api/storage.hpp"
+#include "hv/api/vm.hpp"
+
+namespace api = hv::api;
+using nlohmann::json;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    std::size_t which = hvfuzz::select(data, size, 8);
+    auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
+    if (!j) return 0;
+    hvfuzz::expect([&] {
+        switch (which) {
+            case 0: {  // a: POST /v1/vms
+                auto spec = api::vm_spec_from_json(*j);
+                hvfuzz::render_value(spec);
+                api::validate(spec);
+                break;
+            }
+            case 1: {  // b: PATCH /v1/vms/{name} (and /v1/cts/{name})
+                auto patch = api::vm_patch_from_json(*j);
+                hvfuzz::render_value(patch);
+                api::validate(patch);
+                break;
+            }
+            case 2: {  // c: POST /v1/vms/{name}/disks, validated as a VM's disk
+                api::VmSpec spec;
+                spec.name = "fuzz";
+                spec.disks.push_back(api::disk_from_json(*j, "disk"));
+                hvfuzz::render_value(spec.disks.back());
+                api::validate(spec);
+                break;
+            }
+            case 3: {  // d: POST /v1/vms/{name}/nics
+                auto nic = api::nic_from_json(*j, "nic");
+                hvfuzz::render_value(nic);
+                api::validate(nic, "nic");
+                break;
+            }
+            case 4: {  // e: PATCH /v1/vms/{name}/nics/{nic}, applied to a NIC on a bridge
+                auto patch = api::nic_patch_from_json(*j);
+                hvfuzz::render_value(patch);
+                api::NicSpec nic;
+                nic.name = "net0";
+                nic.bridge = "vmbr0";
+                hvfuzz::render_value(api::apply_patch(nic, patch));
+                break;
+            }
+            case 5: {  // f: GET /v1/vms/{name} as hvctl reads it
+                auto info = api::vm_info_from_json(*j);
+                hvfuzz::render_value(info);
+                break;
+            }
+            case 6: {  // g: POST /v1/vms/{name}/shutdown (and the action routes' empty object)
+                api::ObjectReader rd(*j, "");
+                auto timeout = rd.opt<std::int64_t>("timeout").value_or(60);
+                bool force = rd.opt<bool>("force").value_or(false);
+                rd.finish();
+                hvfuzz::render(json{{"timeout", timeout}, {"force", force}});
+                break;
+            }
+            default: {  // h: PUT /v1/vms/{name}/cdrom
+                api::ObjectReader rd(*j, "");
+                auto iso = rd.req<std::string>("iso");
+                rd.finish();
+                if (!iso.empty() && iso[0] != '/') {
+                    auto ref = api::parse_volume_ref(iso, "iso");
+                    hvfuzz::render(json{{"pool", ref.pool}, {"content", ref.content}, {"name", ref.name}});
+                }
+                break;
+            }
+        }
+    });
+    return 0;
+}
