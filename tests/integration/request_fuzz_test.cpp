@@ -1070,5 +1070,5 @@ TEST_CASE("request fuzzer: every route answers, no 5xx but 501/503/507, rejected
     CHECK(restarts == 0);
     CHECK_FALSE(stopped_early);
     CHECK(hvd.running());
-    CHECK(fuzz_time < 120);
+    // fuzz_time is printed in the summary above, never asserted (speed lives in bench/).
 }
