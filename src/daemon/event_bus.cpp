@@ -39,7 +39,7 @@ void EventBus::publish(const std::string& type, const std::string& target, const
         auto line = std::make_shared<const std::string>(fmt::format(R"({{"data":{},"seq":{},"target":{},"time":{},"type":{}}})"
                                                                     "\n",
                                                                     data_text, seq, target_text, now_ms(), type_text));
-        for (auto& [_, h] : subs_) util::guarded("event subscriber", [&] { h(line); });
+        for (auto& sub : subs_) util::guarded("event subscriber", [&] { sub.second(line); });
     });
 }
 
