@@ -127,7 +127,8 @@ void register_routes(Router& r, ApiContext& c) {
     for (const char* action : {"start", "stop", "reboot", "reset", "suspend", "resume"}) {
         r.add("POST", std::string("/v1/vms/{name}/") + action, [&c, act = std::string(action)](const Request& req) {
             if (!req.body.empty()) {
-                api::ObjectReader rd(req.json(), "");
+                auto body = req.json();
+                api::ObjectReader rd(body, "");
                 rd.finish();
             }
             return Response{200, c.vms.action(req.param("name"), act)};

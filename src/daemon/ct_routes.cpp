@@ -55,7 +55,8 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
     for (const char* action : {"start", "stop", "reboot"}) {
         r.add("POST", std::string("/v1/cts/{name}/") + action, [&cts, act = std::string(action)](const Request& req) {
             if (!req.body.empty()) {
-                api::ObjectReader rd(req.json(), "");
+                auto body = req.json();
+                api::ObjectReader rd(body, "");
                 rd.finish();
             }
             return Response{200, cts.action(req.param("name"), act)};

@@ -173,7 +173,9 @@ api::TimeStatus merge_status(bool running, const Tracking& t, const std::vector<
             st.stratum = t.stratum;
         }
         st.offset_seconds = -t.system_time;
-        if (t.ref_time > 0) {
+        // chronyc's number is read as a double: one beyond any time_t (a broken or hostile
+        // chronyc) is not a time (casting it would be undefined behaviour).
+        if (t.ref_time > 0 && t.ref_time < 1e15) {
             st.last_update = static_cast<std::int64_t>(std::floor(t.ref_time));
             st.last_update_ago = std::max<std::int64_t>(0, now - st.last_update);
         }

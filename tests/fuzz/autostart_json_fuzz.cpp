@@ -54,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (report.vms.size() != enabled) hvfuzz::bug("plan", "the plan does not hold every enabled guest once");
             std::size_t stopped = 0;
             for (const auto& wave : as::stop_waves(guests)) stopped += wave.size();
-            if (stopped != enabled) hvfuzz::bug("stop_waves", "the waves do not hold every enabled guest once");
+            // stop-all stops every running guest, autostart-enabled or not (autostart_routes.cpp).
+            if (stopped != guests.size()) hvfuzz::bug("stop_waves", "the waves do not hold every guest once");
         }
     }
     return 0;

@@ -21,6 +21,8 @@ public:
     ObjectReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {
         if (!j_.is_object()) fail(Errc::invalid_input, "{} must be a JSON object", display(""));
     }
+    // It keeps a reference to j: a temporary would dangle (ASan: stack-use-after-scope).
+    ObjectReader(nlohmann::json&&, std::string) = delete;
 
     bool has(const std::string& key) const { return j_.contains(key) && !j_.at(key).is_null(); }
     std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
