@@ -168,29 +168,6 @@ TEST_CASE("event bus: one line per event, in seq order, a throwing subscriber hu
     CHECK(valid_utf8(got.back()));
 }
 
-TEST_CASE("serial queue: a throwing handler loses its batch, the worker goes on", "[guard][serial_queue]") {
-    hv::util::SerialQueue<int> q;
-    std::atomic<int> sum{0};
-    std::atomic<bool> threw{false};
-    q.start([&](std::vector<int>& batch) {
-        for (int v : batch) {
-            if (v < 0) {
-                threw = true;
-                throw std::runtime_error("bad item");
-            }
-            sum += v;
-        }
-    });
-    q.push(-1);
-    // Polled with a deadline (5 s): the worker runs on its own thread.
-    for (int i = 0; i < 500 && !threw; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(threw);
-    q.push(5);
-    for (int i = 0; i < 500 && sum != 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    CHECK(sum == 5);
-    q.stop();
-}
-
 TEST_CASE("run_command_lines: a line handler that throws kills and reaps the program", "[guard][command]") {
     auto t0 = std::chrono::steady_clock::now();
     CHECK_THROWS_WITH(hv::util::run_command_lines({"sh", "-c", "echo one; sleep 30"}, std::chrono::seconds(60),
