@@ -216,24 +216,6 @@ void validate(const VmPatch& p) {
     if (!p.cpus && !p.memory && !p.description && !p.tags) fail(Errc::invalid_input, "nothing to change");
 }
 
-std::string to_string(VmState s) {
-    switch (s) {
-        case VmState::stopped: return "stopped";
-        case VmState::running: return "running";
-        case VmState::paused: return "paused";
-        case VmState::suspended: return "suspended";
-        case VmState::shutting_down: return "shutting_down";
-        case VmState::crashed: return "crashed";
-        case VmState::unknown: break;
-    }
-    return "unknown";
-}
-VmState vm_state_from_string(const std::string& s) {
-    for (auto v : {VmState::stopped, VmState::running, VmState::paused, VmState::suspended, VmState::shutting_down,
-                   VmState::crashed})
-        if (to_string(v) == s) return v;
-    return VmState::unknown;
-}
 std::string to_string(Firmware f) { return f == Firmware::uefi ? "uefi" : "bios"; }
 Firmware firmware_from_string(const std::string& s) {
     if (s == "bios") return Firmware::bios;
@@ -242,7 +224,6 @@ Firmware firmware_from_string(const std::string& s) {
 }
 
 void to_json(json& j, Firmware v) { j = to_string(v); }
-void to_json(json& j, VmState v) { j = to_string(v); }
 
 void to_json(json& j, const DiskSpec& v) {
     j = json{{"name", v.name},   {"size", v.size},         {"pool", v.pool},   {"volume", v.volume},

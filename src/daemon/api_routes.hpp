@@ -4,26 +4,24 @@
 #include <chrono>
 
 #include "config.hpp"
+#include "guest.hpp"
+#include "host_service.hpp"
 #include "net_manager.hpp"
 #include "router.hpp"
 #include "task_manager.hpp"
 #include "vm_manager.hpp"
 
-namespace hv::virt {
-class CtManager;
-}
-
 namespace hv::daemon {
 
+// What the VM, storage, ISO and observability route files are given. Containers, the guest
+// routes, networking and autostart get their own narrower parts (route_table.cpp).
 struct ApiContext {
     const Config& config;
     virt::VmManager& vms;
     TaskManager& tasks;
     storage::PoolManager& pools;
-    net::NetManager& net;
-    std::chrono::steady_clock::time_point started;
-    // Containers (set by daemon.cpp once made; VMs and containers share one name space).
-    virt::CtManager* cts = nullptr;
+    guest::Guests& guests;
+    HostService& host;
 };
 
 void register_routes(Router& r, ApiContext& ctx);

@@ -20,6 +20,9 @@
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
 #include "crash_recovery.hpp"
+#include "drivers.hpp"
+#include "guest.hpp"
+#include "host_service.hpp"
 #include "../storage/ct_templates.hpp"
 #include "event_bus.hpp"
 #include "http_server.hpp"
@@ -127,47 +130,58 @@ int run(const Config& cfg) {
         net.plug_port(port, n.bridge, n.vlan, n.trunks);
     };
     ports.state = [&net](const std::string& port) { return net.port_state(port); };
+    // The guest layer: one name space, one operation lock per name and the lifecycle events
+    // of every kind (src/guest/guest.hpp). Declared before the managers that publish through it.
+    guest::Guests guests([&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
+        bus.publish(type, target, d);
+    });
     virt::VmManager::Options vo;
+    vo.locks = &guests.locks();
     vo.ports = ports;
     vo.connection.uri = cfg.libvirt_uri;
     vo.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
     vo.connection.keepalive_interval_s = cfg.keepalive_interval;
     vo.accel = cfg.accel;
     vo.serial_log_dir = log_dir;
-    virt::VmManager vms(vo, pools, [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
-        bus.publish(type, target, d);
-    });
+    virt::VmManager vms(vo, pools, guests.publisher(api::GuestKind::vm));
+    auto vm_driver = guest::make_vm_driver(vms);
+    guests.add(*vm_driver);
 
     Router router;
-    ApiContext ctx{cfg, vms, tasks, pools, net, started};
-    // What guests use in the pools: VM disks and CD/DVDs, container root filesystems.
-    pools.set_users([&vms, &ctx](bool live) {
-        auto users = vms.image_users(live);
-        if (ctx.cts) {
-            try {
-                for (const auto& c : ctx.cts->list())
-                    if (!c.spec.rootfs.path.empty()) users[c.spec.rootfs.path].push_back("container " + c.spec.name);
-            } catch (const std::exception& e) {
-                spdlog::warn("pool users: containers not listed: {}", e.what());
-            }
-        }
-        return users;
-    });
     // Containers: libvirt's LXC driver through a second connection (docs/containers.md).
     storage::TemplateStore templates(pools);
     virt::CtManager::Options co;
+    co.locks = &guests.locks();
     co.ports = ports;
     co.connection.uri = cfg.effective_lxc_uri();
     co.connection.reconnect_interval_ms = cfg.reconnect_interval_ms;
     co.connection.keepalive_interval_s = cfg.keepalive_interval;
-    virt::CtManager cts(co, pools, templates, [&bus](const std::string& type, const std::string& target,
-                                                     const nlohmann::json& d) { bus.publish(type, target, d); });
-    ctx.cts = &cts;
+    virt::CtManager cts(co, pools, templates, guests.publisher(api::GuestKind::ct));
+    auto ct_driver = guest::make_ct_driver(cts);
+    guests.add(*ct_driver);
+    // What guests use in the pools: VM disks and CD/DVDs, container root filesystems.
+    pools.set_users([&vms, &cts](bool live) {
+        auto users = vms.image_users(live);
+        try {
+            for (const auto& c : cts.list())
+                if (!c.spec.rootfs.path.empty()) users[c.spec.rootfs.path].push_back("container " + c.spec.name);
+        } catch (const std::exception& e) {
+            spdlog::warn("pool users: containers not listed: {}", e.what());
+        }
+        return users;
+    });
     cts.start();
-    AutostartService autostart(ctx, bus, {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries,
-                                          cfg.autostart_retry_delay});
+    HostService host(cfg, vms, pools, net, started);
+    ApiContext ctx{cfg, vms, tasks, pools, guests, host};
+    guest::AutostartService autostart(
+        guests, [&tasks](const std::string& kind, const std::string& target, TaskManager::Work work) {
+            return tasks.submit(kind, target, std::move(work));
+        },
+        [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) { bus.publish(type, target, d); },
+        cfg.state_dir,
+        {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries, cfg.autostart_retry_delay});
     // The one list of route registrations (also behind hvd --print-routes).
-    register_all_routes(router, ctx, cts, templates, autostart);
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart});
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);

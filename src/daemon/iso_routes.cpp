@@ -13,17 +13,17 @@ void register_file_store_routes(Router& r, ApiContext& c, std::shared_ptr<storag
                                 const std::string& collection) {
     const std::string all = "/v1/storage/" + collection, pool = "/v1/storage/pools/{pool}/" + collection,
                       one = pool + "/{name}";
-    r.add("GET", all, [store](const Request&) { return Response{200, store->list("")}; });
-    r.add("GET", pool, [store](const Request& req) { return Response{200, store->list(req.param("pool"))}; });
-    r.add("GET", one,
+    r.add("GET", all, "host", [store](const Request&) { return Response{200, store->list("")}; });
+    r.add("GET", pool, "pool:{pool}", [store](const Request& req) { return Response{200, store->list(req.param("pool"))}; });
+    r.add("GET", one, "pool:{pool}",
           [store](const Request& req) { return Response{200, store->get(req.param("pool"), req.param("name"))}; });
-    r.add("DELETE", one, [store](const Request& req) {
+    r.add("DELETE", one, "pool:{pool}", [store](const Request& req) {
         store->remove(req.param("pool"), req.param("name"));
         return Response{200, json{{"pool", req.param("pool")}, {"name", req.param("name")}, {"deleted", true}}};
     });
     // Streamed body (Content-Length or chunked): refusals (name, exists, in use, space) come
     // before the first byte is read, so a client sending "Expect: 100-continue" never sends it.
-    r.add_streaming("PUT", one, [store, &c](const Request& req) {
+    r.add_streaming("PUT", one, "pool:{pool}", [store, &c](const Request& req) {
         storage::IsoStore::Upload u;
         u.pool = req.param("pool");
         u.name = req.param("name");

@@ -1,10 +1,11 @@
 // /v1/net: NICs, kernel features, bridges, bonds, VLANs (see docs/api.md).
 #pragma once
 
-#include "api_routes.hpp"
+#include "net_manager.hpp"
+#include "router.hpp"
 
 namespace hv::daemon {
 
-void register_net_routes(Router& r, ApiContext& c);
+void register_net_routes(Router& r, net::NetManager& net);
 
 }  // namespace hv::daemon

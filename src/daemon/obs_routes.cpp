@@ -29,7 +29,7 @@ MetricsSnapshot collect(ApiContext& c) {
     s.version = HV_VERSION;
     s.escaped_exceptions = util::escaped_exceptions();
     s.uptime_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - c.started).count();
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - c.host.started()).count();
     s.cpus = static_cast<int>(std::thread::hardware_concurrency());
     s.memory_total = meminfo("MemTotal:");
     s.memory_available = meminfo("MemAvailable:");
@@ -69,12 +69,12 @@ void register_obs_routes(Router& r, ApiContext& c) {
     auto cache = std::make_shared<MetricsCache>(std::chrono::seconds(c.config.metrics_cache),
                                                 [&c] { return render_metrics(collect(c)); });
     // Not fast: the first scrape of a period makes the libvirt call (a worker thread).
-    r.add("GET", "/v1/metrics", [cache](const Request&) {
+    r.add("GET", "/v1/metrics", "host", [cache](const Request&) {
         return Response{200, cache->get(), "text/plain; version=0.0.4; charset=utf-8"};
     });
-    r.add("GET", "/v1/tasks/{id}/log",
+    r.add("GET", "/v1/tasks/{id}/log", "task:{id}",
           [&c](const Request& req) { return Response{200, c.tasks.log(req.param("id"), after_param(req))}; }, true);
-    r.add("GET", "/v1/version", [](const Request&) {
+    r.add("GET", "/v1/version", "host", [](const Request&) {
         return Response{200, api::VersionInfo{HV_VERSION, api::kApiVersion}};
     }, true);
 }

@@ -10,6 +10,10 @@
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
+#include "drivers.hpp"
+#include "guest_routes.hpp"
+#include "host_service.hpp"
+#include "net_routes.hpp"
 #include "event_bus.hpp"
 #include "hv/error.hpp"
 #include "netlink_backend.hpp"
@@ -18,11 +22,12 @@
 
 namespace hv::daemon {
 
-void register_all_routes(Router& r, ApiContext& ctx, virt::CtManager& cts, storage::TemplateStore& templates,
-                         AutostartService& autostart) {
-    register_routes(r, ctx);
-    register_ct_routes(r, ctx, cts, templates);
-    register_autostart_routes(r, autostart);
+void register_all_routes(Router& r, const RouteParts& p) {
+    register_routes(r, p.api);
+    register_guest_routes(r, p.api.guests, p.api.tasks);
+    register_net_routes(r, p.net);
+    register_ct_routes(r, p.api, p.cts, p.templates);
+    register_autostart_routes(r, p.autostart);
 }
 
 namespace {
@@ -45,7 +50,7 @@ nlohmann::json describe(const Router& r) {
     for (const auto& rt : r.routes()) {
         std::string pattern;
         for (const auto& s : rt.segments) pattern += "/" + s;
-        nlohmann::json j{{"method", rt.method}, {"pattern", pattern}};
+        nlohmann::json j{{"method", rt.method}, {"pattern", pattern}, {"resource", rt.resource}};
         if (rt.upgrade) {
             j["kind"] = "upgrade";
             j["protocol"] = rt.protocol;
@@ -70,13 +75,23 @@ nlohmann::json route_table_json() {
     storage::PoolManager pools(tmp.path + "/pools.json", api::PoolSpec{"local", "dir", tmp.path + "/images", {}});
     net::NetManager net(tmp.path + "/network.json", std::make_unique<net::NetlinkBackend>());
     auto ignore = [](const std::string&, const std::string&, const nlohmann::json&) {};
+    guest::Guests guests(ignore);
     virt::VmManager vms(virt::VmManager::Options{}, pools, ignore);
+    auto vm_driver = guest::make_vm_driver(vms);
+    guests.add(*vm_driver);
     storage::TemplateStore templates(pools);
     virt::CtManager cts(virt::CtManager::Options{}, pools, templates, ignore);
-    ApiContext ctx{cfg, vms, tasks, pools, net, std::chrono::steady_clock::now(), &cts};
-    AutostartService autostart(ctx, bus, {});
+    auto ct_driver = guest::make_ct_driver(cts);
+    guests.add(*ct_driver);
+    HostService host(cfg, vms, pools, net, std::chrono::steady_clock::now());
+    ApiContext ctx{cfg, vms, tasks, pools, guests, host};
+    guest::AutostartService autostart(
+        guests, [&tasks](const std::string& k, const std::string& t, TaskManager::Work w) {
+            return tasks.submit(k, t, std::move(w));
+        },
+        ignore, tmp.path, {});
     Router router;
-    register_all_routes(router, ctx, cts, templates, autostart);
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart});
     return describe(router);
 }
 

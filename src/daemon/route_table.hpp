@@ -13,17 +13,30 @@ class TemplateStore;
 namespace hv::virt {
 class CtManager;
 }
+namespace hv::net {
+class NetManager;
+}
+namespace hv::guest {
+class AutostartService;
+}
 
 namespace hv::daemon {
 
 struct ApiContext;
-class AutostartService;
+
+// What the route files are given, each only its part.
+struct RouteParts {
+    ApiContext& api;  // VMs, storage, ISOs, observability, tasks, host (and the guest layer)
+    net::NetManager& net;
+    virt::CtManager& cts;
+    storage::TemplateStore& templates;
+    guest::AutostartService& autostart;
+};
 
 // Every route hvd serves, registered in one place (daemon.cpp's run() and route_table_json()).
-void register_all_routes(Router& r, ApiContext& ctx, virt::CtManager& cts, storage::TemplateStore& templates,
-                         AutostartService& autostart);
+void register_all_routes(Router& r, const RouteParts& parts);
 
-// [{"method", "pattern", "kind": "fast"|"normal"|"streaming"|"upgrade", "protocol"?}] in
+// [{"method", "pattern", "resource", "kind": "fast"|"normal"|"streaming"|"upgrade", "protocol"?}] in
 // registration order. Registers the routes on managers that are made but never started: no
 // libvirt connection, no socket, no thread; their state files live in a temp dir removed again.
 nlohmann::json route_table_json();

@@ -1,5 +1,6 @@
 #include "router.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "hv/error.hpp"
@@ -89,16 +90,44 @@ bool Request::flag(const std::string& name) const {
     fail(Errc::invalid_input, "query parameter '{}' must be true or false (got '{}')", name, v);
 }
 
-void Router::add(const std::string& method, const std::string& pattern, Handler h, bool fast) {
-    routes_.push_back(Route{method, split_path(pattern), std::move(h), fast});
+namespace {
+// "guest:{name}" against the pattern's segments: the parameter must be one of them.
+std::string checked_resource(const std::string& method, const std::string& pattern, const std::vector<std::string>& segs,
+                             const Resource& res) {
+    const auto& r = res.pattern;
+    auto colon = r.find(':');
+    if (colon == std::string::npos) {
+        if (r != "host") fail(Errc::internal, "route {} {}: resource '{}' is not host or KIND:{{PARAM}}", method, pattern, r);
+        return r;
+    }
+    auto param = r.substr(colon + 1);
+    if (param.size() < 3 || param.front() != '{' || param.back() != '}' ||
+        std::find(segs.begin(), segs.end(), param) == segs.end())
+        fail(Errc::internal, "route {} {}: resource '{}' names no parameter of the path", method, pattern, r);
+    return r;
+}
+}  // namespace
+
+void Router::add(const std::string& method, const std::string& pattern, Resource resource, Handler h, bool fast) {
+    auto segs = split_path(pattern);
+    auto res = checked_resource(method, pattern, segs, resource);
+    routes_.push_back(Route{method, std::move(segs), std::move(h), fast});
+    routes_.back().resource = std::move(res);
 }
 
-void Router::add_streaming(const std::string& method, const std::string& pattern, Handler h) {
-    routes_.push_back(Route{method, split_path(pattern), std::move(h), false, true});
+void Router::add_streaming(const std::string& method, const std::string& pattern, Resource resource, Handler h) {
+    auto segs = split_path(pattern);
+    auto res = checked_resource(method, pattern, segs, resource);
+    routes_.push_back(Route{method, std::move(segs), std::move(h), false, true});
+    routes_.back().resource = std::move(res);
 }
 
-void Router::add_upgrade(const std::string& method, const std::string& pattern, std::string protocol, UpgradeHandler h) {
-    routes_.push_back(Route{method, split_path(pattern), {}, false, false, std::move(h), std::move(protocol)});
+void Router::add_upgrade(const std::string& method, const std::string& pattern, Resource resource, std::string protocol,
+                         UpgradeHandler h) {
+    auto segs = split_path(pattern);
+    auto res = checked_resource(method, pattern, segs, resource);
+    routes_.push_back(Route{method, std::move(segs), {}, false, false, std::move(h), std::move(protocol)});
+    routes_.back().resource = std::move(res);
 }
 
 const Router::Route& Router::match(Request& req) const {
@@ -125,6 +154,10 @@ const Router::Route& Router::match(Request& req) const {
             continue;
         }
         req.params = std::move(params);
+        // "guest:{name}" -> "guest:web01"
+        req.resource = r.resource;
+        if (auto open = req.resource.find('{'); open != std::string::npos)
+            req.resource = req.resource.substr(0, open) + req.params.at(req.resource.substr(open + 1, req.resource.size() - open - 2));
         return r;
     }
     if (!allowed.empty()) throw MethodNotAllowed{allowed};

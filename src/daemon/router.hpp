@@ -2,6 +2,7 @@
 // api_routes.cpp. Handlers run on worker threads and may block.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,10 +23,23 @@ struct Request {
     std::map<std::string, std::string> query;
     std::map<std::string, std::string> params;  // from {name} segments
     std::string body;
-    // The client (SO_PEERCRED of the Unix socket); -1 when unknown.
+    // Who asks: SO_PEERCRED of the Unix socket (-1 when unknown); the subject of the client
+    // certificate once requests arrive over TLS from other hosts (empty until then).
     long peer_uid = -1;
     long peer_gid = -1;
     long peer_pid = -1;
+    std::string peer_subject;
+    // The request's id: the client's X-Request-Id when it is one (1-64 of A-Z a-z 0-9 . _ -),
+    // else made by hvd. Sent back in X-Request-Id, carried by the handler's log lines
+    // (REQUEST_ID=), by the tasks it queues and by the events those publish.
+    std::string request_id;
+    // When the answer is due (arrival + daemon.request_timeout): work that cannot finish by
+    // then belongs in a task.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    // What the route acts on, resolved from its declaration (Router::add): "guest:web01",
+    // "pool:local", "task:t-000012", "host". A dispatcher in front of the handler runs the
+    // request here or, once hosts form a cluster, forwards it to the resource's owner.
+    std::string resource;
     // Streaming routes only (Router::add_streaming): `body` stays empty and the handler pulls
     // the body with read_body(buf, n), which returns up to n bytes and 0 at the end. It blocks
     // until data arrives and throws hv::Error when the client goes away, sends nothing for the
@@ -58,19 +72,29 @@ using Handler = std::function<Response(const Request&)>;
 using Takeover = std::function<void(int fd, std::string pending)>;
 using UpgradeHandler = std::function<Takeover(const Request&)>;
 
+// What a route acts on: "host" (this host's own state), "guest:{name}", "pool:{pool}",
+// "task:{id}" — a kind and, in braces, the path parameter that names it. Router::add refuses
+// a declaration whose parameter is not in the pattern.
+struct Resource {
+    Resource(const char* s) : pattern(s) {}  // NOLINT: routes declare it as a literal
+    Resource(std::string s) : pattern(std::move(s)) {}  // NOLINT
+    std::string pattern;
+};
+
 class Router {
 public:
     // fast: the handler only reads in-memory state (never libvirt, never a lock held across a
     // call); the server runs it directly on the I/O thread so it cannot queue behind slow calls.
-    void add(const std::string& method, const std::string& pattern, Handler h, bool fast = false);
+    void add(const std::string& method, const std::string& pattern, Resource resource, Handler h, bool fast = false);
     // streaming: the body is not read into Request::body (no size limit); the handler runs on
     // the server's upload threads, without the request timeout, and reads the body through
     // Request::read_body (e.g. PUT of an ISO image).
-    void add_streaming(const std::string& method, const std::string& pattern, Handler h);
+    void add_streaming(const std::string& method, const std::string& pattern, Resource resource, Handler h);
     // upgrade: the request must carry "Connection: Upgrade" and "Upgrade: <protocol>"
     // (400 otherwise); see UpgradeHandler.
-    void add_upgrade(const std::string& method, const std::string& pattern, std::string protocol, UpgradeHandler h);
-    // Fills req.params. Throws not_found (no such path) or invalid_input with status 405
+    void add_upgrade(const std::string& method, const std::string& pattern, Resource resource, std::string protocol,
+                     UpgradeHandler h);
+    // Fills req.params and req.resource. Throws not_found (no such path) or invalid_input with status 405
     // semantics reported through method_not_allowed (path exists, method does not).
     struct Route {
         std::string method;
@@ -80,6 +104,7 @@ public:
         bool streaming = false;
         UpgradeHandler upgrade = {};
         std::string protocol = {};
+        std::string resource = "host";  // the declaration, e.g. "guest:{name}"
     };
     const Route& match(Request& req) const;
     const std::vector<Route>& routes() const { return routes_; }

@@ -21,33 +21,33 @@ void refuse_if_running(ApiContext& c, const std::vector<std::string>& users, con
 }  // namespace
 
 void register_storage_routes(Router& r, ApiContext& c) {
-    r.add("GET", "/v1/storage/backends", [](const Request&) {
+    r.add("GET", "/v1/storage/backends", "host", [](const Request&) {
         json out = json::array();
         for (const auto& b : storage::backends()) out.push_back(json{{"type", b.type}, {"caps", b.caps}});
         return Response{200, out};
     });
 
     // ---- pools
-    r.add("GET", "/v1/storage/pools", [&c](const Request&) { return Response{200, c.pools.list()}; });
-    r.add("POST", "/v1/storage/pools", [&c](const Request& req) {
+    r.add("GET", "/v1/storage/pools", "host", [&c](const Request&) { return Response{200, c.pools.list()}; });
+    r.add("POST", "/v1/storage/pools", "host", [&c](const Request& req) {
         auto spec = api::pool_spec_from_json(req.json());
         return Response{201, c.pools.add(spec)};
     });
-    r.add("GET", "/v1/storage/pools/{pool}", [&c](const Request& req) { return Response{200, c.pools.get(req.param("pool"))}; });
-    r.add("DELETE", "/v1/storage/pools/{pool}", [&c](const Request& req) {
+    r.add("GET", "/v1/storage/pools/{pool}", "pool:{pool}", [&c](const Request& req) { return Response{200, c.pools.get(req.param("pool"))}; });
+    r.add("DELETE", "/v1/storage/pools/{pool}", "pool:{pool}", [&c](const Request& req) {
         c.pools.remove(req.param("pool"));
         return Response{200, json{{"name", req.param("pool")}, {"removed", true}}};
     });
-    r.add("POST", "/v1/storage/pools/{pool}/scan",
+    r.add("POST", "/v1/storage/pools/{pool}/scan", "pool:{pool}",
           [&c](const Request& req) { return Response{200, c.pools.scan(req.param("pool"))}; });
 
     // ---- volumes
-    r.add("GET", "/v1/storage/pools/{pool}/volumes",
+    r.add("GET", "/v1/storage/pools/{pool}/volumes", "pool:{pool}",
           [&c](const Request& req) { return Response{200, c.pools.volumes(req.param("pool"))}; });
-    r.add("GET", "/v1/storage/pools/{pool}/volumes/{name}", [&c](const Request& req) {
+    r.add("GET", "/v1/storage/pools/{pool}/volumes/{name}", "pool:{pool}", [&c](const Request& req) {
         return Response{200, c.pools.volume(req.param("pool"), req.param("name"))};
     });
-    r.add("POST", "/v1/storage/pools/{pool}/volumes", [&c](const Request& req) {
+    r.add("POST", "/v1/storage/pools/{pool}/volumes", "pool:{pool}", [&c](const Request& req) {
         auto body = req.json();
         if (body.is_object() && !body.contains("pool")) body["pool"] = req.param("pool");
         auto spec = api::volume_spec_from_json(body);
@@ -61,7 +61,7 @@ void register_storage_routes(Router& r, ApiContext& c) {
                             return json{{"volume", created.volume}, {"warnings", created.warnings}};
                         })};
     });
-    r.add("DELETE", "/v1/storage/pools/{pool}/volumes/{name}", [&c](const Request& req) {
+    r.add("DELETE", "/v1/storage/pools/{pool}/volumes/{name}", "pool:{pool}", [&c](const Request& req) {
         const auto& pool = req.param("pool");
         const auto& name = req.param("name");
         bool force = req.flag("force");
@@ -81,7 +81,7 @@ void register_storage_routes(Router& r, ApiContext& c) {
         c.pools.delete_volume(pool, name, detach);
         return Response{200, json{{"pool", pool}, {"name", name}, {"deleted", true}, {"detached_from", detached}}};
     });
-    r.add("POST", "/v1/storage/pools/{pool}/volumes/{name}/resize", [&c](const Request& req) {
+    r.add("POST", "/v1/storage/pools/{pool}/volumes/{name}/resize", "pool:{pool}", [&c](const Request& req) {
         const auto pool = req.param("pool");
         const auto name = req.param("name");
         auto body = req.json();
@@ -99,7 +99,7 @@ void register_storage_routes(Router& r, ApiContext& c) {
                                                 return json(c.pools.resize_volume(pool, name, sz, p));
                                             })};
     });
-    r.add("POST", "/v1/storage/pools/{pool}/volumes/{name}/clone", [&c](const Request& req) {
+    r.add("POST", "/v1/storage/pools/{pool}/volumes/{name}/clone", "pool:{pool}", [&c](const Request& req) {
         const auto pool = req.param("pool");
         const auto name = req.param("name");
         auto body = req.json();

@@ -17,8 +17,8 @@ void register_time_routes(Router& r, const Config& cfg) {
     time::validate_options(o);
     auto chrony = std::make_shared<time::ChronyManager>(std::move(o));
 
-    r.add("GET", "/v1/time", [chrony](const Request&) { return Response{200, chrony->status()}; });
-    r.add("PUT", "/v1/time", [chrony](const Request& req) {
+    r.add("GET", "/v1/time", "host", [chrony](const Request&) { return Response{200, chrony->status()}; });
+    r.add("PUT", "/v1/time", "host", [chrony](const Request& req) {
         auto settings = api::time_settings_from_json(req.json());
         return Response{200, chrony->apply(settings)};
     });

@@ -7,7 +7,7 @@ using nlohmann::json;
 
 void register_vm_disk_routes(Router& r, ApiContext& c) {
     // Body: a DiskSpec. A new volume may take long (eager-zeroed), so this is a task.
-    r.add("POST", "/v1/vms/{name}/disks", [&c](const Request& req) {
+    r.add("POST", "/v1/vms/{name}/disks", "guest:{name}", [&c](const Request& req) {
         const auto& name = req.param("name");
         auto disk = api::disk_from_json(req.json(), "disk");
         // Fast answers before a task exists: unknown VM -> 404, bad spec -> 400, hot-plug of a
@@ -30,23 +30,23 @@ void register_vm_disk_routes(Router& r, ApiContext& c) {
                         })};
     });
 
-    r.add("DELETE", "/v1/vms/{name}/disks/{disk}", [&c](const Request& req) {
+    r.add("DELETE", "/v1/vms/{name}/disks/{disk}", "guest:{name}", [&c](const Request& req) {
         return Response{200, c.vms.detach_disk(req.param("name"), req.param("disk"), req.flag("purge"))};
     });
 
     // NICs: body a NicSpec (add) or a NicPatch (set). Quick libvirt calls: no task.
-    r.add("POST", "/v1/vms/{name}/nics", [&c](const Request& req) {
+    r.add("POST", "/v1/vms/{name}/nics", "guest:{name}", [&c](const Request& req) {
         return Response{200, c.vms.attach_nic(req.param("name"), api::nic_from_json(req.json(), "nic"))};
     });
-    r.add("PATCH", "/v1/vms/{name}/nics/{nic}", [&c](const Request& req) {
+    r.add("PATCH", "/v1/vms/{name}/nics/{nic}", "guest:{name}", [&c](const Request& req) {
         return Response{200, c.vms.update_nic(req.param("name"), req.param("nic"), api::nic_patch_from_json(req.json()))};
     });
-    r.add("DELETE", "/v1/vms/{name}/nics/{nic}", [&c](const Request& req) {
+    r.add("DELETE", "/v1/vms/{name}/nics/{nic}", "guest:{name}", [&c](const Request& req) {
         return Response{200, c.vms.detach_nic(req.param("name"), req.param("nic"))};
     });
 
     // {"iso": "local:iso/x.iso"} inserts, {"iso": ""} ejects.
-    r.add("PUT", "/v1/vms/{name}/cdrom", [&c](const Request& req) {
+    r.add("PUT", "/v1/vms/{name}/cdrom", "guest:{name}", [&c](const Request& req) {
         auto body = req.json();
         api::ObjectReader rd(body, "");
         auto iso = rd.req<std::string>("iso");

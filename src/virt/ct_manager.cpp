@@ -25,13 +25,15 @@
 #include "domain_state.hpp"
 #include "hv/api/size.hpp"
 #include "hv/util/intent_log.hpp"
+#include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
 #include "hv/virt/ct_xml.hpp"
 #include "hv/virt/domain_xml.hpp"
 
 namespace hv::virt {
 using api::CtInfo;
-using api::VmState;
+using api::GuestState;
+using VmState = api::GuestState;
 namespace fs = std::filesystem;
 
 namespace {
@@ -116,25 +118,28 @@ std::int64_t lxc_init_pid(std::int64_t domain_id, const std::string& proc) {
 
 class CtManager::OpLock {
 public:
-    OpLock(CtManager& m, const std::string& name) : guard_(m.locks_.lock(name, m.opts_.lock_wait, "container")) {}
+    OpLock(CtManager& m, const std::string& name)
+        : guard_(m.locks_.lock(name, m.opts_.lock_wait, "container")), scope_({{"CT", name}}) {}
 
 private:
     util::NamedLocks::Guard guard_;
+    util::LogScope scope_;  // this thread's log records carry CT=<name> while it holds the lock
 };
 
 
 CtManager::CtManager(Options opts, storage::PoolManager& pools, storage::TemplateStore& templates, Publisher publish)
-    : opts_(std::move(opts)), pools_(pools), templates_(templates), publish_(std::move(publish)) {
+    : opts_(std::move(opts)),
+      pools_(pools),
+      templates_(templates),
+      publish_(std::move(publish)),
+      locks_(opts_.locks ? *opts_.locks : own_locks_) {
     opts_.connection.kind = "container";
     conn_ = std::make_unique<Connection>(
         opts_.connection,
-        // On libvirt's event thread: only hand the event to the bus (no libvirt call here).
-        [this](const LifecycleEvent& ev) {
-            if (ev.event == VIR_DOMAIN_EVENT_STARTED) queue_plug(ev.name);
-            publish_("ct.lifecycle", "ct/" + ev.name, nlohmann::json{{"event", event_name(ev.event)}});
-        },
+        // On libvirt's event thread: only hand the event over (no libvirt call here).
+        [this](const LifecycleEvent& ev) { events_.push(ev); },
         [this](bool up) {
-            if (up) queue_plug("");
+            if (up) events_.push(LifecycleEvent{"", -1, 0});
             publish_("daemon", "libvirt-lxc", {{"libvirt_lxc_connected", up}});
         });
     register_undo();
@@ -165,32 +170,29 @@ void CtManager::register_undo() {
 }
 
 CtManager::~CtManager() {
-    plugs_.stop();
+    events_.stop();
     conn_.reset();
 }
 
 void CtManager::start() {
-    plugs_.start([this](std::vector<std::string>& batch) { plug_queued(batch); });
+    events_.start([this](std::vector<LifecycleEvent>& batch) { on_events(batch); });
     conn_->start();
 }
 
-void CtManager::queue_plug(const std::string& name) {
-    if (opts_.ports.plug) plugs_.push(name);
-}
-
-void CtManager::plug_queued(const std::vector<std::string>& batch) {
+void CtManager::on_events(const std::vector<LifecycleEvent>& batch) {
+    // Who to plug: containers started (by anyone), every running one after a (re)connection.
     std::vector<std::string> names;
-    try {
-        for (const auto& n : batch) {
-            if (!n.empty()) {
-                names.push_back(n);
-                continue;
+    if (opts_.ports.plug) {
+        try {
+            for (const auto& ev : batch) {
+                if (ev.event == VIR_DOMAIN_EVENT_STARTED) names.push_back(ev.name);
+                if (ev.event >= 0 || !ev.name.empty()) continue;
+                for (const auto& c : list())
+                    if (is_active(c.state)) names.push_back(c.spec.name);
             }
-            for (const auto& c : list())
-                if (is_active(c.state)) names.push_back(c.spec.name);
+        } catch (const std::exception& e) {
+            spdlog::warn("containers: cannot list them to plug their NICs: {}", e.what());
         }
-    } catch (const std::exception& e) {
-        spdlog::warn("containers: cannot list them to plug their NICs: {}", e.what());
     }
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
@@ -203,6 +205,27 @@ void CtManager::plug_queued(const std::vector<std::string>& batch) {
         } catch (const std::exception& e) {
             spdlog::error("ct {}: NIC VLANs not set: {}", n, e.what());
         }
+    }
+    // The events, with the state each container is in now (as VM events carry it).
+    for (const auto& ev : batch) {
+        if (ev.event < 0) continue;
+        nlohmann::json data{{"event", event_name(ev.event)}};
+        if (ev.event == VIR_DOMAIN_EVENT_UNDEFINED) {
+            data["state"] = "deleted";
+            data["reason"] = "";
+        } else {
+            try {
+                auto dom = conn_->domain(ev.name);
+                auto [st, reason] = domain_state(dom.get());
+                data["state"] = api::to_string(map_state(st));
+                data["reason"] = map_reason(st, reason);
+            } catch (const std::exception& e) {
+                data["state"] = "unknown";
+                data["reason"] = "";
+                spdlog::debug("event for ct {}: {}", ev.name, e.what());
+            }
+        }
+        publish_("ct.lifecycle", "ct/" + ev.name, data);
     }
 }
 
@@ -325,7 +348,7 @@ bool CtManager::exists(const std::string& name) const {
     throw_libvirt_error("container '" + name + "'");
 }
 
-void CtManager::expect_state(const std::string& name, std::initializer_list<VmState> states, const char* verb) const {
+void CtManager::expect_state(const std::string& name, std::initializer_list<GuestState> states, const char* verb) const {
     auto d = conn_->domain(name);
     auto s = map_state(domain_state(d.get()).first);
     for (auto ok : states)
@@ -538,42 +561,28 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
     return read_domain(dom.get());
 }
 
-CtInfo CtManager::shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced) {
-    if (forced) *forced = false;
-    {
-        OpLock lock(*this, name);
-        auto dom = conn_->domain(name);
-        auto state = map_state(domain_state(dom.get()).first);
-        if (state != VmState::running && state != VmState::shutting_down)
-            fail(Errc::conflict, "cannot shut down container '{}': it is {}", name, api::to_string(state));
-        if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) < 0)
-            throw_libvirt_error("cannot shut down container '" + name + "'");
-    }
-    auto start = std::chrono::steady_clock::now();
-    auto deadline = start + std::chrono::seconds(timeout_s);
+void CtManager::request_shutdown(const std::string& name, util::Progress& progress) {
+    OpLock lock(*this, name);
     auto dom = conn_->domain(name);
-    for (;;) {
-        if (!is_active(map_state(domain_state(dom.get()).first))) break;
-        auto now = std::chrono::steady_clock::now();
-        if (progress.cancelled()) fail(Errc::cancelled, "shutdown of container '{}' was cancelled; it keeps running", name);
-        if (now >= deadline) {
-            if (!force)
-                fail(Errc::timeout, "container '{}' did not shut down within {} s (use --force to stop it)", name, timeout_s);
-            OpLock lock(*this, name);
-            if (is_active(map_state(domain_state(dom.get()).first))) {
-                progress.update(99, "timeout reached: stopping");
-                if (virDomainDestroy(dom.get()) < 0) throw_libvirt_error("cannot stop container '" + name + "'");
-                if (forced) *forced = true;
-            }
-            break;
-        }
-        auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
-        int pct = timeout_s > 0 ? static_cast<int>(std::min<long>(99, elapsed * 100 / timeout_s)) : 0;
-        progress.update(pct, fmt::format("waiting for init to exit ({} s of {} s)", elapsed, timeout_s));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    progress.update(100, forced && *forced ? "stopped after timeout" : "shut down");
-    return get(name);
+    auto state = map_state(domain_state(dom.get()).first);
+    if (state != VmState::running && state != VmState::shutting_down)
+        fail(Errc::conflict, "cannot shut down container '{}': it is {}", name, api::to_string(state));
+    if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) < 0)
+        throw_libvirt_error("cannot shut down container '" + name + "'");
+    progress.log("init asked to stop");
+}
+
+bool CtManager::active(const std::string& name) {
+    auto dom = conn_->domain(name);
+    return is_active(map_state(domain_state(dom.get()).first));
+}
+
+bool CtManager::power_off(const std::string& name) {
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    if (!is_active(map_state(domain_state(dom.get()).first))) return false;
+    if (virDomainDestroy(dom.get()) < 0) throw_libvirt_error("cannot stop container '" + name + "'");
+    return true;
 }
 
 std::shared_ptr<ConsoleStream> CtManager::open_console(const std::string& name, bool force) {

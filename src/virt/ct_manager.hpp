@@ -37,8 +37,11 @@ public:
         std::chrono::milliseconds lock_wait{5000};
         // Bridge NICs: the host side of each veth gets exactly the NIC's VLANs, as VM taps do.
         PortHooks ports;
+        // The per-name operation locks, shared with the VMs (guest::Guests). Unset: its own.
+        util::NamedLocks* locks = nullptr;
     };
-    // publish(type, target, data): lifecycle events ("ct.lifecycle", "ct/<name>").
+    // publish(type, target, data): lifecycle events ("ct.lifecycle", "ct/<name>", with the
+    // event, state and reason as a VM's).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
 
     CtManager(Options opts, storage::PoolManager& pools, storage::TemplateStore& templates, Publisher publish);
@@ -61,8 +64,12 @@ public:
     api::CtInfo update(const std::string& name, const api::CtPatch& patch);
     // action: start|stop|reboot
     api::CtInfo action(const std::string& name, const std::string& action);
-    // Asks init to stop (SIGTERM / initctl), waiting up to timeout_s; then force or timeout.
-    api::CtInfo shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced);
+    // The steps of a shutdown (guest::shutdown waits, with the timeout and force): init asked
+    // to stop (SIGTERM / initctl; 409 unless running), whether it still runs, a hard stop
+    // when it does (true when it did).
+    void request_shutdown(const std::string& name, util::Progress& progress);
+    bool active(const std::string& name);
+    bool power_off(const std::string& name);
     // Runs argv inside the running container (its namespaces and cgroups, as root of the
     // container) and returns its exit code and output (each capped at 4 MiB).
     api::ExecResult exec(const std::string& name, const std::vector<std::string>& argv, int timeout_s);
@@ -72,7 +79,7 @@ public:
     std::shared_ptr<ConsoleStream> open_console(const std::string& name, bool force);
 
     // Throws unless the container exists and is in one of the given states (fast 409s).
-    void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
+    void expect_state(const std::string& name, std::initializer_list<api::GuestState> states, const char* verb) const;
 
 private:
     class OpLock;
@@ -83,19 +90,20 @@ private:
     void plug_nics(virDomainPtr d, const api::CtSpec& spec);
     // Starts the domain and plugs its NICs; a plug failure stops it again and throws.
     void start_and_plug(virDomainPtr d, const std::string& name);
-    // Containers started by someone else (lifecycle event) and every running one after a
-    // (re)connection are plugged on the plugs_ worker (never on libvirt's event thread).
-    void plug_queued(const std::vector<std::string>& batch);
-    void queue_plug(const std::string& name);  // "" = every running container
+    // Lifecycle events are handled on the events_ worker (never on libvirt's event thread):
+    // a started container's NICs are plugged (every running one after a (re)connection, an
+    // event with an empty name), then the event is published with the state libvirt reports.
+    void on_events(const std::vector<LifecycleEvent>& batch);
 
     Options opts_;
     storage::PoolManager& pools_;
     storage::TemplateStore& templates_;
     Publisher publish_;
     std::unique_ptr<Connection> conn_;
-    util::NamedLocks locks_;
+    util::NamedLocks own_locks_;
+    util::NamedLocks& locks_;
 
-    util::SerialQueue<std::string> plugs_;
+    util::SerialQueue<LifecycleEvent> events_;
 };
 
 // PID of the container's init, given the LXC domain id (libvirt's controller process): the

@@ -67,7 +67,7 @@ void VmManager::write_spec(virDomainPtr d, const api::VmSpec& spec, unsigned fla
 }
 
 VmManager::VmManager(Options opts, storage::PoolManager& pools, Publisher publish)
-    : opts_(std::move(opts)), pools_(pools), publish_(std::move(publish)) {
+    : opts_(std::move(opts)), pools_(pools), publish_(std::move(publish)), locks_(opts_.locks ? *opts_.locks : own_locks_) {
     conn_ = std::make_unique<Connection>(
         opts_.connection, [this](const LifecycleEvent& ev) { on_lifecycle(ev); },
         [this](bool up) { on_connection(up); });
@@ -352,10 +352,11 @@ std::vector<VmInfo> VmManager::list() const {
 
 VmInfo VmManager::get(const std::string& name) const {
     require_ready();
-    std::lock_guard lk(cache_mu_);
+    std::unique_lock lk(cache_mu_);
     auto it = cache_.find(name);
     if (it == cache_.end()) fail(Errc::not_found, "vm '{}' does not exist", name);
     VmInfo v = it->second;
+    lk.unlock();  // copied: the netlink reads below never hold the cache (fast routes read it)
     if (is_active(v.state) && v.started_at > 0) v.uptime = std::max<std::int64_t>(0, now_s() - v.started_at);
     // Live VLAN membership of the taps (netlink reads, no libvirt call).
     fill_port_states(opts_.ports, v.interfaces);
@@ -738,52 +739,48 @@ VmInfo VmManager::action(const std::string& name, const std::string& act) {
     return get(name);
 }
 
-VmInfo VmManager::shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress,
-                           bool* forced) {
+VmManager::Versions VmManager::versions() const {
+    Versions out;
+    auto str = [](unsigned long v) { return fmt::format("{}.{}.{}", v / 1000000, (v / 1000) % 1000, v % 1000); };
+    try {
+        auto c = conn_->get();
+        out.connected = true;
+        unsigned long v = 0;
+        if (virConnectGetLibVersion(c.get(), &v) == 0) out.libvirt = str(v);
+        if (virConnectGetVersion(c.get(), &v) == 0) out.hypervisor = str(v);
+    } catch (const Error&) {
+        out.connected = false;
+    }
+    return out;
+}
+
+void VmManager::request_shutdown(const std::string& name, util::Progress& progress) {
     require_ready();
-    if (forced) *forced = false;
-    {
-        OpLock lock(*this, name);
-        auto dom = conn_->domain(name);
-        auto state = map_state(domain_state(dom.get()).first);
-        if (state != VmState::running && state != VmState::shutting_down)
-            fail(Errc::conflict, "cannot shut down vm '{}': it is {}", name, api::to_string(state));
-        if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
-        progress.log(fmt::format("ACPI shutdown requested; waiting up to {} s{}", timeout_s,
-                                 force ? ", then powering off" : ""));
-    }
-    // Wait without holding the VM's lock, so `vm stop` can cut in.
-    auto start = std::chrono::steady_clock::now();
-    auto deadline = start + std::chrono::seconds(timeout_s);
-    auto dom = conn_->domain(name);  // one lookup; the handle stays valid while we poll
-    for (;;) {
-        if (!is_active(map_state(domain_state(dom.get()).first))) break;
-        auto now = std::chrono::steady_clock::now();
-        if (progress.cancelled()) fail(Errc::cancelled, "shutdown of vm '{}' was cancelled; it keeps running", name);
-        if (now >= deadline) {
-            if (!force)
-                fail(Errc::timeout, "vm '{}' did not shut down within {} s (use --force to power it off)", name,
-                     timeout_s);
-            OpLock lock(*this, name);
-            auto d2 = conn_->domain(name);
-            if (is_active(map_state(domain_state(d2.get()).first))) {
-                progress.step(99, "timeout reached: powering off");
-                if (virDomainDestroy(d2.get()) < 0) throw_libvirt_error("cannot power off vm '" + name + "'");
-                if (forced) *forced = true;
-            }
-            break;
-        }
-        // Report once per second: progress is the share of the timeout used up.
-        auto elapsed_s = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
-        int pct = timeout_s > 0 ? static_cast<int>(std::min<long>(99, elapsed_s * 100 / timeout_s)) : 0;
-        progress.update(pct, fmt::format("waiting for the guest to power off ({} s of {} s)", elapsed_s, timeout_s));
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    auto state = map_state(domain_state(dom.get()).first);
+    if (state != VmState::running && state != VmState::shutting_down)
+        fail(Errc::conflict, "cannot shut down vm '{}': it is {}", name, api::to_string(state));
+    if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
+    progress.log("ACPI shutdown requested");
+}
+
+bool VmManager::active(const std::string& name) {
+    auto dom = conn_->domain(name);
+    return is_active(map_state(domain_state(dom.get()).first));
+}
+
+bool VmManager::power_off(const std::string& name) {
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    if (!is_active(map_state(domain_state(dom.get()).first))) return false;
+    if (virDomainDestroy(dom.get()) < 0) throw_libvirt_error("cannot power off vm '" + name + "'");
     refresh(name);
-    progress.step(100, forced && *forced ? "powered off after timeout"
-                                         : fmt::format("guest powered off after {} s",
-                                                       std::chrono::duration_cast<std::chrono::seconds>(
-                                                           std::chrono::steady_clock::now() - start).count()));
+    return true;
+}
+
+VmInfo VmManager::refreshed(const std::string& name) {
+    refresh(name);
     return get(name);
 }
 

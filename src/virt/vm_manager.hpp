@@ -35,6 +35,9 @@ public:
         std::chrono::milliseconds lock_wait{5000};
         // How guest NICs get their bridge port VLANs (hvd: NetManager). Unset = nothing done.
         PortHooks ports;
+        // The per-name operation locks, shared with the containers (guest::Guests): one lock
+        // per name across kinds. Unset: this manager's own.
+        util::NamedLocks* locks = nullptr;
     };
     // publish(type, target, data): how lifecycle changes leave this class (the event bus).
     using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
@@ -53,15 +56,26 @@ public:
     api::VmInfo get(const std::string& name) const;  // cache only
     std::size_t count(int* running) const;
     AccelChoice accel() const;
+    // libvirt's and the hypervisor's versions ("9.0.0", "7.2.0"); connected false when down.
+    struct Versions {
+        bool connected = false;
+        std::string libvirt, hypervisor;
+    };
+    Versions versions() const;
 
     api::VmInfo create(api::VmSpec spec, util::Progress& progress);
     void remove(const std::string& name, bool purge, util::Progress& progress);
     api::VmInfo update(const std::string& name, const api::VmPatch& patch);
     // action: start|stop|reboot|reset|suspend|resume
     api::VmInfo action(const std::string& name, const std::string& action);
-    // ACPI shutdown, waiting up to timeout_s; then power off when force, else throws timeout.
-    // Returns the VmInfo and sets *forced when power was cut.
-    api::VmInfo shutdown(const std::string& name, int timeout_s, bool force, util::Progress& progress, bool* forced);
+    // The steps of a shutdown (the wait with its timeout and force is guest::shutdown's, the
+    // same for containers): the ACPI request (409 unless running or shutting down), whether
+    // the domain still runs (asks libvirt), power off when it does (true when power was cut),
+    // and the VmInfo re-read from libvirt.
+    void request_shutdown(const std::string& name, util::Progress& progress);
+    bool active(const std::string& name);
+    bool power_off(const std::string& name);
+    api::VmInfo refreshed(const std::string& name);
 
     // Disks and CD/DVD on an existing VM. Stopped VM: the persistent definition changes.
     // Running VM: hot-plug/unplug where the bus allows it (virtio, scsi), else 409 naming the bus.
@@ -131,7 +145,8 @@ private:
     mutable std::mutex cache_mu_;
     std::map<std::string, api::VmInfo> cache_;
 
-    util::NamedLocks locks_;
+    util::NamedLocks own_locks_;
+    util::NamedLocks& locks_;
 
     // Lifecycle events are handed to one worker thread, in order.
     util::SerialQueue<LifecycleEvent> events_;

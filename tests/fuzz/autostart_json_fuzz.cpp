@@ -6,7 +6,7 @@
 #include "fuzz_common.hpp"
 #include "hv/api/vm.hpp"
 
-namespace as = hv::daemon::autostart;
+namespace as = hv::guest::autostart;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::size_t which = hvfuzz::select(data, size, 3);
@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 auto s = as::settings_from_json(*j, base);
                 hvfuzz::render_value(s);
                 as::validate(s, "web01", as::Kind::vm);
-                as::validate(s, "web01", as::Kind::container);
+                as::validate(s, "web01", as::Kind::ct);
             });
             break;
         case 1:

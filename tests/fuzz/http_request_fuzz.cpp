@@ -59,10 +59,10 @@ const Router& router() {
             {"PATCH", "/v1/net/vlans/{name}"}, {"DELETE", "/v1/net/vlans/{name}"}, {"GET", "/v1/net/pending"},
             {"DELETE", "/v1/net/pending"}, {"POST", "/v1/net/apply"}, {"POST", "/v1/net/confirm"},
         };
-        for (const auto& p : plain) r.add(p[0], p[1], h, /*fast=*/false);
-        r.add_streaming("PUT", "/v1/storage/pools/{pool}/isos/{name}", h);
-        r.add_streaming("PUT", "/v1/storage/pools/{pool}/templates/{name}", h);
-        r.add_upgrade("GET", "/v1/cts/{name}/console", "hv-console", [](const Request&) -> hv::daemon::Takeover {
+        for (const auto& p : plain) r.add(p[0], p[1], "host", h, /*fast=*/false);
+        r.add_streaming("PUT", "/v1/storage/pools/{pool}/isos/{name}", "host", h);
+        r.add_streaming("PUT", "/v1/storage/pools/{pool}/templates/{name}", "host", h);
+        r.add_upgrade("GET", "/v1/cts/{name}/console", "host", "hv-console", [](const Request&) -> hv::daemon::Takeover {
             return {};
         });
         return r;

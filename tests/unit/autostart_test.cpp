@@ -7,7 +7,7 @@
 #include "autostart.hpp"
 #include "hv/error.hpp"
 
-using namespace hv::daemon::autostart;
+using namespace hv::guest::autostart;
 using nlohmann::json;
 
 namespace {
@@ -267,22 +267,22 @@ TEST_CASE("autostart scheduler: a failed start call that overlapped others is re
 }
 
 TEST_CASE("autostart of containers: no guest-agent gate, event targets and log labels by kind") {
-    CHECK_NOTHROW(validate(on(1, {}, 0, "tcp:8080"), "web", Kind::container));
-    CHECK_NOTHROW(validate(on(1, {}, 0, "running"), "web", Kind::container));
+    CHECK_NOTHROW(validate(on(1, {}, 0, "tcp:8080"), "web", Kind::ct));
+    CHECK_NOTHROW(validate(on(1, {}, 0, "running"), "web", Kind::ct));
     try {
-        validate(on(1, {}, 0, "guest-agent"), "web", Kind::container);
+        validate(on(1, {}, 0, "guest-agent"), "web", Kind::ct);
         FAIL("guest-agent accepted for a container");
     } catch (const hv::Error& e) {
         CHECK(e.code() == hv::Errc::invalid_input);
         CHECK(std::string(e.what()).find("no QEMU guest agent") != std::string::npos);
         CHECK(std::string(e.what()).find("'web'") != std::string::npos);
     }
-    CHECK_THROWS_WITH(validate(on(1, {"web"}), "web", Kind::container), Catch::Contains("container 'web'"));
+    CHECK_THROWS_WITH(validate(on(1, {"web"}), "web", Kind::ct), Catch::Contains("container 'web'"));
     CHECK(std::string(type_name(Kind::vm)) == "vm");
-    CHECK(std::string(type_name(Kind::container)) == "container");
+    CHECK(std::string(type_name(Kind::ct)) == "container");
     CHECK(target(Kind::vm, "db") == "vm/db");
-    CHECK(target(Kind::container, "db") == "ct/db");
-    CHECK(label(Kind::container, "db") == "ct db");
+    CHECK(target(Kind::ct, "db") == "ct/db");
+    CHECK(label(Kind::ct, "db") == "ct db");
     CHECK(label(Kind::vm, "db") == "vm db");
 }
 

@@ -105,7 +105,7 @@ TEST_CASE("names: ASCII only, errors quote the whole name and character", "[utf8
 TEST_CASE("router: path parameters, query and body are checked where they enter", "[router][utf8]") {
     using hv::daemon::Request;
     hv::daemon::Router r;
-    r.add("GET", "/v1/vms/{name}", [](const Request&) { return hv::daemon::Response{}; });
+    r.add("GET", "/v1/vms/{name}", "host", [](const Request&) { return hv::daemon::Response{}; });
     auto match = [&](const std::string& target) {
         Request req;
         req.method = "GET";

@@ -214,35 +214,35 @@ struct Server {
         ::chmod(dir.c_str(), 0755);
         sock = dir + "/hvd.sock";
 
-        router.add("GET", "/v1/ok", [](const Request&) { return Response{200, json{{"ok", true}}}; });
-        router.add("GET", "/v1/fast", [](const Request&) { return Response{200, json{{"fast", true}}}; }, true);
-        router.add("DELETE", "/v1/ok", [](const Request&) { return Response{200, json{{"deleted", true}}}; });
-        router.add("GET", "/v1/echo/{name}", [](const Request& q) {
+        router.add("GET", "/v1/ok", "host", [](const Request&) { return Response{200, json{{"ok", true}}}; });
+        router.add("GET", "/v1/fast", "host", [](const Request&) { return Response{200, json{{"fast", true}}}; }, true);
+        router.add("DELETE", "/v1/ok", "host", [](const Request&) { return Response{200, json{{"deleted", true}}}; });
+        router.add("GET", "/v1/echo/{name}", "host", [](const Request& q) {
             json j{{"name", q.param("name")}};
             for (const auto& [k, v] : q.query) j["query"][k] = v;
             return Response{200, j};
         });
-        router.add("POST", "/v1/json", [](const Request& q) { return Response{200, json{{"got", q.json()}}}; });
-        router.add("GET", "/v1/hv-error", [](const Request&) -> Response {
+        router.add("POST", "/v1/json", "host", [](const Request& q) { return Response{200, json{{"got", q.json()}}}; });
+        router.add("GET", "/v1/hv-error", "host", [](const Request&) -> Response {
             hv::fail(hv::Errc::conflict, "vm web01 is busy");
         });
-        router.add("GET", "/v1/std-error", [](const Request&) -> Response { throw std::runtime_error("boom"); });
-        router.add("GET", "/v1/hv-error-bad-utf8", [](const Request&) -> Response {
+        router.add("GET", "/v1/std-error", "host", [](const Request&) -> Response { throw std::runtime_error("boom"); });
+        router.add("GET", "/v1/hv-error-bad-utf8", "host", [](const Request&) -> Response {
             hv::fail(hv::Errc::conflict, "name \xff\xfe is busy");
         });
-        router.add("GET", "/v1/non-std", [](const Request&) -> Response { throw 42; });
-        router.add("GET", "/v1/block", [this](const Request&) {
+        router.add("GET", "/v1/non-std", "host", [](const Request&) -> Response { throw 42; });
+        router.add("GET", "/v1/block", "host", [this](const Request&) {
             std::unique_lock lk(mu);
             ++blocked;
             cv.notify_all();
             cv.wait_for(lk, 20s, [&] { return released; });
             return Response{200, json{{"unblocked", true}}};
         });
-        router.add("GET", "/v1/counted", [this](const Request&) {
+        router.add("GET", "/v1/counted", "host", [this](const Request&) {
             ++queued_runs;
             return Response{200, json{{"ran", true}}};
         });
-        router.add_streaming("PUT", "/v1/upload", [](const Request& q) {
+        router.add_streaming("PUT", "/v1/upload", "host", [](const Request& q) {
             char b[8192];
             std::uint64_t n = 0, sum = 0;
             for (std::size_t k; (k = q.read_body(b, sizeof b)) > 0;) {

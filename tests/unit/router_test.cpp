@@ -17,9 +17,9 @@ Request make(const std::string& method, const std::string& path) {
 
 TEST_CASE("router: patterns bind parameters and pick the method", "[router]") {
     Router r;
-    r.add("GET", "/v1/vms", [](const Request&) { return Response{200, "list"}; });
-    r.add("GET", "/v1/vms/{name}", [](const Request& q) { return Response{200, q.param("name")}; });
-    r.add("POST", "/v1/vms/{name}/start", [](const Request& q) { return Response{200, "start " + q.param("name")}; });
+    r.add("GET", "/v1/vms", "host", [](const Request&) { return Response{200, "list"}; });
+    r.add("GET", "/v1/vms/{name}", "host", [](const Request& q) { return Response{200, q.param("name")}; });
+    r.add("POST", "/v1/vms/{name}/start", "host", [](const Request& q) { return Response{200, "start " + q.param("name")}; });
 
     Request q = make("GET", "/v1/vms/web01");
     CHECK(r.match(q).handler(q).body == "web01");

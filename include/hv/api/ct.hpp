@@ -67,7 +67,7 @@ struct CtInfo {
     CtSpec spec;
     // Always "container" (so mixed lists of VMs and containers can tell them apart).
     std::string type = "container";
-    VmState state = VmState::unknown;
+    GuestState state = GuestState::unknown;
     std::string reason;
     std::string uuid;
     bool managed = true;

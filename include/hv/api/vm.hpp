@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hv/api/guest.hpp"
 #include "hv/api/storage.hpp"
 
 namespace hv::api {
@@ -165,7 +166,8 @@ struct VmPatch {
 };
 void validate(const VmPatch& patch);
 
-enum class VmState { stopped, running, paused, suspended, shutting_down, crashed, unknown };
+// A VM's state is a guest state (include/hv/api/guest.hpp), shared with containers.
+using VmState = GuestState;
 
 struct VmInfo {
     VmSpec spec;
@@ -195,7 +197,6 @@ void to_json(nlohmann::json& j, const VmSpec& v);
 void to_json(nlohmann::json& j, const VmPatch& v);
 void to_json(nlohmann::json& j, const VmInfo& v);
 void to_json(nlohmann::json& j, Firmware v);
-void to_json(nlohmann::json& j, VmState v);
 
 DiskSpec disk_from_json(const nlohmann::json& j, const std::string& path = "disk");
 NicSpec nic_from_json(const nlohmann::json& j, const std::string& path = "nic");
@@ -205,8 +206,7 @@ VmPatch vm_patch_from_json(const nlohmann::json& j);
 NicState nic_state_from_json(const nlohmann::json& j);
 VmInfo vm_info_from_json(const nlohmann::json& j);
 
-std::string to_string(VmState s);
-VmState vm_state_from_string(const std::string& s);
+inline VmState vm_state_from_string(const std::string& s) { return guest_state_from_string(s); }
 std::string to_string(Firmware f);
 Firmware firmware_from_string(const std::string& s);
 

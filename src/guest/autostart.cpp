@@ -12,12 +12,10 @@
 #include "hv/api/vm.hpp"
 #include "hv/error.hpp"
 
-namespace hv::daemon::autostart {
+namespace hv::guest::autostart {
 using nlohmann::json;
 
-const char* type_name(Kind k) { return k == Kind::container ? "container" : "vm"; }
-std::string target(Kind k, const std::string& name) { return (k == Kind::container ? "ct/" : "vm/") + name; }
-std::string label(Kind k, const std::string& name) { return (k == Kind::container ? "ct " : "vm ") + name; }
+std::string label(Kind k, const std::string& name) { return std::string(api::kind_name(k)) + " " + name; }
 
 void to_json(json& j, const Settings& s) {
     j = json{{"enabled", s.enabled}, {"order", s.order},           {"up", s.up},      {"down", s.down},
@@ -84,13 +82,13 @@ void validate(const Settings& s, const std::string& vm, Kind kind) {
             fail(Errc::invalid_input, "wait_for '{}' is not one of none, running, guest-agent, tcp:PORT (1-65535)",
                  s.wait_for);
     }
-    if (kind == Kind::container && s.wait_for == "guest-agent")
+    if (kind == Kind::ct && s.wait_for == "guest-agent")
         fail(Errc::invalid_input,
              "wait_for 'guest-agent' is for VMs: container '{}' has no QEMU guest agent (use running or tcp:PORT)", vm);
     std::set<std::string> seen;
     for (const auto& a : s.after) {
         api::validate_name(a, "after");
-        if (a == vm) fail(Errc::invalid_input, "{} '{}' cannot start after itself", type_name(kind), vm);
+        if (a == vm) fail(Errc::invalid_input, "{} '{}' cannot start after itself", api::kind_noun(kind), vm);
         if (!seen.insert(a).second) fail(Errc::invalid_input, "after names '{}' twice", a);
     }
 }
@@ -397,4 +395,4 @@ std::vector<std::vector<std::string>> stop_waves(const std::map<std::string, Set
     return out;
 }
 
-}  // namespace hv::daemon::autostart
+}  // namespace hv::guest::autostart

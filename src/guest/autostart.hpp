@@ -5,7 +5,7 @@
 //
 // Everything here is pure: time and guests are reached only through AutostartDriver, so unit
 // tests run the scheduler on a fake clock and `hvctl autostart plan` runs it on a simulated
-// driver. The libvirt-backed driver lives in autostart_routes.cpp.
+// driver. The driver over the guest layer lives in autostart_service.cpp.
 #pragma once
 
 #include <cstdint>
@@ -17,14 +17,13 @@
 
 #include <nlohmann/json.hpp>
 
-namespace hv::daemon::autostart {
+#include "hv/api/guest.hpp"
 
-// What a guest is: a QEMU VM or an LXC container.
-enum class Kind { vm, container };
-// The JSON "type" of a guest: "vm" | "container".
-const char* type_name(Kind k);
-// Event target and log label: "vm/NAME" | "ct/NAME" and "vm NAME" | "ct NAME".
-std::string target(Kind k, const std::string& name);
+namespace hv::guest::autostart {
+
+// What a guest is: a QEMU VM or an LXC container (the guest layer's kind).
+using Kind = api::GuestKind;
+// Log label: "vm NAME" | "ct NAME".
 std::string label(Kind k, const std::string& name);
 
 // Stored per guest in the domain's metadata (namespace kNs, the same for VMs and containers),
@@ -149,4 +148,4 @@ RunReport plan(const std::map<std::string, Settings>& vms, const RunOptions& opt
 // stops only after the VMs that depend on it). Each wave may stop in parallel.
 std::vector<std::vector<std::string>> stop_waves(const std::map<std::string, Settings>& vms);
 
-}  // namespace hv::daemon::autostart
+}  // namespace hv::guest::autostart

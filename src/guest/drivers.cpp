@@ -1,0 +1,204 @@
+#include "drivers.hpp"
+
+#include <cstdlib>
+
+#include <libvirt/libvirt-qemu.h>
+#include <spdlog/spdlog.h>
+
+#include "ct_manager.hpp"
+#include "domain_state.hpp"
+#include "hv/virt/domain_xml.hpp"
+#include "probes.hpp"
+#include "vm_manager.hpp"
+
+namespace hv::guest {
+using nlohmann::json;
+
+namespace {
+
+int tcp_port(const std::string& wait_for) {
+    if (wait_for.rfind("tcp:", 0) != 0) return 0;
+    try {
+        return std::stoi(wait_for.substr(4));
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+std::optional<std::string> element_text(virDomainPtr d, const std::string& ns) {
+    auto xml = virt::get_metadata(d, ns.c_str(), VIR_DOMAIN_AFFECT_CONFIG);
+    if (!xml) return std::nullopt;
+    auto el = virt::read_metadata_element(*xml);
+    if (!el) return std::nullopt;
+    return el->text;
+}
+
+// The element goes into the definition and, while the domain runs, into the live one too.
+void write_element(virDomainPtr d, GuestKind kind, const std::string& name, const std::string& ns,
+                   const std::string& prefix, const std::string& element) {
+    auto [st, reason] = virt::domain_state(d);
+    (void)reason;
+    bool live = virt::is_active(virt::map_state(st));
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (live ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u);
+    if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, element.c_str(), prefix.c_str(), ns.c_str(), flags) < 0)
+        virt::throw_libvirt_error(fmt::format("cannot set the metadata of {} '{}'", api::kind_noun(kind), name));
+}
+
+std::optional<GuestStatus> not_found_is_none(const std::function<GuestStatus()>& f) {
+    try {
+        return f();
+    } catch (const Error& e) {
+        if (e.code() == Errc::not_found) return std::nullopt;
+        throw;
+    }
+}
+
+class VmDriver final : public GuestDriver {
+public:
+    explicit VmDriver(virt::VmManager& vms) : vms_(vms) {
+        // For tests: HV_AUTOSTART_TCP_ADDRESS replaces the VM's address for tcp:PORT gates.
+        if (const char* a = std::getenv("HV_AUTOSTART_TCP_ADDRESS")) tcp_override_ = a;
+    }
+    GuestKind kind() const override { return GuestKind::vm; }
+    bool wait_connected(std::chrono::milliseconds t) override { return vms_.wait_ready(t); }
+
+    static GuestStatus status(const api::VmInfo& v) {
+        return GuestStatus{GuestRef{GuestKind::vm, v.uuid, v.spec.name}, v.state, v.reason, v.managed};
+    }
+    std::vector<GuestStatus> list() override {
+        std::vector<GuestStatus> out;
+        for (const auto& v : vms_.list()) out.push_back(status(v));
+        return out;
+    }
+    std::optional<GuestStatus> find(const std::string& name) override {
+        return not_found_is_none([&] { return status(vms_.get(name)); });
+    }
+    json list_json() override { return vms_.list(); }
+    json info(const std::string& name) override { return vms_.get(name); }
+
+    const std::vector<std::string>& actions() const override {
+        static const std::vector<std::string> a{"start", "stop", "reboot", "reset", "suspend", "resume"};
+        return a;
+    }
+    json action(const std::string& name, const std::string& act) override { return vms_.action(name, act); }
+    json update(const std::string& name, const api::VmPatch& patch) override { return vms_.update(name, patch); }
+    json remove(const std::string& name, bool purge, util::Progress& p) override {
+        vms_.remove(name, purge, p);
+        return json{{"name", name}, {"purged", purge}};
+    }
+
+    void request_shutdown(const std::string& name, util::Progress& p) override { vms_.request_shutdown(name, p); }
+    bool active(const std::string& name) override { return vms_.active(name); }
+    bool power_off(const std::string& name) override { return vms_.power_off(name); }
+    json settled_info(const std::string& name) override { return vms_.refreshed(name); }
+    ShutdownWords shutdown_words() const override {
+        return {"waiting for the guest to power off", "power it off", "powered off after timeout", "guest powered off"};
+    }
+
+    std::optional<std::string> metadata(const std::string& name, const std::string& ns) override {
+        vms_.get(name);  // 404 first, from the cache
+        auto d = vms_.connection().domain(name);
+        return element_text(d.get(), ns);
+    }
+    void set_metadata(const std::string& name, const std::string& ns, const std::string& prefix,
+                      const std::string& element) override {
+        vms_.get(name);
+        auto d = vms_.connection().domain(name);
+        write_element(d.get(), kind(), name, ns, prefix, element);
+    }
+    bool has_gate(const std::string& wait_for) const override {
+        return wait_for == "none" || wait_for == "running" || wait_for == "guest-agent" || tcp_port(wait_for) > 0;
+    }
+    bool ready(const std::string& name, const std::string& wait_for) override {
+        if (vms_.get(name).state != GuestState::running) return false;
+        if (wait_for == "running" || wait_for == "none") return true;
+        auto d = vms_.connection().domain(name);
+        if (wait_for == "guest-agent") {
+            char* r = virDomainQemuAgentCommand(d.get(), R"({"execute":"guest-ping"})", 2, 0);
+            if (!r) return false;
+            free(r);
+            return true;
+        }
+        int port = tcp_port(wait_for);
+        if (port <= 0) return false;
+        auto addrs = tcp_override_.empty() ? vm_addresses(d.get()) : std::vector<std::string>{tcp_override_};
+        for (const auto& a : addrs)
+            if (tcp_open(a, port, 1000)) return true;
+        return false;
+    }
+
+private:
+    virt::VmManager& vms_;
+    std::string tcp_override_;  // VMs only: a container's port is checked in its own namespace
+};
+
+class CtDriver final : public GuestDriver {
+public:
+    explicit CtDriver(virt::CtManager& cts) : cts_(cts) {}
+    GuestKind kind() const override { return GuestKind::ct; }
+    bool wait_connected(std::chrono::milliseconds t) override { return cts_.connection().wait_connected(t); }
+
+    static GuestStatus status(const api::CtInfo& c) {
+        return GuestStatus{GuestRef{GuestKind::ct, c.uuid, c.spec.name}, c.state, c.reason, c.managed};
+    }
+    std::vector<GuestStatus> list() override {
+        std::vector<GuestStatus> out;
+        for (const auto& c : cts_.list()) out.push_back(status(c));
+        return out;
+    }
+    std::optional<GuestStatus> find(const std::string& name) override {
+        if (!cts_.exists(name)) return std::nullopt;
+        return not_found_is_none([&] { return status(cts_.get(name)); });  // deleted meanwhile: none
+    }
+    json list_json() override { return cts_.list(); }
+    json info(const std::string& name) override { return cts_.get(name); }
+
+    const std::vector<std::string>& actions() const override {
+        static const std::vector<std::string> a{"start", "stop", "reboot"};
+        return a;
+    }
+    json action(const std::string& name, const std::string& act) override { return cts_.action(name, act); }
+    json update(const std::string& name, const api::VmPatch& patch) override { return cts_.update(name, patch); }
+    json remove(const std::string& name, bool, util::Progress& p) override {
+        cts_.remove(name, p);
+        return json{{"name", name}, {"deleted", true}};
+    }
+
+    void request_shutdown(const std::string& name, util::Progress& p) override { cts_.request_shutdown(name, p); }
+    bool active(const std::string& name) override { return cts_.active(name); }
+    bool power_off(const std::string& name) override { return cts_.power_off(name); }
+    json settled_info(const std::string& name) override { return cts_.get(name); }
+    ShutdownWords shutdown_words() const override {
+        return {"waiting for init to exit", "stop it", "stopped after timeout", "shut down"};
+    }
+
+    std::optional<std::string> metadata(const std::string& name, const std::string& ns) override {
+        auto d = cts_.connection().domain(name);
+        return element_text(d.get(), ns);
+    }
+    void set_metadata(const std::string& name, const std::string& ns, const std::string& prefix,
+                      const std::string& element) override {
+        auto d = cts_.connection().domain(name);
+        write_element(d.get(), kind(), name, ns, prefix, element);
+    }
+    bool has_gate(const std::string& wait_for) const override {
+        return wait_for == "none" || wait_for == "running" || tcp_port(wait_for) > 0;
+    }
+    bool ready(const std::string& name, const std::string& wait_for) override {
+        auto info = cts_.get(name);
+        if (info.state != GuestState::running) return false;
+        if (wait_for == "running" || wait_for == "none") return true;
+        int port = tcp_port(wait_for);
+        return port > 0 && tcp_open_in_netns(info.init_pid, port, 1000);
+    }
+
+private:
+    virt::CtManager& cts_;
+};
+
+}  // namespace
+
+std::unique_ptr<GuestDriver> make_vm_driver(virt::VmManager& vms) { return std::make_unique<VmDriver>(vms); }
+std::unique_ptr<GuestDriver> make_ct_driver(virt::CtManager& cts) { return std::make_unique<CtDriver>(cts); }
+
+}  // namespace hv::guest

@@ -1,0 +1,160 @@
+// The guest layer: VMs and containers behind one interface (docs/architecture.md).
+//
+// `GuestDriver` is what every kind offers (state, info, start/stop/reboot, the steps of a
+// shutdown, update, delete, metadata, the readiness gates of autostart); `virt::VmManager`
+// and `virt::CtManager` stand behind it through VmDriver and CtDriver (vm_driver.cpp,
+// ct_driver.cpp). `Guests` holds the drivers, the one name space (a create claims its name
+// across kinds, so a VM and a container of one name can never both be made), the one
+// operation lock per name across kinds, the lifecycle engine (`shutdown`: request, wait with
+// timeout, force) and the lifecycle events (`guest.lifecycle`, with kind, state and reason).
+// Kind-specific features (VM disks, NICs, CD-ROM, VNC; container exec, console, templates)
+// stay with their managers. Autostart (autostart_service.hpp) and the routes reach guests
+// only through this layer; HA restart and placement plug in here next.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hv/api/guest.hpp"
+#include "hv/api/vm.hpp"
+#include "hv/util/named_locks.hpp"
+#include "hv/util/progress.hpp"
+
+namespace hv::guest {
+
+using api::GuestKind;
+using api::GuestRef;
+using api::GuestState;
+
+struct GuestStatus {
+    GuestRef ref;
+    GuestState state = GuestState::unknown;
+    std::string reason;
+    bool managed = true;
+};
+
+// How a kind words the steps of a shutdown in task logs and errors.
+struct ShutdownWords {
+    const char* waiting;   // "waiting for the guest to power off"
+    const char* force;     // "power it off" (the --force hint) / "powering off" is derived
+    const char* forced;    // "powered off after timeout"
+    const char* done;      // "guest powered off"
+};
+
+class GuestDriver {
+public:
+    virtual ~GuestDriver() = default;
+    virtual GuestKind kind() const = 0;
+    // Waits up to `timeout` for the kind's libvirt connection; true when it is up.
+    virtual bool wait_connected(std::chrono::milliseconds timeout) = 0;
+
+    // Every guest of this kind; throws unavailable when its libvirt connection is down.
+    virtual std::vector<GuestStatus> list() = 0;
+    // nullopt when there is no guest of this kind with that name (unavailable when down).
+    virtual std::optional<GuestStatus> find(const std::string& name) = 0;
+    // The wire objects (VmInfo, CtInfo) of GET /v1/{vms,cts} and GET /v1/{vms,cts}/{name}.
+    virtual nlohmann::json list_json() = 0;
+    virtual nlohmann::json info(const std::string& name) = 0;
+
+    // The actions of POST /v1/{vms,cts}/{name}/{action}: start, stop, reboot and the kind's own.
+    virtual const std::vector<std::string>& actions() const = 0;
+    virtual nlohmann::json action(const std::string& name, const std::string& action) = 0;
+    // cpus, memory, description, tags.
+    virtual nlohmann::json update(const std::string& name, const api::VmPatch& patch) = 0;
+    // Deletes the guest (stopped); purge: also volumes hv made with it (containers: the
+    // root filesystem always goes). Returns the task result.
+    virtual nlohmann::json remove(const std::string& name, bool purge, util::Progress& p) = 0;
+
+    // The steps of a shutdown, for the lifecycle engine (guest::shutdown).
+    virtual void request_shutdown(const std::string& name, util::Progress& p) = 0;
+    virtual bool active(const std::string& name) = 0;
+    virtual bool power_off(const std::string& name) = 0;
+    virtual nlohmann::json settled_info(const std::string& name) = 0;  // after a state change
+    virtual ShutdownWords shutdown_words() const = 0;
+
+    // hv's metadata elements in the domain (autostart settings): the element text of
+    // namespace `ns`, nullopt when absent; set_metadata writes the element (config, and live
+    // while running).
+    virtual std::optional<std::string> metadata(const std::string& name, const std::string& ns) = 0;
+    virtual void set_metadata(const std::string& name, const std::string& ns, const std::string& prefix,
+                              const std::string& element) = 0;
+    // One poll of a readiness gate ("running", "guest-agent", "tcp:PORT"); false when not
+    // (yet) ready or the kind has no such gate.
+    virtual bool ready(const std::string& name, const std::string& wait_for) = 0;
+    // Whether the kind has that gate (containers have no guest agent).
+    virtual bool has_gate(const std::string& wait_for) const = 0;
+};
+
+// publish(type, target, data): the event bus.
+using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
+
+class Guests {
+public:
+    explicit Guests(Publisher publish) : publish_(std::move(publish)) {}
+
+    // Drivers are added once at start (VMs first), before any request.
+    void add(GuestDriver& d);
+    // 503 when the kind is not served by this hvd.
+    GuestDriver& driver(GuestKind k) const;
+    const std::vector<GuestDriver*>& drivers() const { return drivers_; }
+
+    // The operation locks (one per name across kinds), for the managers' Options::locks.
+    util::NamedLocks& locks() { return locks_; }
+
+    // A create's hold on its name, from before its task is queued until it ends: refused (409)
+    // while the name is held by another create or used by a guest of any kind. A kind whose
+    // libvirt connection is down cannot be asked: the claim is refused (503) for that kind
+    // itself and let through for the other (VMs never wait on the LXC driver); that kind's
+    // own create then checks its libvirt again.
+    class Claim {
+    public:
+        Claim(Guests& g, std::string name) : g_(g), name_(std::move(name)) {}
+        ~Claim();
+        Claim(const Claim&) = delete;
+        Claim& operator=(const Claim&) = delete;
+        const std::string& name() const { return name_; }
+
+    private:
+        Guests& g_;
+        std::string name_;
+    };
+    std::shared_ptr<Claim> claim(GuestKind kind, const std::string& name);
+
+    // The guest of that name, of any kind (nullopt: none; kinds that cannot be asked are skipped).
+    std::optional<GuestStatus> find(const std::string& name) const;
+
+    // The publisher a manager gets: its events pass unchanged, and each "<kind>.lifecycle"
+    // event is also published as "guest.lifecycle" with the kind and name added.
+    Publisher publisher(GuestKind k);
+
+    // 409 unless the guest is in one of `states` (fast answers before a task is queued).
+    void expect_state(GuestKind k, const std::string& name, std::initializer_list<GuestState> states,
+                      const char* verb) const;
+
+private:
+    friend class Claim;
+    Publisher publish_;
+    std::vector<GuestDriver*> drivers_;
+    util::NamedLocks locks_;
+    std::mutex claims_mu_;
+    std::set<std::string> claims_;
+};
+
+// The lifecycle engine's shutdown, the same for every kind: the guest is asked to stop
+// (ACPI, init), then polled up to timeout_s; at the timeout it is powered off when `force`,
+// else the task fails with timeout. The wait holds no lock, so a stop can cut in; a cancel
+// ends the wait and leaves the guest running. Returns the guest's info; *forced tells
+// whether power was cut.
+nlohmann::json shutdown(GuestDriver& d, const std::string& name, int timeout_s, bool force, util::Progress& p,
+                        bool* forced);
+
+}  // namespace hv::guest
