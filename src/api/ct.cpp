@@ -4,6 +4,7 @@
 #include "hv/api/size.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/error.hpp"
+#include "guest_json.hpp"
 
 namespace hv::api {
 using nlohmann::json;
@@ -41,13 +42,9 @@ CtSpec spec_from_reader(ObjectReader& r) {
     s.memory = r.opt_size("memory").value_or(s.memory);
     if (const auto* f = r.raw("rootfs")) s.rootfs = rootfs_from_json(*f, r.field("rootfs"));
     s.tmpl = r.opt<std::string>("template").value_or("");
-    if (const auto* n = r.raw("nics")) {
-        if (!n->is_array()) fail(Errc::invalid_input, "field 'nics' must be an array");
-        for (std::size_t i = 0; i < n->size(); ++i) s.nics.push_back(nic_from_json((*n)[i], fmt::format("nics[{}]", i)));
-    }
+    s.nics = detail::read_nics(r);
     s.unprivileged = r.opt<bool>("unprivileged").value_or(true);
-    s.description = r.opt<std::string>("description").value_or("");
-    s.tags = r.opt<std::vector<std::string>>("tags").value_or(std::vector<std::string>{});
+    detail::read_labels(r, s);
     return s;
 }
 }  // namespace
@@ -101,16 +98,12 @@ void to_json(json& j, const CtSpec& v) {
 void to_json(json& j, const CtInfo& v) {
     to_json(j, v.spec);
     j["type"] = v.type;
-    j["state"] = v.state;
-    j["reason"] = v.reason;
-    j["uuid"] = v.uuid;
-    j["managed"] = v.managed;
+    detail::write_status(j, v);
     j["init_pid"] = v.init_pid;
     j["memory_limit"] = v.memory_limit;
     j["cpu_shares"] = v.cpu_shares;
     j["cpu_quota"] = v.cpu_quota;
     j["rootfs_quota"] = v.rootfs_quota;
-    j["interfaces"] = v.interfaces;
 }
 void to_json(json& j, const ExecResult& v) {
     j = json{{"exit_code", v.exit_code}, {"stdout", v.stdout_text}, {"stderr", v.stderr_text}, {"timed_out", v.timed_out}};
@@ -129,17 +122,12 @@ CtInfo ct_info_from_json(const json& j) {
     CtInfo v;
     v.spec = spec_from_reader(r);
     v.type = r.opt<std::string>("type").value_or("container");
-    v.state = vm_state_from_string(r.opt<std::string>("state").value_or("unknown"));
-    v.reason = r.opt<std::string>("reason").value_or("");
-    v.uuid = r.opt<std::string>("uuid").value_or("");
-    v.managed = r.opt<bool>("managed").value_or(true);
+    detail::read_status(r, v);
     v.init_pid = r.opt<std::int64_t>("init_pid").value_or(0);
     v.memory_limit = r.opt<std::uint64_t>("memory_limit").value_or(0);
     v.cpu_shares = r.opt<std::uint64_t>("cpu_shares").value_or(0);
     v.cpu_quota = r.opt<std::int64_t>("cpu_quota").value_or(0);
     v.rootfs_quota = r.opt<std::string>("rootfs_quota").value_or("");
-    if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array())
-        for (const auto& x : *ifs) v.interfaces.push_back(nic_state_from_json(x));
     // Output objects may gain fields in later API versions: clients ignore unknown ones.
     return v;
 }
@@ -156,20 +144,10 @@ ExecResult exec_result_from_json(const json& j) {
 
 RootfsSpec parse_rootfs_arg(const std::string& arg) {
     json j = json::object();
-    std::size_t start = 0;
-    while (start <= arg.size()) {
-        auto end = arg.find(',', start);
-        if (end == std::string::npos) end = arg.size();
-        std::string item = arg.substr(start, end - start);
-        if (!item.empty()) {
-            auto eq = item.find('=');
-            if (eq == std::string::npos || eq == 0) fail(Errc::invalid_input, "--rootfs option '{}' must be key=value", item);
-            std::string k = item.substr(0, eq);
-            if ((k != "pool" && k != "size") || j.contains(k))
-                fail(Errc::invalid_input, "--rootfs: unknown or repeated key '{}' (known: pool, size)", k);
-            j[k] = item.substr(eq + 1);
-        }
-        start = end + 1;
+    for (auto& [k, v] : detail::split_kv(arg, "--rootfs", true)) {
+        if ((k != "pool" && k != "size") || j.contains(k))
+            fail(Errc::invalid_input, "--rootfs: unknown or repeated key '{}' (known: pool, size)", k);
+        j[k] = v;
     }
     return rootfs_from_json(j, "--rootfs");
 }

@@ -48,6 +48,7 @@ void to_json(json& j, const TaskInfo& v) {
              {"finished_at", v.finished_at},
              {"error", v.error ? json(*v.error) : json(nullptr)},
              {"result", v.result}};
+    if (!v.request_id.empty()) j["request_id"] = v.request_id;
 }
 
 TaskInfo task_info_from_json(const json& j) {
@@ -63,11 +64,13 @@ TaskInfo task_info_from_json(const json& j) {
     t.finished_at = j.value("finished_at", std::int64_t{0});
     if (j.contains("error") && j["error"].is_object()) t.error = error_body_from_json(j["error"]);
     if (j.contains("result")) t.result = j["result"];
+    t.request_id = j.value("request_id", "");
     return t;
 }
 
 void to_json(json& j, const Event& v) {
     j = json{{"seq", v.seq}, {"time", v.time}, {"type", v.type}, {"target", v.target}, {"data", v.data}};
+    if (!v.request_id.empty()) j["request_id"] = v.request_id;
 }
 
 Event event_from_json(const json& j) {
@@ -77,6 +80,7 @@ Event event_from_json(const json& j) {
     e.type = j.value("type", "");
     e.target = j.value("target", "");
     if (j.contains("data")) e.data = j["data"];
+    e.request_id = j.value("request_id", "");
     return e;
 }
 

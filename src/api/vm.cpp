@@ -11,6 +11,7 @@
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "hv/util/utf8.hpp"
+#include "guest_json.hpp"
 
 namespace hv::api {
 using nlohmann::json;
@@ -284,14 +285,10 @@ void to_json(json& j, const VmPatch& v) {
 }
 void to_json(json& j, const VmInfo& v) {
     to_json(j, v.spec);
-    j["state"] = v.state;
-    j["reason"] = v.reason;
-    j["uuid"] = v.uuid;
-    j["managed"] = v.managed;
+    detail::write_status(j, v);
     j["started_at"] = v.started_at;
     j["uptime"] = v.uptime;
     j["vnc"] = v.vnc;
-    j["interfaces"] = v.interfaces;
 }
 
 DiskSpec disk_from_json(const json& j, const std::string& path) {
@@ -371,18 +368,14 @@ VmSpec spec_from_reader(ObjectReader& r) {
         if (!d->is_array()) fail(Errc::invalid_input, "field 'disks' must be an array");
         for (std::size_t i = 0; i < d->size(); ++i) s.disks.push_back(disk_from_json((*d)[i], fmt::format("disks[{}]", i)));
     }
-    if (const auto* n = r.raw("nics")) {
-        if (!n->is_array()) fail(Errc::invalid_input, "field 'nics' must be an array");
-        for (std::size_t i = 0; i < n->size(); ++i) s.nics.push_back(nic_from_json((*n)[i], fmt::format("nics[{}]", i)));
-    }
+    s.nics = detail::read_nics(r);
     s.cdrom = r.opt<std::string>("cdrom").value_or("");
     if (auto f = r.opt<std::string>("firmware")) s.firmware = firmware_from_string(*f);
     s.machine = r.opt<std::string>("machine").value_or(s.machine);
     s.kernel = r.opt<std::string>("kernel").value_or("");
     s.initrd = r.opt<std::string>("initrd").value_or("");
     s.cmdline = r.opt<std::string>("cmdline").value_or("");
-    s.description = r.opt<std::string>("description").value_or("");
-    s.tags = r.opt<std::vector<std::string>>("tags").value_or(std::vector<std::string>{});
+    detail::read_labels(r, s);
     return s;
 }
 }  // namespace
@@ -442,22 +435,16 @@ VmInfo vm_info_from_json(const json& j) {
     ObjectReader r(j, "");
     VmInfo v;
     v.spec = spec_from_reader(r);
-    v.state = vm_state_from_string(r.opt<std::string>("state").value_or("unknown"));
-    v.reason = r.opt<std::string>("reason").value_or("");
-    v.uuid = r.opt<std::string>("uuid").value_or("");
-    v.managed = r.opt<bool>("managed").value_or(true);
+    detail::read_status(r, v);
     v.started_at = r.opt<std::int64_t>("started_at").value_or(0);
     v.uptime = r.opt<std::int64_t>("uptime").value_or(0);
     v.vnc = r.opt<std::string>("vnc").value_or("");
-    if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array())
-        for (const auto& x : *ifs) v.interfaces.push_back(nic_state_from_json(x));
     // Output objects may gain fields in later API versions: clients ignore unknown ones.
     return v;
 }
 
-namespace {
-// "k=v,k=v" -> pairs; values may not contain ','.
-std::vector<std::pair<std::string, std::string>> split_kv(const std::string& arg, const char* what) {
+namespace detail {
+std::vector<std::pair<std::string, std::string>> split_kv(const std::string& arg, const char* what, bool allow_empty) {
     std::vector<std::pair<std::string, std::string>> out;
     std::size_t start = 0;
     while (start <= arg.size()) {
@@ -472,10 +459,11 @@ std::vector<std::pair<std::string, std::string>> split_kv(const std::string& arg
         }
         start = end + 1;
     }
-    if (out.empty()) fail(Errc::invalid_input, "{} specification is empty", what);
+    if (out.empty() && !allow_empty) fail(Errc::invalid_input, "{} specification is empty", what);
     return out;
 }
-}  // namespace
+}  // namespace detail
+using detail::split_kv;
 
 DiskSpec parse_disk_arg(const std::string& arg) {
     json j = json::object();

@@ -160,16 +160,7 @@ int run(const Config& cfg) {
     auto ct_driver = guest::make_ct_driver(cts);
     guests.add(*ct_driver);
     // What guests use in the pools: VM disks and CD/DVDs, container root filesystems.
-    pools.set_users([&vms, &cts](bool live) {
-        auto users = vms.image_users(live);
-        try {
-            for (const auto& c : cts.list())
-                if (!c.spec.rootfs.path.empty()) users[c.spec.rootfs.path].push_back("container " + c.spec.name);
-        } catch (const std::exception& e) {
-            spdlog::warn("pool users: containers not listed: {}", e.what());
-        }
-        return users;
-    });
+    pools.set_users([&guests](bool live) { return guests.image_users(live); });
     cts.start();
     HostService host(cfg, vms, pools, net, started);
     ApiContext ctx{cfg, vms, tasks, pools, guests, host};

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "hv/util/guard.hpp"
+#include "hv/util/log_context.hpp"
 #include "hv/util/utf8.hpp"
 
 namespace hv::daemon {
@@ -34,11 +35,14 @@ void EventBus::publish(const std::string& type, const std::string& target, const
         // nlohmann::json(api::Event) writes them.
         std::string data_text = util::dump_json(data);
         std::string type_text = util::dump_json(type), target_text = util::dump_json(target);
+        // Published while a request (or a task it queued) runs: the request's id goes along.
+        auto rid = util::log_field("REQUEST_ID");
+        std::string rid_text = rid.empty() ? std::string() : ",\"request_id\":" + util::dump_json(rid);
         std::lock_guard lk(mu_);
         auto seq = ++seq_;
-        auto line = std::make_shared<const std::string>(fmt::format(R"({{"data":{},"seq":{},"target":{},"time":{},"type":{}}})"
+        auto line = std::make_shared<const std::string>(fmt::format(R"({{"data":{}{},"seq":{},"target":{},"time":{},"type":{}}})"
                                                                     "\n",
-                                                                    data_text, seq, target_text, now_ms(), type_text));
+                                                                    data_text, rid_text, seq, target_text, now_ms(), type_text));
         for (auto& sub : subs_) util::guarded("event subscriber", [&] { sub.second(line); });
     });
 }

@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <random>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
 #include <condition_variable>
@@ -23,6 +26,7 @@
 #include "hv/api/task.hpp"
 #include "hv/error.hpp"
 #include "hv/util/guard.hpp"
+#include "hv/util/log_context.hpp"
 #include "hv/util/utf8.hpp"
 
 namespace hv::daemon {
@@ -232,6 +236,7 @@ private:
         parser_->body_limit(boost::none);
         matched_ = nullptr;
         early_.reset();
+        request_id_.clear();
         pending_ = Request{};
         // The previous request's upload (if any) was read to its end: no read is pending on it.
         if (body_) {
@@ -303,6 +308,9 @@ private:
         req.peer_uid = peer_.uid;
         req.peer_gid = peer_.gid;
         req.peer_pid = peer_.pid;
+        req.request_id = request_id(std::string(msg["X-Request-Id"]));
+        req.deadline = std::chrono::steady_clock::now() + timeout_;
+        request_id_ = req.request_id;
         // Decoded and checked once, here (hv/util/utf8.hpp): a target, query or header that is
         // not UTF-8 is answered 400 once the body is read, and nothing else looks at it.
         // Matched once too: routes that only read memory run right there, never queued
@@ -374,6 +382,7 @@ private:
 
     // ---- streaming routes: the handler pulls the body while the I/O thread reads ahead.
     void start_upload(Request req) {
+        req.deadline = std::chrono::steady_clock::time_point::max();  // uploads have no request timeout
         idle_.cancel();
         auto& msg = parser_->get();
         keep_alive_ = msg.keep_alive();
@@ -451,7 +460,11 @@ private:
         });
     }
 
+    // Where a dispatcher will decide by req.resource whether the request runs here or on the
+    // resource's owner host (docs/architecture.md, "A forwarded request"); today: here.
     Response dispatch(const Router::Route& route, const Request& req) {
+        // The handler's log lines, the tasks it queues and the events it publishes carry the id.
+        util::LogScope scope({{"REQUEST_ID", req.request_id}});
         try {
             return route.handler(req);
         } catch (const Error& e) {
@@ -473,8 +486,21 @@ private:
         return s;
     }
 
+    // The client's X-Request-Id when it is a plain id (1-64 of A-Z a-z 0-9 . _ -), else a new one.
+    static std::string request_id(const std::string& given) {
+        if (!given.empty() && given.size() <= 64 &&
+            std::all_of(given.begin(), given.end(), [](unsigned char c) {
+                return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+            }))
+            return given;
+        static std::atomic<std::uint64_t> next{0};
+        static const std::uint64_t base = std::random_device{}() * 0x9e3779b97f4a7c15ULL ^ std::random_device{}();
+        return fmt::format("r-{:016x}", base + next.fetch_add(1) * 0x9e3779b97f4a7c15ULL);
+    }
+
     void write(const Response& r, unsigned version) {
         auto res = std::make_shared<http::response<http::string_body>>(make_response(version, keep_alive_, r));
+        if (!request_id_.empty()) res->set("X-Request-Id", request_id_);
         if (r.status == 405) res->set(http::field::allow, allow_);
         http::async_write(sock_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
             if (ec || !self->keep_alive_) return self->close();
@@ -495,6 +521,7 @@ private:
         asio::post(pool_, [self = shared_from_this(), &route, req = std::move(req)]() mutable {
             Takeover takeover;
             std::optional<Response> refused;
+            util::LogScope scope({{"REQUEST_ID", req.request_id}});
             try {
                 takeover = route.upgrade(req);
             } catch (const Error& e) {
@@ -616,6 +643,7 @@ private:
     std::optional<http::request_parser<http::string_body>> parser_;
     const Router::Route* matched_ = nullptr;
     std::optional<Response> early_;  // 404/405 found at the header, answered after the body
+    std::string request_id_;         // of the request being answered (X-Request-Id)
     Request pending_;  // the request whose header was read (path, query, params, peer)
     Streaming streaming_;
     std::optional<http::request_parser<http::buffer_body>> upload_parser_;

@@ -68,14 +68,8 @@ void register_storage_routes(Router& r, ApiContext& c) {
         std::vector<std::string> detached;
         std::function<void(const std::vector<std::string>&, const std::string&)> detach;
         if (force) {
-            detach = [&c, &detached](const std::vector<std::string>& vms, const std::string& path) {
-                for (const auto& vm : vms) {
-                    auto info = c.vms.get(vm);
-                    if (info.spec.cdrom == path) c.vms.set_cdrom(vm, "");
-                    for (const auto& d : info.spec.disks)
-                        if (d.path == path) c.vms.detach_disk(vm, d.name, false);
-                    detached.push_back(vm);
-                }
+            detach = [&c, &detached](const std::vector<std::string>& users, const std::string& path) {
+                detached = c.guests.release_image(users, path);
             };
         }
         c.pools.delete_volume(pool, name, detach);

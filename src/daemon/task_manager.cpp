@@ -89,6 +89,7 @@ std::string final_line(const api::TaskInfo& t) {
 
 util::LogFields task_fields(const api::TaskInfo& t) {
     util::LogFields f{{"TASK_ID", t.id}, {"TASK_KIND", t.kind}};
+    if (!t.request_id.empty()) f.emplace_back("REQUEST_ID", t.request_id);
     for (auto& kv : util::target_log_fields(t.target)) f.push_back(std::move(kv));
     return f;
 }
@@ -301,6 +302,7 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
         e->info.kind = kind;
         e->info.target = target;
         e->info.created_at = now_ms();
+        e->info.request_id = util::log_field("REQUEST_ID");  // the request queuing it, if any
         tasks_[e->info.id] = e;
         order_.push_back(e->info.id);
         dropped = trim();

@@ -340,10 +340,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
             p.log(fmt::format("{} autostart guest(s) ({}); boot delay {} s{}, at most {} booting at once, {} retries", n,
                               fmt::join(counts, ", "), o.host.boot_delay, o.apply_boot_delay ? "" : " (skipped)",
                               o.host.max_parallel, o.host.retries));
-            {
-                std::lock_guard lk(status_mu_);
-                last_state_.clear();
-            }
+            last_state_.clear();
             auto r = as::run_start(vms, o, d, [&](const as::RunReport& rep) {
                 std::size_t done = 0;
                 std::string group;
@@ -356,13 +353,15 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                     }
                 }
                 {
+                    // Built outside the lock a fast route (status) takes, and swapped in.
+                    json st = relative(rep);
+                    annotate(st, guests);
+                    st["running"] = true;
+                    st["group"] = group;
                     std::lock_guard lk(status_mu_);
-                    status_ = relative(rep);
-                    annotate(status_, guests);
-                    status_["running"] = true;
-                    status_["group"] = group;
-                    publish_changes(rep, guests.kind, &p);
+                    status_.swap(st);
                 }
+                publish_changes(rep, guests.kind, &p);  // task log and events: never under status_mu_
                 int pct = rep.vms.empty() ? 100 : static_cast<int>(100 * done / rep.vms.size());
                 p.update(pct, fmt::format("{}/{} guests done{}{}", done, rep.vms.size(),
                                           group.empty() ? "" : "; " + group,

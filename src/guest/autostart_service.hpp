@@ -73,9 +73,10 @@ private:
     mutable std::mutex mu_;  // host settings; serializes per-guest settings changes (held across libvirt calls)
     autostart::HostSettings host_;
     std::atomic<bool> busy_{false};
-    // status_ and last_state_: read by a fast route on the I/O thread, so never held across libvirt calls.
+    // status_: read by a fast route on the I/O thread, so held only to copy or swap it.
     mutable std::mutex status_mu_;
     nlohmann::json status_ = nlohmann::json::object();
+    // The run's thread only (one run at a time: busy_).
     std::map<std::string, std::string> last_state_;
 };
 

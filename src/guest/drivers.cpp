@@ -127,6 +127,18 @@ public:
         return false;
     }
 
+    std::map<std::string, std::vector<std::string>> image_users(bool live) override { return vms_.image_users(live); }
+    std::optional<std::string> user_name(const std::string& user) const override {
+        if (user.find(' ') != std::string::npos) return std::nullopt;  // another kind's label
+        return user;
+    }
+    void release_image(const std::string& name, const std::string& path) override {
+        auto info = vms_.get(name);
+        if (info.spec.cdrom == path) vms_.set_cdrom(name, "");
+        for (const auto& d : info.spec.disks)
+            if (d.path == path) vms_.detach_disk(name, d.name, false);
+    }
+
 private:
     virt::VmManager& vms_;
     std::string tcp_override_;  // VMs only: a container's port is checked in its own namespace
@@ -192,7 +204,22 @@ public:
         return port > 0 && tcp_open_in_netns(info.init_pid, port, 1000);
     }
 
+    std::map<std::string, std::vector<std::string>> image_users(bool) override {
+        std::map<std::string, std::vector<std::string>> out;
+        for (const auto& c : cts_.list())
+            if (!c.spec.rootfs.path.empty()) out[c.spec.rootfs.path].push_back(std::string(kPrefix) + c.spec.name);
+        return out;
+    }
+    std::optional<std::string> user_name(const std::string& user) const override {
+        if (user.rfind(kPrefix, 0) != 0) return std::nullopt;
+        return user.substr(std::string(kPrefix).size());
+    }
+    void release_image(const std::string& name, const std::string&) override {
+        fail(Errc::conflict, "it is the root filesystem of container '{}'; delete the container instead", name);
+    }
+
 private:
+    static constexpr const char* kPrefix = "container ";
     virt::CtManager& cts_;
 };
 

@@ -92,6 +92,16 @@ public:
     virtual bool ready(const std::string& name, const std::string& wait_for) = 0;
     // Whether the kind has that gate (containers have no guest agent).
     virtual bool has_gate(const std::string& wait_for) const = 0;
+
+    // Images of the pools this kind's guests use: path -> users as the pools name them in
+    // messages ("web01" for a VM, "container c1"). With `live`, also what running guests
+    // really have open.
+    virtual std::map<std::string, std::vector<std::string>> image_users(bool live) = 0;
+    // The guest's name when `user` is one of this kind's image_users() labels.
+    virtual std::optional<std::string> user_name(const std::string& user) const = 0;
+    // Lets go of the image (`volume delete --force`): a VM ejects it or detaches the disk;
+    // a container cannot let go of its root filesystem (409).
+    virtual void release_image(const std::string& name, const std::string& path) = 0;
 };
 
 // publish(type, target, data): the event bus.
@@ -135,6 +145,12 @@ public:
     // The publisher a manager gets: its events pass unchanged, and each "<kind>.lifecycle"
     // event is also published as "guest.lifecycle" with the kind and name added.
     Publisher publisher(GuestKind k);
+
+    // Every kind's image users (PoolManager::set_users); a kind that cannot be asked is
+    // left out with a warning.
+    std::map<std::string, std::vector<std::string>> image_users(bool live) const;
+    // Each user (an image_users() label) lets go of the image; returns the users' names.
+    std::vector<std::string> release_image(const std::vector<std::string>& users, const std::string& path) const;
 
     // 409 unless the guest is in one of `states` (fast answers before a task is queued).
     void expect_state(GuestKind k, const std::string& name, std::initializer_list<GuestState> states,

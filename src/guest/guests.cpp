@@ -70,6 +70,33 @@ Publisher Guests::publisher(GuestKind k) {
     };
 }
 
+std::map<std::string, std::vector<std::string>> Guests::image_users(bool live) const {
+    std::map<std::string, std::vector<std::string>> out;
+    for (auto* d : drivers_) {
+        try {
+            for (auto& [path, users] : d->image_users(live))
+                for (auto& u : users) out[path].push_back(std::move(u));
+        } catch (const std::exception& e) {
+            spdlog::warn("pool users: {}s not listed: {}", api::kind_noun(d->kind()), e.what());
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> Guests::release_image(const std::vector<std::string>& users, const std::string& path) const {
+    std::vector<std::string> done;
+    for (const auto& u : users) {
+        for (auto* d : drivers_) {
+            auto name = d->user_name(u);
+            if (!name) continue;
+            d->release_image(*name, path);
+            done.push_back(*name);
+            break;
+        }
+    }
+    return done;
+}
+
 void Guests::expect_state(GuestKind k, const std::string& name, std::initializer_list<GuestState> states,
                           const char* verb) const {
     auto s = driver(k).find(name);

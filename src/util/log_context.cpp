@@ -36,6 +36,12 @@ LogScope::~LogScope() {
 
 const LogFields& log_fields() { return t_fields; }
 
+std::string log_field(const std::string& name) {
+    for (const auto& [k, v] : t_fields)
+        if (k == name) return v;
+    return {};
+}
+
 LogFields target_log_fields(const std::string& target) {
     auto slash = target.find('/');
     if (slash == std::string::npos || slash + 1 >= target.size()) return {};

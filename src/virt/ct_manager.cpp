@@ -116,14 +116,10 @@ std::int64_t lxc_init_pid(std::int64_t domain_id, const std::string& proc) {
     return 0;
 }
 
-class CtManager::OpLock {
+class CtManager::OpLock : public GuestOpLock {
 public:
     OpLock(CtManager& m, const std::string& name)
-        : guard_(m.locks_.lock(name, m.opts_.lock_wait, "container")), scope_({{"CT", name}}) {}
-
-private:
-    util::NamedLocks::Guard guard_;
-    util::LogScope scope_;  // this thread's log records carry CT=<name> while it holds the lock
+        : GuestOpLock(m.locks_, name, m.opts_.lock_wait, "container", "CT") {}
 };
 
 
@@ -484,12 +480,7 @@ CtInfo CtManager::update(const std::string& name, const api::CtPatch& patch) {
     auto dom = conn_->domain(name);
     auto info = read_domain(dom.get());
     if (!info.managed) fail(Errc::conflict, "container '{}' was not created by hv; change it with virsh", name);
-    auto spec = info.spec;
-    if (patch.cpus) spec.cpus = *patch.cpus;
-    if (patch.memory) spec.memory = *patch.memory;
-    if (patch.description) spec.description = *patch.description;
-    if (patch.tags) spec.tags = *patch.tags;
-    api::validate(spec);
+    auto spec = apply_patch(info.spec, patch);
     const bool live = is_active(info.state);
     const unsigned both = VIR_DOMAIN_AFFECT_CONFIG | (live ? static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) : 0u);
     auto check = [&](int rc, const char* what) {
@@ -572,17 +563,11 @@ void CtManager::request_shutdown(const std::string& name, util::Progress& progre
     progress.log("init asked to stop");
 }
 
-bool CtManager::active(const std::string& name) {
-    auto dom = conn_->domain(name);
-    return is_active(map_state(domain_state(dom.get()).first));
-}
+bool CtManager::active(const std::string& name) { return domain_active(conn_->domain(name).get()); }
 
 bool CtManager::power_off(const std::string& name) {
     OpLock lock(*this, name);
-    auto dom = conn_->domain(name);
-    if (!is_active(map_state(domain_state(dom.get()).first))) return false;
-    if (virDomainDestroy(dom.get()) < 0) throw_libvirt_error("cannot stop container '" + name + "'");
-    return true;
+    return destroy_if_active(conn_->domain(name).get(), "container '" + name + "'");
 }
 
 std::shared_ptr<ConsoleStream> CtManager::open_console(const std::string& name, bool force) {

@@ -80,4 +80,12 @@ std::pair<int, int> domain_state(virDomainPtr d) {
     return {st, reason};
 }
 
+bool domain_active(virDomainPtr d) { return is_active(map_state(domain_state(d).first)); }
+
+bool destroy_if_active(virDomainPtr d, const std::string& what) {
+    if (!domain_active(d)) return false;
+    if (virDomainDestroy(d) < 0) throw_libvirt_error("cannot power off " + what);
+    return true;
+}
+
 }  // namespace hv::virt

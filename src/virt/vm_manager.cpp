@@ -48,14 +48,9 @@ void require_file(const std::string& path, const char* what) {
 }
 }  // namespace
 
-class VmManager::OpLock {
+class VmManager::OpLock : public GuestOpLock {
 public:
-    OpLock(VmManager& m, const std::string& name)
-        : guard_(m.locks_.lock(name, m.opts_.lock_wait, "vm")), scope_({{"VM", name}}) {}
-
-private:
-    util::NamedLocks::Guard guard_;
-    util::LogScope scope_;  // this thread's log records carry VM=<name> while it holds the lock
+    OpLock(VmManager& m, const std::string& name) : GuestOpLock(m.locks_, name, m.opts_.lock_wait, "vm", "VM") {}
 };
 
 std::shared_ptr<void> VmManager::op_lock(const std::string& name) { return std::make_shared<OpLock>(*this, name); }
@@ -626,12 +621,7 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
     if (hw && is_active(info.state))
         fail(Errc::conflict, "vm '{}' is {}: cpus and memory can only be changed while it is stopped", name,
              api::to_string(info.state));
-    auto spec = info.spec;
-    if (patch.cpus) spec.cpus = *patch.cpus;
-    if (patch.memory) spec.memory = *patch.memory;
-    if (patch.description) spec.description = *patch.description;
-    if (patch.tags) spec.tags = *patch.tags;
-    api::validate(spec);
+    auto spec = apply_patch(info.spec, patch);
     // Change only what was asked, through libvirt's own calls, so anything else in the domain
     // (a disk attached with virsh, the domain type) stays as it is.
     const unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
@@ -765,18 +755,13 @@ void VmManager::request_shutdown(const std::string& name, util::Progress& progre
     progress.log("ACPI shutdown requested");
 }
 
-bool VmManager::active(const std::string& name) {
-    auto dom = conn_->domain(name);
-    return is_active(map_state(domain_state(dom.get()).first));
-}
+bool VmManager::active(const std::string& name) { return domain_active(conn_->domain(name).get()); }
 
 bool VmManager::power_off(const std::string& name) {
     OpLock lock(*this, name);
-    auto dom = conn_->domain(name);
-    if (!is_active(map_state(domain_state(dom.get()).first))) return false;
-    if (virDomainDestroy(dom.get()) < 0) throw_libvirt_error("cannot power off vm '" + name + "'");
+    bool cut = destroy_if_active(conn_->domain(name).get(), "vm '" + name + "'");
     refresh(name);
-    return true;
+    return cut;
 }
 
 VmInfo VmManager::refreshed(const std::string& name) {

@@ -18,31 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string lxc_uri() {
-    auto q = libvirt_uri();  // qemu:///system?socket=...
-    return "lxc" + q.substr(q.find(':'));
-}
-
-Result lxc_virsh(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"virsh", "-q", "-c", lxc_uri()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, 60s);
-}
-
-bool lxc_domain_exists(const std::string& name) { return lxc_virsh({"dominfo", name}).exit_code == 0; }
-
-// Destroys and undefines the containers a test made (declared after the Hvd, so it runs first).
-struct CtCleanup {
-    std::vector<std::string> names;
-    ~CtCleanup() {
-        for (const auto& n : names) {
-            if (!lxc_domain_exists(n)) continue;
-            lxc_virsh({"destroy", n});
-            lxc_virsh({"undefine", n});
-        }
-    }
-};
-
 uid_t owner(const std::string& path) {
     struct stat st {};
     REQUIRE(::lstat(path.c_str(), &st) == 0);

@@ -297,6 +297,27 @@ std::string domstate(const std::string& name) {
 
 bool domain_exists(const std::string& name) { return virsh({"dominfo", name}).exit_code == 0; }
 
+std::string lxc_uri() {
+    auto q = libvirt_uri();  // qemu:///system?socket=...
+    return "lxc" + q.substr(q.find(':'));
+}
+
+Result lxc_virsh(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"virsh", "-q", "-c", lxc_uri()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 60s);
+}
+
+bool lxc_domain_exists(const std::string& name) { return lxc_virsh({"dominfo", name}).exit_code == 0; }
+
+CtCleanup::~CtCleanup() {
+    for (const auto& n : names) {
+        if (!lxc_domain_exists(n)) continue;
+        lxc_virsh({"destroy", n});
+        lxc_virsh({"undefine", n});
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Hvd
 // ---------------------------------------------------------------------------------------

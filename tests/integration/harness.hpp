@@ -113,6 +113,15 @@ Result virsh(const std::vector<std::string>& args);
 // "running", "shut off", "paused", ... ; "" when the domain does not exist.
 std::string domstate(const std::string& name);
 bool domain_exists(const std::string& name);
+// The same for containers: virsh against the private libvirtd's LXC driver.
+std::string lxc_uri();
+Result lxc_virsh(const std::vector<std::string>& args);
+bool lxc_domain_exists(const std::string& name);
+// Destroys and undefines the containers a test made (declared after the Hvd, so it runs first).
+struct CtCleanup {
+    std::vector<std::string> names;
+    ~CtCleanup();
+};
 
 struct HttpResponse {
     int status = 0;

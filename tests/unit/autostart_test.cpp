@@ -278,10 +278,10 @@ TEST_CASE("autostart of containers: no guest-agent gate, event targets and log l
         CHECK(std::string(e.what()).find("'web'") != std::string::npos);
     }
     CHECK_THROWS_WITH(validate(on(1, {"web"}), "web", Kind::ct), Catch::Contains("container 'web'"));
-    CHECK(std::string(type_name(Kind::vm)) == "vm");
-    CHECK(std::string(type_name(Kind::ct)) == "container");
-    CHECK(target(Kind::vm, "db") == "vm/db");
-    CHECK(target(Kind::ct, "db") == "ct/db");
+    CHECK(std::string(hv::api::kind_noun(Kind::vm)) == "vm");
+    CHECK(std::string(hv::api::kind_noun(Kind::ct)) == "container");
+    CHECK(hv::api::guest_target(Kind::vm, "db") == "vm/db");
+    CHECK(hv::api::guest_target(Kind::ct, "db") == "ct/db");
     CHECK(label(Kind::ct, "db") == "ct db");
     CHECK(label(Kind::vm, "db") == "vm db");
 }

@@ -41,6 +41,9 @@ struct TaskInfo {
     std::int64_t started_at = 0;
     std::int64_t finished_at = 0;
     std::optional<ErrorBody> error;
+    // The request that queued it (its X-Request-Id); empty for tasks hvd starts itself.
+    // Example: "r-3f9a0c2d41b7e806".
+    std::string request_id;
     // Operation-specific result (e.g. the VmInfo of a created VM); null while running.
     nlohmann::json result;
 };
@@ -78,6 +81,8 @@ struct Event {
     std::string target;
     // type-specific: vm.lifecycle -> {"state":"running","reason":"booted"}; task -> TaskInfo.
     nlohmann::json data;
+    // The request whose handling or task published it (X-Request-Id); absent otherwise.
+    std::string request_id;
 };
 
 void to_json(nlohmann::json& j, const ErrorBody& v);

@@ -30,6 +30,9 @@ private:
 
 // The calling thread's fields, outermost first, each name once.
 const LogFields& log_fields();
+// The value of one of them ("" when unset): REQUEST_ID carries a request's id into the tasks
+// it queues and the events published while it is handled.
+std::string log_field(const std::string& name);
 
 bool valid_journal_field_name(const std::string& name);
 
