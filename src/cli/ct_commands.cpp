@@ -21,53 +21,6 @@ void on_run(CLI::App* cmd, Context& ctx, F fn) {
     cmd->callback([&ctx, fn] { ctx.action = fn; });
 }
 
-std::string state_text(const api::CtInfo& ct) {
-    return ct.reason.empty() ? api::to_string(ct.state) : fmt::format("{} ({})", api::to_string(ct.state), ct.reason);
-}
-
-void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts) {
-    if (g.json()) return print_json(nlohmann::json(cts));
-    std::vector<Row> rows;
-    for (const auto& c : cts)
-        rows.push_back({c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
-                        c.spec.unprivileged ? "yes" : "no"});
-    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
-}
-
-void print_ct(const Globals& g, const api::CtInfo& c) {
-    if (g.json()) return print_json(nlohmann::json(c));
-    const auto& s = c.spec;
-    std::vector<std::pair<std::string, std::string>> kv{
-        {"name", s.name},
-        {"type", "container (lxc)"},
-        {"uuid", c.uuid.empty() ? "-" : c.uuid},
-        {"state", state_text(c)},
-        {"managed", c.managed ? "yes" : "no (defined outside hv)"},
-        {"unprivileged", s.unprivileged ? fmt::format("yes (ids 0-{} -> {}-{})", api::kUnprivilegedCount - 1,
-                                                      api::kUnprivilegedBase,
-                                                      api::kUnprivilegedBase + api::kUnprivilegedCount - 1)
-                                        : "no (privileged: container root is host root)"},
-        {"cpus", std::to_string(s.cpus)},
-        {"memory", api::format_size(s.memory)},
-        {"template", s.tmpl.empty() ? "-" : s.tmpl},
-        {"rootfs", s.rootfs.path.empty() ? "-" : fmt::format("{}:{} ({})", s.rootfs.pool, s.rootfs.volume, s.rootfs.path)},
-        {"rootfs size", s.rootfs.size ? fmt::format("{} ({})", api::format_size(s.rootfs.size), c.rootfs_quota) : "-"},
-    };
-    if (c.init_pid) {
-        kv.emplace_back("init pid", std::to_string(c.init_pid));
-        kv.emplace_back("memory limit", c.memory_limit ? api::format_size(c.memory_limit) : "-");
-        kv.emplace_back("cpu shares", std::to_string(c.cpu_shares));
-        kv.emplace_back("cpu quota", c.cpu_quota > 0 ? fmt::format("{} us per 100 ms", c.cpu_quota) : "none");
-    }
-    if (s.nics.empty()) kv.emplace_back("nics", "-");
-    kv.emplace_back("description", s.description.empty() ? "-" : s.description);
-    kv.emplace_back("tags", s.tags.empty() ? "-" : fmt::format("{}", fmt::join(s.tags, ", ")));
-    std::size_t w = 0;
-    for (const auto& [k, _] : kv) w = std::max(w, k.size());
-    for (const auto& [k, v] : kv) print_line(fmt::format("{:<{}}  {}", k + ":", w + 1, v));
-    if (!s.nics.empty()) std::cout << nics_text(s.nics, c.interfaces, false) << std::flush;
-}
-
 void add_create(CLI::App& ct, Context& ctx) {
     struct Opts {
         std::string name, tmpl, memory = "512M", rootfs, description;
