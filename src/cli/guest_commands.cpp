@@ -113,118 +113,115 @@ const Kind<api::CtInfo> kCt{
 };
 
 template <typename Info>
-using KindPtr = std::shared_ptr<const Kind<Info>>;
-
-template <typename Info>
-void add_list_show(CLI::App& parent, Context& ctx, const KindPtr<Info>& k) {
-    auto* list = parent.add_subcommand("list", k->help.list);
+void add_list_show(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
+    auto* list = parent.add_subcommand("list", k.help.list);
     list->alias("ls");
-    on_run(list, ctx, [&g = ctx.g, k] {
-        k->print_list(g, (g.client().*k->list)());
+    on_run(list, ctx, [&g = ctx.g, &k] {
+        k.print_list(g, (g.client().*k.list)());
         return 0;
     });
     auto name = std::make_shared<std::string>();
-    auto* show = parent.add_subcommand("show", k->help.show);
-    show->add_option("name", *name, k->name_help)->required();
-    on_run(show, ctx, [&g = ctx.g, k, name] {
-        k->print(g, (g.client().*k->get)(*name));
+    auto* show = parent.add_subcommand("show", k.help.show);
+    show->add_option("name", *name, k.name_help)->required();
+    on_run(show, ctx, [&g = ctx.g, &k, name] {
+        k.print(g, (g.client().*k.get)(*name));
         return 0;
     });
 }
 
 template <typename Info>
-void add_actions(CLI::App& parent, Context& ctx, const KindPtr<Info>& k) {
-    for (const auto& a : k->actions) {
+void add_actions(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
+    for (const auto& a : k.actions) {
         auto name = std::make_shared<std::string>();
         auto* cmd = parent.add_subcommand(a.name, a.help);
-        cmd->add_option("name", *name, k->name_help)->required();
-        on_run(cmd, ctx, [&g = ctx.g, k, name, a] {
-            Info info = (g.client().*k->act)(*name, a.name);
+        cmd->add_option("name", *name, k.name_help)->required();
+        on_run(cmd, ctx, [&g = ctx.g, &k, name, a] {
+            Info info = (g.client().*k.act)(*name, a.name);
             if (g.json()) print_json(nlohmann::json(info));
-            else print_line(fmt::format("{} {} {} (state {})", a.done, k->noun, *name, api::to_string(info.state)));
+            else print_line(fmt::format("{} {} {} (state {})", a.done, k.noun, *name, api::to_string(info.state)));
             return 0;
         });
     }
 }
 
 template <typename Info>
-void add_shutdown(CLI::App& parent, Context& ctx, const KindPtr<Info>& k) {
+void add_shutdown(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     struct Opts {
         std::string name;
         int timeout = 60;
         bool force = false, async = false;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd = parent.add_subcommand("shutdown", k->help.shutdown);
-    cmd->add_option("name", o->name, k->name_help)->required();
-    cmd->add_option("--timeout", o->timeout, k->help.shutdown_timeout)->check(CLI::Range(0, 86400))->capture_default_str();
-    cmd->add_flag("--force", o->force, k->help.shutdown_force);
+    auto* cmd = parent.add_subcommand("shutdown", k.help.shutdown);
+    cmd->add_option("name", o->name, k.name_help)->required();
+    cmd->add_option("--timeout", o->timeout, k.help.shutdown_timeout)->check(CLI::Range(0, 86400))->capture_default_str();
+    cmd->add_flag("--force", o->force, k.help.shutdown_force);
     cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, k, o] {
+    on_run(cmd, ctx, [&g = ctx.g, &k, o] {
         Client c = g.client();
-        return finish_task(g, c, (c.*k->shutdown)(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
+        return finish_task(g, c, (c.*k.shutdown)(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
             if (g.json()) print_json(nlohmann::json(t));
             else if (t.result.is_object() && t.result.value("forced", false))
-                print_line(fmt::format("{} {} {} ({} within {}s)", k->forced, k->noun, o->name, k->not_down, o->timeout));
-            else print_line(fmt::format("shut down {} {}", k->noun, o->name));
+                print_line(fmt::format("{} {} {} ({} within {}s)", k.forced, k.noun, o->name, k.not_down, o->timeout));
+            else print_line(fmt::format("shut down {} {}", k.noun, o->name));
             return 0;
         });
     });
 }
 
 template <typename Info>
-void add_set(CLI::App& parent, Context& ctx, const KindPtr<Info>& k) {
+void add_set(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     struct Opts {
         std::string name, memory, description;
         int cpus = 0;
         std::vector<std::string> tags;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd = parent.add_subcommand("set", k->help.set);
-    cmd->add_option("name", o->name, k->name_help)->required();
-    auto* cpus = cmd->add_option("--cpus", o->cpus, k->help.set_cpus);
-    auto* memory = cmd->add_option("--memory", o->memory, k->help.set_memory);
+    auto* cmd = parent.add_subcommand("set", k.help.set);
+    cmd->add_option("name", o->name, k.name_help)->required();
+    auto* cpus = cmd->add_option("--cpus", o->cpus, k.help.set_cpus);
+    auto* memory = cmd->add_option("--memory", o->memory, k.help.set_memory);
     auto* desc = cmd->add_option("--description", o->description, "Free text");
     auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
-    on_run(cmd, ctx, [&g = ctx.g, k, o, cpus, memory, desc, tags] {
+    on_run(cmd, ctx, [&g = ctx.g, &k, o, cpus, memory, desc, tags] {
         api::VmPatch p;
         if (cpus->count()) p.cpus = o->cpus;
         if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
         if (desc->count()) p.description = o->description;
         if (tags->count()) p.tags = o->tags;
         api::validate(p);
-        Info info = (g.client().*k->update)(o->name, p);
+        Info info = (g.client().*k.update)(o->name, p);
         if (g.json()) print_json(nlohmann::json(info));
-        else print_line(fmt::format("updated {} {}", k->noun, o->name));
+        else print_line(fmt::format("updated {} {}", k.noun, o->name));
         return 0;
     });
 }
 
 template <typename Info>
-void add_delete(CLI::App& parent, Context& ctx, const KindPtr<Info>& k) {
+void add_delete(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     struct Opts {
         std::string name;
         bool purge = false, async = false;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd = parent.add_subcommand("delete", k->help.del);
+    auto* cmd = parent.add_subcommand("delete", k.help.del);
     cmd->alias("rm");
-    cmd->add_option("name", o->name, k->name_help)->required();
-    if (!k->help.del_purge.empty()) cmd->add_flag("--purge", o->purge, k->help.del_purge);
+    cmd->add_option("name", o->name, k.name_help)->required();
+    if (!k.help.del_purge.empty()) cmd->add_flag("--purge", o->purge, k.help.del_purge);
     cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, k, o] {
+    on_run(cmd, ctx, [&g = ctx.g, &k, o] {
         Client c = g.client();
-        return finish_task(g, c, k->remove(c, o->name, o->purge), o->async, [&](const api::TaskInfo& t) {
+        return finish_task(g, c, k.remove(c, o->name, o->purge), o->async, [&](const api::TaskInfo& t) {
             if (g.json()) print_json(nlohmann::json(t));
-            else print_line(fmt::format("deleted {} {}{}", k->noun, o->name, o->purge ? k->purged_also : k->deleted_also));
+            else print_line(fmt::format("deleted {} {}{}", k.noun, o->name, o->purge ? k.purged_also : k.deleted_also));
             return 0;
         });
     });
 }
 
+// k is kVm or kCt: the actions refer to it after parsing.
 template <typename Info>
-void add_verbs(CLI::App& parent, Context& ctx, const Kind<Info>& kind) {
-    auto k = std::make_shared<const Kind<Info>>(kind);
+void add_verbs(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     add_list_show(parent, ctx, k);
     add_actions(parent, ctx, k);
     add_shutdown(parent, ctx, k);
@@ -234,7 +231,7 @@ void add_verbs(CLI::App& parent, Context& ctx, const Kind<Info>& kind) {
 
 template <typename Info>
 int create_tail(const Globals& g, Client& c, const Kind<Info>& k, const api::TaskInfo& task, const std::string& name,
-                  bool async, bool start) {
+                bool async, bool start) {
     return finish_task(g, c, task, async, [&](const api::TaskInfo& t) {
         Info info;
         try {
