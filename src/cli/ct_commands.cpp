@@ -1,5 +1,5 @@
-// hvctl ct ...: containers (libvirt LXC) with the verbs of `hvctl vm`, plus exec and templates;
-// and `hvctl list`: VMs and containers in one table.
+// hvctl ct ...: containers (libvirt LXC): create, exec, console, templates; the verbs they share
+// with `hvctl vm` come from guest_commands.cpp. And `hvctl list`: VMs and containers in one table.
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -8,6 +8,7 @@
 
 #include "console.hpp"
 #include "context.hpp"
+#include "guest_commands.hpp"
 #include "hv/api/ct.hpp"
 #include "hv/api/size.hpp"
 #include "output.hpp"
@@ -15,58 +16,6 @@
 
 namespace hv::cli {
 namespace {
-
-template <typename F>
-void on_run(CLI::App* cmd, Context& ctx, F fn) {
-    cmd->callback([&ctx, fn] { ctx.action = fn; });
-}
-
-std::string state_text(const api::CtInfo& ct) {
-    return ct.reason.empty() ? api::to_string(ct.state) : fmt::format("{} ({})", api::to_string(ct.state), ct.reason);
-}
-
-void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts) {
-    if (g.json()) return print_json(nlohmann::json(cts));
-    std::vector<Row> rows;
-    for (const auto& c : cts)
-        rows.push_back({c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
-                        c.spec.unprivileged ? "yes" : "no"});
-    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
-}
-
-void print_ct(const Globals& g, const api::CtInfo& c) {
-    if (g.json()) return print_json(nlohmann::json(c));
-    const auto& s = c.spec;
-    std::vector<std::pair<std::string, std::string>> kv{
-        {"name", s.name},
-        {"type", "container (lxc)"},
-        {"uuid", c.uuid.empty() ? "-" : c.uuid},
-        {"state", state_text(c)},
-        {"managed", c.managed ? "yes" : "no (defined outside hv)"},
-        {"unprivileged", s.unprivileged ? fmt::format("yes (ids 0-{} -> {}-{})", api::kUnprivilegedCount - 1,
-                                                      api::kUnprivilegedBase,
-                                                      api::kUnprivilegedBase + api::kUnprivilegedCount - 1)
-                                        : "no (privileged: container root is host root)"},
-        {"cpus", std::to_string(s.cpus)},
-        {"memory", api::format_size(s.memory)},
-        {"template", s.tmpl.empty() ? "-" : s.tmpl},
-        {"rootfs", s.rootfs.path.empty() ? "-" : fmt::format("{}:{} ({})", s.rootfs.pool, s.rootfs.volume, s.rootfs.path)},
-        {"rootfs size", s.rootfs.size ? fmt::format("{} ({})", api::format_size(s.rootfs.size), c.rootfs_quota) : "-"},
-    };
-    if (c.init_pid) {
-        kv.emplace_back("init pid", std::to_string(c.init_pid));
-        kv.emplace_back("memory limit", c.memory_limit ? api::format_size(c.memory_limit) : "-");
-        kv.emplace_back("cpu shares", std::to_string(c.cpu_shares));
-        kv.emplace_back("cpu quota", c.cpu_quota > 0 ? fmt::format("{} us per 100 ms", c.cpu_quota) : "none");
-    }
-    if (s.nics.empty()) kv.emplace_back("nics", "-");
-    kv.emplace_back("description", s.description.empty() ? "-" : s.description);
-    kv.emplace_back("tags", s.tags.empty() ? "-" : fmt::format("{}", fmt::join(s.tags, ", ")));
-    std::size_t w = 0;
-    for (const auto& [k, _] : kv) w = std::max(w, k.size());
-    for (const auto& [k, v] : kv) print_line(fmt::format("{:<{}}  {}", k + ":", w + 1, v));
-    if (!s.nics.empty()) std::cout << nics_text(s.nics, c.interfaces, false) << std::flush;
-}
 
 void add_create(CLI::App& ct, Context& ctx) {
     struct Opts {
@@ -123,135 +72,7 @@ void add_create(CLI::App& ct, Context& ctx) {
             auto up = c.upload_template(s.rootfs.pool, name, local, "", false);
             if (!g.json()) print_line(fmt::format("uploaded template {}:vztmpl/{} ({})", up.pool, up.name, api::format_size(up.size)));
         }
-        return finish_task(g, c, c.create_ct(s), o->async, [&](const api::TaskInfo& t) {
-            api::CtInfo info;
-            try {
-                info = api::ct_info_from_json(t.result);
-            } catch (const Error&) {
-                info = c.get_ct(s.name);
-            }
-            if (!g.json()) print_line(fmt::format("created container {} ({})", s.name, info.uuid));
-            if (o->start) {
-                try {
-                    info = c.ct_action(s.name, "start");
-                } catch (const DaemonUnreachable&) {
-                    throw;
-                } catch (const Error& e) {
-                    throw Error(e.code(), fmt::format("container {} was created but did not start: {}", s.name, e.what()));
-                }
-                if (!g.json()) print_line(fmt::format("started container {}", s.name));
-            }
-            if (g.json()) print_json(nlohmann::json(info));
-            return 0;
-        });
-    });
-}
-
-void add_simple(CLI::App& ct, Context& ctx) {
-    auto* list = ct.add_subcommand("list", "List containers");
-    list->alias("ls");
-    on_run(list, ctx, [&g = ctx.g] {
-        print_ct_list(g, g.client().list_cts());
-        return 0;
-    });
-    auto name = std::make_shared<std::string>();
-    auto* show = ct.add_subcommand("show", "Show a container's configuration, state and live limits");
-    show->add_option("name", *name, "Container name")->required();
-    on_run(show, ctx, [&g = ctx.g, name] {
-        print_ct(g, g.client().get_ct(*name));
-        return 0;
-    });
-    struct Action {
-        const char* name;
-        const char* done;
-        const char* help;
-    };
-    static constexpr Action kActions[] = {
-        {"start", "started", "Start a stopped container"},
-        {"stop", "stopped", "Stop a container now (kills its processes; see 'shutdown')"},
-        {"reboot", "rebooted", "Ask the container's init to reboot"},
-    };
-    for (const auto& a : kActions) {
-        auto n = std::make_shared<std::string>();
-        auto* cmd = ct.add_subcommand(a.name, a.help);
-        cmd->add_option("name", *n, "Container name")->required();
-        on_run(cmd, ctx, [&g = ctx.g, n, a] {
-            auto info = g.client().ct_action(*n, a.name);
-            if (g.json()) print_json(nlohmann::json(info));
-            else print_line(fmt::format("{} container {} (state {})", a.done, *n, api::to_string(info.state)));
-            return 0;
-        });
-    }
-}
-
-void add_shutdown(CLI::App& ct, Context& ctx) {
-    struct Opts {
-        std::string name;
-        int timeout = 60;
-        bool force = false, async = false;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = ct.add_subcommand("shutdown", "Ask the container's init to stop (initctl, else SIGTERM)");
-    cmd->add_option("name", o->name, "Container name")->required();
-    cmd->add_option("--timeout", o->timeout, "Seconds to wait")->check(CLI::Range(0, 86400))->capture_default_str();
-    cmd->add_flag("--force", o->force, "Stop it when init has not exited within the timeout");
-    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, o] {
-        Client c = g.client();
-        return finish_task(g, c, c.shutdown_ct(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
-            if (g.json()) print_json(nlohmann::json(t));
-            else if (t.result.is_object() && t.result.value("forced", false))
-                print_line(fmt::format("stopped container {} (init did not exit within {}s)", o->name, o->timeout));
-            else print_line(fmt::format("shut down container {}", o->name));
-            return 0;
-        });
-    });
-}
-
-void add_set(CLI::App& ct, Context& ctx) {
-    struct Opts {
-        std::string name, memory, description;
-        int cpus = 0;
-        std::vector<std::string> tags;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = ct.add_subcommand("set", "Change a container's limits (applied at once while running) or labels");
-    cmd->add_option("name", o->name, "Container name")->required();
-    auto* cpus = cmd->add_option("--cpus", o->cpus, "CPU limit in CPUs");
-    auto* memory = cmd->add_option("--memory", o->memory, "Memory limit, e.g. 1G");
-    auto* desc = cmd->add_option("--description", o->description, "Free text");
-    auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
-    on_run(cmd, ctx, [&g = ctx.g, o, cpus, memory, desc, tags] {
-        api::CtPatch p;
-        if (cpus->count()) p.cpus = o->cpus;
-        if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
-        if (desc->count()) p.description = o->description;
-        if (tags->count()) p.tags = o->tags;
-        api::validate(p);
-        auto info = g.client().update_ct(o->name, p);
-        if (g.json()) print_json(nlohmann::json(info));
-        else print_line(fmt::format("updated container {}", o->name));
-        return 0;
-    });
-}
-
-void add_delete(CLI::App& ct, Context& ctx) {
-    struct Opts {
-        std::string name;
-        bool async = false;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = ct.add_subcommand("delete", "Delete a stopped container and its root filesystem");
-    cmd->alias("rm");
-    cmd->add_option("name", o->name, "Container name")->required();
-    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, o] {
-        Client c = g.client();
-        return finish_task(g, c, c.delete_ct(o->name), o->async, [&](const api::TaskInfo& t) {
-            if (g.json()) print_json(nlohmann::json(t));
-            else print_line(fmt::format("deleted container {} and its root filesystem", o->name));
-            return 0;
-        });
+        return finish_create(g, c, GuestType::ct, c.create_ct(s), s.name, o->async, o->start);
     });
 }
 
@@ -377,10 +198,7 @@ void add_ct_commands(CLI::App& app, Context& ctx) {
     auto* ct = app.add_subcommand("ct", "Manage system containers (LXC)");
     ct->require_subcommand(1);
     add_create(*ct, ctx);
-    add_simple(*ct, ctx);
-    add_shutdown(*ct, ctx);
-    add_set(*ct, ctx);
-    add_delete(*ct, ctx);
+    add_guest_verbs(*ct, ctx, GuestType::ct);  // list, show, start, stop, reboot, shutdown, set, delete
     add_exec(*ct, ctx);
     add_console(*ct, ctx);
     add_template(*ct, ctx);

@@ -30,6 +30,13 @@ std::string vm_uptime(const api::VmInfo& vm) {
     return vm.uptime > 0 ? format_duration(vm.uptime) : "0s";
 }
 
+// "running", or "running (booted)" with the reason libvirt gave.
+template <typename Info>
+std::string state_text(const Info& guest) {
+    return guest.reason.empty() ? api::to_string(guest.state)
+                                : fmt::format("{} ({})", api::to_string(guest.state), guest.reason);
+}
+
 std::string nic_text(const api::NicSpec& n, bool model) {
     std::string s = (n.name.empty() ? "" : n.name + "  ") + (n.network.empty() ? "bridge=" + n.bridge : "network=" + n.network);
     if (model) s += "  " + n.model;
@@ -151,7 +158,7 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     std::vector<std::pair<std::string, std::string>> kv{
         {"name", s.name},
         {"uuid", or_dash(vm.uuid)},
-        {"state", vm.reason.empty() ? api::to_string(vm.state) : fmt::format("{} ({})", api::to_string(vm.state), vm.reason)},
+        {"state", state_text(vm)},
         {"managed", vm.managed ? "yes" : "no (defined outside hv)"},
         {"cpus", std::to_string(s.cpus)},
         {"memory", api::format_size(s.memory)},
@@ -174,6 +181,50 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
     if (!s.disks.empty()) out += "disks:\n" + disks_text(s.disks, g.no_headers);
     out += nics_text(s.nics, vm.interfaces, true);
     std::cout << out << std::flush;
+}
+
+void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts) {
+    if (g.json()) return print_json(json(cts));
+    std::vector<Row> rows;
+    for (const auto& c : cts)
+        rows.push_back({c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
+                        c.spec.unprivileged ? "yes" : "no"});
+    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
+}
+
+void print_ct(const Globals& g, const api::CtInfo& c) {
+    if (g.json()) return print_json(json(c));
+    const auto& s = c.spec;
+    std::vector<std::pair<std::string, std::string>> kv{
+        {"name", s.name},
+        {"type", "container (lxc)"},
+        {"uuid", or_dash(c.uuid)},
+        {"state", state_text(c)},
+        {"managed", c.managed ? "yes" : "no (defined outside hv)"},
+        {"unprivileged", s.unprivileged ? fmt::format("yes (ids 0-{} -> {}-{})", api::kUnprivilegedCount - 1,
+                                                      api::kUnprivilegedBase,
+                                                      api::kUnprivilegedBase + api::kUnprivilegedCount - 1)
+                                        : "no (privileged: container root is host root)"},
+        {"cpus", std::to_string(s.cpus)},
+        {"memory", api::format_size(s.memory)},
+        {"template", or_dash(s.tmpl)},
+        {"rootfs", s.rootfs.path.empty() ? "-" : fmt::format("{}:{} ({})", s.rootfs.pool, s.rootfs.volume, s.rootfs.path)},
+        {"rootfs size", s.rootfs.size ? fmt::format("{} ({})", api::format_size(s.rootfs.size), c.rootfs_quota) : "-"},
+    };
+    if (c.init_pid) {
+        kv.emplace_back("init pid", std::to_string(c.init_pid));
+        kv.emplace_back("memory limit", c.memory_limit ? api::format_size(c.memory_limit) : "-");
+        kv.emplace_back("cpu shares", std::to_string(c.cpu_shares));
+        kv.emplace_back("cpu quota", c.cpu_quota > 0 ? fmt::format("{} us per 100 ms", c.cpu_quota) : "none");
+    }
+    if (s.nics.empty()) kv.emplace_back("nics", "-");
+    kv.emplace_back("description", or_dash(s.description));
+    kv.emplace_back("tags", s.tags.empty() ? "-" : join(s.tags, ", "));
+    // Not render_kv: the values are printed as they are (a description keeps trailing blanks).
+    std::size_t w = 0;
+    for (const auto& [k, _] : kv) w = std::max(w, k.size());
+    for (const auto& [k, v] : kv) print_line(fmt::format("{:<{}}  {}", k + ":", w + 1, v));
+    if (!s.nics.empty()) std::cout << nics_text(s.nics, c.interfaces, false) << std::flush;
 }
 
 void print_task_list(const Globals& g, const std::vector<api::TaskInfo>& tasks) {

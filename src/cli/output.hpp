@@ -8,6 +8,7 @@
 
 #include "context.hpp"
 #include "format.hpp"
+#include "hv/api/ct.hpp"
 #include "hv/api/host.hpp"
 #include "hv/api/task.hpp"
 #include "hv/api/vm.hpp"
@@ -29,6 +30,8 @@ void print_table(const Globals& g, const Row& headers, const std::vector<Row>& r
 
 void print_vm_list(const Globals& g, const std::vector<api::VmInfo>& vms);
 void print_vm(const Globals& g, const api::VmInfo& vm);
+void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts);
+void print_ct(const Globals& g, const api::CtInfo& ct);
 // "nics:" and one line per NIC, with its live port (tap/veth, bridge, VLANs) under it.
 // model: VMs show the NIC model; containers' NICs are veth pairs.
 std::string nics_text(const std::vector<api::NicSpec>& nics, const std::vector<api::NicState>& live, bool model);

@@ -1,21 +1,17 @@
-// hvctl vm ...: create, list, show, power actions, shutdown, set, delete, disk, cdrom, nic.
+// hvctl vm ...: create, disk, cdrom, nic; list, show, the power actions, shutdown, set and delete
+// come from the definition VMs and containers share (guest_commands.cpp).
 #include <memory>
 
 #include <CLI/CLI.hpp>
 
 #include "context.hpp"
+#include "guest_commands.hpp"
 #include "hv/api/size.hpp"
 #include "output.hpp"
 #include "progress.hpp"
 
 namespace hv::cli {
 namespace {
-
-// Registers `fn` as the action of `cmd`; `fn` runs after parsing succeeded.
-template <typename F>
-void on_run(CLI::App* cmd, Context& ctx, F fn) {
-    cmd->callback([&ctx, fn] { ctx.action = fn; });
-}
 
 struct CreateOpts {
     std::string name, memory = "512M", cdrom, firmware = "bios", machine = "q35", description;
@@ -47,27 +43,7 @@ api::VmSpec build_spec(const CreateOpts& o) {
 int run_create(const Globals& g, const CreateOpts& o) {
     api::VmSpec spec = build_spec(o);
     Client c = g.client();
-    return finish_task(g, c, c.create_vm(spec), o.async, [&](const api::TaskInfo& t) {
-        api::VmInfo vm;
-        try {
-            vm = api::vm_info_from_json(t.result);
-        } catch (const Error&) {
-            vm = c.get_vm(spec.name);  // no usable result in the task: ask for the VM
-        }
-        if (!g.json()) print_line(fmt::format("created vm {} ({})", vm.spec.name, vm.uuid));
-        if (o.start) {
-            try {
-                vm = c.vm_action(spec.name, "start");
-            } catch (const DaemonUnreachable&) {
-                throw;
-            } catch (const Error& e) {
-                throw Error(e.code(), fmt::format("vm {} was created but did not start: {}", spec.name, e.what()));
-            }
-            if (!g.json()) print_line(fmt::format("started vm {}", spec.name));
-        }
-        if (g.json()) print_json(nlohmann::json(vm));
-        return 0;
-    });
+    return finish_create(g, c, GuestType::vm, c.create_vm(spec), spec.name, o.async, o.start);
 }
 
 void add_create(CLI::App& vm, Context& ctx) {
@@ -95,126 +71,6 @@ void add_create(CLI::App& vm, Context& ctx) {
     auto* async = cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
     start->excludes(async);
     on_run(cmd, ctx, [&g = ctx.g, o] { return run_create(g, *o); });
-}
-
-void add_list(CLI::App& vm, Context& ctx) {
-    auto* cmd = vm.add_subcommand("list", "List VMs");
-    cmd->alias("ls");
-    on_run(cmd, ctx, [&g = ctx.g] {
-        print_vm_list(g, g.client().list_vms());
-        return 0;
-    });
-}
-
-void add_show(CLI::App& vm, Context& ctx) {
-    auto name = std::make_shared<std::string>();
-    auto* cmd = vm.add_subcommand("show", "Show a VM's configuration and state");
-    cmd->add_option("name", *name, "VM name")->required();
-    on_run(cmd, ctx, [&g = ctx.g, name] {
-        print_vm(g, g.client().get_vm(*name));
-        return 0;
-    });
-}
-
-void add_actions(CLI::App& vm, Context& ctx) {
-    struct Action {
-        const char* name;
-        const char* done;
-        const char* help;
-    };
-    static constexpr Action kActions[] = {
-        {"start", "started", "Start a stopped VM"},
-        {"stop", "stopped", "Power a VM off now (no guest shutdown; see 'shutdown')"},
-        {"reboot", "rebooted", "Ask the guest to reboot"},
-        {"reset", "reset", "Hard-reset a running VM"},
-        {"suspend", "suspended", "Pause a VM's virtual CPUs"},
-        {"resume", "resumed", "Continue a suspended VM"},
-    };
-    for (const auto& a : kActions) {
-        auto name = std::make_shared<std::string>();
-        auto* cmd = vm.add_subcommand(a.name, a.help);
-        cmd->add_option("name", *name, "VM name")->required();
-        on_run(cmd, ctx, [&g = ctx.g, name, a] {
-            api::VmInfo info = g.client().vm_action(*name, a.name);
-            if (g.json()) print_json(nlohmann::json(info));
-            else print_line(fmt::format("{} vm {} (state {})", a.done, *name, api::to_string(info.state)));
-            return 0;
-        });
-    }
-}
-
-void add_shutdown(CLI::App& vm, Context& ctx) {
-    struct Opts {
-        std::string name;
-        int timeout = 60;
-        bool force = false, async = false;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = vm.add_subcommand("shutdown", "Shut a VM down through ACPI (the guest powers itself off)");
-    cmd->add_option("name", o->name, "VM name")->required();
-    cmd->add_option("--timeout", o->timeout, "Seconds to wait for the guest")
-        ->check(CLI::Range(0, 86400))
-        ->capture_default_str();
-    cmd->add_flag("--force", o->force, "Power off when the guest has not shut down within the timeout");
-    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, o] {
-        Client c = g.client();
-        return finish_task(g, c, c.shutdown_vm(o->name, o->timeout, o->force), o->async, [&](const api::TaskInfo& t) {
-            if (g.json()) print_json(nlohmann::json(t));
-            else if (t.result.is_object() && t.result.value("forced", false))
-                print_line(fmt::format("powered off vm {} (the guest did not shut down within {}s)", o->name, o->timeout));
-            else print_line(fmt::format("shut down vm {}", o->name));
-            return 0;
-        });
-    });
-}
-
-void add_set(CLI::App& vm, Context& ctx) {
-    struct Opts {
-        std::string name, memory, description;
-        int cpus = 0;
-        std::vector<std::string> tags;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = vm.add_subcommand("set", "Change a VM's settings (cpus/memory only while it is stopped)");
-    cmd->add_option("name", o->name, "VM name")->required();
-    auto* cpus = cmd->add_option("--cpus", o->cpus, "Virtual CPUs (1-512)");
-    auto* memory = cmd->add_option("--memory", o->memory, "Memory, e.g. 2G");
-    auto* desc = cmd->add_option("--description", o->description, "Free text");
-    auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
-    on_run(cmd, ctx, [&g = ctx.g, o, cpus, memory, desc, tags] {
-        api::VmPatch p;
-        if (cpus->count()) p.cpus = o->cpus;
-        if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
-        if (desc->count()) p.description = o->description;
-        if (tags->count()) p.tags = o->tags;
-        api::validate(p);
-        api::VmInfo info = g.client().update_vm(o->name, p);
-        if (g.json()) print_json(nlohmann::json(info));
-        else print_line(fmt::format("updated vm {}", o->name));
-        return 0;
-    });
-}
-
-void add_delete(CLI::App& vm, Context& ctx) {
-    struct Opts {
-        std::string name;
-        bool purge = false, async = false;
-    };
-    auto o = std::make_shared<Opts>();
-    auto* cmd = vm.add_subcommand("delete", "Delete a stopped VM");
-    cmd->alias("rm");
-    cmd->add_option("name", o->name, "VM name")->required();
-    cmd->add_flag("--purge", o->purge, "Also delete the disk images hvd created for it");
-    cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, o] {
-        Client c = g.client();
-        return finish_task(g, c, c.delete_vm(o->name, o->purge), o->async, [&](const api::TaskInfo& t) {
-            if (g.json()) print_json(nlohmann::json(t));
-            else print_line(fmt::format("deleted vm {}{}", o->name, o->purge ? " and its disk images" : ""));
-            return 0;
-        });
-    });
 }
 
 // hvctl vm disk attach|detach
@@ -350,12 +206,7 @@ void add_vm_commands(CLI::App& app, Context& ctx) {
     auto* vm = app.add_subcommand("vm", "Manage virtual machines");
     vm->require_subcommand(1);
     add_create(*vm, ctx);
-    add_list(*vm, ctx);
-    add_show(*vm, ctx);
-    add_actions(*vm, ctx);
-    add_shutdown(*vm, ctx);
-    add_set(*vm, ctx);
-    add_delete(*vm, ctx);
+    add_guest_verbs(*vm, ctx, GuestType::vm);  // list, show, start ... resume, shutdown, set, delete
     add_disk(*vm, ctx);
     add_cdrom(*vm, ctx);
     add_nic(*vm, ctx);
