@@ -172,6 +172,43 @@ DomainHandle Connection::domain(const std::string& name) const {
     return DomainHandle(d);
 }
 
+std::optional<DomainHandle> Connection::domain_by_uuid(const std::string& uuid, const std::string& name) const {
+    auto c = get();
+    virDomainPtr d = virDomainLookupByUUIDString(c.get(), uuid.c_str());
+    if (d) return DomainHandle(d);
+    virErrorPtr e = virGetLastError();
+    if (e && e->code == VIR_ERR_NO_DOMAIN) return std::nullopt;
+    throw_libvirt_error(opts_.kind + " '" + name + "'");
+}
+
+std::optional<DomainHandle> Connection::find_domain(const std::string& name) const {
+    auto c = get();
+    virDomainPtr d = virDomainLookupByName(c.get(), name.c_str());
+    if (d) return DomainHandle(d);
+    virErrorPtr e = virGetLastError();
+    if (e && e->code == VIR_ERR_NO_DOMAIN) return std::nullopt;
+    throw_libvirt_error(opts_.kind + " '" + name + "'");
+}
+
+std::vector<DomainHandle> Connection::list_domains() const {
+    auto c = get();
+    virDomainPtr* doms = nullptr;
+    int n = virConnectListAllDomains(c.get(), &doms, 0);
+    if (n < 0) throw_libvirt_error("cannot list " + opts_.kind + "s");
+    std::vector<DomainHandle> out;
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) out.emplace_back(doms[i]);
+    free(doms);
+    return out;
+}
+
+DomainHandle Connection::define(const std::string& xml, const std::string& name) const {
+    auto c = get();
+    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
+    if (!d) throw_libvirt_error("cannot define " + opts_.kind + " '" + name + "'");
+    return DomainHandle(d);
+}
+
 void Connection::close_cb(virConnectPtr c, int reason, void* opaque) {
     // C callbacks from libvirt's event loop: nothing may unwind through libvirt.
     util::guarded("libvirt close callback", [&] { static_cast<Connection*>(opaque)->on_closed(c, reason); });

@@ -81,6 +81,14 @@ public:
 
     // Looks a domain up by name; throws not_found with "<kind> '<name>' does not exist".
     DomainHandle domain(const std::string& name) const;
+    // Looks a domain up by uuid; nullopt when there is none (`name` only for errors).
+    std::optional<DomainHandle> domain_by_uuid(const std::string& uuid, const std::string& name) const;
+    // The same by name: nullopt when there is none.
+    std::optional<DomainHandle> find_domain(const std::string& name) const;
+    // Every domain of this connection.
+    std::vector<DomainHandle> list_domains() const;
+    // Defines (or redefines) a domain from its XML; `name` only for errors.
+    DomainHandle define(const std::string& xml, const std::string& name) const;
 
 private:
     void reconnect_loop();

@@ -149,19 +149,7 @@ void CtManager::register_undo() {
         if (!conn_->connected())
             fail(Errc::unavailable, "libvirt's LXC driver is not connected: cannot check whether container '{}' was "
                  "defined", name);
-        auto c = conn_->get();
-        virDomainPtr raw = virDomainLookupByUUIDString(c.get(), uuid.c_str());
-        if (!raw) {
-            virErrorPtr e = virGetLastError();
-            if (e && e->code == VIR_ERR_NO_DOMAIN) return {};
-            throw_libvirt_error("container '" + name + "'");
-        }
-        DomainHandle dom(raw);
-        auto state = map_state(domain_state(dom.get()).first);
-        if (is_active(state))
-            return {fmt::format("kept container {} (uuid {}): it is {}", name, uuid, api::to_string(state))};
-        if (virDomainUndefine(dom.get()) < 0) throw_libvirt_error("cannot undefine container '" + name + "'");
-        return {fmt::format("undefined container {} (uuid {})", name, uuid)};
+        return undefine_made_domain(*conn_, name, uuid, "container", 0, "", nullptr);
     });
 }
 
@@ -243,26 +231,7 @@ void CtManager::start_and_plug(virDomainPtr d, const std::string& name) {
 
 CtInfo CtManager::read_domain(virDomainPtr d) const {
     CtInfo info;
-    const char* name = virDomainGetName(d);
-    if (!name) throw_libvirt_error("cannot read a domain name");
-    char uuid[VIR_UUID_STRING_BUFLEN] = {};
-    if (virDomainGetUUIDString(d, uuid) == 0) info.uuid = uuid;
-    auto [st, reason] = domain_state(d);
-    info.state = map_state(st);
-    info.reason = map_reason(st, reason);
-    std::optional<api::CtSpec> spec;
-    if (virDomainIsPersistent(d) == 1)
-        if (auto md = get_metadata(d, kCtMetadataNs, VIR_DOMAIN_AFFECT_CONFIG)) spec = ct_spec_from_metadata(*md);
-    if (spec) {
-        info.spec = std::move(*spec);
-    } else {
-        virDomainInfo di{};
-        if (virDomainGetInfo(d, &di) < 0) throw_libvirt_error("cannot read domain info");
-        info.spec.cpus = di.nrVirtCpu;
-        info.spec.memory = static_cast<std::uint64_t>(di.maxMem) * 1024;
-        info.managed = false;
-    }
-    info.spec.name = name;
+    read_guest_domain(d, kCtMetadataNs, info, [](const std::string& md) { return ct_spec_from_metadata(md); });
     if (info.spec.rootfs.size > 0) {
         try {
             info.rootfs_quota = pools_.pool(info.spec.rootfs.pool)->rootfs_quota(info.spec.rootfs.path, info.spec.rootfs.size);
@@ -304,25 +273,15 @@ CtInfo CtManager::read_domain(virDomainPtr d) const {
 }
 
 std::vector<CtInfo> CtManager::list() const {
-    auto c = conn_->get();
-    virDomainPtr* doms = nullptr;
-    int n = virConnectListAllDomains(c.get(), &doms, 0);
-    if (n < 0) throw_libvirt_error("cannot list containers");
     std::vector<CtInfo> out;
-    for (int i = 0; i < n; ++i) {
-        DomainHandle d(doms[i]);
+    for (const auto& d : conn_->list_domains()) {
         try {
             out.push_back(read_domain(d.get()));
         } catch (const Error& e) {
-            if (e.code() == Errc::unavailable) {
-                for (int j = i + 1; j < n; ++j) virDomainFree(doms[j]);
-                free(doms);
-                throw;
-            }
+            if (e.code() == Errc::unavailable) throw;
             spdlog::debug("skipping a container while listing: {}", e.what());  // undefined meanwhile
         }
     }
-    free(doms);
     std::sort(out.begin(), out.end(), [](const CtInfo& a, const CtInfo& b) { return a.spec.name < b.spec.name; });
     return out;
 }
@@ -332,17 +291,7 @@ CtInfo CtManager::get(const std::string& name) const {
     return read_domain(d.get());
 }
 
-bool CtManager::exists(const std::string& name) const {
-    auto c = conn_->get();
-    virDomainPtr d = virDomainLookupByName(c.get(), name.c_str());
-    if (d) {
-        virDomainFree(d);
-        return true;
-    }
-    virErrorPtr e = virGetLastError();
-    if (e && e->code == VIR_ERR_NO_DOMAIN) return false;
-    throw_libvirt_error("container '" + name + "'");
-}
+bool CtManager::exists(const std::string& name) const { return conn_->find_domain(name).has_value(); }
 
 void CtManager::expect_state(const std::string& name, std::initializer_list<GuestState> states, const char* verb) const {
     auto d = conn_->domain(name);
@@ -416,9 +365,7 @@ CtInfo CtManager::create(api::CtSpec spec, util::Progress& progress) {
         xml.insert(at + 7, "<uuid>" + uuid + "</uuid>");
     else
         fail(Errc::internal, "container XML without <name>");
-    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
-    if (!d) throw_libvirt_error("cannot define container '" + spec.name + "'");
-    DomainHandle dom(d);
+    auto dom = conn_->define(xml, spec.name);
     revert.release();
     intent.finish();
     progress.update(100, "created");
@@ -555,9 +502,7 @@ CtInfo CtManager::action(const std::string& name, const std::string& act) {
 void CtManager::request_shutdown(const std::string& name, util::Progress& progress) {
     OpLock lock(*this, name);
     auto dom = conn_->domain(name);
-    auto state = map_state(domain_state(dom.get()).first);
-    if (state != VmState::running && state != VmState::shutting_down)
-        fail(Errc::conflict, "cannot shut down container '{}': it is {}", name, api::to_string(state));
+    require_state(dom.get(), {VmState::running, VmState::shutting_down}, "shut down", "container", name);
     if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) < 0)
         throw_libvirt_error("cannot shut down container '" + name + "'");
     progress.log("init asked to stop");

@@ -2,6 +2,8 @@
 
 #include "connection.hpp"
 
+#include <fmt/format.h>
+
 namespace hv::virt {
 using api::VmState;
 
@@ -80,12 +82,37 @@ std::pair<int, int> domain_state(virDomainPtr d) {
     return {st, reason};
 }
 
+api::GuestState require_state(virDomainPtr d, std::initializer_list<api::GuestState> ok, const char* verb,
+                              const char* noun, const std::string& name) {
+    auto s = map_state(domain_state(d).first);
+    for (auto o : ok)
+        if (s == o) return s;
+    fail(Errc::conflict, "cannot {} {} '{}': it is {}", verb, noun, name, api::to_string(s));
+}
+
 bool domain_active(virDomainPtr d) { return is_active(map_state(domain_state(d).first)); }
 
 bool destroy_if_active(virDomainPtr d, const std::string& what) {
     if (!domain_active(d)) return false;
     if (virDomainDestroy(d) < 0) throw_libvirt_error("cannot power off " + what);
     return true;
+}
+
+std::vector<std::string> undefine_made_domain(const Connection& conn, const std::string& name, const std::string& uuid,
+                                              const char* noun, unsigned undefine_flags, const char* kept_hint,
+                                              std::string* undefined) {
+    auto found = conn.domain_by_uuid(uuid, name);
+    if (!found) return {};
+    auto& dom = *found;
+    const char* now = virDomainGetName(dom.get());
+    std::string current = now ? now : name;
+    auto state = map_state(domain_state(dom.get()).first);
+    if (is_active(state))
+        return {fmt::format("kept {} {} (uuid {}): it is {}{}", noun, current, uuid, api::to_string(state), kept_hint)};
+    if (virDomainUndefineFlags(dom.get(), undefine_flags) < 0)
+        throw_libvirt_error(fmt::format("cannot undefine {} '{}'", noun, current));
+    if (undefined) *undefined = current;
+    return {fmt::format("undefined {} {} (uuid {})", noun, current, uuid)};
 }
 
 }  // namespace hv::virt

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include <libvirt/libvirt.h>
 
+#include "connection.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/named_locks.hpp"
@@ -24,8 +27,20 @@ bool is_active(api::VmState s);
 std::pair<int, int> domain_state(virDomainPtr d);
 // Whether the domain's process exists now (asks libvirt).
 bool domain_active(virDomainPtr d);
+// The domain's state when it is one of `ok`; else 409 "cannot <verb> <noun> '<name>': it is <state>".
+api::GuestState require_state(virDomainPtr d, std::initializer_list<api::GuestState> ok, const char* verb,
+                              const char* noun, const std::string& name);
 // Powers the domain off when it runs; true when it did. `what` names it in errors ("vm 'web01'").
 bool destroy_if_active(virDomainPtr d, const std::string& what);
+
+// The undo of a create that was interrupted after it defined a domain (its intent record
+// {name, uuid}): the domain is undefined (with `undefine_flags`) when it is still the one that
+// create made (the same uuid) and does not run; returns what was done ("undefined vm web01
+// (uuid ...)", "kept ... : it is running<kept_hint>"), and the domain's current name in
+// *undefined when it undefined one. `noun`: "vm" | "container".
+std::vector<std::string> undefine_made_domain(const Connection& conn, const std::string& name, const std::string& uuid,
+                                              const char* noun, unsigned undefine_flags, const char* kept_hint,
+                                              std::string* undefined);
 
 // The operation lock of one guest (VmManager, CtManager: one per name across kinds) and the
 // log field of the kind (VM=, CT=) on this thread's records while it is held.
@@ -39,6 +54,33 @@ private:
     util::NamedLocks::Guard guard_;
     util::LogScope scope_;
 };
+
+// What every kind reads the same way from its domain: name, uuid, state and reason, and the
+// spec from hv's metadata under `ns` (`parse` makes the kind's spec of it). A domain without
+// that metadata (not made by hv) gets cpus and memory from libvirt and managed = false.
+template <class Info, class Parse>
+void read_guest_domain(virDomainPtr d, const char* ns, Info& info, Parse parse) {
+    const char* name = virDomainGetName(d);
+    if (!name) throw_libvirt_error("cannot read a domain name");
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    if (virDomainGetUUIDString(d, uuid) == 0) info.uuid = uuid;
+    auto [st, reason] = domain_state(d);
+    info.state = map_state(st);
+    info.reason = map_reason(st, reason);
+    std::optional<decltype(info.spec)> spec;
+    if (virDomainIsPersistent(d) == 1)
+        if (auto md = get_metadata(d, ns, VIR_DOMAIN_AFFECT_CONFIG)) spec = parse(*md);
+    info.managed = spec.has_value();
+    if (spec) {
+        info.spec = std::move(*spec);
+    } else {
+        virDomainInfo di{};
+        if (virDomainGetInfo(d, &di) < 0) throw_libvirt_error("cannot read domain info");
+        info.spec.cpus = static_cast<int>(di.nrVirtCpu);
+        info.spec.memory = static_cast<std::uint64_t>(di.maxMem) * 1024;
+    }
+    info.spec.name = name;
+}
 
 // A PATCH (cpus, memory, description, tags) applied to a guest spec (VmSpec, CtSpec), validated.
 template <class Spec>

@@ -76,27 +76,15 @@ void VmManager::register_undo() {
         auto name = d.at("name").get<std::string>(), uuid = d.at("uuid").get<std::string>();
         if (!conn_->connected() || !ready_)
             fail(Errc::unavailable, "libvirt is not connected: cannot check whether vm '{}' was defined", name);
-        auto c = conn_->get();
-        virDomainPtr raw = virDomainLookupByUUIDString(c.get(), uuid.c_str());
-        if (!raw) {
-            virErrorPtr e = virGetLastError();
-            if (e && e->code == VIR_ERR_NO_DOMAIN) return {};
-            throw_libvirt_error("vm '" + name + "'");
-        }
-        DomainHandle dom(raw);
-        const char* now = virDomainGetName(dom.get());
-        auto state = map_state(domain_state(dom.get()).first);
-        if (is_active(state))
-            return {fmt::format("kept vm {} (uuid {}): it is {} (delete it to free its disks)", now ? now : name, uuid,
-                                api::to_string(state))};
         unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                          VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
-        if (virDomainUndefineFlags(dom.get(), flags) < 0) throw_libvirt_error("cannot undefine vm '" + name + "'");
-        {
+        std::string undefined;
+        auto done = undefine_made_domain(*conn_, name, uuid, "vm", flags, " (delete it to free its disks)", &undefined);
+        if (!undefined.empty()) {
             std::lock_guard lk(cache_mu_);
-            cache_.erase(now ? now : name);
+            cache_.erase(undefined);
         }
-        return {fmt::format("undefined vm {} (uuid {})", now ? now : name, uuid)};
+        return done;
     });
 }
 
@@ -199,18 +187,14 @@ void VmManager::reconnected() {
 }
 
 void VmManager::rebuild_cache() {
-    auto c = conn_->get();
-    virDomainPtr* doms = nullptr;
-    int n = virConnectListAllDomains(c.get(), &doms, 0);
-    if (n < 0) throw_libvirt_error("cannot list domains");
+    auto doms = conn_->list_domains();
     std::map<std::string, VmInfo> fresh;
     std::map<std::string, VmInfo> old;
     {
         std::lock_guard lk(cache_mu_);
         old = cache_;
     }
-    for (int i = 0; i < n; ++i) {
-        DomainHandle d(doms[i]);
+    for (const auto& d : doms) {
         try {
             const char* nm = virDomainGetName(d.get());
             auto it = old.find(nm ? nm : "");
@@ -220,7 +204,6 @@ void VmManager::rebuild_cache() {
             spdlog::warn("skipping a domain while listing: {}", e.what());
         }
     }
-    free(doms);
     std::lock_guard lk(cache_mu_);
     cache_ = std::move(fresh);
     spdlog::info("state cache holds {} domains", cache_.size());
@@ -228,34 +211,14 @@ void VmManager::rebuild_cache() {
 
 VmInfo VmManager::read_domain(virDomainPtr d, const VmInfo* previous) {
     VmInfo info;
-    const char* name = virDomainGetName(d);
-    if (!name) throw_libvirt_error("cannot read a domain name");
-    char uuid[VIR_UUID_STRING_BUFLEN] = {};
-    if (virDomainGetUUIDString(d, uuid) == 0) info.uuid = uuid;
-    auto [st, reason] = domain_state(d);
-    info.state = map_state(st);
-    info.reason = map_reason(st, reason);
-
-    std::optional<api::VmSpec> spec;
-    if (virDomainIsPersistent(d) == 1) {
-        if (auto md = get_metadata(d, kMetadataNs, VIR_DOMAIN_AFFECT_CONFIG)) spec = spec_from_metadata(*md);
-    }
-    if (spec) {
-        info.spec = std::move(*spec);
-        info.managed = true;
+    read_guest_domain(d, kMetadataNs, info, [](const std::string& md) { return spec_from_metadata(md); });
+    if (info.managed) {
         // VMs defined before NICs had names: net<index>.
         for (std::size_t i = 0; i < info.spec.nics.size(); ++i)
             if (info.spec.nics[i].name.empty()) info.spec.nics[i].name = "net" + std::to_string(i);
     } else {
-        virDomainInfo di{};
-        if (virDomainGetInfo(d, &di) < 0) throw_libvirt_error("cannot read domain info");
-        info.spec.name = name;
-        info.spec.cpus = di.nrVirtCpu;
-        info.spec.memory = static_cast<std::uint64_t>(di.maxMem) * 1024;
         info.spec.machine = "";
-        info.managed = false;
     }
-    info.spec.name = name;
     if (is_active(info.state)) {
         if (auto rt = get_metadata(d, kRuntimeNs, VIR_DOMAIN_AFFECT_LIVE)) info.started_at = parse_started(*rt);
         if (info.started_at == 0 && previous) info.started_at = previous->started_at;
@@ -385,10 +348,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     api::validate(spec);
     OpLock lock(*this, spec.name);
     auto c = conn_->get();
-    if (virDomainPtr existing = virDomainLookupByName(c.get(), spec.name.c_str())) {
-        virDomainFree(existing);
-        fail(Errc::conflict, "vm '{}' already exists", spec.name);
-    }
+    if (conn_->find_domain(spec.name)) fail(Errc::conflict, "vm '{}' already exists", spec.name);
     // Check everything the VM refers to before making anything.
     for (const auto& n : spec.nics) {
         if (n.network.empty()) continue;
@@ -499,9 +459,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     auto uuid = util::random_uuid();
     intent.add("vm-domain", {{"name", spec.name}, {"uuid", uuid}});
     auto xml = domain_xml(spec, xml_options(), uuid);
-    virDomainPtr d = virDomainDefineXML(c.get(), xml.c_str());
-    if (!d) throw_libvirt_error("cannot define vm '" + spec.name + "'");
-    DomainHandle dom(d);
+    auto dom = conn_->define(xml, spec.name);
     // From here the VM exists: the create succeeds even if reading it back fails.
     revert.release();
     intent.finish();
@@ -748,9 +706,7 @@ void VmManager::request_shutdown(const std::string& name, util::Progress& progre
     require_ready();
     OpLock lock(*this, name);
     auto dom = conn_->domain(name);
-    auto state = map_state(domain_state(dom.get()).first);
-    if (state != VmState::running && state != VmState::shutting_down)
-        fail(Errc::conflict, "cannot shut down vm '{}': it is {}", name, api::to_string(state));
+    require_state(dom.get(), {VmState::running, VmState::shutting_down}, "shut down", "vm", name);
     if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
     progress.log("ACPI shutdown requested");
 }
