@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ct_manager.hpp"
+#include "ct_stats.hpp"
 #include "domain_stats.hpp"
 #include "hv/api/host.hpp"
 #include "metrics.hpp"
@@ -47,6 +49,15 @@ MetricsSnapshot collect(ApiContext& c) {
         s.libvirt_up = true;
     } catch (const Error& e) {
         spdlog::debug("metrics: no domain statistics: {}", e.what());
+    }
+    s.containers = c.cts != nullptr;
+    try {
+        if (c.cts) {
+            s.cts = virt::container_stats(c.cts->connection());
+            s.lxc_up = true;
+        }
+    } catch (const Error& e) {
+        spdlog::debug("metrics: no container statistics: {}", e.what());
     }
     s.collect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return s;
