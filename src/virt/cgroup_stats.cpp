@@ -7,6 +7,9 @@
 namespace hv::virt {
 namespace {
 
+// v1 "unlimited" is PAGE_COUNTER_MAX pages (9223372036854771712 with 4 KiB pages).
+constexpr std::uint64_t kUnlimited = std::uint64_t{1} << 62;
+
 std::optional<std::uint64_t> number(std::string_view s) {
     std::uint64_t v = 0;
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -96,7 +99,7 @@ std::map<std::string, std::uint64_t> parse_flat_keyed(std::string_view text) {
 
 std::optional<std::uint64_t> parse_limit(std::string_view text) {
     auto v = number(trim(text));
-    if (!v || *v >= (std::uint64_t{1} << 62)) return std::nullopt;
+    if (!v || *v >= kUnlimited) return std::nullopt;
     return v;
 }
 
@@ -109,21 +112,28 @@ std::map<std::string, std::uint64_t> cgroup_memory_values(std::int64_t pid, cons
     const std::string fs = root + "/sys/fs/cgroup";
     if (auto it = m.v1.find("memory"); it != m.v1.end() && plausible_path(it->second)) {
         std::string dir = fs + "/memory" + it->second;
-        if (auto t = slurp(dir + "/memory.limit_in_bytes"))
-            if (auto v = parse_limit(*t)) out["memory.max"] = *v;
-        if (auto t = slurp(dir + "/memory.stat")) {
-            auto stat = parse_flat_keyed(*t);
-            for (auto [from, to] : {std::pair{"total_rss", "memory.anon"}, std::pair{"total_cache", "memory.file"},
-                                    std::pair{"total_swap", "memory.swap"}})
-                if (auto s = stat.find(from); s != stat.end()) out[to] = s->second;
-        }
+        std::map<std::string, std::uint64_t> stat;
+        if (auto t = slurp(dir + "/memory.stat")) stat = parse_flat_keyed(*t);
+        // The limit in force, ancestors' included; memory.limit_in_bytes on old kernels.
+        std::optional<std::uint64_t> limit;
+        if (auto h = stat.find("hierarchical_memory_limit"); h != stat.end()) limit = h->second;
+        else if (auto t = slurp(dir + "/memory.limit_in_bytes")) limit = parse_limit(*t);
+        if (limit && *limit < kUnlimited) out["memory.max"] = *limit;
+        for (auto [from, to] : {std::pair{"total_rss", "memory.anon"}, std::pair{"total_cache", "memory.file"},
+                                std::pair{"total_swap", "memory.swap"}})
+            if (auto s = stat.find(from); s != stat.end()) out[to] = s->second;
         return out;
     }
     if (!plausible_path(m.unified)) return out;
     std::string dir = fs + m.unified;
     if (!is_dir_with(dir, "memory.stat")) dir = fs + "/unified" + m.unified;
-    if (auto t = slurp(dir + "/memory.max"))
-        if (auto v = parse_limit(*t)) out["memory.max"] = *v;
+    // The limit in force: the lowest memory.max of the cgroup and its ancestors (libvirt may
+    // put the limit on the scope and init in a child of it).
+    std::optional<std::uint64_t> limit;
+    for (std::string d = dir; d.size() > fs.size(); d = d.substr(0, d.rfind('/')))
+        if (auto t = slurp(d + "/memory.max"))
+            if (auto v = parse_limit(*t); v && (!limit || *v < *limit)) limit = v;
+    if (limit) out["memory.max"] = *limit;
     if (auto t = slurp(dir + "/memory.stat")) {
         auto stat = parse_flat_keyed(*t);
         for (auto [from, to] : {std::pair{"anon", "memory.anon"}, std::pair{"file", "memory.file"}})
