@@ -7,14 +7,7 @@
 #include "fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::string in = hvfuzz::text(data, size);
-    std::string part[3];
-    std::size_t p = 0;
-    for (int i = 0; i < 3; ++i) {
-        auto e = i < 2 ? in.find('\0', p) : std::string::npos;
-        part[i] = p <= in.size() ? in.substr(p, e == std::string::npos ? std::string::npos : e - p) : "";
-        p = e == std::string::npos ? in.size() + 1 : e + 1;
-    }
+    auto part = hvfuzz::nul_parts<3>(hvfuzz::text(data, size));
     auto m = hv::virt::parse_proc_cgroup(part[0]);
     if (m.unified.find('\n') != std::string::npos) hvfuzz::bug("proc cgroup", "a path spans lines");
     for (const auto& [ctrl, path] : m.v1) {
