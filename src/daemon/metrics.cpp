@@ -9,7 +9,7 @@ namespace hv::daemon {
 namespace {
 
 struct Field {
-    const char* libvirt;  // libvirt field name (scalars) or suffix after "net.N." / "block.N."
+    const char* libvirt;  // record field name (libvirt's for VMs) or suffix after "net.N." / "block.N."
     const char* suffix;   // appended to the prefix: "_cpu_seconds_total"
     Exposition::Type type;
     // libvirt unit -> base unit: KiB -> bytes multiplies (exact integers), ns -> s divides

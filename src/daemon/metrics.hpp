@@ -61,7 +61,7 @@ struct MetricsSnapshot {
     // VMs: whether the bulk call worked this time (false: libvirt down; no hv_vm_* samples),
     // and the records.
     bool libvirt_up = false;
-    double collect_seconds = 0;  // how long the bulk call took
+    double collect_seconds = 0;  // how long the statistics calls took (VM bulk call, containers)
     std::vector<virt::DomainStats> vms;
     // Containers (virt::container_stats records): with `containers` (hvd manages containers)
     // hv_lxc_up says whether the LXC connection answered (false: no hv_ct_* samples).
