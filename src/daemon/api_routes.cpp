@@ -4,7 +4,6 @@
 #include "hv/api/json_reader.hpp"
 #include "iso_routes.hpp"
 #include "net_routes.hpp"
-#include "obs_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
 #include "vm_disk_routes.hpp"
@@ -17,7 +16,6 @@ void register_routes(Router& r, ApiContext& c) {
     register_storage_routes(r, c);
     register_vm_disk_routes(r, c);
     register_iso_routes(r, c);
-    register_obs_routes(r, c);
     r.add("GET", "/v1/host", "host", [&c](const Request&) { return Response{200, c.host.info()}; });
 
     r.add("POST", "/v1/vms", "host", [&c](const Request& req) {

@@ -9,7 +9,7 @@ namespace hv::daemon {
 namespace {
 
 struct Field {
-    const char* libvirt;  // libvirt field name (scalars) or suffix after "net.N." / "block.N."
+    const char* libvirt;  // record field name (libvirt's for VMs) or suffix after "net.N." / "block.N."
     const char* suffix;   // appended to the prefix: "_cpu_seconds_total"
     Exposition::Type type;
     // libvirt unit -> base unit: KiB -> bytes multiplies (exact integers), ns -> s divides
@@ -35,6 +35,22 @@ const Field kScalars[] = {
     {"balloon.available", "_memory_guest_total_bytes", T::gauge, kKiB, 1, "Memory the guest OS sees (guest-reported)"},
     {"balloon.usable", "_memory_guest_usable_bytes", T::gauge, kKiB, 1, "Memory the guest could use without swapping (guest-reported)"},
     {"balloon.unused", "_memory_guest_unused_bytes", T::gauge, kKiB, 1, "Memory the guest leaves unused (guest-reported)"},
+};
+
+// Containers (src/virt/ct_stats.hpp): CPU times in ns, memory and I/O in bytes already.
+const Field kCtScalars[] = {
+    {"cpu.time", "_cpu_seconds_total", T::counter, 1, kNs, "CPU time used by the container's processes (its cgroup)"},
+    {"cpu.user", "_cpu_user_seconds_total", T::counter, 1, kNs, "User-mode CPU time of the container"},
+    {"cpu.system", "_cpu_system_seconds_total", T::counter, 1, kNs, "Kernel-mode CPU time of the container"},
+    {"memory.current", "_memory_bytes", T::gauge, 1, 1, "Memory the container's cgroup uses (anonymous, page cache, kernel)"},
+    {"memory.max", "_memory_max_bytes", T::gauge, 1, 1, "Memory limit of the container's cgroup (absent when unlimited)"},
+    {"memory.anon", "_memory_anon_bytes", T::gauge, 1, 1, "Anonymous memory of the container (cgroup v1: rss)"},
+    {"memory.file", "_memory_file_bytes", T::gauge, 1, 1, "Page cache of the container (cgroup v1: cache)"},
+    {"memory.swap", "_memory_swap_bytes", T::gauge, 1, 1, "Swap used by the container"},
+    {"io.rd.bytes", "_io_read_bytes_total", T::counter, 1, 1, "Bytes the container read from block devices"},
+    {"io.wr.bytes", "_io_write_bytes_total", T::counter, 1, 1, "Bytes the container wrote to block devices"},
+    {"io.rd.reqs", "_io_read_requests_total", T::counter, 1, 1, "Read requests of the container on block devices"},
+    {"io.wr.reqs", "_io_write_requests_total", T::counter, 1, 1, "Write requests of the container on block devices"},
 };
 
 const Field kDisk[] = {
@@ -136,13 +152,16 @@ std::string Exposition::text() const {
     return out;
 }
 
-void render_domains(Exposition& out, const std::string& prefix, const std::string& label,
-                    const std::vector<virt::DomainStats>& domains) {
+namespace {
+
+template <std::size_t N>
+void render_kind(Exposition& out, const std::string& prefix, const std::string& label,
+                 const std::vector<virt::DomainStats>& domains, const Field (&scalars)[N]) {
     for (const auto& d : domains) {
         Exposition::Labels id{{label, d.name}};
         out.add(prefix + "_state", "State of the domain (one sample per domain, value 1)", T::gauge,
                 {{label, d.name}, {"state", d.state}}, std::uint64_t{1});
-        for (const auto& f : kScalars)
+        for (const auto& f : scalars)
             if (auto it = d.values.find(f.libvirt); it != d.values.end())
                 add_value(out, prefix + f.suffix, f, id, it->second);
         for (const auto& disk : d.disks)
@@ -156,6 +175,17 @@ void render_domains(Exposition& out, const std::string& prefix, const std::strin
     }
 }
 
+}  // namespace
+
+void render_domains(Exposition& out, const std::string& prefix, const std::string& label,
+                    const std::vector<virt::DomainStats>& domains) {
+    render_kind(out, prefix, label, domains, kScalars);
+}
+
+void render_containers(Exposition& out, const std::vector<virt::DomainStats>& cts) {
+    render_kind(out, "hv_ct", "ct", cts, kCtScalars);
+}
+
 std::string render_metrics(const MetricsSnapshot& s) {
     Exposition out;
     out.add("hv_build_info", "hv version of this hvd (value 1)", T::gauge, {{"version", s.version}}, std::uint64_t{1});
@@ -165,7 +195,10 @@ std::string render_metrics(const MetricsSnapshot& s) {
             T::counter, {}, s.escaped_exceptions);
     out.add("hv_libvirt_up", "1 when the last statistics call to libvirt worked", T::gauge, {},
             std::uint64_t{s.libvirt_up ? 1u : 0u});
-    out.add("hv_metrics_collect_seconds", "Time the last libvirt statistics call took", T::gauge, {}, s.collect_seconds);
+    if (s.containers)
+        out.add("hv_lxc_up", "1 when the last statistics calls to libvirt's LXC driver worked (0: no hv_ct_* samples)",
+                T::gauge, {}, std::uint64_t{s.lxc_up ? 1u : 0u});
+    out.add("hv_metrics_collect_seconds", "Time the last libvirt statistics calls took", T::gauge, {}, s.collect_seconds);
     out.add("hv_host_cpus", "Logical CPUs of the host", T::gauge, {}, static_cast<std::uint64_t>(std::max(0, s.cpus)));
     out.add("hv_host_memory_bytes", "Memory of the host (MemTotal)", T::gauge, {}, s.memory_total);
     out.add("hv_host_memory_available_bytes", "Memory available for new work on the host (MemAvailable)", T::gauge, {},
@@ -185,6 +218,7 @@ std::string render_metrics(const MetricsSnapshot& s) {
         out.add("hv_tasks_finished_total", "Tasks finished since hvd started, by kind and final state", T::counter,
                 {{"kind", f.kind}, {"state", f.state}}, f.count);
     render_domains(out, "hv_vm", "vm", s.vms);
+    render_containers(out, s.cts);
     return out.text();
 }
 

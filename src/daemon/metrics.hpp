@@ -1,6 +1,6 @@
 // GET /v1/metrics: Prometheus text exposition format 0.0.4 (docs/observability.md).
-// render_metrics() is a pure function of plain records (domain stats from libvirt's bulk call,
-// host facts, task counters), unit-tested on hand-made records; MetricsCache keeps the
+// render_metrics() is a pure function of plain records (VM stats from libvirt's bulk call,
+// container stats from the LXC driver and cgroup files, host facts, task counters), unit-tested on hand-made records; MetricsCache keeps the
 // rendered text for a period so concurrent scrapes cost at most one collection per period.
 #pragma once
 
@@ -61,8 +61,13 @@ struct MetricsSnapshot {
     // VMs: whether the bulk call worked this time (false: libvirt down; no hv_vm_* samples),
     // and the records.
     bool libvirt_up = false;
-    double collect_seconds = 0;  // how long the bulk call took
+    double collect_seconds = 0;  // how long the statistics calls took (VM bulk call, containers)
     std::vector<virt::DomainStats> vms;
+    // Containers (virt::container_stats records): with `containers` (hvd manages containers)
+    // hv_lxc_up says whether the LXC connection answered (false: no hv_ct_* samples).
+    bool containers = false;
+    bool lxc_up = false;
+    std::vector<virt::DomainStats> cts;
     // Tasks: held now by state (all five states, zeros included), finished since hvd started
     // by kind and state.
     std::vector<std::pair<std::string, std::uint64_t>> tasks_by_state;
@@ -75,9 +80,11 @@ struct MetricsSnapshot {
 
 std::string render_metrics(const MetricsSnapshot& s);
 
-// Adds the hv_vm_* families (or another domain kind's: prefix "hv_ct", label "ct") of `domains`.
+// Adds the hv_vm_* families (label "vm") of `domains` (records of libvirt's bulk call).
 void render_domains(Exposition& out, const std::string& prefix, const std::string& label,
                     const std::vector<virt::DomainStats>& domains);
+// Adds the hv_ct_* families (label "ct") of container records (virt::container_stats fields).
+void render_containers(Exposition& out, const std::vector<virt::DomainStats>& cts);
 
 // The rendered text, recomputed when older than `period` (0: every time) by one caller at a
 // time, outside the lock. Callers that arrive meanwhile get the previous text at once when

@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ct_manager.hpp"
+#include "ct_stats.hpp"
 #include "domain_stats.hpp"
 #include "hv/api/host.hpp"
 #include "metrics.hpp"
@@ -24,7 +26,7 @@ std::uint64_t meminfo(const char* key) {
     return 0;
 }
 
-MetricsSnapshot collect(ApiContext& c) {
+MetricsSnapshot collect(ApiContext& c, virt::CtManager* cts) {
     MetricsSnapshot s;
     s.version = HV_VERSION;
     s.escaped_exceptions = util::escaped_exceptions();
@@ -48,6 +50,15 @@ MetricsSnapshot collect(ApiContext& c) {
     } catch (const Error& e) {
         spdlog::debug("metrics: no domain statistics: {}", e.what());
     }
+    s.containers = cts != nullptr;
+    try {
+        if (cts) {
+            s.cts = virt::container_stats(cts->connection());
+            s.lxc_up = true;
+        }
+    } catch (const Error& e) {
+        spdlog::debug("metrics: no container statistics: {}", e.what());
+    }
     s.collect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return s;
 }
@@ -65,9 +76,9 @@ std::uint64_t after_param(const Request& req) {
 
 }  // namespace
 
-void register_obs_routes(Router& r, ApiContext& c) {
+void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts) {
     auto cache = std::make_shared<MetricsCache>(std::chrono::seconds(c.config.metrics_cache),
-                                                [&c] { return render_metrics(collect(c)); });
+                                                [&c, cts] { return render_metrics(collect(c, cts)); });
     // Not fast: the first scrape of a period makes the libvirt call (a worker thread).
     r.add("GET", "/v1/metrics", "host", [cache](const Request&) {
         return Response{200, cache->get(), "text/plain; version=0.0.4; charset=utf-8"};

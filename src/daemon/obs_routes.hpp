@@ -4,8 +4,13 @@
 
 #include "api_routes.hpp"
 
+namespace hv::virt {
+class CtManager;
+}
+
 namespace hv::daemon {
 
-void register_obs_routes(Router& r, ApiContext& c);
+// `cts`: the containers' manager (their metrics); nullptr when hvd has none.
+void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts);
 
 }  // namespace hv::daemon

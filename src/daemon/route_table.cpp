@@ -14,6 +14,7 @@
 #include "guest_routes.hpp"
 #include "host_service.hpp"
 #include "net_routes.hpp"
+#include "obs_routes.hpp"
 #include "event_bus.hpp"
 #include "hv/error.hpp"
 #include "netlink_backend.hpp"
@@ -24,6 +25,7 @@ namespace hv::daemon {
 
 void register_all_routes(Router& r, const RouteParts& p) {
     register_routes(r, p.api);
+    register_obs_routes(r, p.api, &p.cts);
     register_guest_routes(r, p.api.guests, p.api.tasks);
     register_net_routes(r, p.net);
     register_ct_routes(r, p.api, p.cts, p.templates);

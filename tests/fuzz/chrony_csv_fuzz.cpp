@@ -8,14 +8,7 @@
 namespace chrony = hv::time;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::string in = hvfuzz::text(data, size);
-    std::string part[3];
-    std::size_t p = 0;
-    for (int i = 0; i < 3; ++i) {
-        auto e = i < 2 ? in.find('\0', p) : std::string::npos;
-        part[i] = p <= in.size() ? in.substr(p, e == std::string::npos ? std::string::npos : e - p) : "";
-        p = e == std::string::npos ? in.size() + 1 : e + 1;
-    }
+    auto part = hvfuzz::nul_parts<3>(hvfuzz::text(data, size));
     const std::initializer_list<hv::Errc> codes = {hv::Errc::internal, hv::Errc::invalid_input};
     chrony::Tracking t;
     std::vector<chrony::SourceLine> live;

@@ -8,6 +8,7 @@
 //    command-line arguments render as hvctl's client sends them (render_sent).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +27,20 @@ namespace hvfuzz {
 
 inline std::string text(const std::uint8_t* data, std::size_t size) {
     return std::string(reinterpret_cast<const char*>(data), size);
+}
+
+// The first N parts of `in` split by NUL bytes (the last part takes the rest, NULs included);
+// missing parts are empty.
+template <std::size_t N>
+std::array<std::string, N> nul_parts(const std::string& in) {
+    std::array<std::string, N> part;
+    std::size_t p = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        auto e = i + 1 < N ? in.find('\0', p) : std::string::npos;
+        part[i] = p <= in.size() ? in.substr(p, e == std::string::npos ? std::string::npos : e - p) : "";
+        p = e == std::string::npos ? in.size() + 1 : e + 1;
+    }
+    return part;
 }
 
 // A broken expectation: print it and abort, so libFuzzer stores the input.

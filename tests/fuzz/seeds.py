@@ -171,6 +171,17 @@ add('chrony_csv', tr_s); add('chrony_csv', b'\0' + so); add('chrony_csv', b'\0\0
 add('chrony_csv', tr_s.replace(b',', b',,', 1) + b'\0' + so.replace(b'^', b'\xff'))
 add('chrony_csv', b'A,B,C,D,E,F,G,H,I,J,K,L,M,N\n\0^,*,x,1e999,377,0,0,0,0,0\n')
 # config
+# cgroup: /proc/PID/cgroup \0 memory.stat \0 memory.max, from the fixture trees of tests/data/cgroup
+cg = root + '/tests/data/cgroup/'
+def cgfile(p): return open(cg + p, 'rb').read()
+v1dir = 'v1/sys/fs/cgroup/memory/machine/lxc-4241-web.libvirt-lxc/'
+v2dir = 'v2/sys/fs/cgroup/machine.slice/machine-lxc\\x2d5150\\x2dweb.scope/'
+add('cgroup', cgfile('v1/proc/4242/cgroup') + b'\0' + cgfile(v1dir + 'memory.stat') + b'\0' + cgfile(v1dir + 'memory.limit_in_bytes'))
+add('cgroup', cgfile('v1/proc/4300/cgroup') + b'\0\0' + b'9223372036854771712\n')
+add('cgroup', cgfile('v2/proc/5151/cgroup') + b'\0' + cgfile(v2dir + 'init.scope/memory.stat') + b'\0' + cgfile(v2dir + 'memory.max'))
+add('cgroup', cgfile('v2/proc/6161/cgroup') + b'\0anon 1024\nfile 2048\n\0max\n')
+add('cgroup', b'0::/machine.slice/../../etc\n3:memory\nx:cpu,,cpuacct:/a\n\0anon -1\n 5\nfile 99999999999999999999999\n\0 12 34')
+
 add('config', open(root + '/etc/hvd.toml', 'rb').read())
 add('config', '[daemon]\nsocket = "/tmp/hvd.sock"\nworkers = 4\n[libvirt]\naccel = "tcg"\nuri = "qemu:///system"\n[time]\nchronyc = "/usr/bin/chronyc"\n')
 add('config', '[daemon]\nworkers = 99999999999999999999\n')

@@ -171,6 +171,73 @@ TEST_CASE("containers: busybox template, create, start, exec, limits in the cgro
     CHECK(h.http("GET", "/v1/cts/" + name).status == 404);
 }
 
+TEST_CASE("containers: GET /v1/metrics carries a running container's CPU time and memory, a stopped one's state, "
+          "and still answers with the LXC connection down",
+          "[ct][metrics]") {
+    skip_unless_runnable();
+    Hvd h(true, "[daemon]\nmetrics_cache = 0\n");
+    CtCleanup cleanup;
+    const std::string name = "it-ctm-" + std::to_string(::getpid());
+    cleanup.names.push_back(name);
+    build_busybox(h);
+    fs::permissions(h.dir, fs::perms::others_exec, fs::perm_options::add);
+    auto r = h.ctl({"ct", "create", name, "--template", "busybox", "--memory", "64M"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    const std::string id = "{ct=\"" + name + "\"}";
+
+    // Stopped: its state only.
+    auto m = h.http("GET", "/v1/metrics");
+    REQUIRE(m.status == 200);
+    INFO(m.body);
+    CHECK(metric_sample(m.body, "hv_lxc_up") == 1);
+    CHECK(metric_sample(m.body, "hv_libvirt_up") == 1);
+    CHECK(metric_sample(m.body, "hv_ct_state{ct=\"" + name + "\",state=\"shutoff\"}") == 1);
+    CHECK(metric_sample(m.body, "hv_ct_cpu_seconds_total" + id) == -1);
+
+    // Running, after burning CPU and writing a file (page cache) inside it.
+    REQUIRE(h.ctl({"ct", "start", name}).exit_code == 0);
+    r = h.ctl({"ct", "exec", name, "--timeout", "25", "--", "sh", "-c",
+               "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/burn bs=1M count=4 2>/dev/null; "
+               "echo burnt"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == "burnt\n");
+    m = h.http("GET", "/v1/metrics");
+    REQUIRE(m.status == 200);
+    INFO(m.body);
+    CHECK(metric_sample(m.body, "hv_ct_state{ct=\"" + name + "\",state=\"running\"}") == 1);
+    CHECK(metric_sample(m.body, "hv_ct_cpu_seconds_total" + id) > 0);
+    CHECK(metric_sample(m.body, "hv_ct_cpu_user_seconds_total" + id) >= 0);
+    CHECK(metric_sample(m.body, "hv_ct_cpu_system_seconds_total" + id) >= 0);
+    CHECK(metric_sample(m.body, "hv_ct_memory_bytes" + id) > 0);
+    CHECK(metric_sample(m.body, "hv_ct_memory_max_bytes" + id) == 64.0 * 1024 * 1024);
+    CHECK(metric_sample(m.body, "hv_ct_memory_anon_bytes" + id) >= 0);
+    CHECK(metric_sample(m.body, "hv_ct_memory_file_bytes" + id) >= 0);
+    CHECK(metric_sample(m.body, "hv_ct_io_write_bytes_total" + id) >= 0);
+    // The VM families are untouched by containers.
+    CHECK(m.body.find("hv_vm_state{vm=\"" + name + "\"") == std::string::npos);
+
+    // Stopped again: counters gone, state shutoff.
+    REQUIRE(h.ctl({"ct", "stop", name}).exit_code == 0);
+    m = h.http("GET", "/v1/metrics");
+    REQUIRE(m.status == 200);
+    CHECK(metric_sample(m.body, "hv_ct_state{ct=\"" + name + "\",state=\"shutoff\"}") == 1);
+    CHECK(metric_sample(m.body, "hv_ct_cpu_seconds_total" + id) == -1);
+
+    // libvirtd down (both connections): still 200, hv_libvirt_up 0 and hv_lxc_up 0.
+    LibvirtdRestartGuard guard;
+    guard.stop_libvirtd();
+    m = h.http("GET", "/v1/metrics");
+    REQUIRE(m.status == 200);
+    INFO(m.body);
+    CHECK(metric_sample(m.body, "hv_libvirt_up") == 0);
+    CHECK(metric_sample(m.body, "hv_lxc_up") == 0);
+    CHECK(m.body.find("\nhv_ct_state") == std::string::npos);
+    CHECK(metric_sample(m.body, "hv_host_cpus") > 0);
+    guard.start_libvirtd();
+}
+
 TEST_CASE("containers: bad template, duplicate name and bad input are refused with 4xx and leave nothing behind",
           "[ct]") {
     skip_unless_runnable();

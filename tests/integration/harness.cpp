@@ -249,6 +249,13 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
     }
 }
 
+double metric_sample(const std::string& text, const std::string& series) {
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);)
+        if (l.rfind(series + " ", 0) == 0) return std::stod(l.substr(series.size() + 1));
+    return -1;
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::ostringstream s;

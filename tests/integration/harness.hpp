@@ -95,6 +95,10 @@ private:
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval = 200ms);
 
+// In a Prometheus text (GET /v1/metrics): the value of the sample line that starts with
+// `series` ("name{labels}"), or -1 when absent.
+double metric_sample(const std::string& text, const std::string& series);
+
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
 std::vector<std::string> list_dir(const std::string& dir);  // names; empty when missing

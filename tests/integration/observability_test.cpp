@@ -20,14 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-// The value of the sample line that starts with `series` ("name{labels}"), or -1 when absent.
-double sample(const std::string& text, const std::string& series) {
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (l.rfind(series + " ", 0) == 0) return std::stod(l.substr(series.size() + 1));
-    return -1;
-}
-
 // The first sample of a family for one VM, whatever its other labels: "name{vm="x",disk="vda"} 1".
 bool has_vm_series(const std::string& text, const std::string& family, const std::string& vm) {
     return text.find("\n" + family + "{vm=\"" + vm + "\"") != std::string::npos;
@@ -67,21 +59,21 @@ TEST_CASE("metrics: a running test guest has cpu, memory, disk and net series, c
     REQUIRE(m1.status == 200);
     const auto& t1 = m1.body;
     INFO(t1);
-    CHECK(sample(t1, "hv_libvirt_up") == 1);
-    CHECK(sample(t1, "hv_build_info{version=\"0.1.0\"}") == 1);
-    CHECK(sample(t1, "hv_tasks_finished_total{kind=\"vm.create\",state=\"succeeded\"}") == 1);
-    CHECK(sample(t1, "hv_vm_state{vm=\"" + name + "\",state=\"running\"}") == 1);
-    double cpu1 = sample(t1, "hv_vm_cpu_seconds_total{vm=\"" + name + "\"}");
+    CHECK(metric_sample(t1, "hv_libvirt_up") == 1);
+    CHECK(metric_sample(t1, "hv_build_info{version=\"0.1.0\"}") == 1);
+    CHECK(metric_sample(t1, "hv_tasks_finished_total{kind=\"vm.create\",state=\"succeeded\"}") == 1);
+    CHECK(metric_sample(t1, "hv_vm_state{vm=\"" + name + "\",state=\"running\"}") == 1);
+    double cpu1 = metric_sample(t1, "hv_vm_cpu_seconds_total{vm=\"" + name + "\"}");
     CHECK(cpu1 > 0);
-    CHECK(sample(t1, "hv_vm_memory_bytes{vm=\"" + name + "\"}") == 128.0 * 1024 * 1024);
-    CHECK(sample(t1, "hv_vm_memory_rss_bytes{vm=\"" + name + "\"}") > 0);
-    CHECK(sample(t1, "hv_vm_vcpus{vm=\"" + name + "\"}") == 1);
-    CHECK(sample(t1, "hv_vm_disk_capacity_bytes{vm=\"" + name + "\",disk=\"vda\"}") == 64.0 * 1024 * 1024);
-    CHECK(sample(t1, "hv_vm_disk_read_bytes_total{vm=\"" + name + "\",disk=\"vda\"}") >= 0);
+    CHECK(metric_sample(t1, "hv_vm_memory_bytes{vm=\"" + name + "\"}") == 128.0 * 1024 * 1024);
+    CHECK(metric_sample(t1, "hv_vm_memory_rss_bytes{vm=\"" + name + "\"}") > 0);
+    CHECK(metric_sample(t1, "hv_vm_vcpus{vm=\"" + name + "\"}") == 1);
+    CHECK(metric_sample(t1, "hv_vm_disk_capacity_bytes{vm=\"" + name + "\",disk=\"vda\"}") == 64.0 * 1024 * 1024);
+    CHECK(metric_sample(t1, "hv_vm_disk_read_bytes_total{vm=\"" + name + "\",disk=\"vda\"}") >= 0);
     CHECK(has_vm_series(t1, "hv_vm_net_rx_bytes_total", name));
     CHECK(has_vm_series(t1, "hv_vm_net_tx_packets_total", name));
     CHECK(t1.find("# TYPE hv_vm_cpu_seconds_total counter\n") != std::string::npos);
-    CHECK(sample(t1, "hv_pool_capacity_bytes{pool=\"local\"}") > 0);
+    CHECK(metric_sample(t1, "hv_pool_capacity_bytes{pool=\"local\"}") > 0);
 
     // Within the period the same text comes back (uptime included): no new collection.
     auto again = hvd.http("GET", "/v1/metrics");
@@ -92,8 +84,8 @@ TEST_CASE("metrics: a running test guest has cpu, memory, disk and net series, c
     auto m2 = run(hvd.ctl_argv({"host", "metrics"}));
     INFO(m2.describe());
     REQUIRE(m2.exit_code == 0);
-    CHECK(sample(m2.out, "hv_vm_cpu_seconds_total{vm=\"" + name + "\"}") > cpu1);
-    CHECK(sample(m2.out, "hv_daemon_uptime_seconds") > sample(t1, "hv_daemon_uptime_seconds"));
+    CHECK(metric_sample(m2.out, "hv_vm_cpu_seconds_total{vm=\"" + name + "\"}") > cpu1);
+    CHECK(metric_sample(m2.out, "hv_daemon_uptime_seconds") > metric_sample(t1, "hv_daemon_uptime_seconds"));
 
     REQUIRE(hvd.ctl({"vm", "stop", name}).exit_code == 0);
 }

@@ -241,6 +241,79 @@ TEST_CASE("metrics: a snapshot renders host, task and per-VM families", "[metric
     }
 }
 
+TEST_CASE("metrics: containers render hv_ct_* families and hv_lxc_up beside unchanged VM families", "[metrics]") {
+    hv::daemon::MetricsSnapshot s;
+    s.version = "0.1.0";
+    s.libvirt_up = true;
+    hv::virt::DomainStats vm;
+    vm.name = "web01";
+    vm.state = "running";
+    vm.values = {{"cpu.time", 1000000000ull}, {"balloon.current", 1024}};
+    s.vms = {vm};
+    // Without containers (hvd without a CtManager) there is no hv_lxc_up.
+    auto text = hv::daemon::render_metrics(s);
+    CHECK(text.find("hv_lxc_up") == std::string::npos);
+    CHECK(text.find("hv_ct_") == std::string::npos);
+
+    s.containers = true;
+    s.lxc_up = true;
+    hv::virt::DomainStats ct;
+    ct.name = "box1";
+    ct.state = "running";
+    ct.values = {{"cpu.time", 334807205ull}, {"cpu.user", 310000000ull}, {"cpu.system", 20000000ull},
+                 {"memory.current", 9220096}, {"memory.max", 67108864}, {"memory.anon", 167936},
+                 {"memory.file", 8396800}, {"memory.swap", 0}, {"io.rd.bytes", 4096}, {"io.wr.bytes", 8192},
+                 {"io.rd.reqs", 1}, {"io.wr.reqs", 2}};
+    ct.nics.push_back({"vnet7", {{"rx.bytes", 100}, {"tx.bytes", 200}, {"rx.pkts", 3}, {"tx.drop", 0}}});
+    hv::virt::DomainStats off;
+    off.name = "box2";
+    off.state = "shutoff";
+    s.cts = {ct, off};
+    text = hv::daemon::render_metrics(s);
+    INFO(text);
+    for (const char* l : {
+             "hv_lxc_up 1",
+             "hv_vm_cpu_seconds_total{vm=\"web01\"} 1",
+             "hv_vm_memory_bytes{vm=\"web01\"} 1048576",
+             "hv_vm_state{vm=\"web01\",state=\"running\"} 1",
+             "# TYPE hv_ct_cpu_seconds_total counter",
+             "hv_ct_cpu_seconds_total{ct=\"box1\"} 0.334807205",
+             "hv_ct_cpu_user_seconds_total{ct=\"box1\"} 0.31",
+             "hv_ct_cpu_system_seconds_total{ct=\"box1\"} 0.02",
+             "# TYPE hv_ct_memory_bytes gauge",
+             "hv_ct_memory_bytes{ct=\"box1\"} 9220096",
+             "hv_ct_memory_max_bytes{ct=\"box1\"} 67108864",
+             "hv_ct_memory_anon_bytes{ct=\"box1\"} 167936",
+             "hv_ct_memory_file_bytes{ct=\"box1\"} 8396800",
+             "hv_ct_memory_swap_bytes{ct=\"box1\"} 0",
+             "# TYPE hv_ct_io_read_bytes_total counter",
+             "hv_ct_io_read_bytes_total{ct=\"box1\"} 4096",
+             "hv_ct_io_write_bytes_total{ct=\"box1\"} 8192",
+             "hv_ct_io_read_requests_total{ct=\"box1\"} 1",
+             "hv_ct_io_write_requests_total{ct=\"box1\"} 2",
+             "hv_ct_net_rx_bytes_total{ct=\"box1\",nic=\"vnet7\"} 100",
+             "hv_ct_net_tx_bytes_total{ct=\"box1\",nic=\"vnet7\"} 200",
+             "hv_ct_net_rx_packets_total{ct=\"box1\",nic=\"vnet7\"} 3",
+             "hv_ct_net_tx_dropped_total{ct=\"box1\",nic=\"vnet7\"} 0",
+             "hv_ct_state{ct=\"box1\",state=\"running\"} 1",
+             "hv_ct_state{ct=\"box2\",state=\"shutoff\"} 1",
+         }) {
+        INFO(l);
+        CHECK(has_line(text, l));
+    }
+    // A stopped container has only its state; VM-only fields of a container record are not
+    // rendered (the container table knows no balloon).
+    CHECK(text.find("{ct=\"box2\"}") == std::string::npos);
+    CHECK(text.find("hv_ct_vcpus") == std::string::npos);
+    // The LXC connection down: hv_lxc_up 0, VM families as before.
+    s.lxc_up = false;
+    s.cts.clear();
+    text = hv::daemon::render_metrics(s);
+    CHECK(has_line(text, "hv_lxc_up 0"));
+    CHECK(has_line(text, "hv_vm_cpu_seconds_total{vm=\"web01\"} 1"));
+    CHECK(text.find("\nhv_ct_") == std::string::npos);
+}
+
 TEST_CASE("metrics: libvirt typed parameters become a stats record", "[metrics]") {
     std::vector<virTypedParameter> p(12);
     auto set = [](virTypedParameter& t, const char* f, int type) {
