@@ -97,13 +97,6 @@ void check_failed_with_rollback(const Hvd& h, const std::string& id, const std::
 
 std::uint64_t free_bytes(const std::string& dir) { return fs::space(dir).available; }
 
-Result lxc_virsh(const std::vector<std::string>& args) {
-    auto q = libvirt_uri();  // qemu:///system?socket=...
-    std::vector<std::string> argv{"virsh", "-q", "-c", "lxc" + q.substr(q.find(':'))};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, 60s);
-}
-
 // Undefines the container a test made (declared after the Hvd, so it runs first).
 struct LxcCleanup {
     std::string name;

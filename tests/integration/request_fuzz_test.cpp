@@ -747,11 +747,6 @@ std::set<std::string> lines(const std::string& s) {
     return out;
 }
 
-std::string lxc_uri() {
-    auto q = libvirt_uri();
-    return "lxc" + q.substr(q.find(':'));
-}
-
 std::set<std::string> tree(const std::string& dir) {
     std::set<std::string> out;
     std::error_code ec;
