@@ -587,7 +587,8 @@ TEST_CASE("a network disk element: protocol, name, hosts and auth", "[virt][disk
           "  <target dev='vda' bus='virtio'/>\n"
           "</disk>");
 
-    d.source = rbd_source(0, false);  // no hosts (ceph.conf's monitors), no auth
+    // No hosts (librbd then reads ceph.conf's monitors; api::validate asks for them) and no auth.
+    d.source = rbd_source(0, false);
     d.mode = "independent-persistent";
     CHECK(hv::virt::disk_device_xml(d, "vdb") ==
           "<disk type='network' device='disk' snapshot='no'>\n"

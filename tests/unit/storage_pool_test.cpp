@@ -1,6 +1,4 @@
 // Storage pools as VMs see them: the disk source of a volume (file pools: its path).
-#include <stdlib.h>
-
 #include <filesystem>
 #include <string>
 
@@ -10,26 +8,12 @@
 #include "hv/storage/pool.hpp"
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/progress.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
-namespace {
-struct TempDir {
-    std::string path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "hv-pool-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-}  // namespace
-
 TEST_CASE("file pools return file disk sources with the volume's path", "[storage][disk_source]") {
-    TempDir d;
+    hv::test::TempDir d("hv-pool");
     hv::api::PoolSpec spec;
     spec.name = "local";
     spec.type = "dir";
