@@ -107,7 +107,8 @@ void check_buses(const api::VmSpec& spec) {
 //   file     <source file='PATH'/>
 //   network  <source protocol='rbd' name='POOL/IMAGE'><host name='..' port='..'/>...</source>
 //            <auth username='..'><secret type='ceph' uuid='..'/></auth>
-// libvirt 9.0 reads <auth> inside <source> too; this is the placement it has always read.
+// <auth> as a child of <disk> is the placement every libvirt reads (and writes back, before
+// <source>); libvirt >= 3.9 also reads it inside <source>.
 void add_source(Lines& x, int depth, const api::DiskSource& s) {
     const auto e = [](const std::string& v) { return xml_escape(v); };
     if (s.is_file()) {

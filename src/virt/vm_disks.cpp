@@ -180,6 +180,8 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
         revert.add([this, pool = disk.pool, vol = disk.volume] { pools_.delete_volume(pool, vol); });
         api::set_source(disk, pools_.disk_source(disk.pool, disk.volume));
     }
+    // Again, now that the pool gave the source: some modes need a file (check_disk).
+    check_disk(disk, spec.machine, what);
     if (progress.cancelled()) fail(Errc::cancelled, "attach of {} to vm '{}' was cancelled", what, vm);
     progress.step(90, fmt::format("attaching {} as {} ({})", disk.name, target, disk.bus));
 
