@@ -1,6 +1,7 @@
 #include "hv/api/storage.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "hv/api/json_reader.hpp"
 #include "hv/api/size.hpp"
@@ -81,6 +82,101 @@ void validate(const VolumeSpec& v) {
     if (v.size > (1ULL << 50)) fail(Errc::invalid_input, "size is too large (at most 1P)");
 }
 
+std::string to_string(DiskSource::Type t) { return t == DiskSource::Type::network ? "network" : "file"; }
+
+namespace {
+constexpr std::size_t kMaxDiskHosts = 16;
+
+bool is_uuid(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+// A host name or an IPv4/IPv6 address (no brackets, no port): letters, digits, '.', '-', ':'.
+void check_host_name(const std::string& h, const std::string& what) {
+    if (h.empty() || h.size() > 253) fail(Errc::invalid_input, "{}.name must be 1-253 characters", what);
+    if (h[0] == '-' || h[0] == '.') fail(Errc::invalid_input, "{}.name '{}' must not start with '{}'", what, name_excerpt(h), h[0]);
+    for (unsigned char c : h)
+        if (!std::isalnum(c) && c != '.' && c != '-' && c != ':')
+            fail(Errc::invalid_input, "{}.name '{}' is not a host name or IP address", what, util::sanitize_utf8(name_excerpt(h)));
+}
+
+// RBD image names: "POOL/IMAGE" or "POOL/NAMESPACE/IMAGE", each part a name (so no ':', '@'
+// or '=' that QEMU's legacy rbd: syntax would read as options or a snapshot).
+void check_rbd_name(const std::string& name, const std::string& what) {
+    if (name.empty() || name.size() > 512) fail(Errc::invalid_input, "{}.name must be POOL/IMAGE", what);
+    std::size_t parts = 0, start = 0;
+    while (true) {
+        auto end = name.find('/', start);
+        const std::string part = name.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (part.empty() || part.size() > 255)
+            fail(Errc::invalid_input, "{}.name '{}' must be POOL/IMAGE or POOL/NAMESPACE/IMAGE", what, name_excerpt(name));
+        check_name_chars(part, (what + ".name").c_str());
+        ++parts;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    if (parts < 2 || parts > 3)
+        fail(Errc::invalid_input, "{}.name '{}' must be POOL/IMAGE or POOL/NAMESPACE/IMAGE", what, name_excerpt(name));
+}
+}  // namespace
+
+void validate(const DiskSource& s, const std::string& what) {
+    if (s.is_file()) {
+        if (s.path.empty() || s.path[0] != '/') fail(Errc::invalid_input, "{}.path must be an absolute path", what);
+        if (s.path.find("..") != std::string::npos) fail(Errc::invalid_input, "{}.path must not contain '..'", what);
+        if (!s.protocol.empty() || !s.name.empty() || !s.hosts.empty() || s.auth)
+            fail(Errc::invalid_input, "{}: a file source has only a path", what);
+        return;
+    }
+    if (!s.path.empty()) fail(Errc::invalid_input, "{}: a network source has no path", what);
+    if (s.protocol != "rbd") fail(Errc::invalid_input, "{}.protocol '{}' is not rbd", what, name_excerpt(s.protocol));
+    check_rbd_name(s.name, what);
+    if (s.hosts.empty() || s.hosts.size() > kMaxDiskHosts)
+        fail(Errc::invalid_input, "{}.hosts must list 1-{} servers (got {})", what, kMaxDiskHosts, s.hosts.size());
+    for (std::size_t i = 0; i < s.hosts.size(); ++i) {
+        const auto h = fmt::format("{}.hosts[{}]", what, i);
+        check_host_name(s.hosts[i].name, h);
+        if (s.hosts[i].port < 0 || s.hosts[i].port > 65535)
+            fail(Errc::invalid_input, "{}.port {} is out of range (1-65535, 0 = default)", h, s.hosts[i].port);
+    }
+    if (s.auth) {
+        const auto a = what + ".auth";
+        if (s.auth->username.empty() || s.auth->username.size() > kMaxNameLen)
+            fail(Errc::invalid_input, "{}.username must be 1-{} characters", a, kMaxNameLen);
+        check_name_chars(s.auth->username, (a + ".username").c_str());
+        if (s.auth->secret_type != "ceph")
+            fail(Errc::invalid_input, "{}.secret_type '{}' is not ceph", a, name_excerpt(s.auth->secret_type));
+        if (!is_uuid(s.auth->secret_uuid))
+            fail(Errc::invalid_input, "{}.secret_uuid '{}' is not a uuid (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", a,
+                 util::sanitize_utf8(name_excerpt(s.auth->secret_uuid)));
+    }
+}
+
+void to_json(json& j, const DiskSource& v) {
+    j = json{{"type", to_string(v.type)}};
+    if (v.is_file()) {
+        j["path"] = v.path;
+        return;
+    }
+    j["protocol"] = v.protocol;
+    j["name"] = v.name;
+    json hosts = json::array();
+    for (const auto& h : v.hosts) {
+        json o{{"name", h.name}};
+        if (h.port) o["port"] = h.port;
+        hosts.push_back(std::move(o));
+    }
+    j["hosts"] = std::move(hosts);
+    if (v.auth)
+        j["auth"] = json{{"username", v.auth->username}, {"secret_type", v.auth->secret_type},
+                         {"secret_uuid", v.auth->secret_uuid}};
+}
+
 void to_json(json& j, Provision v) { j = to_string(v); }
 
 void to_json(json& j, const PoolCaps& v) {
@@ -137,6 +233,42 @@ VolumeSpec volume_spec_from_json(const json& j) {
     if (auto p = r.opt<std::string>("provision")) v.provision = provision_from_string(*p);
     r.finish();
     return v;
+}
+
+DiskSource disk_source_from_json(const json& j, const std::string& path) {
+    ObjectReader r(j, path);
+    DiskSource s;
+    const auto type = r.req<std::string>("type");
+    if (type == "network") s.type = DiskSource::Type::network;
+    else if (type != "file") fail(Errc::invalid_input, "field '{}' must be file or network", r.field("type"));
+    s.path = r.opt<std::string>("path").value_or("");
+    s.protocol = r.opt<std::string>("protocol").value_or("");
+    s.name = r.opt<std::string>("name").value_or("");
+    if (const auto* hosts = r.raw("hosts")) {
+        if (!hosts->is_array()) fail(Errc::invalid_input, "field '{}' must be an array", r.field("hosts"));
+        if (hosts->size() > kMaxDiskHosts)
+            fail(Errc::invalid_input, "field '{}' lists more than {} servers", r.field("hosts"), kMaxDiskHosts);
+        for (std::size_t i = 0; i < hosts->size(); ++i) {
+            ObjectReader hr((*hosts)[i], fmt::format("{}[{}]", r.field("hosts"), i));
+            DiskHost h;
+            h.name = hr.req<std::string>("name");
+            h.port = read_int(hr, "port", 0);
+            hr.finish();
+            s.hosts.push_back(std::move(h));
+        }
+    }
+    if (const auto* auth = r.raw("auth")) {
+        ObjectReader ar(*auth, r.field("auth"));
+        DiskAuth a;
+        a.username = ar.req<std::string>("username");
+        a.secret_type = ar.opt<std::string>("secret_type").value_or(a.secret_type);
+        a.secret_uuid = ar.req<std::string>("secret_uuid");
+        ar.finish();
+        s.auth = std::move(a);
+    }
+    r.finish();
+    validate(s, path);
+    return s;
 }
 
 namespace {

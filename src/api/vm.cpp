@@ -186,6 +186,17 @@ void validate(const VmSpec& s) {
         if (d.size > (1ULL << 50)) fail(Errc::invalid_input, "{}.size is too large (at most 1P)", f);
         if (!d.path.empty() && d.path[0] != '/') fail(Errc::invalid_input, "{}.path must be absolute", f);
         if (d.path.find("..") != std::string::npos) fail(Errc::invalid_input, "{}.path must not contain '..'", f);
+        if (d.source) {
+            // One way to say each thing: a file disk is its `path`, `source` is for network ones.
+            if (d.source->is_file()) fail(Errc::invalid_input, "{}.source: a file disk is given by path, not source", f);
+            if (!d.path.empty()) fail(Errc::invalid_input, "{}: a disk with a network source has no path", f);
+            validate(*d.source, f + ".source");
+            // RBD images are raw; <transient/> (independent-nonpersistent) needs a local
+            // overlay file, which libvirt makes only for file disks.
+            if (d.format != "raw") fail(Errc::invalid_input, "{}: a network (rbd) disk has format raw, not {}", f, d.format);
+            if (d.mode == "independent-nonpersistent")
+                fail(Errc::invalid_input, "{}: mode independent-nonpersistent needs a file disk (not a network one)", f);
+        }
     }
     for (std::size_t i = 0; i < s.nics.size(); ++i) {
         validate(s.nics[i], fmt::format("nics[{}]", i));
@@ -226,10 +237,24 @@ Firmware firmware_from_string(const std::string& s) {
 
 void to_json(json& j, Firmware v) { j = to_string(v); }
 
+DiskSource source_of(const DiskSpec& d) { return d.source ? *d.source : DiskSource::file(d.path); }
+
+void set_source(DiskSpec& d, DiskSource s) {
+    if (s.is_file()) {
+        d.path = std::move(s.path);
+        d.source.reset();
+    } else {
+        d.path.clear();
+        d.source = std::move(s);
+    }
+}
+
 void to_json(json& j, const DiskSpec& v) {
     j = json{{"name", v.name},   {"size", v.size},         {"pool", v.pool},   {"volume", v.volume},
              {"format", v.format}, {"provision", v.provision}, {"bus", v.bus}, {"mode", v.mode},
              {"cache", v.cache}, {"discard", v.discard},   {"path", v.path},   {"owned", v.owned}};
+    // Only network disks carry it: file disks serialize exactly as before sources existed.
+    if (v.source) j["source"] = *v.source;
     const auto& l = v.limits;
     if (l.any())
         j["limits"] = json{{"total_iops", l.total_iops}, {"read_iops", l.read_iops}, {"write_iops", l.write_iops},
@@ -291,7 +316,7 @@ void to_json(json& j, const VmInfo& v) {
     j["vnc"] = v.vnc;
 }
 
-DiskSpec disk_from_json(const json& j, const std::string& path) {
+DiskSpec disk_from_json(const json& j, const std::string& path, JsonOrigin origin) {
     ObjectReader r(j, path);
     DiskSpec d;
     d.name = r.opt<std::string>("name").value_or("");
@@ -315,6 +340,12 @@ DiskSpec disk_from_json(const json& j, const std::string& path) {
         lr.finish();
     }
     d.path = r.opt<std::string>("path").value_or("");
+    if (const auto* src = r.raw("source")) {
+        if (origin == JsonOrigin::request)
+            fail(Errc::invalid_input, "field '{}' is set by hvd from the disk's pool; give pool and volume (or path)",
+                 r.field("source"));
+        d.source = disk_source_from_json(*src, r.field("source"));
+    }
     d.owned = r.opt<bool>("owned").value_or(false);
     r.finish();
     return d;
@@ -359,14 +390,14 @@ NicPatch nic_patch_from_json(const json& j) {
 }
 
 namespace {
-VmSpec spec_from_reader(ObjectReader& r) {
+VmSpec spec_from_reader(ObjectReader& r, JsonOrigin origin) {
     VmSpec s;
     s.name = r.req<std::string>("name");
     s.cpus = read_int(r, "cpus", s.cpus);
     s.memory = r.opt_size("memory").value_or(s.memory);
     if (const auto* d = r.raw("disks")) {
         if (!d->is_array()) fail(Errc::invalid_input, "field 'disks' must be an array");
-        for (std::size_t i = 0; i < d->size(); ++i) s.disks.push_back(disk_from_json((*d)[i], fmt::format("disks[{}]", i)));
+        for (std::size_t i = 0; i < d->size(); ++i) s.disks.push_back(disk_from_json((*d)[i], fmt::format("disks[{}]", i), origin));
     }
     s.nics = detail::read_nics(r);
     s.cdrom = r.opt<std::string>("cdrom").value_or("");
@@ -380,9 +411,9 @@ VmSpec spec_from_reader(ObjectReader& r) {
 }
 }  // namespace
 
-VmSpec vm_spec_from_json(const json& j) {
+VmSpec vm_spec_from_json(const json& j, JsonOrigin origin) {
     ObjectReader r(j, "");
-    VmSpec s = spec_from_reader(r);
+    VmSpec s = spec_from_reader(r, origin);
     r.finish();
     return s;
 }
@@ -434,7 +465,7 @@ NicState nic_state_from_json(const json& x) {
 VmInfo vm_info_from_json(const json& j) {
     ObjectReader r(j, "");
     VmInfo v;
-    v.spec = spec_from_reader(r);
+    v.spec = spec_from_reader(r, JsonOrigin::hvd);
     detail::read_status(r, v);
     v.started_at = r.opt<std::int64_t>("started_at").value_or(0);
     v.uptime = r.opt<std::int64_t>("uptime").value_or(0);

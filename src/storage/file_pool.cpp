@@ -389,6 +389,12 @@ api::VolumeInfo FilePool::clone_volume(const std::string& source, const std::str
     return *info_of(path);
 }
 
+api::DiskSource FilePool::disk_source(const std::string& name) const {
+    auto v = find_volume(name);
+    if (!v) fail(Errc::not_found, "volume '{}' does not exist in pool '{}'", name, spec_.name);
+    return api::DiskSource::file(v->path);
+}
+
 std::optional<std::string> FilePool::volume_of_path(const std::string& path) const {
     auto p = fs::path(path).lexically_normal();
     if (p.parent_path().string() != images_dir()) return std::nullopt;

@@ -31,6 +31,8 @@ public:
     api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                  util::Progress& progress) override;
     void revert_grow(const std::string& name, std::uint64_t old_size) override;
+    // A file source: the volume's path.
+    api::DiskSource disk_source(const std::string& name) const override;
     std::optional<std::string> volume_of_path(const std::string& path) const override;
     std::string content_dir(const std::string& content) const override;
     void remove_leftovers(std::chrono::seconds min_age) const override;

@@ -469,6 +469,10 @@ api::VolumeInfo PoolManager::clone_volume(const std::string& pool_name, const st
     return v;
 }
 
+api::DiskSource PoolManager::disk_source(const std::string& pool_name, const std::string& name) const {
+    return pool(pool_name)->disk_source(name);
+}
+
 api::VolumeRef PoolManager::locate(const std::string& path) const {
     std::vector<std::shared_ptr<StoragePool>> all;
     {

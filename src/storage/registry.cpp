@@ -1,4 +1,5 @@
-// The backend registry: one row per pool type. New backends (lvm, lvmthin, zfs, rbd) add a row.
+// The backend registry: one row per pool type. New backends (lvm, lvmthin, zfs, rbd) add a row
+// (rbd: a StoragePool whose disk_source is a network source).
 #include <algorithm>
 
 #include "hv/error.hpp"

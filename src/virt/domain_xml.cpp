@@ -90,8 +90,9 @@ void check_buses(const api::VmSpec& spec) {
     int ide = 0;
     for (std::size_t i = 0; i < spec.disks.size(); ++i) {
         const auto& d = spec.disks[i];
-        if (d.path.empty())
-            fail(Errc::internal, "disks[{}] ('{}') has no path: it must be set before the domain XML is generated", i, d.name);
+        if (d.path.empty() && !d.source)
+            fail(Errc::internal, "disks[{}] ('{}') has no source: it must be set before the domain XML is generated", i,
+                 d.name);
         check_disk(d, spec.machine, fmt::format("disks[{}] ('{}')", i, d.name));
         if (d.bus == "ide") ++ide;
     }
@@ -100,6 +101,45 @@ void check_buses(const api::VmSpec& spec) {
     if (ide > 4)
         fail(Errc::invalid_input, "at most 4 IDE devices fit on machine '{}' ({} requested, the CD/DVD drive included)",
              spec.machine, ide);
+}
+
+// <source> of a disk (and for a network disk the <auth> after it), every value escaped:
+//   file     <source file='PATH'/>
+//   network  <source protocol='rbd' name='POOL/IMAGE'><host name='..' port='..'/>...</source>
+//            <auth username='..'><secret type='ceph' uuid='..'/></auth>
+// <auth> as a child of <disk> is the placement every libvirt reads (and writes back, before
+// <source>); libvirt >= 3.9 also reads it inside <source>.
+void add_source(Lines& x, int depth, const api::DiskSource& s) {
+    const auto e = [](const std::string& v) { return xml_escape(v); };
+    if (s.is_file()) {
+        x.add(depth, fmt::format("<source file='{}'/>", e(s.path)));
+        return;
+    }
+    const auto open = fmt::format("<source protocol='{}' name='{}'", e(s.protocol), e(s.name));
+    if (s.hosts.empty()) {
+        x.add(depth, open + "/>");
+    } else {
+        x.add(depth, open + ">");
+        for (const auto& h : s.hosts) {
+            if (h.port) x.add(depth + 1, fmt::format("<host name='{}' port='{}'/>", e(h.name), h.port));
+            else x.add(depth + 1, fmt::format("<host name='{}'/>", e(h.name)));
+        }
+        x.add(depth, "</source>");
+    }
+    if (s.auth) {
+        x.add(depth, fmt::format("<auth username='{}'>", e(s.auth->username)));
+        x.add(depth + 1, fmt::format("<secret type='{}' uuid='{}'/>", e(s.auth->secret_type), e(s.auth->secret_uuid)));
+        x.add(depth, "</auth>");
+    }
+}
+
+const char* disk_type(const api::DiskSource& s) { return s.is_file() ? "file" : "network"; }
+
+// Lines' text without its trailing newline (single device elements).
+std::string element(Lines& x) {
+    auto out = x.take();
+    if (!out.empty()) out.pop_back();
+    return out;
 }
 
 // ---- reading ----------------------------------------------------------------------------
@@ -226,6 +266,9 @@ void check_disk(const api::DiskSpec& d, const std::string& machine, const std::s
     if (d.mode != "dependent" && d.mode != "independent-persistent" && d.mode != "independent-nonpersistent")
         fail(Errc::invalid_input, "{}: mode '{}' is not one of dependent, independent-persistent, independent-nonpersistent",
              what, d.mode);
+    if (d.mode == "independent-nonpersistent" && !api::source_of(d).is_file())
+        fail(Errc::invalid_input, "{}: mode independent-nonpersistent needs a file disk: libvirt makes its overlay only "
+             "for files, not for network (rbd) disks", what);
     if (!d.cache.empty() && d.cache != "none" && d.cache != "writeback" && d.cache != "writethrough" &&
         d.cache != "directsync" && d.cache != "unsafe")
         fail(Errc::invalid_input, "{}: cache '{}' is not one of none, writeback, writethrough, directsync, unsafe", what,
@@ -233,7 +276,7 @@ void check_disk(const api::DiskSpec& d, const std::string& machine, const std::s
     // libvirt 9.0 + QEMU 7.2 take <transient/> (independent-nonpersistent) on every bus hv
     // offers (virtio, sata, scsi, ide), with any cache mode, discard and <iotune>, cold and
     // hot-plugged (tried against libvirtd 9.0.0). Its limits are the overlay's: only file
-    // disks that are not read-only and not CD/DVD (hv disks are always such files), no
+    // disks that are not read-only and not CD/DVD (checked above for network disks), no
     // shareBacking (hv never sets it), and no block jobs on that disk (so it must be excluded
     // from snapshots: hv always adds snapshot='no').
 }
@@ -242,12 +285,13 @@ std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev) {
     const auto e = [](const std::string& s) { return xml_escape(s); };
     Lines x;
     // snapshot='no': independent disks are left out of (external) snapshots.
-    x.add(0, d.mode == "dependent" ? "<disk type='file' device='disk'>" : "<disk type='file' device='disk' snapshot='no'>");
+    const auto src = api::source_of(d);
+    x.add(0, fmt::format("<disk type='{}' device='disk'{}>", disk_type(src), d.mode == "dependent" ? "" : " snapshot='no'"));
     std::string driver = fmt::format("<driver name='qemu' type='{}'", e(d.format));
     if (!d.cache.empty()) driver += fmt::format(" cache='{}'", e(d.cache));
     if (d.discard) driver += " discard='unmap'";
     x.add(1, driver + "/>");
-    x.add(1, fmt::format("<source file='{}'/>", e(d.path)));
+    add_source(x, 1, src);
     x.add(1, fmt::format("<target dev='{}' bus='{}'/>", e(dev), e(d.bus)));
     if (d.limits.any()) {
         const auto& l = d.limits;
@@ -263,9 +307,16 @@ std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev) {
     // Writes go to an overlay that libvirt creates at start and deletes at power off.
     if (d.mode == "independent-nonpersistent") x.add(1, "<transient/>");
     x.add(0, "</disk>");
-    auto out = x.take();
-    out.pop_back();  // no trailing newline
-    return out;
+    return element(x);
+}
+
+std::string disk_detach_xml(const api::DiskSource& src, const std::string& dev, const std::string& bus) {
+    Lines x;
+    x.add(0, fmt::format("<disk type='{}' device='disk'>", disk_type(src)));
+    add_source(x, 1, src);
+    x.add(1, fmt::format("<target dev='{}' bus='{}'/>", xml_escape(dev), xml_escape(bus)));
+    x.add(0, "</disk>");
+    return element(x);
 }
 
 std::string cdrom_device_xml(const std::string& path, const std::string& bus, const std::string& dev) {
@@ -273,13 +324,11 @@ std::string cdrom_device_xml(const std::string& path, const std::string& bus, co
     Lines x;
     x.add(0, "<disk type='file' device='cdrom'>");
     x.add(1, "<driver name='qemu' type='raw'/>");
-    if (!path.empty()) x.add(1, fmt::format("<source file='{}'/>", e(path)));
+    if (!path.empty()) add_source(x, 1, api::DiskSource::file(path));
     x.add(1, fmt::format("<target dev='{}' bus='{}'/>", e(dev), e(bus)));
     x.add(1, "<readonly/>");
     x.add(0, "</disk>");
-    auto out = x.take();
-    out.pop_back();
-    return out;
+    return element(x);
 }
 
 std::string metadata_xml(const api::VmSpec& spec) {
@@ -412,7 +461,7 @@ std::optional<api::VmSpec> spec_from_metadata(const std::string& element_xml) {
         if (!in_metadata_ns(namespace_of(name, {&child, &root->second}))) continue;
         if (auto format = attr(child, "format"); !format.empty() && format != "json") return std::nullopt;
         try {
-            return api::vm_spec_from_json(nlohmann::json::parse(child.data()));
+            return api::vm_spec_from_json(nlohmann::json::parse(child.data()), api::JsonOrigin::hvd);
         } catch (const std::exception&) {
             return std::nullopt;
         }
@@ -449,9 +498,7 @@ std::string nic_device_xml(const api::NicSpec& n) {
     x.add(1, fmt::format("<model type='{}'/>", e(n.model)));
     if (n.mtu) x.add(1, fmt::format("<mtu size='{}'/>", n.mtu));
     x.add(0, "</interface>");
-    auto out = x.take();
-    out.pop_back();  // no trailing newline
-    return out;
+    return element(x);
 }
 
 LiveFacts parse_live_xml(const std::string& domain_xml) {
@@ -513,6 +560,7 @@ DeviceFacts parse_devices(const std::string& domain_xml) {
         }
         if (name != "disk") continue;
         XmlDisk d;
+        d.type = attr(dev, "type");
         d.device = attr(dev, "device");
         d.snapshot = attr(dev, "snapshot");
         for (const auto& [cname, child] : dev) {
@@ -521,6 +569,8 @@ DeviceFacts parse_devices(const std::string& domain_xml) {
                 d.bus = attr(child, "bus");
             } else if (cname == "source") {
                 d.source = attr(child, "file");
+                d.protocol = attr(child, "protocol");
+                d.name = attr(child, "name");
             } else if (cname == "alias") {
                 d.alias = attr(child, "name");
             } else if (cname == "transient") {

@@ -45,11 +45,19 @@ std::set<std::string> targets_of(const DeviceFacts& f) {
     return out;
 }
 
-// The <disk device='disk'> whose volume is `path` (a running transient disk shows its overlay
-// as source and the volume as backing file).
-const XmlDisk* find_disk(const DeviceFacts& f, const std::string& path) {
-    for (const auto& d : f.disks)
-        if (d.device == "disk" && (d.source == path || (d.transient && d.backing == path))) return &d;
+// The <disk device='disk'> of `disk`'s volume: a file disk by its path (a running transient
+// disk shows its overlay as source and the volume as backing file), a network disk by
+// protocol and name.
+const XmlDisk* find_disk(const DeviceFacts& f, const api::DiskSpec& disk) {
+    const auto src = api::source_of(disk);
+    for (const auto& d : f.disks) {
+        if (d.device != "disk") continue;
+        if (!src.is_file()) {
+            if (d.type == "network" && d.protocol == src.protocol && d.name == src.name) return &d;
+        } else if (d.type != "network" && (d.source == src.path || (d.transient && d.backing == src.path))) {
+            return &d;
+        }
+    }
     return nullptr;
 }
 const XmlDisk* find_cdrom(const DeviceFacts& f) {
@@ -136,11 +144,12 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
         auto v = pools_.volume(disk.pool, disk.volume);
         if (!v.used_by.empty())
             fail(Errc::conflict, "{}: volume '{}' is already used by {}", what, disk.volume, fmt::join(v.used_by, ", "));
-        disk.path = v.path;
+        api::set_source(disk, pools_.disk_source(disk.pool, disk.volume));
         disk.format = v.format;
         disk.provision = v.provision;
         disk.size = v.capacity;
-        require_regular_file(disk.path, "disk image");
+        // Only a file source is a file to check; a network one (rbd) is reached by QEMU itself.
+        if (!disk.source) require_regular_file(disk.path, "disk image");
     } else {
         create = true;
         api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
@@ -167,10 +176,12 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
         auto created = pools_.create_volume(vs, progress);
         for (const auto& w : created.warnings) spdlog::warn("vm {}: {}", vm, w);
         disk.volume = created.volume.name;
-        disk.path = created.volume.path;
         disk.owned = true;
         revert.add([this, pool = disk.pool, vol = disk.volume] { pools_.delete_volume(pool, vol); });
+        api::set_source(disk, pools_.disk_source(disk.pool, disk.volume));
     }
+    // Again, now that the pool gave the source: some modes need a file (check_disk).
+    check_disk(disk, spec.machine, what);
     if (progress.cancelled()) fail(Errc::cancelled, "attach of {} to vm '{}' was cancelled", what, vm);
     progress.step(90, fmt::format("attaching {} as {} ({})", disk.name, target, disk.bus));
 
@@ -228,22 +239,22 @@ VmInfo VmManager::detach_disk(const std::string& vm, const std::string& disk_nam
 
         // libvirt finds the disk to detach by its target; the definitions may name it apart.
         auto detach = [&](const XmlDisk& x, unsigned flags) {
-            auto xml = fmt::format("<disk type='file' device='disk'><source file='{}'/><target dev='{}' bus='{}'/></disk>",
-                                   xml_escape(x.source), xml_escape(x.target), xml_escape(x.bus));
+            auto src = x.type == "network" ? api::DiskSource::network(x.protocol, x.name) : api::DiskSource::file(x.source);
+            auto xml = disk_detach_xml(src, x.target, x.bus);
             if (virDomainDetachDeviceFlags(dom.get(), xml.c_str(), flags) < 0)
                 throw_libvirt_error(fmt::format("cannot detach disk '{}' from vm '{}'", disk_name, vm));
         };
         if (active) {
             auto live = devices_of(dom.get(), 0);
-            if (const auto* x = find_disk(live, it->path)) {
+            if (const auto* x = find_disk(live, *it)) {
                 detach(*x, VIR_DOMAIN_AFFECT_LIVE);
                 // libvirt waits a few seconds for the guest to release the device, then returns
                 // with the request pending: the disk leaves when the guest acknowledges it.
-                still_live = find_disk(devices_of(dom.get(), 0), it->path) != nullptr;
+                still_live = find_disk(devices_of(dom.get(), 0), *it) != nullptr;
             }
         }
         auto persistent = devices_of(dom.get(), VIR_DOMAIN_XML_INACTIVE);
-        if (const auto* x = find_disk(persistent, it->path)) detach(*x, VIR_DOMAIN_AFFECT_CONFIG);
+        if (const auto* x = find_disk(persistent, *it)) detach(*x, VIR_DOMAIN_AFFECT_CONFIG);
 
         removed = *it;
         spec.disks.erase(it);

@@ -412,8 +412,8 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     api::validate(spec);
     check_nics(opts_.ports, spec.nics);
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
-    for (auto& d : spec.disks)
-        if (!d.path.empty()) require_file(d.path, "disk image");
+    for (const auto& d : spec.disks)  // file sources only: a network one (rbd) is no local file
+        if (auto src = api::source_of(d); src.is_file() && !src.path.empty()) require_file(src.path, "disk image");
     if (!spec.kernel.empty()) require_file(spec.kernel, "kernel");
     if (!spec.initrd.empty()) require_file(spec.initrd, "initrd");
 

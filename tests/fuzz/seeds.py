@@ -37,6 +37,7 @@ def classify(o):
     r = []
     if k & {'template', 'rootfs', 'unprivileged'}: r.append(('ct', 'a'))
     if 'name' in k and k & {'cpus', 'memory', 'disks', 'nics', 'firmware', 'machine', 'kernel', 'cdrom'} and not k & {'template', 'rootfs'}: r.append(('vm', 'a'))
+    if isinstance(o.get('disks'), list) and any(isinstance(d, dict) and 'source' in d for d in o['disks']): r.append(('vm', 'i'))
     if 'name' not in k and k & {'cpus', 'memory', 'description', 'tags'}: r += [('vm', 'b'), ('ct', 'b')]
     if k & {'bus', 'provision', 'mode', 'cache', 'discard', 'limits', 'volume'} or k == {'size'} or (k & {'size'} and k & {'pool', 'format'}): r.append(('vm', 'c'))
     if k & {'network', 'model', 'mac', 'trunks'} or (k & {'bridge'} and not k & {'ports'}) : r += [('vm', 'd'), ('vm', 'e')]
@@ -93,6 +94,12 @@ K('vm_json', 'g{"timeout":1e300}')
 K('vm_json', 'g{"timeout":18446744073709551615}')
 K('vm_json', 'h{"iso":"local:iso/debian-12.iso"}')
 K('vm_json', 'h{"iso":"local:iso/\u00ff.iso"}')
+RBD = '{"type":"network","protocol":"rbd","name":"vms/web01-disk0","hosts":[{"name":"10.0.0.1","port":6789},{"name":"fd00::2"}],"auth":{"username":"admin","secret_type":"ceph","secret_uuid":"3d5a5fe8-af8a-4739-b90f-ac54f21e1711"}}'
+K('vm_json', 'i{"name":"web01","disks":[{"name":"disk0","format":"raw","pool":"ceph","volume":"web01-disk0","source":' + RBD + '}]}')
+K('vm_json', 'i{"name":"web01","disks":[{"format":"raw","volume":"v","source":{"type":"network","protocol":"rbd","name":"a/b:c=d","hosts":[{"name":"h","port":99999}]}}]}')
+K('vm_json', 'i{"name":"web01","disks":[{"format":"raw","volume":"v","source":{"type":"file","path":"/x","hosts":"h","auth":{"username":"a","secret_uuid":""}}}]}')
+K('vm_json', 'c{"volume":"web01-disk0","source":' + RBD + '}')
+K('vm_json', 'f{"name":"web01","disks":[{"name":"disk0","format":"raw","volume":"web01-disk0","source":' + RBD + '}],"state":"running"}')
 K('ct_json', 'c{"command":["echo","hello"],"timeout":5}')
 K('ct_json', 'c{"command":["sh","-c","true"],"timeout":-1e308}')
 K('ct_json', 'd{"exit_code":0,"stdout":"hello\\n","stderr":"","timed_out":false}')

@@ -1,6 +1,8 @@
 // The VM request bodies hvd reads (src/api/vm.cpp, the routes in api_routes.cpp and
 // vm_disk_routes.cpp): the first byte picks the reader ('a' = POST /v1/vms, ...), the rest is
-// the JSON body. Accepted objects are validated as the routes do and rendered back.
+// the JSON body. Accepted objects are validated as the routes do and rendered back. 'i' is the
+// spec in a domain's hv metadata (spec_from_metadata: editable with virsh), which alone reads a
+// disk's network `source` (requests refuse it).
 #include "fuzz_common.hpp"
 #include "hv/api/json_reader.hpp"
 #include "hv/api/storage.hpp"
@@ -10,7 +12,7 @@ namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 8);
+    std::size_t which = hvfuzz::select(data, size, 9);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -61,6 +63,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 bool force = rd.opt<bool>("force").value_or(false);
                 rd.finish();
                 hvfuzz::render(json{{"timeout", timeout}, {"force", force}});
+                break;
+            }
+            case 8: {  // i: the spec of hv metadata, disks with network sources
+                auto spec = api::vm_spec_from_json(*j, api::JsonOrigin::hvd);
+                hvfuzz::render_value(spec);
+                api::validate(spec);
+                for (const auto& d : spec.disks) hvfuzz::render_value(api::source_of(d));
                 break;
             }
             default: {  // h: PUT /v1/vms/{name}/cdrom

@@ -1,5 +1,6 @@
 // The wire model (include/hv/api/*): JSON round trips, strict input parsing, validation,
 // command-line disk/nic forms, the error-code table and the RAII reverter.
+#include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -624,4 +625,150 @@ TEST_CASE("Reverter: a throwing undo step does not stop the others and revert ru
         CHECK(order == std::vector<int>{3, 1});
     }
     CHECK(order == std::vector<int>{3, 1});  // the destructor found nothing left to undo
+}
+
+// ---------------------------------------------------------------------------------------
+// Disk sources (file now, network/RBD for the next pool type)
+// ---------------------------------------------------------------------------------------
+
+namespace {
+json rbd_json() {
+    return json{{"type", "network"},
+                {"protocol", "rbd"},
+                {"name", "vms/web01-disk0"},
+                {"hosts", json::array({{{"name", "10.0.0.1"}, {"port", 6789}}, {{"name", "fd00::2"}}})},
+                {"auth", {{"username", "admin"}, {"secret_type", "ceph"},
+                          {"secret_uuid", "3d5a5fe8-af8a-4739-b90f-ac54f21e1711"}}}};
+}
+json rbd_disk_json() {
+    return json{{"name", "disk0"}, {"format", "raw"}, {"pool", "ceph"}, {"volume", "web01-disk0"},
+                {"source", rbd_json()}};
+}
+}  // namespace
+
+TEST_CASE("Disk sources: JSON round trip, and file disks keep their JSON", "[api][disk_source]") {
+    auto src = api::disk_source_from_json(rbd_json());
+    CHECK(src.type == api::DiskSource::Type::network);
+    REQUIRE(src.hosts.size() == 2);
+    CHECK(src.hosts[1].port == 0);
+    REQUIRE(src.auth);
+    CHECK(src.auth->username == "admin");
+    CHECK(json(src) == rbd_json());  // port 0 is left out
+    CHECK(api::disk_source_from_json(json(src)) == src);
+    auto file = api::DiskSource::file("/var/lib/hv/images/images/a.qcow2");
+    CHECK(json(file) == json{{"type", "file"}, {"path", "/var/lib/hv/images/images/a.qcow2"}});
+    CHECK(api::disk_source_from_json(json(file)) == file);
+
+    // A DiskSpec carries a network source (hvd's metadata and responses)...
+    auto d = api::disk_from_json(rbd_disk_json(), "disk", api::JsonOrigin::hvd);
+    REQUIRE(d.source);
+    CHECK(*d.source == src);
+    CHECK(d.path.empty());
+    CHECK(api::source_of(d) == src);
+    CHECK(api::disk_from_json(json(d), "disk", api::JsonOrigin::hvd).source == d.source);
+    api::VmSpec s;
+    s.name = "web01";
+    s.disks.push_back(d);
+    CHECK_NOTHROW(api::validate(s));
+    CHECK(api::vm_spec_from_json(json(s), api::JsonOrigin::hvd).disks[0].source == d.source);
+    api::VmInfo info;
+    info.spec = s;
+    CHECK(api::vm_info_from_json(json(info)).spec.disks[0].source == d.source);
+
+    // ...while a file disk has no "source" key at all: its JSON is what it was before.
+    api::DiskSpec f;
+    f.name = "disk1";
+    api::set_source(f, file);
+    CHECK(f.path == file.path);
+    CHECK_FALSE(f.source);
+    CHECK_FALSE(json(f).contains("source"));
+    CHECK(api::source_of(f) == file);
+    api::set_source(f, src);
+    CHECK(f.path.empty());
+    CHECK(f.source == src);
+}
+
+TEST_CASE("Disk sources are hvd's: a request cannot set one", "[api][disk_source][strict]") {
+    CHECK_THAT(invalid_message([] { api::disk_from_json(rbd_disk_json()); }), Catch::Contains("disk.source"));
+    json vm{{"name", "web01"}, {"disks", json::array({rbd_disk_json()})}};
+    CHECK_THAT(invalid_message([&] { api::vm_spec_from_json(vm); }), Catch::Contains("disks[0].source"));
+    CHECK_THAT(invalid_message([] { api::parse_disk_arg("size=4G,source=rbd"); }), Catch::Contains("source"));
+}
+
+TEST_CASE("Disk source JSON is read strictly", "[api][disk_source][strict]") {
+    struct Case {
+        std::function<void(json&)> change;
+        const char* expect;
+    };
+    const std::vector<Case> cases = {
+        {[](json& j) { j["colour"] = 1; }, "source.colour"},
+        {[](json& j) { j.erase("type"); }, "source.type"},
+        {[](json& j) { j["type"] = "block"; }, "source.type"},
+        {[](json& j) { j["hosts"] = "10.0.0.1"; }, "source.hosts"},
+        {[](json& j) { j["hosts"][0]["weight"] = 1; }, "source.hosts[0].weight"},
+        {[](json& j) { j["hosts"][0]["port"] = "6789"; }, "source.hosts[0].port"},
+        {[](json& j) { j["hosts"][0]["port"] = 70000; }, "source.hosts[0].port"},
+        {[](json& j) { j["hosts"][0]["port"] = -1; }, "source.hosts[0].port"},
+        {[](json& j) { j["hosts"][0].erase("name"); }, "source.hosts[0].name"},
+        {[](json& j) { j["hosts"][0]["name"] = "10.0.0.1:6789/x"; }, "source.hosts[0].name"},
+        {[](json& j) { j["hosts"][0]["name"] = "-oops"; }, "source.hosts[0].name"},
+        {[](json& j) { j["hosts"] = json::array(); }, "source.hosts"},
+        {[](json& j) { j["hosts"] = json::array(); for (int i = 0; i < 17; ++i) j["hosts"].push_back({{"name", "h"}}); },
+         "source.hosts"},
+        {[](json& j) { j["auth"]["key"] = "AQB..."; }, "source.auth.key"},
+        {[](json& j) { j["auth"].erase("username"); }, "source.auth.username"},
+        {[](json& j) { j["auth"]["username"] = "client admin"; }, "source.auth.username"},
+        {[](json& j) { j["auth"]["secret_type"] = "iscsi"; }, "source.auth.secret_type"},
+        {[](json& j) { j["auth"]["secret_uuid"] = "not-a-uuid"; }, "source.auth.secret_uuid"},
+        {[](json& j) { j["auth"] = "admin"; }, "source.auth"},
+        {[](json& j) { j["protocol"] = "nbd"; }, "source.protocol"},
+        {[](json& j) { j["name"] = "image-only"; }, "source.name"},
+        {[](json& j) { j["name"] = "vms/img:conf=/etc/x"; }, "source.name"},
+        {[](json& j) { j["name"] = "vms/img@snap"; }, "source.name"},
+        {[](json& j) { j["name"] = "vms//img"; }, "source.name"},
+        {[](json& j) { j["name"] = "a/b/c/d"; }, "source.name"},
+        {[](json& j) { j["path"] = "/x"; }, "network source has no path"},
+    };
+    for (const auto& c : cases) {
+        json j = rbd_json();
+        c.change(j);
+        INFO("source " << j.dump());
+        CHECK_THAT(invalid_message([&] { api::disk_source_from_json(j); }), Catch::Contains(c.expect));
+    }
+    CHECK_NOTHROW(api::disk_source_from_json([] {
+        json j = rbd_json();
+        j["name"] = "vms/tenant-a/img";  // POOL/NAMESPACE/IMAGE
+        j.erase("auth");
+        return j;
+    }()));
+    CHECK_THAT(invalid_message([] { api::disk_source_from_json(json{{"type", "file"}, {"path", "rel/a.qcow2"}}); }),
+               Catch::Contains("absolute"));
+    CHECK_THAT(invalid_message([] { api::disk_source_from_json(json{{"type", "file"}, {"path", "/a/../b"}}); }),
+               Catch::Contains(".."));
+    CHECK_THAT(invalid_message([] {
+                   api::disk_source_from_json(json{{"type", "file"}, {"path", "/a"}, {"protocol", "rbd"}});
+               }),
+               Catch::Contains("only a path"));
+}
+
+TEST_CASE("A VM disk with a network source", "[api][disk_source][validate]") {
+    auto disk = [](const std::function<void(json&)>& change) {
+        json d = rbd_disk_json();
+        change(d);
+        api::VmSpec s;
+        s.name = "web01";
+        s.disks.push_back(api::disk_from_json(d, "disks[0]", api::JsonOrigin::hvd));
+        api::validate(s);
+    };
+    CHECK_NOTHROW(disk([](json&) {}));
+    CHECK_THAT(invalid_message([&] { disk([](json& d) { d["format"] = "qcow2"; }); }), Catch::Contains("raw"));
+    CHECK_THAT(invalid_message([&] { disk([](json& d) { d["path"] = "/var/lib/hv/x.raw"; }); }),
+               Catch::Contains("no path"));
+    CHECK_THAT(invalid_message([&] { disk([](json& d) { d["mode"] = "independent-nonpersistent"; }); }),
+               Catch::Contains("file disk"));
+    // A file disk is its path: "source" holds network sources only (one spelling per disk).
+    CHECK_THAT(invalid_message([&] {
+                   disk([](json& d) { d["source"] = json{{"type", "file"}, {"path", "/var/lib/hv/x.raw"}}; });
+               }),
+               Catch::Contains("given by path"));
 }

@@ -91,6 +91,60 @@ struct VolumeInfo {
     std::vector<std::string> used_by;
 };
 
+// Where QEMU reads a volume from, as libvirt's <disk type=...> needs it: a file (dir and btrfs
+// pools: the volume's path) or a network source (Ceph RBD pools: protocol, image name, the
+// monitors and the cephx user whose key is a libvirt secret). StoragePool::disk_source returns
+// it; virt::disk_device_xml renders it.
+struct DiskHost {
+    // Host name or IP address of a server (RBD: a monitor). Example: "10.0.0.1".
+    std::string name;
+    // 0 = the protocol's default (RBD monitors: 6789).
+    int port = 0;
+    bool operator==(const DiskHost&) const = default;
+};
+struct DiskAuth {
+    // Example: "admin" (the cephx user client.admin).
+    std::string username;
+    // The libvirt secret holding the key: its usage type ("ceph") and uuid.
+    std::string secret_type = "ceph";
+    std::string secret_uuid;
+    bool operator==(const DiskAuth&) const = default;
+};
+struct DiskSource {
+    enum class Type { file, network };
+    Type type = Type::file;
+    // file: absolute path of the image.
+    std::string path;
+    // network: protocol ("rbd"), name ("POOL/IMAGE" or "POOL/NAMESPACE/IMAGE"), servers, auth.
+    std::string protocol;
+    std::string name;
+    std::vector<DiskHost> hosts;
+    std::optional<DiskAuth> auth;
+
+    static DiskSource file(std::string p) {
+        DiskSource s;
+        s.path = std::move(p);
+        return s;
+    }
+    static DiskSource network(std::string protocol, std::string name, std::vector<DiskHost> hosts = {},
+                              std::optional<DiskAuth> auth = std::nullopt) {
+        DiskSource s;
+        s.type = Type::network;
+        s.protocol = std::move(protocol);
+        s.name = std::move(name);
+        s.hosts = std::move(hosts);
+        s.auth = std::move(auth);
+        return s;
+    }
+    bool is_file() const { return type == Type::file; }
+    bool operator==(const DiskSource&) const = default;
+};
+std::string to_string(DiskSource::Type t);  // "file", "network"
+// Throws invalid_input naming `what`: a file source needs an absolute path without "..", a
+// network one protocol rbd, a POOL/IMAGE name, 1-16 hosts (port 0-65535) and, when given, a
+// user name and a secret of type ceph with a uuid.
+void validate(const DiskSource& s, const std::string& what);
+
 struct IsoInfo {
     std::string name;  // file name, e.g. "debian-12.iso"
     std::string pool;
@@ -123,9 +177,12 @@ void to_json(nlohmann::json& j, const PoolInfo& v);
 void to_json(nlohmann::json& j, const VolumeSpec& v);
 void to_json(nlohmann::json& j, const VolumeInfo& v);
 void to_json(nlohmann::json& j, const IsoInfo& v);
+void to_json(nlohmann::json& j, const DiskSource& v);
 
 PoolSpec pool_spec_from_json(const nlohmann::json& j);
 VolumeSpec volume_spec_from_json(const nlohmann::json& j);
+// Strict (unknown fields, wrong types and invalid values -> invalid_input naming `path`).
+DiskSource disk_source_from_json(const nlohmann::json& j, const std::string& path = "source");
 // Output objects: lenient (unknown fields ignored), for clients.
 PoolInfo pool_info_from_json(const nlohmann::json& j);
 VolumeInfo volume_info_from_json(const nlohmann::json& j);

@@ -71,9 +71,18 @@ struct DiskSpec {
     // Absolute image path. Set by hvd; on create a user may give the path of an existing
     // volume of a pool instead of `volume` (paths outside every pool are refused).
     std::string path;
+    // Set by hvd for a volume QEMU reads over the network (an RBD pool's): its network
+    // source, and then `path` is empty. Absent for file volumes, whose source is `path` (so
+    // their JSON and the metadata of existing VMs are unchanged). Never taken from a request.
+    std::optional<DiskSource> source;
     // True when hvd created the volume with the VM (so `delete --purge` removes it). Output only.
     bool owned = false;
 };
+// Where the disk's volume is read from: `source`, or a file source of `path`.
+DiskSource source_of(const DiskSpec& d);
+// Sets what a pool returned (StoragePool::disk_source): a file source as `path` (no `source`),
+// a network source as `source` (and no `path`).
+void set_source(DiskSpec& d, DiskSource s);
 
 struct NicSpec {
     // "net0", "net1", ... assigned by hvd in order when empty. Example: "net0".
@@ -198,9 +207,14 @@ void to_json(nlohmann::json& j, const VmPatch& v);
 void to_json(nlohmann::json& j, const VmInfo& v);
 void to_json(nlohmann::json& j, Firmware v);
 
-DiskSpec disk_from_json(const nlohmann::json& j, const std::string& path = "disk");
+// Who wrote the JSON of a DiskSpec/VmSpec: a client's request, where a disk's `source` is
+// refused (hvd takes it from the disk's pool, as it takes `path` only from a pool), or hvd
+// itself (its metadata and responses), where `source` is read.
+enum class JsonOrigin { request, hvd };
+DiskSpec disk_from_json(const nlohmann::json& j, const std::string& path = "disk",
+                        JsonOrigin origin = JsonOrigin::request);
 NicSpec nic_from_json(const nlohmann::json& j, const std::string& path = "nic");
-VmSpec vm_spec_from_json(const nlohmann::json& j);
+VmSpec vm_spec_from_json(const nlohmann::json& j, JsonOrigin origin = JsonOrigin::request);
 VmPatch vm_patch_from_json(const nlohmann::json& j);
 // Output object: lenient (missing fields default, unknown ones ignored).
 NicState nic_state_from_json(const nlohmann::json& j);

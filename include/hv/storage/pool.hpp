@@ -3,7 +3,8 @@
 // A pool holds volumes (VM disks) and, when its backend stores files, content directories for
 // ISO images and container templates. Backends today: "dir" (any filesystem) and "btrfs"
 // (reflink clones). lvm, lvmthin, zfs and rbd fit the same interface later: a volume is a name
-// with a capacity, a format and a provisioning mode, and a `path` QEMU can open.
+// with a capacity, a format and a provisioning mode, and a disk source QEMU can open
+// (api::DiskSource: a file path for file pools, a network source for rbd).
 //
 // Contract for every backend:
 //  - create/resize/clone that fail (or are cancelled through Progress) remove what they made
@@ -57,6 +58,10 @@ public:
     // A copy with the same format and mode (reflink where the filesystem can).
     virtual api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                          util::Progress& progress) = 0;
+    // Where QEMU reads volume `name` from (what a VM's <disk> needs): file pools return a file
+    // source with the volume's path (VolumeInfo::path); network backends (rbd) a network
+    // source. Missing volumes are not_found.
+    virtual api::DiskSource disk_source(const std::string& name) const = 0;
     // Name of the volume whose path is `path`, if it is one of this pool's volumes.
     virtual std::optional<std::string> volume_of_path(const std::string& path) const = 0;
 

@@ -65,6 +65,9 @@ public:
     api::VolumeInfo clone_volume(const std::string& pool, const std::string& source, const std::string& target,
                                  util::Progress& progress);
 
+    // For VMs: where QEMU reads a volume from (StoragePool::disk_source); not_found when the
+    // pool or the volume does not exist.
+    api::DiskSource disk_source(const std::string& pool, const std::string& name) const;
     // For VMs: the volume a path belongs to ("" pool when it is no pool's volume).
     api::VolumeRef locate(const std::string& path) const;
     // Path of a volume or ISO reference; not_found when it does not exist.

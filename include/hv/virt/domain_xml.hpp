@@ -25,7 +25,8 @@ struct DomainXmlOptions {
 };
 
 // Full <domain> document for virDomainDefineXML. `uuid` may be empty (libvirt assigns one).
-// Every disk must already have its `path` and `name` set. Text is XML-escaped.
+// Every disk must already have its source (`path`, or a network `source`) and `name` set.
+// Text is XML-escaped.
 std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, const std::string& uuid = "");
 
 // The <hv:vm xmlns:hv="..."> element alone (what virDomainSetMetadata takes and
@@ -66,11 +67,16 @@ std::string xml_escape_text(const std::string& s);
 
 // ---- single devices (domain_xml uses them; so does attaching disks to an existing VM) -------
 
-// One <disk device='disk'> element (no trailing newline) for a disk whose path is set, with
-// target device `dev`. cache -> <driver cache=...>, discard -> <driver discard='unmap'>,
+// One <disk device='disk'> element (no trailing newline) for a disk whose source is set, with
+// target device `dev`: type='file' + <source file=...> for a file source, type='network' +
+// <source protocol=... name=...> with its <host>s and <auth> for a network (rbd) source
+// (api::source_of). cache -> <driver cache=...>, discard -> <driver discard='unmap'>,
 // limits -> <iotune>, mode: dependent (nothing), independent-persistent (snapshot='no'),
 // independent-nonpersistent (snapshot='no' + <transient/>).
 std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev);
+// The minimal <disk device='disk'> (type, source, target) that virDomainDetachDeviceFlags takes;
+// libvirt finds the disk by its target.
+std::string disk_detach_xml(const api::DiskSource& src, const std::string& dev, const std::string& bus);
 // One <interface> element (no trailing newline) for a NIC whose mac is set: type bridge or
 // network, model, optional <mtu>. VLANs are not in the XML: libvirt tags only Open vSwitch and
 // SR-IOV ports, so hv sets the tap's VLANs on the Linux bridge itself (NetManager::plug_port).
@@ -93,11 +99,14 @@ void check_disk(const api::DiskSpec& d, const std::string& machine, const std::s
 
 // The disks and SCSI controllers of a domain XML (persistent or live).
 struct XmlDisk {
+    std::string type;     // "file", "network", ...
     std::string device;   // "disk", "cdrom"
     std::string bus;      // target bus
     std::string target;   // "vda"
     std::string source;   // file ("" for an empty CD/DVD drive); the overlay for a running transient disk
     std::string backing;  // first backing file (live XML), e.g. the volume under a transient overlay
+    std::string protocol; // network disks: <source protocol=...> ("rbd")
+    std::string name;     // network disks: <source name=...> ("POOL/IMAGE")
     std::string alias;    // live XML only: "virtio-disk0", "sata0-0-0", ...
     std::string snapshot; // "no" for independent disks
     bool transient = false;
