@@ -384,7 +384,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
             if (!v.used_by.empty())
                 fail(Errc::conflict, "disks[{}]: volume '{}' is already used by {}", i, d.volume,
                      fmt::join(v.used_by, ", "));
-            d.path = v.path;
+            api::set_source(d, pools_.disk_source(d.pool, d.volume));  // a file path, or a network source
             d.format = v.format;
             d.provision = v.provision;
             d.size = v.capacity;
@@ -438,7 +438,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                 progress.log("warning: " + w);
             }
             d.volume = created.volume.name;
-            d.path = created.volume.path;
+            api::set_source(d, pools_.disk_source(d.pool, d.volume));
             d.owned = true;
             revert.add([this, &progress, pool = d.pool, vol = d.volume] {
                 progress.log(fmt::format("create failed: deleting volume {}:{} it made", pool, vol));
