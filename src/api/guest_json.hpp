@@ -34,8 +34,7 @@ void read_labels(ObjectReader& r, Spec& s) {
 }
 
 // state, reason, uuid, managed, interfaces of an info object (lenient: output objects).
-template <class Info>
-void read_status(ObjectReader& r, Info& v) {
+inline void read_status(ObjectReader& r, GuestStatusInfo& v) {
     v.state = guest_state_from_string(r.opt<std::string>("state").value_or("unknown"));
     v.reason = r.opt<std::string>("reason").value_or("");
     v.uuid = r.opt<std::string>("uuid").value_or("");
@@ -44,8 +43,7 @@ void read_status(ObjectReader& r, Info& v) {
         for (const auto& x : *ifs) v.interfaces.push_back(nic_state_from_json(x));
 }
 
-template <class Info>
-void write_status(nlohmann::json& j, const Info& v) {
+inline void write_status(nlohmann::json& j, const GuestStatusInfo& v) {
     j["state"] = v.state;
     j["reason"] = v.reason;
     j["uuid"] = v.uuid;

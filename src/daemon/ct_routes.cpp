@@ -4,6 +4,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "../storage/ct_templates.hpp"
 #include "hv/api/ct.hpp"
 #include "hv/api/json_reader.hpp"
@@ -38,7 +41,9 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
         auto body = req.json();
         api::ObjectReader rd(body, "");
         auto command = rd.req<std::vector<std::string>>("command");
-        const int max_timeout = std::max(1, c.config.request_timeout - 1);
+        // The answer is due at the request's deadline (daemon.request_timeout after it came).
+        auto left = std::chrono::ceil<std::chrono::seconds>(req.deadline - std::chrono::steady_clock::now()).count();
+        const int max_timeout = static_cast<int>(std::clamp<std::int64_t>(left - 1, 1, c.config.request_timeout));
         auto timeout = rd.opt<std::int64_t>("timeout").value_or(std::min(20, max_timeout));
         rd.finish();
         if (timeout < 1 || timeout > max_timeout)

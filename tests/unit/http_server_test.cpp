@@ -25,6 +25,10 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+
+#include <set>
+
+#include "hv/util/log_context.hpp"
 #include <nlohmann/json.hpp>
 
 #include "event_bus.hpp"
@@ -215,6 +219,16 @@ struct Server {
         sock = dir + "/hvd.sock";
 
         router.add("GET", "/v1/ok", "host", [](const Request&) { return Response{200, json{{"ok", true}}}; });
+        // What a handler sees of its request: id, resource, deadline, and the id on its thread.
+        router.add("GET", "/v1/guests/{name}/whoami", "guest:{name}", [this](const Request& q) {
+            bus.publish("probe", "guest/" + q.param("name"), json::object());
+            auto left = std::chrono::duration_cast<std::chrono::seconds>(q.deadline - std::chrono::steady_clock::now());
+            return Response{200, json{{"request_id", q.request_id},
+                                      {"resource", q.resource},
+                                      {"log_field", hv::util::log_field("REQUEST_ID")},
+                                      {"deadline_in", left.count()},
+                                      {"peer_uid", q.peer_uid}}};
+        });
         router.add("GET", "/v1/fast", "host", [](const Request&) { return Response{200, json{{"fast", true}}}; }, true);
         router.add("DELETE", "/v1/ok", "host", [](const Request&) { return Response{200, json{{"deleted", true}}}; });
         router.add("GET", "/v1/echo/{name}", "host", [](const Request& q) {
@@ -321,6 +335,57 @@ TEST_CASE("http server: routes answer, unknown paths 404, wrong methods 405 with
     CHECK(e.body_json()["query"]["x"] == "a b");
     CHECK(e.body_json()["query"]["flag"] == "");
     s.still_serving();
+}
+
+TEST_CASE("http server: request ids in and out, the resource and deadline a handler sees, ids on events", "[http_server]") {
+    Server s;
+    std::vector<std::string> lines;
+    std::mutex mu;
+    auto sub = s.bus.subscribe([&](const EventBus::Line& l) {
+        std::lock_guard lk(mu);
+        lines.push_back(*l);
+    });
+    RawClient c(s.sock);
+    c.send(get("/v1/guests/web01/whoami", "X-Request-Id: deploy-42.a_b\r\n"));
+    auto r = c.response();
+    REQUIRE(r.status == 200);
+    CHECK(r.headers["x-request-id"] == "deploy-42.a_b");
+    auto j = r.body_json();
+    CHECK(j["request_id"] == "deploy-42.a_b");
+    CHECK(j["log_field"] == "deploy-42.a_b");
+    CHECK(j["resource"] == "guest:web01");
+    CHECK(j["deadline_in"].get<long>() >= 3);  // the server's request timeout is 5 s
+    CHECK(j["deadline_in"].get<long>() <= 5);
+    CHECK(j["peer_uid"] == static_cast<long>(::getuid()));
+    {
+        std::lock_guard lk(mu);
+        REQUIRE(lines.size() == 1);
+        CHECK(json::parse(lines[0])["request_id"] == "deploy-42.a_b");
+    }
+    // No id, or one that is not a plain id: hvd makes one, a new one per request.
+    std::set<std::string> made;
+    for (const char* extra : {"", "X-Request-Id: has space\r\n", "X-Request-Id: \r\n"}) {
+        c.send(get("/v1/guests/db01/whoami", extra));
+        auto m = c.response();
+        REQUIRE(m.status == 200);
+        auto id = m.headers["x-request-id"];
+        CHECK(id.rfind("r-", 0) == 0);
+        CHECK(id.size() == 18);
+        CHECK(m.body_json()["request_id"] == id);
+        made.insert(id);
+    }
+    CHECK(made.size() == 3);
+    // Errors carry the id too, and an event published outside a request has none.
+    c.send(get("/v1/nothing", "X-Request-Id: e-1\r\n"));
+    auto nf = c.response();
+    CHECK(nf.status == 404);
+    CHECK(nf.headers["x-request-id"] == "e-1");
+    s.bus.publish("outside", "x", json::object());
+    {
+        std::lock_guard lk(mu);
+        CHECK_FALSE(json::parse(lines.back()).contains("request_id"));
+    }
+    s.bus.unsubscribe(sub);
 }
 
 TEST_CASE("http server: keep-alive serves many requests on one connection; Connection: close ends it", "[http_server]") {

@@ -63,14 +63,10 @@ void validate(const CtSpec& spec);
 // the reader are VmPatch's).
 using CtPatch = VmPatch;
 
-struct CtInfo {
+struct CtInfo : GuestStatusInfo {
     CtSpec spec;
     // Always "container" (so mixed lists of VMs and containers can tell them apart).
     std::string type = "container";
-    GuestState state = GuestState::unknown;
-    std::string reason;
-    std::string uuid;
-    bool managed = true;
     // PID (host namespace) of the container's init while running; 0 otherwise.
     std::int64_t init_pid = 0;
     // Memory limit as the kernel enforces it (libvirt's reading of the cgroup) while running.
@@ -81,9 +77,6 @@ struct CtInfo {
     // Whether rootfs.size is enforced, and if not why. Example: "not applied: pool 'local'
     // (dir) cannot limit a directory's size".
     std::string rootfs_quota;
-    // Live NICs while running: host side of the veth ("tap", e.g. "vnet3"), its bridge and
-    // VLANs, as VmInfo::interfaces.
-    std::vector<NicState> interfaces;
 };
 
 // Result of POST /v1/cts/{name}/exec.

@@ -178,23 +178,27 @@ void validate(const VmPatch& patch);
 // A VM's state is a guest state (include/hv/api/guest.hpp), shared with containers.
 using VmState = GuestState;
 
-struct VmInfo {
-    VmSpec spec;
-    VmState state = VmState::unknown;
-    // Why the VM is in this state, from libvirt's reason codes. Example: "booted", "shutdown", "destroyed".
+// What the info of every guest kind (VmInfo, CtInfo) says besides its spec.
+struct GuestStatusInfo {
+    GuestState state = GuestState::unknown;
+    // Why the guest is in this state, from libvirt's reason codes. Example: "booted", "shutdown", "destroyed".
     std::string reason;
     // Example: "3f1e2b1c-...".
     std::string uuid;
     // False for domains that exist in libvirt but were not created by hv (shown, read-only spec).
     bool managed = true;
+    // While running: each NIC's host side (VM tap, container veth) and live VLAN membership.
+    std::vector<NicState> interfaces;
+};
+
+struct VmInfo : GuestStatusInfo {
+    VmSpec spec;
     // Unix time (seconds) when the VM last started; 0 when not running.
     std::int64_t started_at = 0;
     // Seconds since start; computed at the time of the response.
     std::int64_t uptime = 0;
     // VNC console address while running. Example: "127.0.0.1:5900".
     std::string vnc;
-    // Running VMs: each NIC's tap and live VLAN membership.
-    std::vector<NicState> interfaces;
 };
 
 // The mapping. from_json throws hv::Error(invalid_input) with the field named.
