@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "domain_state.hpp"
 #include "console.hpp"
 #include "port_hooks.hpp"
 #include "hv/api/ct.hpp"
@@ -32,17 +33,11 @@ namespace hv::virt {
 
 class CtManager {
 public:
-    struct Options {
-        Connection::Options connection;  // kind = "container"
-        std::chrono::milliseconds lock_wait{5000};
-        // Bridge NICs: the host side of each veth gets exactly the NIC's VLANs, as VM taps do.
-        PortHooks ports;
-        // The per-name operation locks, shared with the VMs (guest::Guests). Unset: its own.
-        util::NamedLocks* locks = nullptr;
-    };
-    // publish(type, target, data): lifecycle events ("ct.lifecycle", "ct/<name>", with the
-    // event, state and reason as a VM's).
-    using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
+    // connection.kind is set to "container"; bridge NICs: the host side of each veth gets
+    // exactly the NIC's VLANs, as VM taps do.
+    using Options = GuestManagerOptions;
+    // "ct.lifecycle" events ("ct/<name>": event, state and reason as a VM's).
+    using Publisher = GuestPublisher;
 
     CtManager(Options opts, storage::PoolManager& pools, storage::TemplateStore& templates, Publisher publish);
     ~CtManager();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include <libvirt/libvirt.h>
 
 #include "connection.hpp"
+#include "port_hooks.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/named_locks.hpp"
@@ -41,6 +43,21 @@ bool destroy_if_active(virDomainPtr d, const std::string& what);
 std::vector<std::string> undefine_made_domain(const Connection& conn, const std::string& name, const std::string& uuid,
                                               const char* noun, unsigned undefine_flags, const char* kept_hint,
                                               std::string* undefined);
+
+// What both guest managers (VmManager, CtManager) are configured with and publish through.
+struct GuestManagerOptions {
+    Connection::Options connection;
+    // A second caller of one guest waits this long for its operation lock, then gets 409 busy.
+    std::chrono::milliseconds lock_wait{5000};
+    // How guest NICs on bridges (VM taps, container veths) get exactly their VLANs (hvd:
+    // NetManager). Unset = nothing done.
+    PortHooks ports;
+    // The per-name operation locks, shared across kinds (guest::Guests). Unset: the manager's own.
+    util::NamedLocks* locks = nullptr;
+};
+// publish(type, target, data): how lifecycle changes leave a manager ("vm.lifecycle",
+// "ct.lifecycle"; guest::Guests::publisher adds "guest.lifecycle").
+using GuestPublisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
 
 // The operation lock of one guest (VmManager, CtManager: one per name across kinds) and the
 // log field of the kind (VM=, CT=) on this thread's records while it is held.

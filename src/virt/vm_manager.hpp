@@ -15,6 +15,7 @@
 
 #include "accel.hpp"
 #include "connection.hpp"
+#include "domain_state.hpp"
 #include "port_hooks.hpp"
 #include "hv/api/host.hpp"
 #include "hv/api/vm.hpp"
@@ -28,19 +29,11 @@ namespace hv::virt {
 
 class VmManager {
 public:
-    struct Options {
-        Connection::Options connection;
-        std::string accel = "auto";        // "auto" | "kvm" | "tcg"; resolved on each connection
-        std::string serial_log_dir;         // per-VM serial console logs
-        std::chrono::milliseconds lock_wait{5000};
-        // How guest NICs get their bridge port VLANs (hvd: NetManager). Unset = nothing done.
-        PortHooks ports;
-        // The per-name operation locks, shared with the containers (guest::Guests): one lock
-        // per name across kinds. Unset: this manager's own.
-        util::NamedLocks* locks = nullptr;
+    struct Options : GuestManagerOptions {
+        std::string accel = "auto";  // "auto" | "kvm" | "tcg"; resolved on each connection
+        std::string serial_log_dir;  // per-VM serial console logs
     };
-    // publish(type, target, data): how lifecycle changes leave this class (the event bus).
-    using Publisher = std::function<void(const std::string&, const std::string&, const nlohmann::json&)>;
+    using Publisher = GuestPublisher;  // "vm.lifecycle" events and the libvirt connection's state
 
     VmManager(Options opts, storage::PoolManager& pools, Publisher publish);
     ~VmManager();

@@ -80,7 +80,7 @@ TEST_CASE("guests: a VM and a container of one name created at the same time: ex
     CHECK(vm_won + ct_won == 6);
 }
 
-TEST_CASE("guests: container lifecycle events carry state and reason; guest.lifecycle for both kinds", "[guest][ct]") {
+TEST_CASE("guests: container lifecycle events carry state and reason, and come again as guest.lifecycle", "[guest][ct]") {
     skip_unless_runnable();
     Hvd h;
     CtCleanup cleanup;

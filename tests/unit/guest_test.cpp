@@ -216,7 +216,7 @@ TEST_CASE("guests: each kind's lifecycle events are also guest.lifecycle events 
     CHECK(std::get<0>(events[2]) == "daemon");
 }
 
-TEST_CASE("router: every route declares its resource; a match resolves it", "[router]") {
+TEST_CASE("router: every route declares its resource, a match resolves it", "[router]") {
     daemon::Router r;
     auto h = [](const daemon::Request&) { return daemon::Response{}; };
     r.add("GET", "/v1/vms/{name}", "guest:{name}", h);

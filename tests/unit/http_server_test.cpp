@@ -388,7 +388,7 @@ TEST_CASE("http server: request ids in and out, the resource and deadline a hand
     s.bus.unsubscribe(sub);
 }
 
-TEST_CASE("http server: keep-alive serves many requests on one connection; Connection: close ends it", "[http_server]") {
+TEST_CASE("http server: keep-alive serves many requests on one connection, Connection: close ends it", "[http_server]") {
     Server s;
     RawClient c(s.sock);
     for (int i = 0; i < 5; ++i) {
@@ -490,7 +490,7 @@ TEST_CASE("http server: a body over 4 MiB is refused at the header, before it is
     s.still_serving();
 }
 
-TEST_CASE("http server: handler errors map to their status; a throwing handler gets 500 internal and the server goes on", "[http_server]") {
+TEST_CASE("http server: handler errors map to their status, a throwing handler gets 500 internal and the server goes on", "[http_server]") {
     Server s;
     RawClient c(s.sock);
     c.send(get("/v1/hv-error"));
@@ -527,7 +527,7 @@ TEST_CASE("http server: a handler that throws something that is not a std::excep
     s.still_serving();
 }
 
-TEST_CASE("http server: a request over the timeout answers 504; fast routes and other clients are not held up", "[http_server]") {
+TEST_CASE("http server: a request over the timeout answers 504, fast routes and other clients are not held up", "[http_server]") {
     Server s(1, 1s);  // one worker, 1 s request timeout
     RawClient slow(s.sock);
     auto t0 = Clock::now();
@@ -606,7 +606,7 @@ TEST_CASE("http server: the event stream delivers published events in order", "[
     s.still_serving();
 }
 
-TEST_CASE("http server: a streaming route pulls the whole body; the connection stays usable", "[http_server]") {
+TEST_CASE("http server: a streaming route pulls the whole body, the connection stays usable", "[http_server]") {
     Server s;
     RawClient c(s.sock);
     std::string body(3 * 1024 * 1024 + 17, '\0');

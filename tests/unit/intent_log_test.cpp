@@ -151,7 +151,7 @@ TEST_CASE("intent log: recovery rolls back items in reverse order, once, and is 
     CHECK(remove_file(&calls)({{"path", a}}).empty());
 }
 
-TEST_CASE("intent log: a torn tmp file is ignored and removed; an unreadable record is set aside", "[intent]") {
+TEST_CASE("intent log: a torn tmp file is ignored and removed, an unreadable record is set aside", "[intent]") {
     TempDir t;
     std::string dir = t.path + "/pending";
     fs::create_directories(dir);
@@ -180,7 +180,7 @@ TEST_CASE("intent log: a torn tmp file is ignored and removed; an unreadable rec
     CHECK(names(dir) == std::set<std::string>{"bad-1-1.json.bad"});
 }
 
-TEST_CASE("intent log: an unavailable handler defers the record; an unknown type fails it", "[intent]") {
+TEST_CASE("intent log: an unavailable handler defers the record, an unknown type fails it", "[intent]") {
     TempDir t;
     std::string dir = t.path + "/pending";
     std::string f = t.path + "/.v.partial";
@@ -234,7 +234,7 @@ TEST_CASE("intent log: an unavailable handler defers the record; an unknown type
     CHECK(log.pending() == 1);  // the record nobody can undo stays (and is reported each start)
 }
 
-TEST_CASE("intent log: a disabled log writes nothing; uuids are version 4", "[intent]") {
+TEST_CASE("intent log: a disabled log writes nothing, uuids are version 4", "[intent]") {
     IntentLog off("");
     auto in = off.begin("volume.create", "volume/local/v");
     in.add("volume", {{"pool", "local"}, {"name", "v"}});

@@ -162,7 +162,7 @@ TEST_CASE("serial queue: stop without start and destruction with queued items ar
     CHECK(seen.items == std::vector<int>{7});
 }
 
-TEST_CASE("serial queue: a handler that throws loses its batch; the worker goes on", "[serial_queue][guard]") {
+TEST_CASE("serial queue: a handler that throws loses its batch, the worker goes on", "[serial_queue][guard]") {
     // Today the exception leaves the worker thread and ends the process (std::terminate).
     Seen seen;
     SerialQueue<int> q;
