@@ -6,6 +6,7 @@ namespace hv::api {
 
 const char* kind_name(GuestKind k) { return k == GuestKind::ct ? "ct" : "vm"; }
 const char* kind_noun(GuestKind k) { return k == GuestKind::ct ? "container" : "vm"; }
+const char* kind_counted(GuestKind k) { return k == GuestKind::ct ? "container(s)" : "VM(s)"; }
 std::string guest_target(GuestKind k, const std::string& name) { return std::string(kind_name(k)) + "/" + name; }
 
 GuestKind guest_kind_from_string(const std::string& s) {

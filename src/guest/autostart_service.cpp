@@ -335,7 +335,7 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
                 if (s.enabled) ++per_kind[guests.kind.at(name)], ++n;
             std::vector<std::string> counts;
             for (auto* d : guests_.drivers())
-                counts.push_back(fmt::format("{} {}(s)", per_kind[d->kind()], api::kind_noun(d->kind())));
+                counts.push_back(fmt::format("{} {}", per_kind[d->kind()], api::kind_counted(d->kind())));
             for (const auto& w : guests.warnings) p.log("warning: " + w);
             p.log(fmt::format("{} autostart guest(s) ({}); boot delay {} s{}, at most {} booting at once, {} retries", n,
                               fmt::join(counts, ", "), o.host.boot_delay, o.apply_boot_delay ? "" : " (skipped)",

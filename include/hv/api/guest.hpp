@@ -27,6 +27,8 @@ const char* kind_name(GuestKind k);
 // "vm" | "container": the word in messages ("container 'c1' does not exist") and the "type"
 // field of mixed lists (autostart reports).
 const char* kind_noun(GuestKind k);
+// "VM(s)" | "container(s)": counts in log lines ("2 VM(s), 1 container(s)").
+const char* kind_counted(GuestKind k);
 // "vm/NAME" | "ct/NAME": the target of the guest's events and tasks.
 std::string guest_target(GuestKind k, const std::string& name);
 // "vm" -> vm, "ct" or "container" -> ct; invalid_input otherwise.
