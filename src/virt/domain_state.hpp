@@ -106,7 +106,7 @@ Spec apply_patch(Spec spec, const api::VmPatch& patch) {
     if (patch.memory) spec.memory = *patch.memory;
     if (patch.description) spec.description = *patch.description;
     if (patch.tags) spec.tags = *patch.tags;
-    api::validate(spec);
+    validate(spec);  // found by ADL in hv::api (VmSpec, CtSpec)
     return spec;
 }
 

@@ -24,12 +24,6 @@ using api::VmInfo;
 
 namespace {
 
-bool domain_active(virDomainPtr d) {
-    int a = virDomainIsActive(d);
-    if (a < 0) throw_libvirt_error("cannot read the state of a domain");
-    return a == 1;
-}
-
 // flags = VIR_DOMAIN_XML_INACTIVE for the persistent definition, 0 for the live one.
 DeviceFacts devices_of(virDomainPtr d, unsigned flags) {
     char* xml = virDomainGetXMLDesc(d, flags);
