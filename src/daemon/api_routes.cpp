@@ -25,9 +25,11 @@ void register_routes(Router& r, ApiContext& c) {
         // it (a VM or a container) gets 409 at once. libvirt down -> 503.
         auto claim = c.guests.claim(api::GuestKind::vm, spec.name);
         auto name = spec.name;
-        return Response{202, c.tasks.submit("vm.create", "vm/" + name, [&c, claim, spec = std::move(spec)](util::Progress& p) {
-                            return json(c.vms.create(spec, p));
-                        })};
+        return Response{202, c.tasks.submit("vm.create", "vm/" + name,
+                                            [&c, claim, spec = std::move(spec)](util::Progress& p) mutable {
+                                                auto held = std::move(claim);  // released as the work ends
+                                                return json(c.vms.create(spec, p));
+                                            })};
     });
 
     r.add("GET", "/v1/tasks", "host", [&c](const Request&) { return Response{200, c.tasks.list()}; }, true);

@@ -25,9 +25,11 @@ void register_ct_routes(Router& r, ApiContext& c, virt::CtManager& cts, storage:
         auto images = c.pools.content_dir(spec.rootfs.pool, "images");
         if (spec.unprivileged) storage::require_searchable(images);
         auto name = spec.name;
-        return Response{202, c.tasks.submit("ct.create", "ct/" + name, [&cts, claim, spec = std::move(spec)](util::Progress& p) {
-                            return json(cts.create(spec, p));
-                        })};
+        return Response{202, c.tasks.submit("ct.create", "ct/" + name,
+                                            [&cts, claim, spec = std::move(spec)](util::Progress& p) mutable {
+                                                auto held = std::move(claim);  // released as the work ends
+                                                return json(cts.create(spec, p));
+                                            })};
     });
 
     // Runs a command synchronously; it must end within the request timeout.

@@ -183,6 +183,17 @@ struct BusyGuard {
     std::atomic<bool>& b;
     ~BusyGuard() { b = false; }
 };
+// Held by a task's closure: a task cancelled before it ran never calls its work (whose
+// BusyGuard clears the flag as the run ends), so the closure's end clears it then; once the
+// work ran, it leaves the flag alone (a later run may hold it by then).
+struct BusyHold {
+    explicit BusyHold(std::atomic<bool>& flag) : b(flag) {}
+    std::atomic<bool>& b;
+    std::atomic<bool> ran{false};
+    ~BusyHold() {
+        if (!ran) b = false;
+    }
+};
 }  // namespace
 
 AutostartService::AutostartService(Guests& guests, SubmitTask submit, Publisher publish, std::string state_dir,
@@ -325,7 +336,9 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
         as::RunOptions o;
         o.host = host();
         o.apply_boot_delay = boot_delay;
-        return submit_("autostart.run", "host", [this, guests, o](util::Progress& p) {
+        auto hold = std::make_shared<BusyHold>(busy_);
+        return submit_("autostart.run", "host", [this, guests, o, hold](util::Progress& p) {
+            hold->ran = true;
             BusyGuard bg{busy_};
             const auto& vms = guests.settings;
             GuestsDriver d(guests_, p, guests.kind);
@@ -402,7 +415,9 @@ api::TaskInfo AutostartService::stop_all() {
         }
         auto waves = as::stop_waves(running);
         int parallel = host().max_parallel;
-        return submit_("autostart.stop-all", "host", [this, running, waves, parallel, guests](util::Progress& p) {
+        auto hold = std::make_shared<BusyHold>(busy_);
+        return submit_("autostart.stop-all", "host", [this, running, waves, parallel, guests, hold](util::Progress& p) {
+            hold->ran = true;
             BusyGuard bg{busy_};
             double t0 = steady_s();
             for (const auto& w : guests.warnings) p.log("warning: " + w);

@@ -92,7 +92,8 @@ public:
     bool power_off(const std::string& name) override { return vms_.power_off(name); }
     json settled_info(const std::string& name) override { return vms_.refreshed(name); }
     ShutdownWords shutdown_words() const override {
-        return {"waiting for the guest to power off", "power it off", "powered off after timeout", "guest powered off"};
+        return {"ACPI shutdown requested", "waiting for the guest to power off", "power it off", "powering off",
+                "powered off after timeout", "guest powered off"};
     }
 
     std::optional<std::string> metadata(const std::string& name, const std::string& ns) override {
@@ -109,6 +110,7 @@ public:
     bool has_gate(const std::string& wait_for) const override {
         return wait_for == "none" || wait_for == "running" || wait_for == "guest-agent" || tcp_port(wait_for) > 0;
     }
+    bool required_for_claims() const override { return true; }
     bool ready(const std::string& name, const std::string& wait_for) override {
         if (vms_.get(name).state != GuestState::running) return false;
         if (wait_for == "running" || wait_for == "none") return true;
@@ -181,7 +183,8 @@ public:
     bool power_off(const std::string& name) override { return cts_.power_off(name); }
     json settled_info(const std::string& name) override { return cts_.get(name); }
     ShutdownWords shutdown_words() const override {
-        return {"waiting for init to exit", "stop it", "stopped after timeout", "shut down"};
+        return {"init asked to stop", "waiting for init to exit", "stop it", "stopping", "stopped after timeout",
+                "shut down"};
     }
 
     std::optional<std::string> metadata(const std::string& name, const std::string& ns) override {
@@ -196,6 +199,7 @@ public:
     bool has_gate(const std::string& wait_for) const override {
         return wait_for == "none" || wait_for == "running" || tcp_port(wait_for) > 0;
     }
+    bool required_for_claims() const override { return false; }
     bool ready(const std::string& name, const std::string& wait_for) override {
         auto info = cts_.get(name);
         if (info.state != GuestState::running) return false;

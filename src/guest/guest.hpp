@@ -44,10 +44,12 @@ struct GuestStatus {
 
 // How a kind words the steps of a shutdown in task logs and errors.
 struct ShutdownWords {
-    const char* waiting;   // "waiting for the guest to power off"
-    const char* force;     // "power it off" (the --force hint) / "powering off" is derived
-    const char* forced;    // "powered off after timeout"
-    const char* done;      // "guest powered off"
+    const char* requested;  // "ACPI shutdown requested"
+    const char* waiting;    // "waiting for the guest to power off"
+    const char* force;      // "power it off" (the --force hint)
+    const char* forcing;    // "powering off"
+    const char* forced;     // "powered off after timeout"
+    const char* done;       // "guest powered off"
 };
 
 class GuestDriver {
@@ -92,6 +94,10 @@ public:
     virtual bool ready(const std::string& name, const std::string& wait_for) = 0;
     // Whether the kind has that gate (containers have no guest agent).
     virtual bool has_gate(const std::string& wait_for) const = 0;
+    // Whether a create of another kind must wait for this kind's libvirt: a name this kind
+    // may hold cannot be checked while it is down (VMs: yes; containers: no, VMs never wait
+    // on the LXC driver).
+    virtual bool required_for_claims() const = 0;
 
     // Images of the pools this kind's guests use: path -> users as the pools name them in
     // messages ("web01" for a VM, "container c1"). With `live`, also what running guests
@@ -162,7 +168,7 @@ private:
     std::vector<GuestDriver*> drivers_;
     util::NamedLocks locks_;
     std::mutex claims_mu_;
-    std::set<std::string> claims_;
+    std::map<std::string, GuestKind> claims_;  // name -> the kind being created
 };
 
 // The lifecycle engine's shutdown, the same for every kind: the guest is asked to stop

@@ -26,8 +26,9 @@ Guests::Claim::~Claim() {
 std::shared_ptr<Guests::Claim> Guests::claim(GuestKind kind, const std::string& name) {
     {
         std::lock_guard lk(claims_mu_);
-        if (!claims_.insert(name).second)
-            fail(Errc::conflict, "{} '{}' is being created by another request", api::kind_noun(kind), name);
+        auto [it, fresh] = claims_.emplace(name, kind);
+        if (!fresh)
+            fail(Errc::conflict, "{} '{}' is being created by another request", api::kind_noun(it->second), name);
     }
     auto c = std::make_shared<Claim>(*this, name);  // from here on the name is released on any exit
     for (auto* d : drivers_) {
@@ -35,7 +36,7 @@ std::shared_ptr<Guests::Claim> Guests::claim(GuestKind kind, const std::string& 
         try {
             found = d->find(name);
         } catch (const Error& e) {
-            if (e.code() != Errc::unavailable || d->kind() == kind) throw;
+            if (e.code() != Errc::unavailable || d->kind() == kind || d->required_for_claims()) throw;
             spdlog::debug("claim of '{}': {}s not asked: {}", name, api::kind_noun(d->kind()), e.what());
         }
         if (!found) continue;
@@ -111,7 +112,8 @@ json shutdown(GuestDriver& d, const std::string& name, int timeout_s, bool force
     const char* noun = api::kind_noun(d.kind());
     if (forced) *forced = false;
     d.request_shutdown(name, p);
-    p.log(fmt::format("waiting up to {} s{}", timeout_s, force ? fmt::format(", then: {}", words.force) : ""));
+    p.log(fmt::format("{}; waiting up to {} s{}", words.requested, timeout_s,
+                      force ? fmt::format(", then {}", words.forcing) : ""));
     // The wait holds no lock, so `stop` can cut in.
     auto start = std::chrono::steady_clock::now();
     auto deadline = start + std::chrono::seconds(timeout_s);
@@ -123,7 +125,7 @@ json shutdown(GuestDriver& d, const std::string& name, int timeout_s, bool force
             if (!force)
                 fail(Errc::timeout, "{} '{}' did not shut down within {} s (use --force to {})", noun, name, timeout_s,
                      words.force);
-            p.step(99, fmt::format("timeout reached: {}", words.force));
+            p.step(99, fmt::format("timeout reached: {}", words.forcing));
             bool cut = d.power_off(name);
             if (forced) *forced = cut;
             break;

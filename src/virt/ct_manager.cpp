@@ -505,10 +505,10 @@ void CtManager::request_shutdown(const std::string& name, util::Progress& progre
     require_state(dom.get(), {VmState::running, VmState::shutting_down}, "shut down", "container", name);
     if (ask_init_to_stop(dom.get(), lxc_init_pid(static_cast<std::int64_t>(virDomainGetID(dom.get())))) < 0)
         throw_libvirt_error("cannot shut down container '" + name + "'");
-    progress.log("init asked to stop");
+    (void)progress;  // guest::shutdown logs the request
 }
 
-bool CtManager::active(const std::string& name) { return domain_active(conn_->domain(name).get()); }
+bool CtManager::active(const std::string& name) { return domain_running(conn_->domain(name).get()); }
 
 bool CtManager::power_off(const std::string& name) {
     OpLock lock(*this, name);

@@ -90,10 +90,16 @@ api::GuestState require_state(virDomainPtr d, std::initializer_list<api::GuestSt
     fail(Errc::conflict, "cannot {} {} '{}': it is {}", verb, noun, name, api::to_string(s));
 }
 
-bool domain_active(virDomainPtr d) { return is_active(map_state(domain_state(d).first)); }
+bool domain_active(virDomainPtr d) {
+    int a = virDomainIsActive(d);
+    if (a < 0) throw_libvirt_error("cannot read the state of a domain");
+    return a == 1;
+}
+
+bool domain_running(virDomainPtr d) { return is_active(map_state(domain_state(d).first)); }
 
 bool destroy_if_active(virDomainPtr d, const std::string& what) {
-    if (!domain_active(d)) return false;
+    if (!domain_running(d)) return false;
     if (virDomainDestroy(d) < 0) throw_libvirt_error("cannot power off " + what);
     return true;
 }

@@ -27,12 +27,16 @@ const char* event_name(int libvirt_event);
 bool is_active(api::VmState s);
 // (state, reason) of a domain straight from libvirt; throws on failure.
 std::pair<int, int> domain_state(virDomainPtr d);
-// Whether the domain's process exists now (asks libvirt).
+// Whether the domain's process exists now (virDomainIsActive: also a crashed domain kept for
+// inspection); the device changes of vm_disks decide hot or cold by it.
 bool domain_active(virDomainPtr d);
+// Whether its state is an active one (running, paused, shutting down, suspended: is_active);
+// what a shutdown waits on.
+bool domain_running(virDomainPtr d);
 // The domain's state when it is one of `ok`; else 409 "cannot <verb> <noun> '<name>': it is <state>".
 api::GuestState require_state(virDomainPtr d, std::initializer_list<api::GuestState> ok, const char* verb,
                               const char* noun, const std::string& name);
-// Powers the domain off when it runs; true when it did. `what` names it in errors ("vm 'web01'").
+// Powers the domain off when domain_running; true when it did. `what` names it in errors ("vm 'web01'").
 bool destroy_if_active(virDomainPtr d, const std::string& what);
 
 // The undo of a create that was interrupted after it defined a domain (its intent record

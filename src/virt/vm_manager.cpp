@@ -708,10 +708,10 @@ void VmManager::request_shutdown(const std::string& name, util::Progress& progre
     auto dom = conn_->domain(name);
     require_state(dom.get(), {VmState::running, VmState::shutting_down}, "shut down", "vm", name);
     if (virDomainShutdown(dom.get()) < 0) throw_libvirt_error("cannot shut down vm '" + name + "'");
-    progress.log("ACPI shutdown requested");
+    (void)progress;  // guest::shutdown logs the request
 }
 
-bool VmManager::active(const std::string& name) { return domain_active(conn_->domain(name).get()); }
+bool VmManager::active(const std::string& name) { return domain_running(conn_->domain(name).get()); }
 
 bool VmManager::power_off(const std::string& name) {
     OpLock lock(*this, name);

@@ -62,11 +62,14 @@ public:
         return true;
     }
     json settled_info(const std::string& name) override { return info(name); }
-    guest::ShutdownWords shutdown_words() const override { return {"waiting", "power it off", "forced", "done"}; }
+    guest::ShutdownWords shutdown_words() const override {
+        return {"requested", "waiting", "power it off", "powering off", "forced", "done"};
+    }
     std::optional<std::string> metadata(const std::string&, const std::string&) override { return std::nullopt; }
     void set_metadata(const std::string&, const std::string&, const std::string&, const std::string&) override {}
     bool ready(const std::string&, const std::string&) override { return true; }
     bool has_gate(const std::string&) const override { return true; }
+    bool required_for_claims() const override { return kind_ == GuestKind::vm; }
     std::map<std::string, std::vector<std::string>> image_users(bool) override { return {}; }
     std::optional<std::string> user_name(const std::string&) const override { return std::nullopt; }
     void release_image(const std::string&, const std::string&) override {}
@@ -135,6 +138,18 @@ TEST_CASE("guests: a create claims its name across kinds until it ends", "[guest
     // A refused claim leaves nothing held.
     cts.down = false;
     CHECK_NOTHROW(g.claim(GuestKind::ct, "db01"));
+    // VMs cannot be asked: a container create cannot know whether a VM has the name (503).
+    vms.down = true;
+    try {
+        g.claim(GuestKind::ct, "db02");
+        FAIL("claimed while the VMs cannot be asked");
+    } catch (const Error& e) {
+        CHECK(e.code() == Errc::unavailable);
+    }
+    vms.down = false;
+    // The 409 of a name being created names the kind being created.
+    auto vm_claim = g.claim(GuestKind::vm, "app");
+    CHECK_THROWS_WITH(g.claim(GuestKind::ct, "app"), Catch::Contains("vm 'app' is being created"));
 }
 
 TEST_CASE("guests: concurrent claims of one name: exactly one wins", "[guest]") {
