@@ -7,9 +7,7 @@
 
 namespace hv::daemon {
 
-namespace {
-
-std::uint64_t meminfo(const char* key) {
+std::uint64_t HostService::meminfo(const char* key) {
     std::ifstream in("/proc/meminfo");
     std::string k;
     std::uint64_t v = 0;
@@ -18,8 +16,6 @@ std::uint64_t meminfo(const char* key) {
         if (k == key) return v * 1024;
     return 0;
 }
-
-}  // namespace
 
 api::HostInfo HostService::info() const {
     api::HostInfo h;

@@ -17,6 +17,8 @@ public:
                 std::chrono::steady_clock::time_point started)
         : cfg_(cfg), vms_(vms), pools_(pools), net_(net), started_(started) {}
     api::HostInfo info() const;
+    // A /proc/meminfo field in bytes ("MemTotal:"); 0 when absent.
+    static std::uint64_t meminfo(const char* key);
     std::chrono::steady_clock::time_point started() const { return started_; }
 
 private:

@@ -17,15 +17,6 @@
 namespace hv::daemon {
 namespace {
 
-std::uint64_t meminfo(const char* key) {
-    std::ifstream in("/proc/meminfo");
-    std::string k, unit;
-    std::uint64_t v = 0;
-    while (in >> k >> v >> unit)
-        if (k == key) return v * 1024;
-    return 0;
-}
-
 MetricsSnapshot collect(ApiContext& c, virt::CtManager* cts) {
     MetricsSnapshot s;
     s.version = HV_VERSION;
@@ -33,8 +24,8 @@ MetricsSnapshot collect(ApiContext& c, virt::CtManager* cts) {
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - c.host.started()).count();
     s.cpus = static_cast<int>(std::thread::hardware_concurrency());
-    s.memory_total = meminfo("MemTotal:");
-    s.memory_available = meminfo("MemAvailable:");
+    s.memory_total = HostService::meminfo("MemTotal:");
+    s.memory_available = HostService::meminfo("MemAvailable:");
     for (const auto& p : c.pools.list())
         s.pools.push_back(PoolFacts{p.spec.name, p.active, p.capacity, p.used, p.free, p.committed,
                                     static_cast<std::uint64_t>(std::max(0, p.volumes))});

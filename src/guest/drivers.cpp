@@ -8,6 +8,7 @@
 #include "ct_manager.hpp"
 #include "domain_state.hpp"
 #include "hv/virt/domain_xml.hpp"
+#include "autostart.hpp"
 #include "probes.hpp"
 #include "vm_manager.hpp"
 
@@ -16,13 +17,18 @@ using nlohmann::json;
 
 namespace {
 
-int tcp_port(const std::string& wait_for) {
-    if (wait_for.rfind("tcp:", 0) != 0) return 0;
-    try {
-        return std::stoi(wait_for.substr(4));
-    } catch (const std::exception&) {
-        return 0;
-    }
+using autostart::tcp_port;
+
+// A guest's status from its info (VmInfo, CtInfo: GuestStatusInfo + spec).
+template <class Info>
+GuestStatus status_of(GuestKind k, const Info& v) {
+    return GuestStatus{GuestRef{k, v.uuid, v.spec.name}, v.state, v.reason, v.managed};
+}
+template <class Info>
+std::vector<GuestStatus> statuses_of(GuestKind k, const std::vector<Info>& all) {
+    std::vector<GuestStatus> out;
+    for (const auto& v : all) out.push_back(status_of(k, v));
+    return out;
 }
 
 std::optional<std::string> element_text(virDomainPtr d, const std::string& ns) {
@@ -62,16 +68,9 @@ public:
     GuestKind kind() const override { return GuestKind::vm; }
     bool wait_connected(std::chrono::milliseconds t) override { return vms_.wait_ready(t); }
 
-    static GuestStatus status(const api::VmInfo& v) {
-        return GuestStatus{GuestRef{GuestKind::vm, v.uuid, v.spec.name}, v.state, v.reason, v.managed};
-    }
-    std::vector<GuestStatus> list() override {
-        std::vector<GuestStatus> out;
-        for (const auto& v : vms_.list()) out.push_back(status(v));
-        return out;
-    }
+    std::vector<GuestStatus> list() override { return statuses_of(kind(), vms_.list()); }
     std::optional<GuestStatus> find(const std::string& name) override {
-        return not_found_is_none([&] { return status(vms_.get(name)); });
+        return not_found_is_none([&] { return status_of(kind(), vms_.get(name)); });
     }
     json list_json() override { return vms_.list(); }
     json info(const std::string& name) override { return vms_.get(name); }
@@ -106,9 +105,6 @@ public:
         vms_.get(name);
         auto d = vms_.connection().domain(name);
         write_element(d.get(), kind(), name, ns, prefix, element);
-    }
-    bool has_gate(const std::string& wait_for) const override {
-        return wait_for == "none" || wait_for == "running" || wait_for == "guest-agent" || tcp_port(wait_for) > 0;
     }
     bool required_for_claims() const override { return true; }
     bool ready(const std::string& name, const std::string& wait_for) override {
@@ -152,17 +148,10 @@ public:
     GuestKind kind() const override { return GuestKind::ct; }
     bool wait_connected(std::chrono::milliseconds t) override { return cts_.connection().wait_connected(t); }
 
-    static GuestStatus status(const api::CtInfo& c) {
-        return GuestStatus{GuestRef{GuestKind::ct, c.uuid, c.spec.name}, c.state, c.reason, c.managed};
-    }
-    std::vector<GuestStatus> list() override {
-        std::vector<GuestStatus> out;
-        for (const auto& c : cts_.list()) out.push_back(status(c));
-        return out;
-    }
+    std::vector<GuestStatus> list() override { return statuses_of(kind(), cts_.list()); }
     std::optional<GuestStatus> find(const std::string& name) override {
         if (!cts_.exists(name)) return std::nullopt;
-        return not_found_is_none([&] { return status(cts_.get(name)); });  // deleted meanwhile: none
+        return not_found_is_none([&] { return status_of(kind(), cts_.get(name)); });  // deleted meanwhile: none
     }
     json list_json() override { return cts_.list(); }
     json info(const std::string& name) override { return cts_.get(name); }
@@ -195,9 +184,6 @@ public:
                       const std::string& element) override {
         auto d = cts_.connection().domain(name);
         write_element(d.get(), kind(), name, ns, prefix, element);
-    }
-    bool has_gate(const std::string& wait_for) const override {
-        return wait_for == "none" || wait_for == "running" || tcp_port(wait_for) > 0;
     }
     bool required_for_claims() const override { return false; }
     bool ready(const std::string& name, const std::string& wait_for) override {

@@ -92,8 +92,6 @@ public:
     // One poll of a readiness gate ("running", "guest-agent", "tcp:PORT"); false when not
     // (yet) ready or the kind has no such gate.
     virtual bool ready(const std::string& name, const std::string& wait_for) = 0;
-    // Whether the kind has that gate (containers have no guest agent).
-    virtual bool has_gate(const std::string& wait_for) const = 0;
     // Whether a create of another kind must wait for this kind's libvirt: a name this kind
     // may hold cannot be checked while it is down (VMs: yes; containers: no, VMs never wait
     // on the LXC driver).
@@ -144,9 +142,6 @@ public:
         std::string name_;
     };
     std::shared_ptr<Claim> claim(GuestKind kind, const std::string& name);
-
-    // The guest of that name, of any kind (nullopt: none; kinds that cannot be asked are skipped).
-    std::optional<GuestStatus> find(const std::string& name) const;
 
     // The publisher a manager gets: its events pass unchanged, and each "<kind>.lifecycle"
     // event is also published as "guest.lifecycle" with the kind and name added.

@@ -47,17 +47,6 @@ std::shared_ptr<Guests::Claim> Guests::claim(GuestKind kind, const std::string& 
     return c;
 }
 
-std::optional<GuestStatus> Guests::find(const std::string& name) const {
-    for (auto* d : drivers_) {
-        try {
-            if (auto s = d->find(name)) return s;
-        } catch (const Error& e) {
-            if (e.code() != Errc::unavailable) throw;
-        }
-    }
-    return std::nullopt;
-}
-
 Publisher Guests::publisher(GuestKind k) {
     const std::string lifecycle = std::string(api::kind_name(k)) + ".lifecycle";
     return [this, k, lifecycle](const std::string& type, const std::string& target, const json& data) {

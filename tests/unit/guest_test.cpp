@@ -68,7 +68,6 @@ public:
     std::optional<std::string> metadata(const std::string&, const std::string&) override { return std::nullopt; }
     void set_metadata(const std::string&, const std::string&, const std::string&, const std::string&) override {}
     bool ready(const std::string&, const std::string&) override { return true; }
-    bool has_gate(const std::string&) const override { return true; }
     bool required_for_claims() const override { return kind_ == GuestKind::vm; }
     std::map<std::string, std::vector<std::string>> image_users(bool) override { return {}; }
     std::optional<std::string> user_name(const std::string&) const override { return std::nullopt; }
