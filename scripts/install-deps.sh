@@ -32,6 +32,8 @@ PACKAGES=(
   # the sanitizer build (scripts/test.sh, docs/fuzzing.md): clang 14, its ASan/UBSan runtimes
   # (libclang-rt-14-dev) and libFuzzer
   clang libclang-rt-14-dev libfuzzer-14-dev
+  # cluster (docs/cluster.md): the store is etcd 3.4; hvd runs the local member itself
+  etcd-server etcd-client
 )
 
 if [ "$(id -u)" -ne 0 ]; then
