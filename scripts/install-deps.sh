@@ -34,6 +34,8 @@ PACKAGES=(
   clang libclang-rt-14-dev libfuzzer-14-dev
   # cluster (docs/cluster.md): the store is etcd 3.4; hvd runs the local member itself
   etcd-server etcd-client
+  # cluster tests: certificates of a foreign CA (openssl), TLS requests (curl)
+  openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -55,7 +55,8 @@ public:
     api::HostInfo host();
     std::vector<api::VmInfo> list_vms();
     api::VmInfo get_vm(const std::string& name);
-    api::TaskInfo create_vm(const api::VmSpec& spec);                       // 202 -> task
+    // host: the cluster member that gets the VM ("" = the host asked).
+    api::TaskInfo create_vm(const api::VmSpec& spec, const std::string& host = {});  // 202 -> task
     api::VmInfo update_vm(const std::string& name, const api::VmPatch& p);  // PATCH
     api::TaskInfo delete_vm(const std::string& name, bool purge);           // 202 -> task
     // action: start|stop|reboot|reset|suspend|resume -> VmInfo

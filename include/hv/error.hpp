@@ -21,6 +21,7 @@ enum class Errc {
     timeout,         // 504: an operation did not finish within its time limit
     unsupported,     // 501: the host or backend cannot do this (kernel feature, driver)
     insufficient_space,  // 507: the pool has not enough free space for what was asked
+    forbidden,           // 403: the caller may not do this (e.g. a join certificate asking for more than a join)
 };
 
 // Wire name, e.g. "not_found".

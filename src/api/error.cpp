@@ -12,7 +12,7 @@ struct Row {
     int exit;
 };
 // The single table: code -> wire name -> HTTP status -> hvctl exit code.
-constexpr std::array<Row, 9> kTable{{
+constexpr std::array<Row, 10> kTable{{
     {Errc::invalid_input, "invalid_input", 400, 3},
     {Errc::not_found, "not_found", 404, 4},
     {Errc::conflict, "conflict", 409, 5},
@@ -22,6 +22,7 @@ constexpr std::array<Row, 9> kTable{{
     {Errc::timeout, "timeout", 504, 7},
     {Errc::unsupported, "unsupported", 501, 8},
     {Errc::insufficient_space, "insufficient_space", 507, 12},
+    {Errc::forbidden, "forbidden", 403, 13},
 }};
 
 const Row& row(Errc c) noexcept {
@@ -44,6 +45,7 @@ Errc errc_from_name(std::string_view name) noexcept {
 Errc errc_from_http_status(int status) noexcept {
     switch (status) {
         case 400: return Errc::invalid_input;
+        case 403: return Errc::forbidden;
         case 404: return Errc::not_found;
         case 405: return Errc::invalid_input;
         case 409: return Errc::conflict;

@@ -39,6 +39,8 @@ inline void read_status(ObjectReader& r, GuestStatusInfo& v) {
     v.reason = r.opt<std::string>("reason").value_or("");
     v.uuid = r.opt<std::string>("uuid").value_or("");
     v.managed = r.opt<bool>("managed").value_or(true);
+    v.host = r.opt<std::string>("host").value_or("");
+    v.stale = r.opt<bool>("stale").value_or(false);
     if (const auto* ifs = r.raw("interfaces"); ifs && ifs->is_array())
         for (const auto& x : *ifs) v.interfaces.push_back(nic_state_from_json(x));
 }
@@ -48,6 +50,8 @@ inline void write_status(nlohmann::json& j, const GuestStatusInfo& v) {
     j["reason"] = v.reason;
     j["uuid"] = v.uuid;
     j["managed"] = v.managed;
+    if (!v.host.empty()) j["host"] = v.host;
+    if (v.stale) j["stale"] = true;
     j["interfaces"] = v.interfaces;
 }
 

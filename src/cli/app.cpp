@@ -21,6 +21,7 @@ int run(int argc, const char* const* argv) {
     app.add_flag("--no-headers", ctx.g.no_headers, "Do not print table headers");
 
     add_host_commands(app, ctx);
+    add_host_list_command(app, ctx);
     add_vm_commands(app, ctx);
     add_autostart_commands(app, ctx);
     add_task_commands(app, ctx);
@@ -29,6 +30,7 @@ int run(int argc, const char* const* argv) {
     add_net_commands(app, ctx);
     add_storage_commands(app, ctx);
     add_ct_commands(app, ctx);
+    add_cluster_commands(app, ctx);
     add_ct_autostart_command(app, ctx);
     add_completion_commands(app, ctx);  // hidden; walks the commands above
 

@@ -45,6 +45,8 @@ void add_net_commands(CLI::App& app, Context& ctx);  // net nic|features|bridge|
 void add_storage_commands(CLI::App& app, Context& ctx);  // storage pool|volume|iso ...
 void add_ct_commands(CLI::App& app, Context& ctx);  // ct ..., and list (VMs + containers)
 void add_ct_autostart_command(CLI::App& app, Context& ctx);  // ct autostart (after ct)
+void add_cluster_commands(CLI::App& app, Context& ctx);  // cluster create|token|join|status|leave|remove
+void add_host_list_command(CLI::App& app, Context& ctx);  // host list (after host)
 
 // Parses argv, runs the command, maps errors to exit codes.
 int run(int argc, const char* const* argv);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "output.hpp"
 
 #include <ctime>
@@ -146,10 +147,16 @@ void print_table(const Globals& g, const Row& headers, const std::vector<Row>& r
 void print_vm_list(const Globals& g, const std::vector<api::VmInfo>& vms) {
     if (g.json()) return print_json(json(vms));
     std::vector<Row> rows;
-    for (const auto& vm : vms)
-        rows.push_back({vm.spec.name, api::to_string(vm.state), std::to_string(vm.spec.cpus),
-                        api::format_size(vm.spec.memory), vm_uptime(vm)});
-    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UPTIME"}, rows);
+    // In a cluster every VM has its owner host: a HOST column ("(stale)" while it is offline).
+    bool cluster = std::any_of(vms.begin(), vms.end(), [](const api::VmInfo& v) { return !v.host.empty(); });
+    for (const auto& vm : vms) {
+        Row r{vm.spec.name, api::to_string(vm.state), std::to_string(vm.spec.cpus), api::format_size(vm.spec.memory),
+              vm_uptime(vm)};
+        if (cluster) r.insert(r.begin() + 1, vm.host + (vm.stale ? " (stale)" : ""));
+        rows.push_back(std::move(r));
+    }
+    if (cluster) print_table(g, {"NAME", "HOST", "STATE", "CPUS", "MEMORY", "UPTIME"}, rows);
+    else print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UPTIME"}, rows);
 }
 
 void print_vm(const Globals& g, const api::VmInfo& vm) {

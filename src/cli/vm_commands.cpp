@@ -15,7 +15,7 @@ namespace {
 
 struct CreateOpts {
     std::string name, memory = "512M", cdrom, firmware = "bios", machine = "q35", description;
-    std::string kernel, initrd, cmdline;
+    std::string kernel, initrd, cmdline, host;
     int cpus = 1;
     std::vector<std::string> disks, nets, tags;
     bool start = false, async = false;
@@ -43,7 +43,7 @@ api::VmSpec build_spec(const CreateOpts& o) {
 int run_create(const Globals& g, const CreateOpts& o) {
     api::VmSpec spec = build_spec(o);
     Client c = g.client();
-    return finish_create(g, c, GuestType::vm, c.create_vm(spec), spec.name, o.async, o.start);
+    return finish_create(g, c, GuestType::vm, c.create_vm(spec, o.host), spec.name, o.async, o.start);
 }
 
 void add_create(CLI::App& vm, Context& ctx) {
@@ -67,6 +67,7 @@ void add_create(CLI::App& vm, Context& ctx) {
     cmd->add_option("--kernel", o->kernel, "Kernel for direct boot (absolute path)");
     cmd->add_option("--initrd", o->initrd, "Initrd for direct boot (absolute path)");
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line for direct boot");
+    cmd->add_option("--host", o->host, "Cluster member that gets the VM (default: the host asked)");
     auto* start = cmd->add_flag("--start", o->start, "Start the VM once it is created");
     auto* async = cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
     start->excludes(async);

@@ -229,8 +229,8 @@ api::VmInfo Client::get_vm(const std::string& name) {
     return decode("VM info", [&] { return api::vm_info_from_json(r.body); });
 }
 
-api::TaskInfo Client::create_vm(const api::VmSpec& spec) {
-    auto r = request("POST", "/v1/vms", json(spec));
+api::TaskInfo Client::create_vm(const api::VmSpec& spec, const std::string& host) {
+    auto r = request("POST", host.empty() ? std::string("/v1/vms") : "/v1/vms?host=" + escape_segment(host), json(spec));
     return decode("task", [&] { return api::task_info_from_json(r.body); });
 }
 

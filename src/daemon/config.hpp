@@ -42,6 +42,17 @@ struct Config {
     std::string time_sources_file = "/etc/chrony/sources.d/hv.sources";
     std::string time_source_options;
     std::string time_service = "chrony";
+    // [cluster] (docs/cluster.md)
+    std::string cluster_node_name;  // "" = the host name
+    std::string cluster_address;
+    int cluster_port = 7443;
+    std::string cluster_endpoints;  // "" = managed etcd member
+    std::string cluster_etcd_binary = "etcd";
+    int cluster_etcd_client_port = 2379;
+    int cluster_etcd_peer_port = 2380;
+    int cluster_voters = 3;
+    int cluster_lease_ttl = 5;
+    int cluster_clock_warn_ms = 500;
 
     // lxc_uri, or the LXC driver next to libvirt_uri: "qemu:///system?socket=S" ->
     // "lxc:///system?socket=S" ("qemu+ssh://h/system" -> "lxc+ssh://h/system").

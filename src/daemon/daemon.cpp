@@ -16,6 +16,10 @@
 #include <spdlog/spdlog.h>
 
 #include "api_routes.hpp"
+#include "chrony_manager.hpp"
+#include "cluster.hpp"
+#include "cluster_dispatcher.hpp"
+#include "tls_listener.hpp"
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
@@ -51,6 +55,14 @@ Config resolve_config(const Overrides& o) {
         c.accel = o.accel;
     }
     if (!o.log_level.empty()) c.log_level = o.log_level;
+    if (!o.node_name.empty()) c.cluster_node_name = o.node_name;
+    if (c.cluster_node_name.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        c.cluster_node_name = host;
+        for (auto& ch : c.cluster_node_name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (auto dot = c.cluster_node_name.find('.'); dot != std::string::npos) c.cluster_node_name.resize(dot);
+    }
     if (!o.log_target.empty()) {
         if (o.log_target != "auto" && o.log_target != "journal" && o.log_target != "stderr")
             fail(Errc::invalid_input, "--log-target must be auto, journal or stderr (got '{}')", o.log_target);
@@ -132,8 +144,13 @@ int run(const Config& cfg) {
     ports.state = [&net](const std::string& port) { return net.port_state(port); };
     // The guest layer: one name space, one operation lock per name and the lifecycle events
     // of every kind (src/guest/guest.hpp). Declared before the managers that publish through it.
-    guest::Guests guests([&bus](const std::string& type, const std::string& target, const nlohmann::json& d) {
+    // Every event of a guest also tells the cluster's directory publisher to look at it again
+    // (level-triggered: it compares the guest with its record and writes what differs).
+    std::atomic<cluster::Cluster*> cluster_ptr{nullptr};
+    guest::Guests guests([&bus, &cluster_ptr](const std::string& type, const std::string& target, const nlohmann::json& d) {
         bus.publish(type, target, d);
+        if (auto* c = cluster_ptr.load(); c && (target.rfind("vm/", 0) == 0 || target.rfind("ct/", 0) == 0))
+            c->touch(target.substr(3));
     });
     virt::VmManager::Options vo;
     vo.locks = &guests.locks();
@@ -171,8 +188,79 @@ int run(const Config& cfg) {
         [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) { bus.publish(type, target, d); },
         cfg.state_dir,
         {cfg.autostart_boot_delay, cfg.autostart_max_parallel, cfg.autostart_retries, cfg.autostart_retry_delay});
+    // The cluster (docs/cluster.md): membership, the store, the guest directory.
+    cluster::ClusterOptions clo;
+    clo.state_dir = cfg.state_dir + "/cluster";
+    clo.node_name = cfg.cluster_node_name;
+    clo.port = cfg.cluster_port;
+    for (std::size_t pos = 0; pos < cfg.cluster_endpoints.size();) {
+        auto comma = cfg.cluster_endpoints.find(',', pos);
+        auto e = cfg.cluster_endpoints.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        if (!e.empty()) clo.endpoints.push_back(e);
+        pos = comma == std::string::npos ? cfg.cluster_endpoints.size() : comma + 1;
+    }
+    clo.etcd_binary = cfg.cluster_etcd_binary;
+    clo.etcd_client_port = cfg.cluster_etcd_client_port;
+    clo.etcd_peer_port = cfg.cluster_etcd_peer_port;
+    clo.voters = cfg.cluster_voters;
+    clo.lease_ttl = std::chrono::seconds(cfg.cluster_lease_ttl);
+    clo.clock_warn_ms = cfg.cluster_clock_warn_ms;
+    clo.version = HV_VERSION;
+    time::ChronyOptions chrony_options;
+    chrony_options.chronyc = cfg.time_chronyc;
+    chrony_options.command_address = cfg.time_command_address;
+    chrony_options.sources_file = cfg.time_sources_file;
+    time::ChronyManager chrony(chrony_options);
+    cluster::LocalHooks hooks;
+    auto local_guest = [](guest::GuestDriver& d, const nlohmann::json& info) {
+        cluster::LocalGuest g;
+        g.kind = std::string(api::kind_name(d.kind()));
+        g.name = info.value("name", "");
+        g.uuid = info.value("uuid", "");
+        g.state = info.value("state", "");
+        g.info = info;
+        return g;
+    };
+    hooks.guests = [&guests, local_guest] {
+        std::vector<cluster::LocalGuest> out;
+        for (auto* d : guests.drivers())
+            for (const auto& info : d->list_json())
+                if (info.is_object()) out.push_back(local_guest(*d, info));
+        return out;
+    };
+    hooks.guest = [&guests, local_guest](const std::string& name) -> std::optional<cluster::LocalGuest> {
+        for (auto* d : guests.drivers()) {
+            if (!d->find(name)) continue;
+            return local_guest(*d, d->info(name));
+        }
+        return std::nullopt;
+    };
+    hooks.facts = [&chrony] {
+        cluster::HostFacts f;
+        f.cpus = static_cast<int>(std::thread::hardware_concurrency());
+        f.memory_total = HostService::meminfo("MemTotal:");
+        auto avail = HostService::meminfo("MemAvailable:");
+        f.memory_used = f.memory_total > avail ? f.memory_total - avail : 0;
+        try {
+            auto t = chrony.status();
+            if (t.chronyd_running && t.synchronised) f.clock_offset_ms = t.offset_seconds * 1000.0;
+        } catch (const Error&) {
+        }
+        return f;
+    };
+    std::function<void()> follow_cluster;
+    hooks.changed = [&io, &follow_cluster] { boost::asio::post(io, [&follow_cluster] { follow_cluster(); }); };
+    cluster::Cluster cluster(clo, hooks);
+    // Guest events stop reaching the cluster before it goes (the managers outlive it).
+    struct Unhook {
+        std::atomic<cluster::Cluster*>& p;
+        ~Unhook() { p = nullptr; }
+    } unhook{cluster_ptr};
+    ClusterDirectory directory(cluster);
+    guests.set_directory(&directory);
+    ClusterDispatcher dispatcher(cluster, std::chrono::seconds(cfg.request_timeout));
     // The one list of route registrations (also behind hvd --print-routes).
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster});
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);
@@ -180,6 +268,26 @@ int run(const Config& cfg) {
     limits.max_connections_per_uid = static_cast<std::size_t>(cfg.max_connections_per_uid);
     limits.max_root_connections = static_cast<std::size_t>(cfg.max_root_connections);
     HttpServer server(io, request_pool, router, bus, std::chrono::seconds(cfg.request_timeout), limits);
+    server.set_dispatcher(&dispatcher);
+    // The TLS listener follows the membership (made at create/join, gone at leave), on the I/O
+    // thread.
+    std::unique_ptr<TlsListener> tls;
+    std::string tls_cert;
+    follow_cluster = [&] {
+        util::guarded("following the cluster membership", [&] {
+            auto id = cluster.identity();
+            tasks.set_node(id ? cluster.node() : std::string());
+            if (!id) {
+                tls.reset();
+                tls_cert.clear();
+                return;
+            }
+            if (tls && tls_cert == id->cert_pem) return;
+            tls.reset();
+            tls = std::make_unique<TlsListener>(io, server, cluster.address(), cluster.port(), *id);
+            tls_cert = id->cert_pem;
+        });
+    };
     // Every way out of here, also an exception, first stops and joins the threads that use the
     // objects above (tasks, requests), then destroys them: declared after all of them.
     struct JoinFirst {
@@ -217,6 +325,9 @@ int run(const Config& cfg) {
         so.path = activated;
     }
     server.listen(so);
+    cluster_ptr = &cluster;
+    cluster.start();
+    follow_cluster();
     if (vms.ready()) autostart.at_daemon_start();
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.
     SystemdNotifier notifier(io, [&vms] { return vms.ready(); });

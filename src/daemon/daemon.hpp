@@ -11,7 +11,7 @@ namespace hv::daemon {
 struct Overrides {
     std::string config_path = "/etc/hv/hvd.toml";
     bool config_given = false;
-    std::string socket, libvirt_uri, state_dir, accel, log_level, log_target;
+    std::string socket, libvirt_uri, state_dir, accel, log_level, log_target, node_name;
 };
 
 // Applies command-line overrides on top of the file (and validates the result).

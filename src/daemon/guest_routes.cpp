@@ -24,7 +24,7 @@ void register_guest_routes(Router& r, guest::Guests& guests, TaskManager& tasks)
         // VMs answer from hvd's state cache (fast: on the I/O thread); containers ask libvirt.
         const bool fast = d.kind() == api::GuestKind::vm;
 
-        r.add("GET", all, "host", [&d](const Request&) { return Response{200, d.list_json()}; }, fast);
+        r.add("GET", all, "host", [&d, &guests](const Request&) { return Response{200, guests.list_json(d)}; }, fast);
         r.add("GET", one, "guest:{name}", [&d](const Request& req) { return Response{200, d.info(req.param("name"))}; },
               fast);
         r.add("PATCH", one, "guest:{name}", [&d](const Request& req) {

@@ -212,10 +212,11 @@ public:
         std::shared_ptr<std::atomic<int>> active;
     };
     Session(local::socket s, asio::thread_pool& pool, const Router& router, EventBus& bus, std::chrono::seconds timeout,
-            std::chrono::seconds header_timeout, Peer peer, std::shared_ptr<std::size_t> streams, Streaming streaming)
+            std::chrono::seconds header_timeout, Peer peer, std::shared_ptr<std::size_t> streams, Streaming streaming,
+            const Dispatcher* dispatcher)
         : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout),
-          header_timeout_(header_timeout), peer_(peer), timer_(sock_.get_executor()), idle_(sock_.get_executor()),
-          streams_(std::move(streams)), streaming_(std::move(streaming)) {}
+          header_timeout_(header_timeout), peer_(std::move(peer)), timer_(sock_.get_executor()), idle_(sock_.get_executor()),
+          streams_(std::move(streams)), streaming_(std::move(streaming)), dispatcher_(dispatcher) {}
 
     ~Session() {
         if (sub_) {
@@ -235,6 +236,7 @@ private:
         // kMaxBody once their route is known (Beast checks Content-Length at the header).
         parser_->body_limit(boost::none);
         matched_ = nullptr;
+        forward_to_.reset();
         early_.reset();
         request_id_.clear();
         pending_ = Request{};
@@ -308,6 +310,9 @@ private:
         req.peer_uid = peer_.uid;
         req.peer_gid = peer_.gid;
         req.peer_pid = peer_.pid;
+        req.peer_subject = peer_.subject;
+        // Only another host (its certificate) may say it forwarded a request.
+        if (peer_.subject.rfind("host:", 0) == 0) req.forwarded_by = std::string(msg["X-Hv-Forwarded-By"]);
         req.request_id = request_id(std::string(msg["X-Request-Id"]));
         req.deadline = std::chrono::steady_clock::now() + timeout_;
         request_id_ = req.request_id;
@@ -319,6 +324,13 @@ private:
             for (const auto& f : msg) util::check_text(f.value(), fmt::format("the value of the header '{}'", util::sanitize_utf8(f.name_string())), true);
             split_target(std::string(msg.target()), req.path, req.query);
             if (!(req.method == "GET" && req.path == "/v1/events")) matched_ = &router_.match(req);
+            if (dispatcher_) {
+                dispatcher_->admit(req);
+                if (matched_) forward_to_ = dispatcher_->owner(req);
+                if (forward_to_ && (matched_->streaming || matched_->upgrade))
+                    fail(Errc::unsupported, "{} of a guest on host {} is not forwarded: run it on that host", req.path,
+                         *forward_to_);
+            }
         } catch (const MethodNotAllowed& m) {
             auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
             r.status = 405;
@@ -326,6 +338,7 @@ private:
             early_ = r;
         } catch (const Error& e) {
             matched_ = nullptr;
+            forward_to_.reset();
             early_ = error_response(e.code(), e.what());
         }
         if (matched_ && matched_->streaming) return start_upload(std::move(req));
@@ -351,14 +364,14 @@ private:
         keep_alive_ = msg.keep_alive();
         version_ = msg.version();
         if (early_) return write(*early_, version_);
-        if (req.method == "GET" && req.path == "/v1/events") {
+        if (req.method == "GET" && req.path == "/v1/events" && !forward_to_) {
             if (version_ < 11)
                 return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
             return start_stream();
         }
         const Router::Route* route = matched_;
         if (route->upgrade) return start_upgrade(*route, std::move(req), std::string(msg[http::field::upgrade]));
-        if (route->fast) return write(dispatch(*route, req), version_);
+        if (route->fast && !forward_to_) return write(dispatch(*route, req), version_);
 
         auto state = std::make_shared<std::atomic<bool>>(false);  // answered already?
         timer_.expires_after(timeout_);
@@ -367,11 +380,11 @@ private:
             spdlog::warn("request {} did not finish within {} s", path, self->timeout_.count());
             self->write(error_response(Errc::timeout, fmt::format("the operation did not finish within {} s; it continues in the background", self->timeout_.count())), self->version_);
         });
-        asio::post(pool_, [self = shared_from_this(), state, route, req = std::move(req)]() mutable {
+        asio::post(pool_, [self = shared_from_this(), state, route, node = forward_to_, req = std::move(req)]() mutable {
             // Answered 504 before a worker was free: the caller was told it did not happen in
             // time, so do not start it now.
             if (state->load()) return;
-            Response res = self->dispatch(*route, req);
+            Response res = node ? self->forward(*node, *route, req) : self->dispatch(*route, req);
             asio::post(self->sock_.get_executor(), [self, state, res = std::move(res)] {
                 if (state->exchange(true)) return;
                 self->timer_.cancel();
@@ -477,6 +490,21 @@ private:
         } catch (...) {
             util::report_escaped(route_name(route).c_str(), "an exception that is not a std::exception");
             return error_response(Errc::internal, fmt::format("internal error in {}", route_name(route)));
+        }
+    }
+
+    // The owner host runs it; its answer goes back as it is.
+    Response forward(const std::string& node, const Router::Route& route, const Request& req) {
+        util::LogScope scope({{"REQUEST_ID", req.request_id}});
+        try {
+            return dispatcher_->forward(node, req);
+        } catch (const Error& e) {
+            return error_response(e.code(), e.what());
+        } catch (const std::exception& e) {
+            util::report_escaped(route_name(route).c_str(), e.what());
+            return error_response(Errc::internal, fmt::format("internal error forwarding {}: {}", route_name(route), e.what()));
+        } catch (...) {
+            return error_response(Errc::internal, fmt::format("internal error forwarding {}", route_name(route)));
         }
     }
 
@@ -642,6 +670,8 @@ private:
     beast::flat_buffer buf_;
     std::optional<http::request_parser<http::string_body>> parser_;
     const Router::Route* matched_ = nullptr;
+    std::optional<std::string> forward_to_;
+    const Dispatcher* dispatcher_ = nullptr;
     std::optional<Response> early_;  // 404/405 found at the header, answered after the body
     std::string request_id_;         // of the request being answered (X-Request-Id)
     Request pending_;  // the request whose header was read (path, query, params, peer)
@@ -786,9 +816,24 @@ void HttpServer::admit(local::socket s) {
         s.close(ignored);
         return;
     }
+    serve(std::move(s), std::move(peer), key);
+}
+
+void HttpServer::adopt(local::socket s, Peer peer) {
+    set_cloexec(s.native_handle());
+    uid_t key = 0;
+    if (auto refused = limiter_->acquire(key)) {
+        spdlog::warn("refusing a TLS connection from {}: {}", peer.subject, *refused);
+        return;  // closing the socket ends the peer's connection
+    }
+    serve(std::move(s), std::move(peer), key);
+}
+
+void HttpServer::serve(local::socket s, Peer peer, uid_t key) {
     std::shared_ptr<void> slot(nullptr, [l = limiter_, key](void*) { l->release(key); });
-    auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, limits_.header_timeout, peer,
-                                             streams_, Session::Streaming{stream_pool_, stopping_, active_streams_});
+    auto session = std::make_shared<Session>(std::move(s), pool_, router_, bus_, timeout_, limits_.header_timeout,
+                                             std::move(peer), streams_,
+                                             Session::Streaming{stream_pool_, stopping_, active_streams_}, dispatcher_);
     session->hold(std::move(slot));
     session->run();
 }

@@ -32,6 +32,22 @@ struct Peer {
     long uid = -1;
     long gid = -1;
     long pid = -1;
+    // Over TLS (the cluster listener): the client certificate's subject CN, "host:<node>" or
+    // "join:<token id>"; empty on the Unix socket.
+    std::string subject;
+};
+
+// In front of the router (docs/architecture.md, "A forwarded request"): after the header is
+// read and the route matched, admit() may refuse the request (hv::Error, e.g. forbidden) and
+// owner() names the host that must run it (nullopt: here), read from the resource the route
+// declares. forward() runs it there and returns that host's answer unchanged. Both run where
+// the request would (owner on the I/O thread: memory only; forward on a worker).
+class Dispatcher {
+public:
+    virtual ~Dispatcher() = default;
+    virtual void admit(const Request& req) const = 0;
+    virtual std::optional<std::string> owner(const Request& req) const = 0;
+    virtual Response forward(const std::string& node, const Request& req) const = 0;
 };
 
 // Slow and greedy clients (config [daemon]: header_timeout, max_connections,
@@ -90,12 +106,19 @@ public:
     ~HttpServer();
     void listen(const SocketOptions& opts);
     void close();
+    // Serves a connection accepted elsewhere (the TLS listener hands over the plain side of
+    // its pump) as if it came from `peer`; counted with root's connections.
+    void adopt(boost::asio::local::stream_protocol::socket s, Peer peer);
+    // Set once before listen(); the dispatcher outlives the server.
+    void set_dispatcher(const Dispatcher* d) { dispatcher_ = d; }
     std::size_t event_streams() const { return *streams_; }
     std::size_t connections() const { return limiter_->open(); }
 
 private:
     void accept();
     void admit(boost::asio::local::stream_protocol::socket s);
+    void serve(boost::asio::local::stream_protocol::socket s, Peer peer, uid_t key);
+    const Dispatcher* dispatcher_ = nullptr;
     boost::asio::io_context& io_;
     boost::asio::thread_pool& pool_;
     const Router& router_;

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     app.add_option("--socket", o.socket, "Unix socket of the REST API");
     app.add_option("--libvirt-uri", o.libvirt_uri, "libvirt connection URI");
     app.add_option("--state-dir", o.state_dir, "state directory (disk images in <dir>/images)");
+    app.add_option("--node-name", o.node_name, "this host's name in the cluster ([cluster] node_name)");
     app.add_option("--accel", o.accel, "auto|kvm|tcg");
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error");
     app.add_option("--log-target", o.log_target, "auto|journal|stderr (auto: the journal when stderr is connected to it)");

@@ -8,6 +8,8 @@
 #include "../storage/ct_templates.hpp"
 #include "api_routes.hpp"
 #include "autostart_routes.hpp"
+#include "cluster.hpp"
+#include "cluster_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
 #include "drivers.hpp"
@@ -31,6 +33,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     register_net_routes(r, p.net);
     register_ct_routes(r, p.api, p.cts, p.templates);
     register_autostart_routes(r, p.autostart);
+    register_cluster_routes(r, p.cluster, p.api.tasks, p.api.config);
 }
 
 namespace {
@@ -93,8 +96,12 @@ nlohmann::json route_table_json() {
             return tasks.submit(k, t, std::move(w));
         },
         ignore, tmp.path, {});
+    cluster::ClusterOptions co;
+    co.state_dir = tmp.path + "/cluster";
+    co.node_name = "routes";
+    cluster::Cluster cluster(co, {});
     Router router;
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster});
     return describe(router);
 }
 

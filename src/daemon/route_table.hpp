@@ -19,6 +19,9 @@ class NetManager;
 namespace hv::guest {
 class AutostartService;
 }
+namespace hv::cluster {
+class Cluster;
+}
 
 namespace hv::daemon {
 
@@ -31,6 +34,7 @@ struct RouteParts {
     virt::CtManager& cts;
     storage::TemplateStore& templates;
     guest::AutostartService& autostart;
+    cluster::Cluster& cluster;
 };
 
 // Every route hvd serves, registered in one place (daemon.cpp's run() and route_table_json()).

@@ -29,6 +29,9 @@ struct Request {
     long peer_gid = -1;
     long peer_pid = -1;
     std::string peer_subject;
+    // Set when another member of the cluster forwarded the request (X-Hv-Forwarded-By over
+    // TLS from a host certificate): it runs here, never forwarded again.
+    std::string forwarded_by;
     // The request's id: the client's X-Request-Id when it is one (1-64 of A-Z a-z 0-9 . _ -),
     // else made by hvd. Sent back in X-Request-Id, carried by the handler's log lines
     // (REQUEST_ID=), by the tasks it queues and by the events those publish.

@@ -56,8 +56,9 @@ TaskManager::TaskManager(boost::asio::thread_pool& pool, EventBus& bus, std::siz
 }
 
 namespace {
-// "t-000042" -> 42; 0 when the id is not of that form.
-std::uint64_t id_number(const std::string& id) {
+// "t-000042" (or "t-000042@h2" in a cluster) -> 42; 0 when the id is not of that form.
+std::uint64_t id_number(const std::string& full) {
+    std::string id = full.substr(0, full.find('@'));
     if (id.size() < 3 || id.size() > 22 || id.compare(0, 2, "t-") != 0) return 0;
     std::uint64_t n = 0;
     for (std::size_t i = 2; i < id.size(); ++i) {
@@ -298,7 +299,7 @@ api::TaskInfo TaskManager::submit(const std::string& kind, const std::string& ta
     std::vector<std::string> dropped;
     {
         std::lock_guard lk(mu_);
-        e->info.id = fmt::format("t-{:06d}", next_++);
+        e->info.id = node_.empty() ? fmt::format("t-{:06d}", next_++) : fmt::format("t-{:06d}@{}", next_++, node_);
         e->info.kind = kind;
         e->info.target = target;
         e->info.created_at = now_ms();

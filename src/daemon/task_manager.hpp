@@ -31,6 +31,12 @@ namespace hv::daemon {
 
 class TaskManager {
 public:
+    // In a cluster, new task ids carry the host: "t-000042@h2" (unique in the cluster, and
+    // the dispatcher forwards /v1/tasks/{id} to that host). "" outside a cluster.
+    void set_node(const std::string& node) {
+        std::lock_guard lk(mu_);
+        node_ = node;
+    }
     // The operation: returns the task's result (JSON) or throws hv::Error.
     using Work = std::function<nlohmann::json(util::Progress&)>;
 
@@ -92,6 +98,7 @@ private:
     std::map<std::string, std::shared_ptr<Entry>> tasks_;
     std::deque<std::string> order_;
     std::uint64_t next_ = 1;
+    std::string node_;  // under mu_
     std::map<std::pair<std::string, api::TaskState>, std::uint64_t> finished_;
     std::string dir_;
     std::mutex jmu_;  // serialises journal file writes; taken before mu_, never while holding it

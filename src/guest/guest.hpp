@@ -138,10 +138,31 @@ public:
         const std::string& name() const { return name_; }
 
     private:
+        friend class Guests;
         Guests& g_;
         std::string name_;
+        bool directory_ = false;
     };
     std::shared_ptr<Claim> claim(GuestKind kind, const std::string& name);
+
+    // The cluster's guest directory (src/cluster): names are unique across hosts, and lists
+    // show the guests of every host. Absent (a host in no cluster): everything is local.
+    class Directory {
+    public:
+        virtual ~Directory() = default;
+        // Claims the name in the whole cluster (409 naming the host that has it; 503 without
+        // quorum); end_claim when the create ended either way. No-ops outside a cluster.
+        virtual void claim(GuestKind kind, const std::string& name) = 0;
+        virtual void end_claim(const std::string& name) = 0;
+        // This host's node name ("" outside a cluster) and the wire objects of the guests of
+        // this kind on the other hosts, each with "host" (and "stale" when that host is offline).
+        virtual std::string self() const = 0;
+        virtual nlohmann::json others(GuestKind kind) const = 0;
+    };
+    // Set once at start, before any request.
+    void set_directory(Directory* d) { directory_ = d; }
+    // GET /v1/{vms,cts}: this host's guests of the kind, and in a cluster the other hosts' too.
+    nlohmann::json list_json(GuestDriver& d) const;
 
     // The publisher a manager gets: its events pass unchanged, and each "<kind>.lifecycle"
     // event is also published as "guest.lifecycle" with the kind and name added.
@@ -160,6 +181,7 @@ public:
 private:
     friend class Claim;
     Publisher publish_;
+    Directory* directory_ = nullptr;
     std::vector<GuestDriver*> drivers_;
     util::NamedLocks locks_;
     std::mutex claims_mu_;

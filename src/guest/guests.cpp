@@ -1,5 +1,7 @@
 #include "guest.hpp"
 
+#include "hv/util/guard.hpp"
+
 #include <thread>
 
 #include <fmt/format.h>
@@ -19,6 +21,7 @@ GuestDriver& Guests::driver(GuestKind k) const {
 }
 
 Guests::Claim::~Claim() {
+    if (directory_) util::guarded("ending a cluster claim", [&] { g_.directory_->end_claim(name_); });
     std::lock_guard lk(g_.claims_mu_);
     g_.claims_.erase(name_);
 }
@@ -44,7 +47,30 @@ std::shared_ptr<Guests::Claim> Guests::claim(GuestKind kind, const std::string& 
         fail(Errc::conflict, "a {} named '{}' exists: containers and VMs share one name space",
              api::kind_noun(d->kind()), name);
     }
+    // In a cluster the name is unique across hosts too: claimed in the directory (one
+    // transaction in the store), released with the local claim.
+    if (directory_) {
+        directory_->claim(kind, name);
+        c->directory_ = true;
+    }
     return c;
+}
+
+nlohmann::json Guests::list_json(GuestDriver& d) const {
+    json local = d.list_json();
+    if (!directory_) return local;
+    std::string self = directory_->self();
+    if (self.empty()) return local;
+    if (local.is_array())
+        for (auto& g : local)
+            if (g.is_object()) g["host"] = self;
+    std::set<std::string> here;
+    for (const auto& g : local)
+        if (g.is_object() && g.contains("name") && g["name"].is_string()) here.insert(g["name"].get<std::string>());
+    for (auto& g : directory_->others(d.kind()))
+        if (g.is_object() && g.contains("name") && g["name"].is_string() && !here.count(g["name"].get<std::string>()))
+            local.push_back(std::move(g));
+    return local;
 }
 
 Publisher Guests::publisher(GuestKind k) {

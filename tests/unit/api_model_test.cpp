@@ -521,7 +521,7 @@ TEST_CASE("NIC VLANs, trunks and MTU: parsing and validation", "[api][cli][valid
 namespace {
 const std::vector<Errc> kAllCodes = {Errc::invalid_input, Errc::not_found, Errc::conflict,    Errc::cancelled,
                                      Errc::internal,      Errc::unavailable, Errc::timeout, Errc::unsupported,
-                                     Errc::insufficient_space};
+                                     Errc::insufficient_space, Errc::forbidden};
 }
 
 TEST_CASE("Errc table: names, HTTP statuses, exit codes", "[api][errors]") {
@@ -560,7 +560,8 @@ TEST_CASE("Errc table matches the exit codes in docs/api.md", "[api][errors]") {
                    Row{Errc::conflict, "conflict", 409, 5}, Row{Errc::cancelled, "cancelled", 409, 9},
                    Row{Errc::internal, "internal", 500, 1}, Row{Errc::unavailable, "unavailable", 503, 6},
                    Row{Errc::timeout, "timeout", 504, 7}, Row{Errc::unsupported, "unsupported", 501, 8},
-                   Row{Errc::insufficient_space, "insufficient_space", 507, 12}}) {
+                   Row{Errc::insufficient_space, "insufficient_space", 507, 12},
+                   Row{Errc::forbidden, "forbidden", 403, 13}}) {
         INFO("code " << r.name);
         CHECK(hv::errc_name(r.c) == r.name);
         CHECK(hv::http_status(r.c) == r.http);

@@ -189,6 +189,10 @@ struct GuestStatusInfo {
     bool managed = true;
     // While running: each NIC's host side (VM tap, container veth) and live VLAN membership.
     std::vector<NicState> interfaces;
+    // In a cluster: the host that owns the guest (empty on a host in no cluster), and
+    // whether this is its owner's last known state because that host is offline.
+    std::string host;
+    bool stale = false;
 };
 
 struct VmInfo : GuestStatusInfo {

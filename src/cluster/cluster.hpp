@@ -1,0 +1,199 @@
+// The Cluster controller (docs/cluster.md): this host's membership and its view of the
+// cluster. Desired and shared state lives in the store (etcd); this class keeps a cache fed by
+// ONE watch on /hv/ (never polling), a lease that keeps /hv/alive/<node>, and two
+// level-triggered loops: the guest-directory publisher (this host's guests -> /hv/guests/) and
+// the alive refresher. Every write of a record is guarded by its mod_revision (or its absence),
+// so a stale writer never overwrites a newer record.
+//
+// Store layout:
+//   /hv/cluster               {name, created, ca_fingerprint}
+//   /hv/members/<node>        {name, address, port, fingerprint, version, voter, etcd_id, joined}
+//   /hv/alive/<node>          {since, cpus, memory_total, memory_used, clock_offset_ms, version}  (lease)
+//   /hv/tokens/<id>           {expires, created_by, used_by?}  (lease: expiry + 1 day)
+//   /hv/guests/<name>         {name, kind, uuid, owner, state, info, updated}
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hv/api/cluster.hpp"
+#include "store.hpp"
+#include "tls.hpp"
+
+namespace hv::cluster {
+
+class EtcdProcess;
+class HttpsClient;
+
+struct ClusterOptions {
+    std::string state_dir;   // <hvd state_dir>/cluster: cluster.json, certificates, etcd/
+    std::string node_name;   // this host's name in the cluster
+    int port = 7443;         // hvd's TLS API port
+    std::vector<std::string> endpoints;  // external etcd ("" = managed: hvd runs the member)
+    std::string etcd_binary = "etcd";
+    int etcd_client_port = 2379;
+    int etcd_peer_port = 2380;
+    int voters = 3;          // etcd voting members (3 or 5); later hosts are clients
+    std::chrono::seconds lease_ttl{5};
+    int clock_warn_ms = 500;
+    std::chrono::milliseconds store_timeout{3000};
+    std::string version = "0";
+};
+
+// A guest as this host knows it (for the directory).
+struct LocalGuest {
+    std::string name;
+    std::string kind;   // "vm" | "ct"
+    std::string uuid;
+    std::string state;
+    nlohmann::json info;  // the wire object (VmInfo / CtInfo)
+};
+
+// A directory record of the store.
+struct GuestRecord {
+    std::string name;
+    std::string kind;
+    std::string uuid;
+    std::string owner;
+    std::string state;
+    nlohmann::json info;
+    std::int64_t updated = 0;
+    std::int64_t mod_revision = 0;
+};
+
+struct HostFacts {
+    int cpus = 0;
+    std::uint64_t memory_total = 0;
+    std::uint64_t memory_used = 0;
+    std::optional<double> clock_offset_ms;
+};
+
+struct LocalHooks {
+    std::function<std::vector<LocalGuest>()> guests;                       // every local guest
+    std::function<std::optional<LocalGuest>(const std::string&)> guest;    // one, nullopt: none here
+    std::function<HostFacts()> facts;
+    // Membership or identity changed (created, joined, left): the daemon (re)starts its TLS
+    // listener with identity().
+    std::function<void()> changed;
+};
+
+class Cluster {
+public:
+    Cluster(ClusterOptions o, LocalHooks hooks);
+    ~Cluster();
+    Cluster(const Cluster&) = delete;
+    Cluster& operator=(const Cluster&) = delete;
+
+    // Resumes membership from <state_dir>/cluster.json (after a restart): starts the managed
+    // etcd member and the loops. Never throws: a store that cannot be reached is retried.
+    void start();
+    void stop();
+
+    bool member() const;                 // in a cluster
+    std::string node() const { return o_.node_name; }
+    std::optional<TlsIdentity> identity() const;  // the host certificate, once a member
+    int port() const { return o_.port; }
+    std::string address() const;  // this host's cluster address ("" outside a cluster)
+
+    // hvctl cluster create / token / join / leave / remove / status.
+    api::ClusterStatus create(const api::ClusterCreate& c);
+    api::TokenInfo token(const api::TokenRequest& r);
+    api::ClusterStatus join(const api::JoinRequest& r);
+    // On a member, for a joiner that presented the token's join certificate (CN "join:<id>").
+    api::JoinAnswer accept_join(const std::string& token_id, const api::JoinOffer& offer);
+    void leave();
+    void remove(const std::string& node, bool force);
+    api::ClusterStatus status();
+    // GET /v1/cluster/hosts: the members (status().members), or this host alone outside a
+    // cluster.
+    std::vector<api::MemberStatus> hosts();
+
+    // The guest directory. claim: the name is free in the whole cluster (one transaction), or
+    // 409 naming the owner; 503 without quorum. end_claim: the create finished (the publisher
+    // writes the record or drops the claim). touch: a local guest changed (an event).
+    void claim(const std::string& name, const std::string& kind);
+    void end_claim(const std::string& name);
+    void touch(const std::string& name);
+
+    // Cache reads (never the store): the owner of a guest, a member's "address:port",
+    // whether it is online, every record of other hosts.
+    std::optional<std::string> owner_of(const std::string& guest) const;
+    std::optional<std::pair<std::string, int>> address_of(const std::string& node) const;
+    bool online(const std::string& node) const;
+    std::vector<GuestRecord> records() const;
+    std::vector<std::string> member_names() const;
+
+    // Tests: run on this store instead of etcd, as node `node` at `address`, already a
+    // member of cluster `name` (no certificates, no etcd process).
+    void attach_for_test(std::shared_ptr<Store> store, const std::string& name, const std::string& address);
+
+    // 503 "no quorum: N of M members reachable" (or the store's own reason).
+    [[noreturn]] void no_quorum(const std::string& why) const;
+
+private:
+    struct Membership {
+        std::string cluster;
+        std::string address;
+        bool voter = false;
+        std::vector<std::string> endpoints;  // etcd client URLs
+    };
+
+    void load_state();
+    void save_state();
+    void connect_store();
+    void start_loops();
+    void stop_loops();
+    void lease_loop();
+    void publish_loop();
+    void relist_and_watch();
+    void on_events(const std::vector<WatchEvent>& evs);
+    void apply(const std::string& key, const std::string& value, std::int64_t mod_revision, bool deleted);
+    bool publish_one(const std::string& name);
+    void publish_all();
+    nlohmann::json alive_doc();
+    void write_member(bool voter, std::uint64_t etcd_id);
+    std::string dir() const { return o_.state_dir; }
+    Store& store() const;
+    template <typename F>
+    auto guarded_store(F&& f) const -> decltype(f());
+    int reachable_voters() const;
+
+    ClusterOptions o_;
+    LocalHooks hooks_;
+    mutable std::mutex mu_;  // everything below
+    std::optional<Membership> m_;
+    std::optional<TlsIdentity> id_;
+    std::string ca_key_pem_;
+    std::shared_ptr<Store> store_;
+    std::unique_ptr<EtcdProcess> etcd_;
+    std::unique_ptr<Watch> watch_;
+    std::map<std::string, nlohmann::json> members_;      // node -> member doc
+    std::map<std::string, nlohmann::json> alive_;        // node -> alive doc
+    std::map<std::string, std::int64_t> offline_since_;  // node -> unix seconds seen gone
+    std::map<std::string, GuestRecord> guests_;          // name -> record
+    std::set<std::string> claims_;                       // names this host is creating
+    std::set<std::string> dirty_;                        // names to publish
+    bool all_dirty_ = true;
+    bool relist_ = false;
+    std::int64_t lease_ = 0;
+    std::int64_t since_ = 0;
+    bool test_mode_ = false;
+    std::atomic<bool> running_{false};
+    std::condition_variable cv_;
+    std::thread lease_thread_;
+    std::thread publish_thread_;
+};
+
+}  // namespace hv::cluster

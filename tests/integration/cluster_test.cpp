@@ -1,0 +1,251 @@
+// The cluster end to end on scripts/cluster-rig.sh: three hosts, each in its own network
+// namespace with its own libvirtd, etcd member and hvd, driven only through hvctl (and curl
+// for the TLS port). One rig for the whole flow (it takes a while to stand up): create and
+// join, a reused token, placement and forwarding, the same name on two hosts at once, a client
+// of another CA, a killed host, lost quorum, recovery, leave and remove.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace hvtest;
+using nlohmann::json;
+
+namespace {
+
+struct RigHost {
+    std::string name, address, socket;
+};
+
+class Rig {
+public:
+    explicit Rig(int n) {
+        script_ = env("HV_CLUSTER_RIG");
+        char tmpl[] = "/tmp/hv-rig-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir_ = tmpl;
+        auto r = run({"env", "RIG_CLUSTER_CONFIG=1", "HVD=" + env("HVD_BIN"), "HVCTL=" + env("HVCTL_BIN"), script_, "up",
+                      std::to_string(n), dir_},
+                     300s);
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+        std::istringstream in(r.out);
+        std::string line;
+        while (std::getline(in, line)) {
+            std::istringstream ls(line);
+            RigHost h;
+            if (ls >> h.name >> h.address >> h.socket) hosts_[h.name] = h;
+        }
+        REQUIRE(hosts_.size() == static_cast<std::size_t>(n));
+    }
+    ~Rig() {
+        if (std::getenv("HV_TEST_KEEP")) return;
+        run({script_, "down", dir_}, 120s);
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    const RigHost& operator[](const std::string& n) const { return hosts_.at(n); }
+    Result ctl(const std::string& host, std::vector<std::string> args, std::chrono::milliseconds t = 120s) const {
+        std::vector<std::string> argv{env("HVCTL_BIN"), "--socket", hosts_.at(host).socket};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(argv, t);
+    }
+    json ctl_json(const std::string& host, std::vector<std::string> args) const {
+        args.push_back("-o");
+        args.push_back("json");
+        auto r = ctl(host, args);
+        INFO(host << ": hvctl " << args.front() << ": " << r.describe());
+        REQUIRE(r.exit_code == 0);
+        return json::parse(r.out);
+    }
+    Result rig(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv{script_, args[0], dir_};
+        argv.insert(argv.end(), args.begin() + 1, args.end());
+        return run(argv, 180s);
+    }
+    Result exec(const std::string& host, const std::vector<std::string>& cmd) const {
+        std::vector<std::string> argv{script_, "exec", dir_, host, "--"};
+        argv.insert(argv.end(), cmd.begin(), cmd.end());
+        return run(argv, 60s);
+    }
+    std::string log(const std::string& host) const {
+        for (const auto& p : {dir_ + "/" + host + "/hvd.log", dir_ + "/" + host + "/state/cluster/etcd.log"})
+            if (file_exists(p)) return read_file(p).substr(0, 20000);
+        return {};
+    }
+    const std::string& dir() const { return dir_; }
+
+private:
+    std::string script_, dir_;
+    std::map<std::string, RigHost> hosts_;
+};
+
+json member(const json& status, const std::string& name) {
+    for (const auto& m : status.at("members"))
+        if (m.at("name") == name) return m;
+    return json();
+}
+
+json find_vm(const json& list, const std::string& name) {
+    for (const auto& v : list)
+        if (v.value("name", "") == name) return v;
+    return json();
+}
+
+}  // namespace
+
+TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][rig]") {
+    skip_unless_runnable();
+    Rig rig(3);
+
+    // --- create and join -------------------------------------------------------------------
+    auto created = rig.ctl_json("h1", {"cluster", "create", "rig", "--address", rig["h1"].address});
+    CHECK(created.at("name") == "rig");
+    CHECK(created.at("quorum") == true);
+
+    std::string token = rig.ctl_json("h1", {"cluster", "token"}).at("token");
+    REQUIRE(token.rfind("hvjoin1.", 0) == 0);
+    auto j2 = rig.ctl("h2", {"cluster", "join", rig["h1"].address, "--token", token, "-o", "json"}, 180s);
+    INFO(j2.describe() << rig.log("h2"));
+    REQUIRE(j2.exit_code == 0);
+
+    // The same token again: refused with a clear reason, nothing changed on h3.
+    auto again = rig.ctl("h3", {"cluster", "join", rig["h1"].address, "--token", token});
+    CHECK(again.exit_code == 5);
+    CHECK_THAT(again.err, Catch::Contains("already used"));
+    CHECK(rig.ctl_json("h3", {"cluster", "status"}).at("name") == "");
+
+    std::string token3 = rig.ctl_json("h2", {"cluster", "token"}).at("token");  // any member issues tokens
+    auto j3 = rig.ctl("h3", {"cluster", "join", rig["h2"].address, "--token", token3}, 180s);
+    INFO(j3.describe() << rig.log("h3"));
+    REQUIRE(j3.exit_code == 0);
+
+    REQUIRE(wait_until([&] {
+        auto st = rig.ctl_json("h3", {"cluster", "status"});
+        int online = 0, voters = 0;
+        for (const auto& m : st.at("members")) {
+            online += m.at("online").get<bool>() ? 1 : 0;
+            voters += m.at("role") == "leader" || m.at("role") == "voter" ? 1 : 0;
+        }
+        return online == 3 && voters == 3;
+    }, 60s));
+    auto hosts = rig.ctl_json("h1", {"host", "list"});
+    REQUIRE(hosts.size() == 3);
+    for (const auto& h : hosts) {
+        CHECK(h.at("online") == true);
+        CHECK(h.at("cpus").get<int>() > 0);
+        CHECK(h.at("memory_total").get<std::uint64_t>() > 0);
+    }
+
+    // --- placement and forwarding ---------------------------------------------------------
+    auto made = rig.ctl("h1", {"vm", "create", "web01", "--host", "h2", "--memory", "64M", "-o", "json"});
+    INFO(made.describe());
+    REQUIRE(made.exit_code == 0);
+    REQUIRE(wait_until([&] { return find_vm(rig.ctl_json("h3", {"vm", "list"}), "web01").value("host", "") == "h2"; },
+                       15s));
+    auto started = rig.ctl("h3", {"vm", "start", "web01", "-o", "json"});
+    INFO(started.describe());
+    REQUIRE(started.exit_code == 0);
+    // It runs on h2, in h2's libvirt: h2's own view says so without any forwarding.
+    CHECK(rig.ctl_json("h2", {"vm", "show", "web01"}).at("state") == "running");
+    REQUIRE(wait_until([&] { return find_vm(rig.ctl_json("h1", {"vm", "list"}), "web01").value("state", "") == "running"; },
+                       15s));
+    // A task made on h2 is waited for from h1: its id names h2.
+    auto task = rig.ctl_json("h1", {"vm", "shutdown", "web01", "--timeout", "1", "--force", "--async"});
+    std::string tid = task.at("id");
+    CHECK(tid.find("@h2") != std::string::npos);
+    auto waited = rig.ctl("h1", {"task", "wait", tid, "-o", "json"}, 60s);
+    INFO(waited.describe());
+    CHECK(waited.exit_code == 0);
+
+    // --- the same name on two hosts at once: exactly one wins ------------------------------
+    for (int round = 0; round < 3; ++round) {
+        std::string name = "race" + std::to_string(round);
+        Result ra, rb;
+        std::thread ta([&] { ra = rig.ctl("h1", {"vm", "create", name, "--memory", "64M"}); });
+        std::thread tb([&] { rb = rig.ctl("h3", {"vm", "create", name, "--memory", "64M"}); });
+        ta.join();
+        tb.join();
+        INFO(ra.describe() << " / " << rb.describe());
+        CHECK(((ra.exit_code == 0) != (rb.exit_code == 0)));
+        CHECK((ra.exit_code == 5 || rb.exit_code == 5));
+    }
+
+    // --- TLS: a client with a certificate of another CA fails the handshake ----------------
+    {
+        std::string d = rig.dir() + "/other-ca";
+        std::filesystem::create_directories(d);
+        REQUIRE(run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-subj", "/CN=host:h1", "-days", "1", "-keyout", d + "/k.pem", "-out", d + "/c.pem"})
+                    .exit_code == 0);
+        std::string url = "https://" + rig["h1"].address + ":7443/v1/host";
+        auto other = rig.exec("h2", {"curl", "-sS", "-k", "--max-time", "5", "--cert", d + "/c.pem", "--key",
+                                     d + "/k.pem", url});
+        CHECK(other.exit_code != 0);
+        auto none = rig.exec("h2", {"curl", "-sS", "-k", "--max-time", "5", url});
+        CHECK(none.exit_code != 0);
+        // With h2's own host certificate it answers.
+        std::string c2 = rig.dir() + "/h2/state/cluster";
+        auto mine = rig.exec("h2", {"curl", "-sS", "--max-time", "5", "--cacert", c2 + "/ca.crt", "--cert",
+                                    c2 + "/host.crt", "--key", c2 + "/host.key", url});
+        INFO(mine.describe());
+        CHECK(mine.exit_code == 0);
+        CHECK_THAT(mine.out, Catch::Contains("\"hostname\""));
+    }
+
+    // --- a killed host: offline within seconds, the others go on ---------------------------
+    auto t0 = Clock::now();
+    REQUIRE(rig.rig({"kill", "h3"}).exit_code == 0);
+    REQUIRE(wait_until([&] { return !member(rig.ctl_json("h1", {"cluster", "status"}), "h3").at("online").get<bool>(); },
+                       20s));
+    auto seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    WARN("h3 showed offline " << seconds << " s after it was killed");
+    CHECK(seconds < 15);
+    auto tok = rig.ctl("h1", {"cluster", "token"});  // writes still work with 2 of 3
+    CHECK(tok.exit_code == 0);
+
+    // --- two of three down: writes 503 with the reason, local guests still answer ---------
+    REQUIRE(rig.rig({"cut", "h1"}).exit_code == 0);
+    auto refused = rig.ctl("h2", {"vm", "create", "noquorum", "--memory", "64M"}, 60s);
+    CHECK(refused.exit_code == 6);
+    CHECK_THAT(refused.err, Catch::Contains("no quorum"));
+    auto local = rig.ctl("h2", {"vm", "show", "web01", "-o", "json"});
+    CHECK(local.exit_code == 0);
+    auto st_local = rig.ctl("h2", {"vm", "start", "web01"}, 60s);  // a local guest still works
+    CHECK(st_local.exit_code == 0);
+
+    // --- back: reconciled ----------------------------------------------------------------
+    REQUIRE(rig.rig({"heal", "h1"}).exit_code == 0);
+    REQUIRE(rig.rig({"start", "h3"}).exit_code == 0);
+    REQUIRE(wait_until([&] {
+        auto st = rig.ctl("h1", {"cluster", "status", "-o", "json"});
+        if (st.exit_code != 0) return false;
+        auto j = json::parse(st.out);
+        if (!j.at("quorum").get<bool>()) return false;
+        for (const auto& m : j.at("members"))
+            if (!m.at("online").get<bool>()) return false;
+        return true;
+    }, 90s));
+    // What changed on h2 while the store was away is in the directory now.
+    REQUIRE(wait_until([&] { return find_vm(rig.ctl_json("h1", {"vm", "list"}), "web01").value("state", "") == "running"; },
+                       30s));
+    rig.ctl("h2", {"vm", "stop", "web01"});
+
+    // --- leave and remove ------------------------------------------------------------------
+    auto left = rig.ctl("h3", {"cluster", "leave"}, 60s);
+    INFO(left.describe());
+    CHECK(left.exit_code == 0);
+    REQUIRE(wait_until([&] { return member(rig.ctl_json("h1", {"cluster", "status"}), "h3").is_null(); }, 20s));
+    CHECK(rig.ctl_json("h3", {"cluster", "status"}).at("name") == "");
+    auto online_remove = rig.ctl("h1", {"cluster", "remove", "h2"});
+    CHECK(online_remove.exit_code == 5);
+    CHECK_THAT(online_remove.err, Catch::Contains("online"));
+}
