@@ -349,16 +349,25 @@ std::optional<Error> error_of_reply(const json& j) {
     }
 }
 
+namespace {
+// A proxy in front of etcd (or the gateway itself) failing is etcd being unreachable.
+Errc errc_of_status(int status) {
+    if (status == 502 || status == 503) return Errc::unavailable;
+    if (status == 504) return Errc::timeout;
+    return errc_from_http_status(status);
+}
+}  // namespace
+
 json parse_answer(std::string_view body, int http_status) {
     json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     bool ok_status = http_status >= 200 && http_status < 300;
     if (j.is_discarded()) {
         std::string shown(body.substr(0, 200));
-        if (!ok_status) fail(errc_from_http_status(http_status), "etcd answered HTTP {}: {}", http_status, shown);
+        if (!ok_status) fail(errc_of_status(http_status), "etcd answered HTTP {}: {}", http_status, shown);
         malformed("not JSON: " + shown);
     }
     if (auto e = error_of_reply(j)) throw *e;
-    if (!ok_status) fail(errc_from_http_status(http_status), "etcd answered HTTP {}: {}", http_status, j.dump().substr(0, 200));
+    if (!ok_status) fail(errc_of_status(http_status), "etcd answered HTTP {}: {}", http_status, j.dump().substr(0, 200));
     if (!j.is_object()) malformed("not a JSON object");
     return j;
 }

@@ -173,6 +173,20 @@ void write_request(Connection& c, http::request<http::string_body>& r, bool* may
     if (maybe_applied) *maybe_applied = true;
 }
 
+// With TLS 1.3 the server checks the client's certificate after the client's handshake is done,
+// so a refused certificate shows up as an alert on the first read.
+// Such an alert means the server ended the TLS session before reading the request, so it
+// was not applied.
+[[noreturn]] void read_failed(const Connection& c, const HttpsRequest& req, const boost::system::error_code& ec,
+                              bool* maybe_applied) {
+    if (ec.category() == asio::error::get_ssl_category() && ec != ssl::error::stream_truncated) {
+        if (maybe_applied && reason(ec, nullptr).find("alert") != std::string::npos) *maybe_applied = false;
+        fail(Errc::unavailable, "{}: TLS failed while reading the answer to {} {} (did the server refuse this client's "
+             "certificate?): {}", c.where, req.method, req.target, reason(ec, nullptr));
+    }
+    fail(Errc::unavailable, "{}: reading the answer to {} {} failed: {}", c.where, req.method, req.target, reason(ec, nullptr));
+}
+
 void shutdown(Connection& c) {
     boost::system::error_code ec;
     beast::get_lowest_layer(*c.stream).socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -204,8 +218,7 @@ HttpsResponse HttpsClient::request(const std::string& host, int port, const Http
         if (!done || ec) {
             if (ec == beast::error::timeout)
                 fail(Errc::timeout, "{}: no answer to {} {} within {} ms", c.where, req.method, req.target, timeout_.count());
-            fail(Errc::unavailable, "{}: reading the answer to {} {} failed: {}", c.where, req.method, req.target,
-                 reason(ec, nullptr));
+            read_failed(c, req, ec, maybe_applied);
         }
         auto& msg = parser.get();
         HttpsResponse out;
@@ -248,8 +261,7 @@ int HttpsClient::stream(const std::string& host, int port, const HttpsRequest& r
         if (!done || ec) {
             if (ec == beast::error::timeout)
                 fail(Errc::timeout, "{}: no answer to {} {} within {} ms", c.where, req.method, req.target, timeout_.count());
-            fail(Errc::unavailable, "{}: reading the answer to {} {} failed: {}", c.where, req.method, req.target,
-                 reason(ec, nullptr));
+            read_failed(c, req, ec, nullptr);
         }
         int status = static_cast<int>(parser.get().result_int());
         auto& lowest = beast::get_lowest_layer(*c.stream);
