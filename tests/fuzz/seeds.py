@@ -196,6 +196,15 @@ add('config', '[daemon]\nsocket = "relative"\n')
 add('config', '[daemon.x]\n[[a]]\nb = 1979-05-27T07:32:00Z\n')
 add('config', b'[daemon]\nsocket = "\xff"\n')
 add('config', '[autostart]\nboot_delay = 10\nmax_parallel = 4\n[storage]\nimage_dir = "/srv/images"\n[containers]\ndebian_mirror = "http://deb.debian.org/debian"\n')
+# etcd's JSON gateway: answers captured from a real etcd 3.4 (tests/data/etcd/capture.sh); the
+# file name's first letter is the target's selector.
+for f in sorted(glob.glob(root + '/tests/data/etcd/*.json')):
+    add('etcd_json', os.path.basename(f)[0].encode() + open(f, 'rb').read())
+add('etcd_json', 'k{"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14}')
+add('etcd_json', 'k{"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14}')
+add('etcd_json', 'j{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}')
+add('etcd_json', 'a{"header":{"revision":"99999999999999999999"},"kvs":[{"key":"YQ="}]}')
+add('etcd_json', 'l\x00\xff\x01binary')
 for t, s in sorted(seeds.items()): print(t, len(s))
 # The TOML texts of the config unit tests.
 for m in lit.finditer(open(root + '/tests/unit/config_test.cpp').read()):
