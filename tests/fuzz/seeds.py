@@ -205,6 +205,40 @@ add('etcd_json', 'k{"error":"etcdserver: request timed out","message":"etcdserve
 add('etcd_json', 'j{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}')
 add('etcd_json', 'a{"header":{"revision":"99999999999999999999"},"kvs":[{"key":"YQ="}]}')
 add('etcd_json', 'l\x00\xff\x01binary')
+# join tokens (decode_token): from the fixed certificates of tests/data/pki (its README), one
+# valid token and near-misses of every check decode_token makes.
+import base64, ssl
+pk = root + '/tests/data/pki/'
+def pem(n): return open(pk + n).read()
+def b64u(b): return base64.urlsafe_b64encode(b).rstrip(b'=').decode()
+def fp(cert):
+    h = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert)).hexdigest().upper()
+    return ':'.join(h[i:i + 2] for i in range(0, len(h), 2))
+TOK = {'cluster': 'lab', 'id': 'seed1', 'addresses': ['10.0.0.1:8443', '[fd00::2]:8443'], 'ca_fingerprint': fp(pem('ca.crt')),
+       'expires': 1900000000, 'ca_pem': pem('ca.crt'), 'cert_pem': pem('join.crt'), 'key_pem': pem('join.key')}
+def tok_text(payload): return 'hvjoin1.' + b64u(payload.encode() if isinstance(payload, str) else payload)
+def tok(**edit):
+    o = dict(TOK)
+    for k, v in edit.items():
+        if v is None: o.pop(k, None)
+        else: o[k] = v
+    return tok_text(json.dumps(o, sort_keys=True, separators=(',', ':')))
+J = lambda t: add('join_token', t)
+J(tok())
+J(tok(addresses=['127.0.0.1:1']))
+J('hvjoin1.'); J('hvjoin1'); J('hvjoin2.' + tok()[8:]); J(tok() + '='); J(tok()[:-1]); J(tok()[:-2]); J(tok().replace('-', '+', 1)); J('hvjoin1.QR'); J('hvjoin1.A')
+J(tok_text('[]')); J(tok_text('{}')); J(tok_text('null')); J(tok_text('{"id":'))
+for k in TOK: J(tok(**{k: None}))
+J(tok(extra=1)); J(tok(**{'\u0001': 'x'}))
+J(tok_text('{"id":"other",' + json.dumps(TOK, sort_keys=True, separators=(',', ':'))[1:]))
+J(tok(cluster=5)); J(tok(id='')); J(tok(id='../x')); J(tok(cluster=''))
+J(tok(addresses=[])); J(tok(addresses='10.0.0.1:8443')); J(tok(addresses=[1])); J(tok(addresses=['fd00::1:80', '10.0.0.1:0', '10.0.0.1:99999']))
+J(tok(expires='1900000000')); J(tok(expires=1.5)); J(tok(expires=0)); J(tok(expires=-1)); J(tok(expires=18446744073709551615))
+J(tok_text(json.dumps(TOK, sort_keys=True, separators=(',', ':')).replace('1900000000', '1.9e9')))
+J(tok(ca_fingerprint=fp(pem('other-ca.crt')))); J(tok(ca_pem=pem('other-ca.crt'))); J(tok(ca_fingerprint=fp(pem('ca.crt')).lower()))
+J(tok(ca_pem='-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')); J(tok(cert_pem=pem('ca.crt'))); J(tok(cert_pem='x'))
+J(tok(key_pem=pem('stray.key'))); J(tok(key_pem='x')); J(tok(cluster='\u00e9t\u00e9')); J(tok(cluster='a\nb'))
+J('hvjoin1.' + 'A' * 16384)
 for t, s in sorted(seeds.items()): print(t, len(s))
 # The TOML texts of the config unit tests.
 for m in lit.finditer(open(root + '/tests/unit/config_test.cpp').read()):
