@@ -277,6 +277,21 @@ wait_answers() { # wait_answers NAME...: every hvd answers within RIG_TIMEOUT se
   exit 1
 }
 
+# libvirtd probes QEMU's capabilities at its first start (~9 s here) and caches them under
+# cache/qemu/capabilities; every host of the rig runs the same binaries, so the first host's
+# cache (DIR/qemu-caps) seeds the others. libvirtd re-probes if it does not match.
+seed_caps() { # seed_caps NAME
+  local c=$DIR/$1/libvirt/cache/qemu
+  [ -d "$DIR/qemu-caps" ] && [ ! -d "$c/capabilities" ] || return 0
+  mkdir -p "$c"
+  cp -a "$DIR/qemu-caps" "$c/capabilities"
+}
+save_caps() { # save_caps NAME
+  local c=$DIR/$1/libvirt/cache/qemu/capabilities
+  [ ! -d "$DIR/qemu-caps" ] && [ -d "$c" ] || return 0
+  cp -a "$c" "$DIR/qemu-caps.tmp" && mv "$DIR/qemu-caps.tmp" "$DIR/qemu-caps"
+}
+
 print_host() { echo "$1 $(host_addr "$1") $DIR/$1/hvd.sock"; }
 
 # host_pids NAME -> every process of that host (see the header), one per line
@@ -360,7 +375,9 @@ cmd_up() {
     make_host_net "$name"
     mkdir -p "$DIR/$name"
     write_config "$name"
+    seed_caps "$name"
     start_host "$name"
+    save_caps "$name"
   done
   wait_answers "${names[@]}"
   for name in "${names[@]}"; do print_host "$name"; done
@@ -441,6 +458,7 @@ cmd_down() {
     for pid in $(ip netns pids "$BR_NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     ip netns del "$BR_NS"
   fi
+  rm -rf "$DIR/qemu-caps" "$DIR/qemu-caps.tmp"
   rm -f "$DIR/rig.hosts"
 }
 
