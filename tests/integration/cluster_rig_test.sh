@@ -63,6 +63,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # a CTest timeout: still down the rig
 
 step "bad usage exits 2"
 for args in "" "bogus" "up 0 $DIR" "up x $DIR" "up 2" "exec $DIR h1 ping" "kill $DIR" "cut $DIR nohost"; do
@@ -103,11 +104,11 @@ ping_from h2 "$a1" || fail "h2 cannot ping $a1"
 ip -br addr | grep -q '10\.77\.0\.' && fail "a rig address appears in the machine's own network namespace"
 
 step "cut h2: no ping"
-"$RIG" cut "$DIR" h2
+"$RIG" cut "$DIR" h2 || fail "cut h2 failed"
 ping_from h1 "$a2" && fail "h1 still pings $a2 after cut h2"
 
 step "heal h2: ping again"
-"$RIG" heal "$DIR" h2
+"$RIG" heal "$DIR" h2 || fail "heal h2 failed"
 healed=0
 for _ in 1 2 3; do
   if ping_from h1 "$a2"; then healed=1; break; fi
@@ -119,7 +120,7 @@ mapfile -t h2_pids < <(recorded h2)
 old_hvd=$(hvd_of h2)
 [ -n "$old_hvd" ] && running "$old_hvd" || fail "h2's recorded hvd ($old_hvd) does not run before kill"
 [ ${#h2_pids[@]} -ge 4 ] || fail "h2 records ${#h2_pids[@]} pids, expected holder, virtlogd, libvirtd, hvd"
-"$RIG" kill "$DIR" h2
+"$RIG" kill "$DIR" h2 || fail "kill h2 failed"
 for p in "${h2_pids[@]}"; do
   ! running "$p" || fail "h2's recorded pid $p still runs after kill"
 done
@@ -138,7 +139,7 @@ ping_from h1 "$a2" || fail "h1 cannot ping $a2 after start h2"
 
 step "down: no namespace and no recorded process left"
 mapfile -t all_pids < <(recorded h1; recorded h2)
-"$RIG" down "$DIR"
+"$RIG" down "$DIR" || fail "down failed"
 for ns in $netns_rig; do
   ip netns list | awk '{print $1}' | grep -qx "$ns" && fail "network namespace $ns still exists after down"
 done
