@@ -115,6 +115,21 @@ for _ in 1 2 3; do
 done
 [ $healed = 1 ] || fail "h1 cannot ping $a2 after heal h2"
 
+qemu_pid=
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  step "a VM on h2 (virsh inside h2 talks to h2's libvirtd)"
+  cat >"$DIR/rigvm.xml" <<'EOF'
+<domain type='qemu'><name>rigvm</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>
+EOF
+  "$RIG" exec "$DIR" h2 -- virsh -q create "$DIR/rigvm.xml" >/dev/null || fail "virsh create on h2 failed"
+  qemu_pid=$(tr -dc 0-9 <"$DIR/h2/libvirt/run/qemu/rigvm.pid")
+  running "$qemu_pid" || fail "h2's QEMU ($qemu_pid) does not run"
+  "$RIG" exec "$DIR" h1 -- virsh -q list --name | grep -qx rigvm && fail "h1's libvirtd lists h2's VM"
+else
+  echo "note: qemu-system-x86_64 is not installed: kill is not checked against a QEMU"
+fi
+
 step "kill h2: its processes are gone, h1 is untouched"
 mapfile -t h2_pids < <(recorded h2)
 old_hvd=$(hvd_of h2)
@@ -124,6 +139,7 @@ old_hvd=$(hvd_of h2)
 for p in "${h2_pids[@]}"; do
   ! running "$p" || fail "h2's recorded pid $p still runs after kill"
 done
+[ -z "$qemu_pid" ] || ! running "$qemu_pid" || fail "h2's QEMU ($qemu_pid) still runs after kill"
 answers "$s2" >/dev/null 2>&1 && fail "h2's socket still answers after kill"
 for p in $(recorded h1); do running "$p" || fail "h1's pid $p died when h2 was killed"; done
 answers "$s1" >/dev/null || fail "h1 does not answer after kill h2"
