@@ -107,14 +107,16 @@ rig_hosts() {
   [ -f "$DIR/rig.hosts" ] || return 0
   local name _addr
   while read -r name _addr; do
-    valid_name "$name" && echo "$name"
+    if valid_name "$name"; then echo "$name"; fi
   done <"$DIR/rig.hosts"
 }
 
 need_host() { # need_host NAME: a host of this rig
   valid_name "$1" || usage "bad host name '$1' (h1, h2, ...)"
   [ -f "$DIR/rig.hosts" ] || die "no rig in $DIR (cluster-rig.sh up N $DIR)"
-  rig_hosts | grep -qx -- "$1" || die "no host $1 in the rig in $DIR"
+  local hosts
+  hosts=$(rig_hosts)
+  grep -qx -- "$1" <<<"$hosts" || die "no host $1 in the rig in $DIR"
 }
 
 require_runnable() {
@@ -135,7 +137,13 @@ require_runnable() {
 
 # --- namespaces and links ------------------------------------------------------------------
 
-ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"; }
+netns_names() { ip netns list 2>/dev/null | awk '{print $1}'; }
+# (Never `... | grep -q` under pipefail: grep may exit before the writer and fail the pipe.)
+ns_exists() {
+  local all
+  all=$(netns_names)
+  grep -qx -- "$1" <<<"$all"
+}
 
 # ns_inode NS -> "net:[INODE]" as /proc/PID/ns/net shows it
 ns_link() { echo "net:[$(stat -L -c %i "/run/netns/$1")]"; }
@@ -415,7 +423,7 @@ cmd_link() { # cmd_link up|down DIR NAME
   ip -n "$BR_NS" link set "$2" "$state"
   [ "$state" = up ] || return 0
   for ((i = 0; i < 50; i++)); do
-    ip -n "$(host_ns "$2")" link show rig0 | grep -q LOWER_UP && return 0
+    [[ $(ip -n "$(host_ns "$2")" link show rig0) == *LOWER_UP* ]] && return 0
     sleep 0.1
   done
   die "$2: rig0 has no carrier after heal"
@@ -437,9 +445,10 @@ cmd_down() {
   local name names=() ns
   mapfile -t names < <(rig_hosts)
   # Hosts whose namespace outlived a lost rig.hosts.
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^hvrig-$RIG_ID-h[0-9]*$" || true); do
-    name=${ns#hvrig-"$RIG_ID"-}
-    printf '%s\n' "${names[@]}" | grep -qx -- "$name" || names+=("$name")
+  for ns in $(netns_names); do
+    [[ $ns =~ ^hvrig-$RIG_ID-(h[0-9]+)$ ]] || continue
+    name=${BASH_REMATCH[1]}
+    [[ " ${names[*]} " == *" $name "* ]] || names+=("$name")
   done
   for name in "${names[@]}"; do
     valid_name "$name" || continue

@@ -101,7 +101,7 @@ done
 step "h1 pings h2"
 ping_from h1 "$a2" || fail "h1 cannot ping $a2"
 ping_from h2 "$a1" || fail "h2 cannot ping $a1"
-ip -br addr | grep -q '10\.77\.0\.' && fail "a rig address appears in the machine's own network namespace"
+[[ $(ip -br addr) != *10.77.0.* ]] || fail "a rig address appears in the machine's own network namespace"
 
 step "cut h2: no ping"
 "$RIG" cut "$DIR" h2 || fail "cut h2 failed"
@@ -125,7 +125,8 @@ EOF
   "$RIG" exec "$DIR" h2 -- virsh -q create "$DIR/rigvm.xml" >/dev/null || fail "virsh create on h2 failed"
   qemu_pid=$(tr -dc 0-9 <"$DIR/h2/libvirt/run/qemu/rigvm.pid")
   running "$qemu_pid" || fail "h2's QEMU ($qemu_pid) does not run"
-  "$RIG" exec "$DIR" h1 -- virsh -q list --name | grep -qx rigvm && fail "h1's libvirtd lists h2's VM"
+  vms=$("$RIG" exec "$DIR" h1 -- virsh -q list --name) || fail "virsh list on h1 failed"
+  ! grep -qx rigvm <<<"$vms" || fail "h1's libvirtd lists h2's VM"
 else
   echo "note: qemu-system-x86_64 is not installed: kill is not checked against a QEMU"
 fi
@@ -156,8 +157,9 @@ ping_from h1 "$a2" || fail "h1 cannot ping $a2 after start h2"
 step "down: no namespace and no recorded process left"
 mapfile -t all_pids < <(recorded h1; recorded h2)
 "$RIG" down "$DIR" || fail "down failed"
+netns_after=$(ip netns list | awk '{print $1}')
 for ns in $netns_rig; do
-  ip netns list | awk '{print $1}' | grep -qx "$ns" && fail "network namespace $ns still exists after down"
+  ! grep -qx "$ns" <<<"$netns_after" || fail "network namespace $ns still exists after down"
 done
 for p in "${all_pids[@]}" "${h2_pids[@]}"; do
   ! running "$p" || fail "recorded pid $p still runs after down"
