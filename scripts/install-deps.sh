@@ -27,6 +27,8 @@ PACKAGES=(
   chrony
   # tests: raw HTTP over the Unix socket, tiny test guest, benchmarks
   curl busybox-static cpio gzip hyperfine
+  # scripts/cluster-rig.sh's test: ping between the rig's hosts
+  iputils-ping
   # storage tests: a btrfs pool on a loop-mounted image
   btrfs-progs
   # the sanitizer build (scripts/test.sh, docs/fuzzing.md): clang 14, its ASan/UBSan runtimes

@@ -1,7 +1,8 @@
 #!/bin/bash
 # A private libvirtd + virtlogd for tests and the demo, isolated from the host.
 #
-#   private-libvirtd.sh start [--fresh] DIR   start (or re-start) the daemons; prints the URI
+#   private-libvirtd.sh start [--fresh] [--netns NAME [--hostname HOST]] DIR
+#                                              start (or re-start) the daemons; prints the URI
 #   private-libvirtd.sh stop DIR              stop everything: VMs, dnsmasq, daemons, namespaces
 #   private-libvirtd.sh stop-libvirtd DIR     stop libvirtd only (VMs keep running), as in a
 #                                              libvirtd restart; `start DIR` brings it back
@@ -29,10 +30,17 @@
 # - Processes are stopped only by recorded PIDs (pid files under DIR/run) and, as a last resort,
 #   by membership in this script's own network namespace; never by name.
 # - DIR must be an absolute host path not under /run/libvirt, /var/lib/libvirt, ... itself.
+# - --netns NAME (scripts/cluster-rig.sh: one "host" of a rig): the holder joins the existing
+#   network namespace /run/netns/NAME instead of making one (so the caller owns the links and
+#   addresses), mounts a sysfs of that namespace (keeping the cgroup mounts) so that
+#   /sys/class/net shows its interfaces, and detaches /run/netns (other hosts' namespaces must
+#   not be kept alive by this one). --hostname HOST gives it a UTS namespace with that hostname.
+#   `stop` then ends only processes in the holder's mount namespace: the network namespace is
+#   the caller's. The mode is remembered in DIR/netns.
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" >&2
+  sed -n '2,11p' "$0" >&2
   exit 2
 }
 
@@ -40,11 +48,22 @@ usage() {
 cmd=$1
 shift
 fresh=0
-if [ "${1:-}" = "--fresh" ]; then
-  fresh=1
+netns=
+hostname=
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --fresh) fresh=1 ;;
+    --netns) [ $# -gt 2 ] || usage; netns=$2; shift ;;
+    --hostname) [ $# -gt 2 ] || usage; hostname=$2; shift ;;
+    *) usage ;;
+  esac
   shift
-fi
+done
 [ $# -eq 1 ] || usage
+case "$1" in -*) usage ;; esac
+if [ -n "$netns" ] && [ "$cmd" != start ]; then usage; fi
+if [ -n "$hostname" ] && [ -z "$netns" ]; then usage; fi
+case "$netns" in */* | .*) echo "private-libvirtd: bad --netns name: $netns" >&2; exit 2 ;; esac
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 URI="qemu:///system?socket=$DIR/run/libvirt-sock"
@@ -73,8 +92,8 @@ holder_pid() {
   alive "$DIR/holder.pid" && pid_of "$DIR/holder.pid"
 }
 
-in_ns() { # in_ns CMD... : run in the holder's mount + network namespaces
-  nsenter -t "$(holder_pid)" -m -n -- "$@"
+in_ns() { # in_ns CMD... : run in the holder's mount + network (+ UTS) namespaces
+  nsenter -t "$(holder_pid)" -m -n -u -- "$@"
 }
 
 answers() {
@@ -141,11 +160,33 @@ CONF
 start_holder() {
   alive "$DIR/holder.pid" && return 0
   rm -f "$DIR/holder.pid" "$DIR/holder.ready"
+  local enter=(unshare -m -n --propagation private --)
+  if [ -n "$netns" ]; then
+    if [ ! -e "/run/netns/$netns" ]; then
+      log "network namespace $netns does not exist (ip netns add $netns)"
+      exit 1
+    fi
+    echo "$netns" >"$DIR/netns"
+    mkdir -p "$DIR/cgroup-move"
+    enter=(nsenter "--net=/run/netns/$netns" -- unshare -m --propagation private --)
+    [ -z "$hostname" ] || enter=(nsenter "--net=/run/netns/$netns" -- unshare -m -u --propagation private --)
+  else
+    rm -f "$DIR/netns"
+  fi
   # The holder sets up the mounts inside the new namespaces, then sleeps forever.
   # shellcheck disable=SC2016
-  setsid unshare -m -n --propagation private -- /bin/sh -c '
+  setsid "${enter[@]}" /bin/sh -c '
     set -e
     D=$1
+    if [ -n "$2" ]; then
+      # A sysfs of the joined network namespace; the cgroup mounts move over to it.
+      mount --rbind /sys/fs/cgroup "$D/cgroup-move"
+      umount -l /sys
+      mount -t sysfs sysfs /sys
+      mount --move "$D/cgroup-move" /sys/fs/cgroup
+      if mountpoint -q /run/netns 2>/dev/null; then umount -l /run/netns; fi
+    fi
+    if [ -n "$3" ]; then hostname "$3"; fi
     mount --bind "$D/etc" /etc/libvirt
     mount --bind "$D/run" /run/libvirt
     mount --bind "$D/lib" /var/lib/libvirt
@@ -157,7 +198,7 @@ start_holder() {
     echo $$ >"$D/holder.pid"
     touch "$D/holder.ready"
     exec sleep infinity
-  ' holder "$DIR" </dev/null >>"$DIR/holder.log" 2>&1 &
+  ' holder "$DIR" "$netns" "$hostname" </dev/null >>"$DIR/holder.log" 2>&1 &
   local i
   for ((i = 0; i < 100; i++)); do
     [ -e "$DIR/holder.ready" ] && alive "$DIR/holder.pid" && return 0
@@ -233,14 +274,16 @@ do_stop() {
     [ -e "$p" ] && [ "${p##*/}" != driver.pid ] || continue
     stop_pidfile "$p" 5
   done
-  # 2. Anything else still inside our own network namespace (started by the daemons above).
+  # 2. Anything else still inside our own network namespace (started by the daemons above);
+  #    with --netns, inside our own mount namespace (the network namespace is the caller's).
   if [ -n "$hp" ]; then
-    local ns
-    ns=$(readlink "/proc/$hp/ns/net" || true)
+    local ns kind=net
+    [ ! -e "$DIR/netns" ] || kind=mnt
+    ns=$(readlink "/proc/$hp/ns/$kind" || true)
     if [ -n "$ns" ]; then
       local pat=${ns//[/\\[}
       pat=${pat//]/\\]}
-      for nsl in $(find /proc/[0-9]*/ns/net -maxdepth 0 -lname "$pat" 2>/dev/null); do
+      for nsl in $(find /proc/[0-9]*/ns/$kind -maxdepth 0 -lname "$pat" 2>/dev/null); do
         pid=${nsl#/proc/}
         pid=${pid%%/*}
         [ "$pid" = "$hp" ] && continue
