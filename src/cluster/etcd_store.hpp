@@ -3,8 +3,7 @@
 // Endpoints are tried in order; a request that may have reached an endpoint is never retried
 // on another unless it is read-only (a txn may have applied). The watch runs on its own thread,
 // resumes from the last revision seen + 1 after a broken connection, and reports compaction
-// through on_error. Why JSON over Beast and not gRPC: docs/cluster-store.md (to be merged into
-// docs/cluster.md).
+// through on_error. Why JSON over Beast and not gRPC: docs/cluster.md ("The store").
 #pragma once
 
 #include <chrono>
