@@ -31,7 +31,8 @@ struct Names {
 };
 // Signs a CSR (its key, not its subject or extensions: the CA decides those): CN as given,
 // the SANs, serverAuth+clientAuth, valid for `days` (hours when `hours` > 0).
-// Throws invalid_input when the CSR is malformed or its signature is wrong.
+// Throws invalid_input when the CSR is malformed or its signature is wrong, or when `ca` is
+// not a CA certificate with its own key.
 std::string sign_csr(const KeyPair& ca, const std::string& csr_pem, const std::string& common_name,
                      const Names& names, int days = 825, int hours = 0);
 // make_key + make_csr + sign_csr in one.
@@ -48,12 +49,13 @@ struct CertInfo {
 CertInfo inspect(const std::string& cert_pem);
 std::string fingerprint(const std::string& cert_pem);
 // True when `cert_pem` is signed by `ca_pem`, valid now, and its key matches `key_pem` (when
-// given).
+// given). Text that is not a certificate (or key) gives false, never an exception.
 bool verify(const std::string& ca_pem, const std::string& cert_pem, const std::string& key_pem = {});
 
 // A join token: everything a new host needs to reach the cluster and prove it was invited.
 // Text form "hvjoin1." + base64url(JSON); decode is strict (unknown keys, wrong types, a cap
-// of 16 KiB) and throws invalid_input with the reason.
+// of 16 KiB) and throws invalid_input with the reason. decode does not check `expires`
+// against the clock: the host that receives the join request does (docs/cluster.md).
 struct JoinToken {
     std::string cluster;                 // the cluster's name
     std::string id;                      // the token's id (/hv/tokens/<id>)

@@ -189,6 +189,72 @@ TEST_CASE("etcd member: a config without its essentials or a binary that is not 
     }
 }
 
+TEST_CASE("etcd member: a member that exits is restarted with a doubling backoff, with argv and a clean environment",
+          "[etcd-process]") {
+    // A stand-in for etcd that records what it got and exits at once.
+    test::TempDir dir("hv-etcd");
+    auto c = member(dir.path, "m1");
+    c.binary = dir.path + "/fake-etcd";
+    {
+        std::ofstream script(c.binary);
+        script << "#!/bin/sh\n"
+               << "env > '" << dir.path << "/env'\n"
+               << "printf '%s\\n' \"$0\" \"$@\" > '" << dir.path << "/argv'\n"
+               << "readlink /proc/$$/fd/0 > '" << dir.path << "/stdin'\n"
+               << "echo fake etcd says hello >&2\n"
+               << "exit 3\n";
+    }
+    REQUIRE(::chmod(c.binary.c_str(), 0755) == 0);
+    // Set while the member runs (each run rewrites the files), unset only once it is stopped
+    // (declared before it, so destroyed after it).
+    struct Env {
+        Env() {
+            ::setenv("ETCD_INITIAL_CLUSTER_STATE", "existing", 1);
+            ::setenv("ETCDCTL_API", "2", 1);
+            ::setenv("HV_TEST_KEPT", "yes", 1);
+        }
+        ~Env() {
+            ::unsetenv("ETCD_INITIAL_CLUSTER_STATE");
+            ::unsetenv("ETCDCTL_API");
+            ::unsetenv("HV_TEST_KEPT");
+        }
+    } env_guard;
+    EtcdProcess p(c);
+    auto t0 = std::chrono::steady_clock::now();
+    p.start();
+
+    // Restarts after 1 s, then 2 s more: the second restart comes 3 s after the start at
+    // the earliest (a busy machine only makes it later).
+    REQUIRE(eventually(15s, [&] { return p.restarts() >= 1; }));
+    auto first = std::chrono::steady_clock::now() - t0;
+    CHECK(first >= 900ms);
+    REQUIRE(eventually(15s, [&] { return p.restarts() >= 2; }));
+    auto second = std::chrono::steady_clock::now() - t0;
+    CHECK(second >= 2900ms);
+    CHECK_FALSE(p.wait_healthy(200ms));
+    p.stop();
+    CHECK(p.pid() == 0);
+
+    auto slurp = [](const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    };
+    std::string argv;
+    for (const auto& a : etcd_argv(c)) argv += a + "\n";
+    CHECK(slurp(dir.path + "/argv") == argv);
+    auto env = slurp(dir.path + "/env");
+    CHECK(env.find("HV_TEST_KEPT=yes") != std::string::npos);
+    CHECK(env.find("ETCD_INITIAL_CLUSTER_STATE") == std::string::npos);
+    CHECK(env.find("ETCDCTL_API") == std::string::npos);
+    CHECK(slurp(dir.path + "/stdin") == "/dev/null\n");
+    auto log = slurp(c.log_file);
+    CHECK(log.find("fake etcd says hello") != std::string::npos);
+    CHECK(log.find("exited with status 3; restarting in 1000 ms") != std::string::npos);
+    CHECK(log.find("exited with status 3; restarting in 2000 ms") != std::string::npos);
+}
+
 TEST_CASE("etcd member: healthy over mutual TLS, restarted with its data after kill -9, gone after stop",
           "[etcd-process]") {
     if (!have_etcd()) return;
