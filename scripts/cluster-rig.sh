@@ -12,7 +12,8 @@
 # Exit status: 0 ok, 2 bad usage, 77 this machine cannot run it (not root, no libvirtd), 1 error.
 #
 # Environment: HVD, HVCTL (default build/src/daemon/hvd, build/src/cli/hvctl of this repo);
-# RIG_CLUSTER_CONFIG=1 adds a [cluster] section (node_name, address) to each hvd.toml;
+# each hvd.toml gets a [cluster] section (node_name = the host's name, address = its address;
+# RIG_CLUSTER_CONFIG=0 leaves it out, for an hvd without cluster support);
 # RIG_ACCEL (tcg), RIG_LOG_LEVEL (info) for hvd.toml; RIG_TIMEOUT (60) seconds `up`/`start`
 # wait for an hvd to answer.
 #
@@ -193,7 +194,7 @@ write_config() { # write_config NAME
     echo "accel = \"$accel\""
     echo "[time]"
     echo "sources_file = \"$d/chrony/hv.sources\""
-    if [ "${RIG_CLUSTER_CONFIG:-0}" = 1 ]; then
+    if [ "${RIG_CLUSTER_CONFIG:-1}" = 1 ]; then
       echo "[cluster]"
       echo "node_name = \"$name\""
       echo "address = \"$(host_addr "$name")\""

@@ -750,17 +750,26 @@ api::TokenInfo Cluster::token(const api::TokenRequest& r) {
     auto jc = pki::issue(ca, "join:" + t.id, {}, 0, static_cast<int>((r.ttl + 3599) / 3600));
     t.cert_pem = jc.cert_pem;
     t.key_pem = jc.key_pem;
-    {
-        std::lock_guard lk(mu_);
-        // Online members first: the joiner tries them in order.
-        for (int pass = 0; pass < 2; ++pass)
-            for (const auto& [n, m] : members_)
-                if ((alive_.count(n) > 0) == (pass == 0))
-                    t.addresses.push_back(fmt::format("{}:{}", str(m, "address"), num(m, "port")));
-    }
-    if (t.addresses.empty()) fail(Errc::unavailable, "no member addresses known yet; try again in a moment");
     guarded_store([&] {
         Store& s = store();
+        // From the store, not the cache (right after create the watch may not have listed
+        // yet); online members first: the joiner tries them in order.
+        auto members = s.list(kMembers).kvs;
+        for (int pass = 0; pass < 2; ++pass)
+            for (const auto& kv : members)
+                if (auto m = parse(kv.key, kv.value)) {
+                    std::string n = str(*m, "name");
+                    bool up;
+                    {
+                        std::lock_guard lk(mu_);
+                        up = alive_.count(n) > 0 || n == o_.node_name;
+                    }
+                    if (up != (pass == 0)) continue;
+                    std::string a = str(*m, "address");
+                    t.addresses.push_back(a.find(':') != std::string::npos ? fmt::format("[{}]:{}", a, num(*m, "port"))
+                                                                           : fmt::format("{}:{}", a, num(*m, "port")));
+                }
+        if (t.addresses.empty()) fail(Errc::internal, "the store lists no members");
         auto lease = s.grant(std::chrono::seconds(r.ttl + 86400));
         json doc{{"expires", t.expires}, {"created_by", o_.node_name}, {"created", now_s()}};
         s.put(kTokens + t.id, doc.dump(), lease);
@@ -903,7 +912,8 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
     TlsIdentity id{answer->ca_pem, answer->cert_pem, key};
     Membership m{answer->cluster, rq.address, answer->voter, answer->endpoints};
     if (answer->voter) {
-        m.endpoints.insert(m.endpoints.begin(), peer_url(rq.address, o_.etcd_client_port));
+        // Its own member last: it is a learner until promoted, and learners refuse requests.
+        m.endpoints.push_back(peer_url(rq.address, o_.etcd_client_port));
         EtcdMemberConfig ec;
         ec.binary = o_.etcd_binary;
         ec.name = o_.node_name;
@@ -917,9 +927,7 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
         ec.existing = true;
         ec.tls = id;
         auto p = std::make_unique<EtcdProcess>(ec);
-        p->start();
-        if (!p->wait_healthy(std::chrono::seconds(60)))
-            fail(Errc::unavailable, "the local etcd member did not catch up within 60 s (see {}/etcd.log)", dir());
+        p->start();  // healthy only once promoted (below): a learner serves no requests
         std::lock_guard lk(mu_);
         etcd_ = std::move(p);
     }
@@ -960,7 +968,14 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
                 fail(Errc::unavailable, "the local etcd member could not be promoted to a voter: {}", why);
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
-    promoted:;
+    promoted:
+        EtcdProcess* p;
+        {
+            std::lock_guard lk(mu_);
+            p = etcd_.get();
+        }
+        if (p && !p->wait_healthy(std::chrono::seconds(60)))
+            fail(Errc::unavailable, "the local etcd member is not healthy 60 s after its promotion (see {}/etcd.log)", dir());
     }
     // The member record the accepting member wrote is completed with this host's fingerprint.
     std::string mkey = kMembers + o_.node_name;

@@ -1,9 +1,15 @@
 #include "cluster_dispatcher.hpp"
 
+#include <cstdlib>
+#include <map>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include "https_client.hpp"
+#include "tls_relay.hpp"
 #include "hv/api/guest.hpp"
 #include "hv/error.hpp"
 
@@ -91,7 +97,141 @@ std::shared_ptr<cluster::HttpsClient> ClusterDispatcher::client() const {
     return client_;
 }
 
+std::pair<std::string, int> ClusterDispatcher::reachable(const std::string& node, const Request& req) const {
+    auto addr = c_.address_of(node);
+    if (!addr) fail(Errc::unavailable, "host {} is not (or no longer) a member of the cluster", node);
+    if (!c_.online(node)) fail(Errc::unavailable, "host {} is offline: {} cannot be done now", node, req.resource);
+    return *addr;
+}
+
+namespace {
+std::string request_head(const Request& req, const std::string& self, const std::string& host,
+                         const std::vector<std::string>& extra) {
+    std::string h = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nX-Hv-Forwarded-By: {}\r\nX-Request-Id: {}\r\n", req.method,
+                                request_target(req), host, self, req.request_id);
+    for (const auto& e : extra) h += e + "\r\n";
+    return h + "\r\n";
+}
+
+// "HTTP/1.1 409 Conflict\r\nContent-Length: 12\r\n..." -> status and lower-case headers.
+int parse_head(const std::string& head, std::map<std::string, std::string>& headers) {
+    auto sp = head.find(' ');
+    if (head.rfind("HTTP/1.", 0) != 0 || sp == std::string::npos || head.size() < sp + 4)
+        fail(Errc::internal, "the owner host answered something that is not HTTP");
+    int status = std::atoi(head.substr(sp + 1, 3).c_str());
+    std::size_t pos = head.find("\r\n");
+    while (pos != std::string::npos && pos + 2 < head.size()) {
+        auto next = head.find("\r\n", pos + 2);
+        auto line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+        auto colon = line.find(':');
+        if (colon != std::string::npos) {
+            std::string k = line.substr(0, colon), v = line.substr(colon + 1);
+            for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+            headers[k] = v;
+        }
+        pos = next;
+    }
+    return status;
+}
+
+// The rest of an answer with Content-Length (hvd's answers always have one).
+std::string read_body(cluster::TlsConnection& c, const std::map<std::string, std::string>& headers, std::string rest) {
+    auto it = headers.find("content-length");
+    std::size_t want = it == headers.end() ? 0 : static_cast<std::size_t>(std::strtoull(it->second.c_str(), nullptr, 10));
+    if (want > (64u << 20)) fail(Errc::internal, "the owner host's answer is too large");
+    char buf[8192];
+    while (rest.size() < want) {
+        auto n = c.read_some(buf, sizeof buf);
+        if (n == 0) break;
+        rest.append(buf, n);
+    }
+    rest.resize(std::min(rest.size(), want));
+    return rest;
+}
+
+Response error_from(int status, const std::map<std::string, std::string>& headers, const std::string& body) {
+    Response r;
+    r.status = status;
+    r.body = body;
+    auto ct = headers.find("content-type");
+    r.content_type = ct != headers.end() ? ct->second : "application/json";
+    return r;
+}
+}  // namespace
+
+// An upload: the body goes on as it arrives (chunked), the owner's answer comes back.
+Response ClusterDispatcher::forward_stream(const std::string& node, const Request& req) const {
+    auto [host, port] = reachable(node, req);
+    auto id = c_.identity();
+    if (!id) fail(Errc::unavailable, "this host has no cluster certificate");
+    cluster::TlsConnection conn(*id, host, port, std::chrono::seconds(60));
+    conn.write_all(request_head(req, c_.node(), host, {"Transfer-Encoding: chunked", "Content-Type: application/octet-stream"}));
+    std::vector<char> buf(1 << 20);
+    bool sent = true;
+    try {
+        for (;;) {
+            std::size_t n = req.read_body(buf.data(), buf.size());
+            if (n == 0) break;
+            conn.write_all(fmt::format("{:x}\r\n", n));
+            conn.write_all(buf.data(), n);
+            conn.write_all("\r\n", 2);
+        }
+        conn.write_all("0\r\n\r\n", 5);
+    } catch (const Error& e) {
+        // The owner may have refused early (and closed): its answer says why, if there is one.
+        sent = false;
+        spdlog::debug("forwarding an upload to {}: {}", node, e.what());
+    }
+    std::string rest;
+    std::string head;
+    try {
+        head = conn.read_header(rest);
+    } catch (const Error& e) {
+        if (!sent) fail(Errc::unavailable, "forwarding the upload to host {} failed: {}", node, e.what());
+        throw;
+    }
+    std::map<std::string, std::string> headers;
+    int status = parse_head(head, headers);
+    return error_from(status, headers, read_body(conn, headers, rest));
+}
+
+Takeover ClusterDispatcher::forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const {
+    auto [host, port] = reachable(node, req);
+    auto id = c_.identity();
+    if (!id) fail(Errc::unavailable, "this host has no cluster certificate");
+    auto conn = std::make_shared<cluster::TlsConnection>(*id, host, port, std::chrono::seconds(30));
+    conn->write_all(request_head(req, c_.node(), host, {"Connection: Upgrade", "Upgrade: " + protocol}));
+    std::string rest;
+    auto head = conn->read_header(rest);
+    std::map<std::string, std::string> headers;
+    int status = parse_head(head, headers);
+    if (status != 101) {
+        auto body = json::parse(read_body(*conn, headers, rest), nullptr, false);
+        std::string msg = body.is_object() && body.contains("error") && body["error"].is_object()
+                              ? body["error"].value("message", "")
+                              : fmt::format("HTTP {}", status);
+        Errc code = body.is_object() && body.contains("error") && body["error"].is_object()
+                        ? errc_from_name(body["error"].value("code", ""))
+                        : errc_from_http_status(status);
+        fail(code, "{}", msg);
+    }
+    return [conn, rest](int fd, std::string pending) {
+        // What each side sent ahead goes first, then the bytes flow both ways unchanged.
+        std::size_t off = 0;
+        while (off < rest.size()) {
+            auto n = ::write(fd, rest.data() + off, rest.size() - off);
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+        }
+        if (!pending.empty()) conn->write_all(pending);
+        conn->relay(fd);
+        ::close(fd);
+    };
+}
+
 Response ClusterDispatcher::forward(const std::string& node, const Request& req) const {
+    if (req.read_body) return forward_stream(node, req);
     auto addr = c_.address_of(node);
     if (!addr) fail(Errc::unavailable, "host {} is not (or no longer) a member of the cluster", node);
     if (!c_.online(node)) {

@@ -30,9 +30,12 @@ public:
     // HTTPS with the host certificate; the owner's answer unchanged. An offline owner: GET of
     // one of its guests answers the directory's last known record (stale), the rest 503.
     Response forward(const std::string& node, const Request& req) const override;
+    Takeover forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const override;
 
 private:
     std::shared_ptr<cluster::HttpsClient> client() const;
+    std::pair<std::string, int> reachable(const std::string& node, const Request& req) const;
+    Response forward_stream(const std::string& node, const Request& req) const;
     cluster::Cluster& c_;
     std::chrono::seconds timeout_;
     mutable std::mutex mu_;

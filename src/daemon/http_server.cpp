@@ -327,9 +327,6 @@ private:
             if (dispatcher_) {
                 dispatcher_->admit(req);
                 if (matched_) forward_to_ = dispatcher_->owner(req);
-                if (forward_to_ && (matched_->streaming || matched_->upgrade))
-                    fail(Errc::unsupported, "{} of a guest on host {} is not forwarded: run it on that host", req.path,
-                         *forward_to_);
             }
         } catch (const MethodNotAllowed& m) {
             auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));
@@ -423,8 +420,10 @@ private:
             streaming_.stopping, HttpServer::kStreamIdleTimeout);
         req.read_body = [body = body_](char* p, std::size_t n) { return body->read(p, n); };
         const Router::Route* route = matched_;
-        asio::post(streaming_.pool, [self = shared_from_this(), route, body = body_, req = std::move(req)]() mutable {
-            Response res = self->dispatch(*route, req);
+        asio::post(streaming_.pool, [self = shared_from_this(), route, node = forward_to_, body = body_,
+                                     req = std::move(req)]() mutable {
+            // Forwarded: the body streams through to the owner as it arrives.
+            Response res = node ? self->forward(*node, *route, req) : self->dispatch(*route, req);
             bool whole = body->abandon();
             asio::post(self->sock_.get_executor(), [self, whole, res = std::move(res)] {
                 --*self->streaming_.active;
@@ -546,12 +545,13 @@ private:
                          version_);
         }
         idle_.cancel();
-        asio::post(pool_, [self = shared_from_this(), &route, req = std::move(req)]() mutable {
+        asio::post(pool_, [self = shared_from_this(), &route, node = forward_to_, req = std::move(req)]() mutable {
             Takeover takeover;
             std::optional<Response> refused;
             util::LogScope scope({{"REQUEST_ID", req.request_id}});
             try {
-                takeover = route.upgrade(req);
+                // Forwarded: the owner's upgrade is made first; then the bytes are relayed.
+                takeover = node ? self->dispatcher_->forward_upgrade(*node, req, route.protocol) : route.upgrade(req);
             } catch (const Error& e) {
                 refused = error_response(e.code(), e.what());
             } catch (const std::exception& e) {

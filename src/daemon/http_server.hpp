@@ -47,7 +47,11 @@ public:
     virtual ~Dispatcher() = default;
     virtual void admit(const Request& req) const = 0;
     virtual std::optional<std::string> owner(const Request& req) const = 0;
+    // Streaming routes too: the body is read through req.read_body and streamed on.
     virtual Response forward(const std::string& node, const Request& req) const = 0;
+    // Upgrade routes: the owner answers "101" first (else the refusal is thrown as hv::Error);
+    // the takeover relays the client's bytes to the owner and back, unchanged.
+    virtual Takeover forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const = 0;
 };
 
 // Slow and greedy clients (config [daemon]: header_timeout, max_connections,

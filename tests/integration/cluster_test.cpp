@@ -166,6 +166,29 @@ TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][r
     INFO(waited.describe());
     CHECK(waited.exit_code == 0);
 
+    // An upload to another host's pool streams through the member asked, byte for byte.
+    {
+        std::string iso = rig.dir() + "/fwd.iso";
+        {
+            std::ofstream f(iso, std::ios::binary);
+            for (int i = 0; i < 3 * 1024 * 1024; ++i) f.put(static_cast<char>((i * 7) & 0xff));
+        }
+        auto up = run({"curl", "-sS", "--unix-socket", rig["h1"].socket, "-X", "PUT", "-T", iso, "-w", "%{http_code}",
+                       "-o", "/dev/null", "http://hvd/v1/storage/pools/local/isos/fwd.iso?host=h2"});
+        INFO(up.describe());
+        CHECK(up.out == "201");
+        auto sum = run({"sha256sum", iso});
+        auto listed = rig.ctl_json("h2", {"storage", "iso", "list"});
+        bool found = false;
+        for (const auto& i : listed)
+            if (i.value("name", "") == "fwd.iso") {
+                found = true;
+                CHECK(sum.out.substr(0, 64) == i.value("sha256", ""));
+            }
+        CHECK(found);
+        CHECK(rig.ctl_json("h1", {"storage", "iso", "list"}).dump().find("fwd.iso") == std::string::npos);
+    }
+
     // --- the same name on two hosts at once: exactly one wins ------------------------------
     for (int round = 0; round < 3; ++round) {
         std::string name = "race" + std::to_string(round);
