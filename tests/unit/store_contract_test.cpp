@@ -826,3 +826,46 @@ TEST_CASE("store: benchmark EtcdStore against etcdctl with 200 puts gets and txn
         fsync_ms, floor);
     WARN(report);
 }
+
+TEST_CASE("store: the HTTPS client keeps to its timeout and refuses bad PEM", "[store]") {
+    // A socket that listens but never speaks TLS: the kernel accepts the connection, the
+    // handshake never completes.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    int port = ntohs(a.sin_port);
+
+    static Pki pki;  // shared with nothing else; made once
+    HttpsClient c(pki.client, 300ms);
+    HttpsRequest req;
+    auto t0 = std::chrono::steady_clock::now();
+    bool applied = true;
+    try {
+        c.request("127.0.0.1", port, req, &applied);
+        FAIL("a request to a silent server succeeded");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == Errc::unavailable);
+        CHECK_THAT(std::string(e.what()), Catch::Contains("TLS handshake timed out") && Catch::Contains(std::to_string(port)));
+    }
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 250ms);
+    CHECK(took < 2s);
+    CHECK_FALSE(applied);
+    ::close(fd);
+
+    TlsIdentity bad = pki.client;
+    bad.key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+    bad = pki.client;
+    bad.key_pem = pki.foreign.key_pem;  // a key of another certificate
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+    bad = pki.client;
+    bad.ca_pem = "junk";
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+}
