@@ -22,6 +22,10 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <catch2/catch.hpp>
 
 #include "etcd_json.hpp"
@@ -868,4 +872,77 @@ TEST_CASE("store: the HTTPS client keeps to its timeout and refuses bad PEM", "[
     bad = pki.client;
     bad.ca_pem = "junk";
     CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+}
+
+namespace {
+
+// A TLS server with etcd's certificate that reads each request and never answers it, until the
+// client gives up: a request that surely reached a server and maybe applied there.
+class SilentTlsServer {
+public:
+    explicit SilentTlsServer(const TlsIdentity& id) : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+        ctx_.use_certificate_chain(boost::asio::buffer(id.cert_pem));
+        ctx_.use_private_key(boost::asio::buffer(id.key_pem), boost::asio::ssl::context::pem);
+        port = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { run(); });
+    }
+    ~SilentTlsServer() {
+        stop_ = true;
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket poke(ioc_);
+        poke.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+        poke.close(ec);
+        thread_.join();
+    }
+    int port = 0;
+    std::atomic<int> requests{0};
+
+private:
+    void run() {
+        while (!stop_) {
+            boost::asio::ip::tcp::socket sock(ioc_);
+            boost::system::error_code ec;
+            acceptor_.accept(sock, ec);
+            if (ec || stop_) return;
+            boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> s(sock, ctx_);
+            s.handshake(boost::asio::ssl::stream_base::server, ec);
+            if (ec) continue;
+            boost::asio::streambuf buf;
+            boost::asio::read_until(s, buf, "\r\n\r\n", ec);
+            if (!ec) ++requests;
+            char c;
+            while (!ec) s.read_some(boost::asio::buffer(&c, 1), ec);  // until the client closes
+        }
+    }
+    boost::asio::io_context ioc_;
+    boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_server};
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("store: a write that reached an endpoint is not retried on the next one but a read is", "[store]") {
+    EtcdBackend b;
+    if (!b.ok()) return;
+    SilentTlsServer silent(b.server->pki.server);
+    auto p = unique_prefix();
+    EtcdStore s(EtcdOptions{{"127.0.0.1:" + std::to_string(silent.port), b.server->endpoint()}, b.server->pki.client, 500ms});
+    try {
+        s.put(p + "k", "v");
+        FAIL("a put whose answer never came succeeded");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == Errc::unavailable);
+        INFO(e.what());
+        CHECK_THAT(std::string(e.what()), Catch::Contains("may have been applied") && Catch::Contains(std::to_string(silent.port)));
+    }
+    CHECK(silent.requests.load() == 1);
+    CHECK_FALSE(b.s().get(p + "k"));  // it was not sent to etcd as well
+
+    CHECK_FALSE(s.get(p + "k"));  // a read moves on to etcd
+    CHECK(silent.requests.load() == 2);
+    s.put(p + "k", "v");  // etcd answered last: tried first now
+    CHECK(silent.requests.load() == 2);
+    CHECK(b.s().get(p + "k")->value == "v");
 }
