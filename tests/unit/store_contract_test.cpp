@@ -552,6 +552,22 @@ TEMPLATE_TEST_CASE("store contract: a watch from a compacted revision ends with 
     CHECK(ok.errors.empty());
 }
 
+TEMPLATE_TEST_CASE("store contract: destroying the store ends its watches with on_error", "[store]", MemoryBackend,
+                   EtcdBackend) {
+    TestType b;
+    if (!b.ok()) return;
+    auto p = unique_prefix();
+    Recorder rec;
+    auto w = b.s().watch(p, 0, rec.callbacks());
+    b.s().put(p + "k", "v");
+    REQUIRE(rec.wait_events(1));
+    b.store.reset();
+    REQUIRE(rec.wait_error());
+    w->cancel();
+    CHECK(rec.errors.size() == 1);
+    CHECK_THAT(rec.errors[0], Catch::Contains("closed"));
+}
+
 TEMPLATE_TEST_CASE("store contract: members and status", "[store]", MemoryBackend, EtcdBackend) {
     TestType b;
     if (!b.ok()) return;
