@@ -30,8 +30,14 @@ struct Answer {
     std::size_t endpoint = 0;
 };
 
+struct WatchState;
+
 // The endpoints and the client, shared by the store and its watch threads.
 struct Gateway {
+    // The store's watches, told when the store is destroyed.
+    std::mutex watches_m;
+    std::vector<std::weak_ptr<WatchState>> watches;
+
     std::vector<Endpoint> endpoints;
     HttpsClient client;
     // The endpoint that answered last: tried first.
@@ -101,7 +107,6 @@ struct EtcdStore::Impl : Gateway {
 
 EtcdStore::EtcdStore(EtcdOptions o) : impl_(std::make_shared<Impl>(o)) {}
 
-EtcdStore::~EtcdStore() = default;
 
 std::optional<KeyValue> EtcdStore::get(const std::string& key) {
     auto a = impl_->call(ej::kRange, ej::range_request(key, false), true);
@@ -182,12 +187,14 @@ struct WatchState {
     std::string prefix;
     std::int64_t next = 0;  // the first revision not delivered yet; 0 until known ("from now")
     WatchCallbacks cb;
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop{false};       // end the stream: cancelled or the store closed
+    std::atomic<bool> cancelled{false};  // cancel() was called: no more callbacks
+    std::atomic<bool> closed{false};     // the store was destroyed: on_error, then end
     std::thread thread;
 };
 
 void report_error(WatchState& s, const std::string& why) {
-    if (s.stop.load() || !s.cb.on_error) return;
+    if (s.cancelled.load() || !s.cb.on_error) return;
     try {
         s.cb.on_error(why);
     } catch (const std::exception& e) {
@@ -287,6 +294,7 @@ public:
     explicit EtcdWatch(std::shared_ptr<WatchState> s) : s_(std::move(s)) {}
     ~EtcdWatch() override { cancel(); }
     void cancel() override {
+        s_->cancelled.store(true);
         s_->stop.store(true);
         if (!s_->thread.joinable()) return;
         if (s_->thread.get_id() == std::this_thread::get_id())
@@ -318,10 +326,17 @@ std::unique_ptr<Watch> EtcdStore::watch(const std::string& prefix, std::int64_t 
                          e.what());
         }
     }
+    {
+        std::lock_guard lock(impl_->watches_m);
+        auto& ws = impl_->watches;
+        ws.erase(std::remove_if(ws.begin(), ws.end(), [](const std::weak_ptr<WatchState>& w) { return w.expired(); }), ws.end());
+        ws.push_back(s);
+    }
     // The thread holds its own reference, so a detached thread (cancel from a callback) is safe.
     s->thread = std::thread([st = s] {
         try {
             watch_loop(*st);
+            if (st->closed.load()) report_error(*st, "the store was closed");
         } catch (const std::exception& e) {
             spdlog::error("etcd watch {}: {}", st->prefix, e.what());
             report_error(*st, std::string("the watch failed: ") + e.what());
@@ -331,6 +346,15 @@ std::unique_ptr<Watch> EtcdStore::watch(const std::string& prefix, std::int64_t 
         }
     });
     return std::make_unique<EtcdWatch>(s);
+}
+
+EtcdStore::~EtcdStore() {
+    std::lock_guard lock(impl_->watches_m);
+    for (auto& w : impl_->watches)
+        if (auto s = w.lock()) {
+            s->closed.store(true);
+            s->stop.store(true);
+        }
 }
 
 }  // namespace hv::cluster

@@ -22,6 +22,10 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <catch2/catch.hpp>
 
 #include "etcd_json.hpp"
@@ -548,6 +552,22 @@ TEMPLATE_TEST_CASE("store contract: a watch from a compacted revision ends with 
     CHECK(ok.errors.empty());
 }
 
+TEMPLATE_TEST_CASE("store contract: destroying the store ends its watches with on_error", "[store]", MemoryBackend,
+                   EtcdBackend) {
+    TestType b;
+    if (!b.ok()) return;
+    auto p = unique_prefix();
+    Recorder rec;
+    auto w = b.s().watch(p, 0, rec.callbacks());
+    b.s().put(p + "k", "v");
+    REQUIRE(rec.wait_events(1));
+    b.store.reset();
+    REQUIRE(rec.wait_error());
+    w->cancel();
+    CHECK(rec.errors.size() == 1);
+    CHECK_THAT(rec.errors[0], Catch::Contains("closed"));
+}
+
 TEMPLATE_TEST_CASE("store contract: members and status", "[store]", MemoryBackend, EtcdBackend) {
     TestType b;
     if (!b.ok()) return;
@@ -825,4 +845,120 @@ TEST_CASE("store: benchmark EtcdStore against etcdctl with 200 puts gets and txn
         n, put, get, txn, ctl_put, ctl_get, ctl_txn, put / ctl_put, get / ctl_get, txn / ctl_txn, fs1.second - fs0.second,
         fsync_ms, floor);
     WARN(report);
+}
+
+TEST_CASE("store: the HTTPS client keeps to its timeout and refuses bad PEM", "[store]") {
+    // A socket that listens but never speaks TLS: the kernel accepts the connection, the
+    // handshake never completes.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    int port = ntohs(a.sin_port);
+
+    static Pki pki;  // shared with nothing else; made once
+    HttpsClient c(pki.client, 300ms);
+    HttpsRequest req;
+    auto t0 = std::chrono::steady_clock::now();
+    bool applied = true;
+    try {
+        c.request("127.0.0.1", port, req, &applied);
+        FAIL("a request to a silent server succeeded");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == Errc::unavailable);
+        CHECK_THAT(std::string(e.what()), Catch::Contains("TLS handshake timed out") && Catch::Contains(std::to_string(port)));
+    }
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 250ms);
+    CHECK(took < 2s);
+    CHECK_FALSE(applied);
+    ::close(fd);
+
+    TlsIdentity bad = pki.client;
+    bad.key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+    bad = pki.client;
+    bad.key_pem = pki.foreign.key_pem;  // a key of another certificate
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+    bad = pki.client;
+    bad.ca_pem = "junk";
+    CHECK(error_code_of([&] { HttpsClient x(bad, 1s); }) == Errc::invalid_input);
+}
+
+namespace {
+
+// A TLS server with etcd's certificate that reads each request and never answers it, until the
+// client gives up: a request that surely reached a server and maybe applied there.
+class SilentTlsServer {
+public:
+    explicit SilentTlsServer(const TlsIdentity& id) : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+        ctx_.use_certificate_chain(boost::asio::buffer(id.cert_pem));
+        ctx_.use_private_key(boost::asio::buffer(id.key_pem), boost::asio::ssl::context::pem);
+        port = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { run(); });
+    }
+    ~SilentTlsServer() {
+        stop_ = true;
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket poke(ioc_);
+        poke.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+        poke.close(ec);
+        thread_.join();
+    }
+    int port = 0;
+    std::atomic<int> requests{0};
+
+private:
+    void run() {
+        while (!stop_) {
+            boost::asio::ip::tcp::socket sock(ioc_);
+            boost::system::error_code ec;
+            acceptor_.accept(sock, ec);
+            if (ec || stop_) return;
+            boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> s(sock, ctx_);
+            s.handshake(boost::asio::ssl::stream_base::server, ec);
+            if (ec) continue;
+            boost::asio::streambuf buf;
+            boost::asio::read_until(s, buf, "\r\n\r\n", ec);
+            if (!ec) ++requests;
+            char c;
+            while (!ec) s.read_some(boost::asio::buffer(&c, 1), ec);  // until the client closes
+        }
+    }
+    boost::asio::io_context ioc_;
+    boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_server};
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("store: a write that reached an endpoint is not retried on the next one but a read is", "[store]") {
+    EtcdBackend b;
+    if (!b.ok()) return;
+    SilentTlsServer silent(b.server->pki.server);
+    auto p = unique_prefix();
+    EtcdStore s(EtcdOptions{{"127.0.0.1:" + std::to_string(silent.port), b.server->endpoint()}, b.server->pki.client, 500ms});
+    try {
+        s.put(p + "k", "v");
+        FAIL("a put whose answer never came succeeded");
+    } catch (const hv::Error& e) {
+        CHECK(e.code() == Errc::unavailable);
+        INFO(e.what());
+        CHECK_THAT(std::string(e.what()), Catch::Contains("may have been applied") && Catch::Contains(std::to_string(silent.port)));
+    }
+    CHECK(silent.requests.load() == 1);
+    CHECK_FALSE(b.s().get(p + "k"));  // it was not sent to etcd as well
+
+    CHECK_FALSE(s.get(p + "k"));  // a read moves on to etcd
+    CHECK(silent.requests.load() == 2);
+    s.put(p + "k", "v");  // etcd answered last: tried first now
+    CHECK(silent.requests.load() == 2);
+    CHECK(b.s().get(p + "k")->value == "v");
 }
