@@ -571,6 +571,19 @@ void Cluster::claim(const std::string& name, const std::string& kind) {
     std::string key = kGuests + name;
     json doc{{"name", name},     {"kind", kind},       {"uuid", ""},           {"owner", o_.node_name},
              {"state", "creating"}, {"info", json::object()}, {"updated", now_s()}};
+    // Marked as claiming before the transaction: the watch may bring the new record to the
+    // publisher at once, and without the mark it would delete it (no local guest yet).
+    bool fresh;
+    {
+        std::lock_guard lk(mu_);
+        fresh = claims_.insert(name).second;
+    }
+    if (!fresh) fail(Errc::conflict, "'{}' is being created on this host already", name);
+    util::Reverter unmark;
+    unmark.add([this, &name] {
+        std::lock_guard lk(mu_);
+        claims_.erase(name);
+    });
     guarded_store([&] {
         Store& s = store();
         auto r = s.txn({Compare::absent(key)}, {Op::put(key, doc.dump())}, {Op::get(key)});
@@ -584,11 +597,9 @@ void Cluster::claim(const std::string& name, const std::string& kind) {
             }
             rev = r.responses[0][0].mod_revision;
         }
-        bool mine_stale = false;
-        if (owner == o_.node_name) {
-            std::lock_guard lk(mu_);
-            mine_stale = !claims_.count(name);
-        }
+        // (This host's claims_ holds the name now, so its own "creating" record of a create that
+        // died with hvd is recognised by the owner alone.)
+        bool mine_stale = owner == o_.node_name;
         // A record of this host without a local guest or a create (a create that died with
         // hvd): the local check (Guests::claim) already found no guest, so it is taken over.
         if (mine_stale && (!hooks_.guest || !hooks_.guest(name))) {
@@ -597,8 +608,7 @@ void Cluster::claim(const std::string& name, const std::string& kind) {
         fail(Errc::conflict, "the name '{}' is taken in the cluster: a {} on host {}", name,
              okind.empty() ? "guest" : okind, owner.empty() ? "?" : owner);
     });
-    std::lock_guard lk(mu_);
-    claims_.insert(name);
+    unmark.release();
 }
 
 void Cluster::end_claim(const std::string& name) {
