@@ -259,9 +259,13 @@ void Cluster::start() {
             ec.tls_dir = dir() + "/etcd-tls";
             ec.client_port = o_.etcd_client_port;
             ec.peer_port = o_.etcd_peer_port;
-            ec.existing = true;  // the data dir holds the membership
+            // The data dir holds the membership; etcd ignores the initial flags then.
+            ec.existing = true;
+            ec.initial_cluster = o_.node_name + "=" + peer_url(ec.address, ec.peer_port);
             auto p = std::make_unique<EtcdProcess>(ec);
-            p->start();
+            // A member that cannot start is the supervisor's to retry; the store is reached
+            // through the other members meanwhile.
+            util::guarded("starting the local etcd member", [&] { p->start(); });
             std::lock_guard lk(mu_);
             etcd_ = std::move(p);
         }
@@ -788,6 +792,15 @@ api::TokenInfo Cluster::token(const api::TokenRequest& r) {
 }
 
 api::JoinAnswer Cluster::accept_join(const std::string& token_id, const api::JoinOffer& offer) {
+    try {
+        return accept_join_(token_id, offer);
+    } catch (const Error& e) {
+        spdlog::warn("cluster: join of {} ({}) refused: {}", offer.node, offer.address, e.what());
+        throw;
+    }
+}
+
+api::JoinAnswer Cluster::accept_join_(const std::string& token_id, const api::JoinOffer& offer) {
     if (!member()) fail(Errc::conflict, "this host is not in a cluster");
     std::string tkey = kTokens + token_id, mkey = kMembers + offer.node;
     api::JoinAnswer a;
@@ -819,9 +832,10 @@ api::JoinAnswer Cluster::accept_join(const std::string& token_id, const api::Joi
         auto r = s.txn({Compare::mod_revision_is(tkey, tok->mod_revision), Compare::absent(mkey)},
                        {Op::put(tkey, doc.dump(), tok->lease), Op::put(mkey, mdoc.dump())});
         if (!r.succeeded) fail(Errc::conflict, "join token {} was used at the same moment by another host", token_id);
-        undo.add([this, mkey] {
+        // A join that fails from here leaves the token unused and no member record.
+        undo.add([this, mkey, tkey, tdoc = tok->value, lease = tok->lease] {
             try {
-                store().del(mkey);
+                store().txn({}, {Op::del(mkey), Op::put(tkey, tdoc, lease)});
             } catch (...) {
             }
         });
@@ -839,8 +853,24 @@ api::JoinAnswer Cluster::accept_join(const std::string& token_id, const api::Joi
         a.ca_key_pem = ca.key_pem;
         mdoc["fingerprint"] = pki::fingerprint(a.cert_pem);
         if (a.voter) {
-            auto [id, list] = s.member_add({peer_url(offer.address, o_.etcd_peer_port)}, true);
-            undo.add([this, id = id] {
+            // etcd refuses a member change while a member joined in the last 5 s is not yet
+            // "connected long enough" (strict reconfig check: "unhealthy cluster"): wait it out.
+            std::pair<std::uint64_t, std::vector<StoreMember>> added;
+            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            for (;;) {
+                try {
+                    added = s.member_add({peer_url(offer.address, o_.etcd_peer_port)}, true);
+                    break;
+                } catch (const Error& e) {
+                    if (std::string(e.what()).find("unhealthy cluster") == std::string::npos ||
+                        std::chrono::steady_clock::now() > until)
+                        throw;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                }
+            }
+            auto& id = added.first;
+            auto& list = added.second;
+            undo.add([this, id = added.first] {
                 try {
                     store().member_remove(id);
                 } catch (...) {
@@ -881,6 +911,7 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
     std::optional<api::JoinAnswer> answer;
     std::string errors;
     for (const auto& addr : t.addresses) {
+        bool answered = false;
         try {
             auto [host, port] = split_host_port(addr, 7443);
             HttpsRequest req;
@@ -891,6 +922,7 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
             auto res = client.request(host, port, req, &maybe);
             json body = json::parse(res.body, nullptr, false);
             if (res.status != 200) {
+                answered = true;  // the member decided: its reason is final, no other member is asked
                 std::string msg = body.is_object() && body.contains("error") && body["error"].is_object()
                                       ? str(body["error"], "message")
                                       : res.body.substr(0, 200);
@@ -902,7 +934,7 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
             answer = api::join_answer_from_json(body);
             break;
         } catch (const Error& e) {
-            if (!transient(e)) throw;
+            if (answered || !transient(e)) throw;
             errors += fmt::format("{}{}", errors.empty() ? "" : "; ", e.what());
         }
     }
@@ -1099,6 +1131,7 @@ api::ClusterStatus Cluster::status() {
     std::uint64_t leader = 0;
     int probed = -1;
     try {
+        if (!s) fail(Errc::unavailable, "the store is not connected");
         s->get(kClusterKey);
         st.quorum = true;
         if (!test_mode_) {

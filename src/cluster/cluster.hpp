@@ -150,6 +150,7 @@ private:
         std::vector<std::string> endpoints;  // etcd client URLs
     };
 
+    api::JoinAnswer accept_join_(const std::string& token_id, const api::JoinOffer& offer);
     void load_state();
     void save_state();
     void connect_store();

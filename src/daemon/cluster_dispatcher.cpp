@@ -1,6 +1,7 @@
 #include "cluster_dispatcher.hpp"
 
 #include <cstdlib>
+#include <ctime>
 #include <map>
 
 #include <fmt/format.h>
@@ -27,20 +28,10 @@ std::string encode(const std::string& s) {
     }
     return out;
 }
-std::string encode_path(const std::string& p) {
-    std::string out;
-    for (unsigned char c : p) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/')
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
 }  // namespace
 
 std::string request_target(const Request& req) {
-    std::string t = encode_path(req.path);
+    std::string t = req.path;  // as it arrived (still percent-encoded; checked by split_target)
     char sep = '?';
     for (const auto& [k, v] : req.query) {
         t += sep + encode(k) + "=" + encode(v);
@@ -286,6 +277,9 @@ json ClusterDirectory::others(guest::GuestKind kind) const {
         json info = r.info;
         info["host"] = r.owner;
         if (!c_.online(r.owner)) info["stale"] = true;
+        // Uptime as of now, not as of the record (the owner computes it the same way).
+        if (auto sa = info.find("started_at"); sa != info.end() && sa->is_number_integer() && sa->get<std::int64_t>() > 0)
+            info["uptime"] = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::time(nullptr)) - sa->get<std::int64_t>());
         out.push_back(std::move(info));
     }
     return out;
