@@ -87,7 +87,7 @@ t0=$(date +%s%N)
 "$RIG" kill "$T/rig" h3 >/dev/null
 offline_ms=
 for _ in $(seq 600); do
-  if hv h1 cluster status -o json | tr -d '\n ' | grep -q '"name":"h3","address":[^}]*"online":false'; then
+  if hv h1 cluster status -o json | tr -d '\n ' | grep -q '"name":"h3","online":false'; then
     offline_ms=$((($(date +%s%N) - t0) / 1000000))
     break
   fi

@@ -85,6 +85,24 @@ std::string peer_url(const std::string& address, int port) {
 
 bool transient(const Error& e) { return e.code() == Errc::unavailable || e.code() == Errc::timeout; }
 
+// etcd refuses member changes while a member started or joined in the last 5 s is not yet
+// "connected long enough" (its strict reconfig check answers "unhealthy cluster"): a member
+// change waits that out, up to 20 s.
+template <typename F>
+auto reconfig(F&& f) -> decltype(f()) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+        try {
+            return f();
+        } catch (const Error& e) {
+            if (std::string(e.what()).find("unhealthy cluster") == std::string::npos ||
+                std::chrono::steady_clock::now() > until)
+                throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+}
+
 // The local address the kernel would use to reach `host` (no packet is sent).
 std::string route_source(const std::string& host) {
     addrinfo hints{};
@@ -853,21 +871,7 @@ api::JoinAnswer Cluster::accept_join_(const std::string& token_id, const api::Jo
         a.ca_key_pem = ca.key_pem;
         mdoc["fingerprint"] = pki::fingerprint(a.cert_pem);
         if (a.voter) {
-            // etcd refuses a member change while a member joined in the last 5 s is not yet
-            // "connected long enough" (strict reconfig check: "unhealthy cluster"): wait it out.
-            std::pair<std::uint64_t, std::vector<StoreMember>> added;
-            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-            for (;;) {
-                try {
-                    added = s.member_add({peer_url(offer.address, o_.etcd_peer_port)}, true);
-                    break;
-                } catch (const Error& e) {
-                    if (std::string(e.what()).find("unhealthy cluster") == std::string::npos ||
-                        std::chrono::steady_clock::now() > until)
-                        throw;
-                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                }
-            }
+            auto added = reconfig([&] { return s.member_add({peer_url(offer.address, o_.etcd_peer_port)}, true); });
             auto& id = added.first;
             auto& list = added.second;
             undo.add([this, id = added.first] {
@@ -1058,7 +1062,7 @@ void Cluster::leave() {
             auto peer = peer_url(address, o_.etcd_peer_port);
             for (const auto& sm : s.members())
                 if (std::find(sm.peer_urls.begin(), sm.peer_urls.end(), peer) != sm.peer_urls.end())
-                    s.member_remove(sm.id);
+                    reconfig([&] { s.member_remove(sm.id); });
         }
     });
     stop();
@@ -1110,7 +1114,7 @@ void Cluster::remove(const std::string& node, bool force) {
             auto peer = peer_url(str(doc, "address"), o_.etcd_peer_port);
             for (const auto& sm : s.members())
                 if (std::find(sm.peer_urls.begin(), sm.peer_urls.end(), peer) != sm.peer_urls.end())
-                    s.member_remove(sm.id);
+                    reconfig([&] { s.member_remove(sm.id); });
         }
     });
     spdlog::info("cluster: member {} removed{}", node, force ? " (forced)" : "");

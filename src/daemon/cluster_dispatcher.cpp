@@ -58,7 +58,12 @@ void ClusterDispatcher::admit(const Request& req) const {
 }
 
 std::optional<std::string> ClusterDispatcher::owner(const Request& req) const {
-    if (!req.forwarded_by.empty() || !c_.member()) return std::nullopt;
+    if (!req.forwarded_by.empty()) return std::nullopt;
+    if (!c_.member()) {
+        if (auto h = req.query.find("host"); h != req.query.end() && !h->second.empty() && h->second != c_.node())
+            fail(Errc::not_found, "no host named '{}': this host ({}) is in no cluster", h->second, c_.node());
+        return std::nullopt;
+    }
     const std::string self = c_.node();
     const std::string& r = req.resource;
     std::optional<std::string> node;

@@ -327,6 +327,8 @@ private:
             if (dispatcher_) {
                 dispatcher_->admit(req);
                 if (matched_) forward_to_ = dispatcher_->owner(req);
+                // ?host= chose where the request runs; the route itself never sees it.
+                req.query.erase("host");
             }
         } catch (const MethodNotAllowed& m) {
             auto r = error_response(Errc::invalid_input, fmt::format("method {} is not allowed on {} (allowed: {})", req.method, req.path, m.allowed));

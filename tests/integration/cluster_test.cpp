@@ -32,7 +32,7 @@ public:
         char tmpl[] = "/tmp/hv-rig-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir_ = tmpl;
-        auto r = run({"env", "RIG_CLUSTER_CONFIG=1", "HVD=" + env("HVD_BIN"), "HVCTL=" + env("HVCTL_BIN"), script_, "up",
+        auto r = run({"env", "HVD=" + env("HVD_BIN"), "HVCTL=" + env("HVCTL_BIN"), script_, "up",
                       std::to_string(n), dir_},
                      300s);
         INFO(r.describe());
@@ -67,7 +67,7 @@ public:
         return json::parse(r.out);
     }
     Result rig(const std::vector<std::string>& args) const {
-        std::vector<std::string> argv{script_, args[0], dir_};
+        std::vector<std::string> argv{"env", "HVD=" + env("HVD_BIN"), "HVCTL=" + env("HVCTL_BIN"), script_, args[0], dir_};
         argv.insert(argv.end(), args.begin() + 1, args.end());
         return run(argv, 180s);
     }
