@@ -5,7 +5,10 @@
 // of another CA, a killed host, lost quorum, recovery, leave and remove.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -32,6 +35,7 @@ public:
         char tmpl[] = "/tmp/hv-rig-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir_ = tmpl;
+        ::chmod(dir_.c_str(), 0711);  // unprivileged containers' ids must reach their root filesystems
         auto r = run({"env", "HVD=" + env("HVD_BIN"), "HVCTL=" + env("HVCTL_BIN"), script_, "up",
                       std::to_string(n), dir_},
                      300s);
@@ -100,6 +104,47 @@ json find_vm(const json& list, const std::string& name) {
     return json();
 }
 
+
+// Upgrades GET /v1/cts/{name}/console on `socket` (through whichever host it is) and types a
+// command on the console; true when its output comes back through the relay.
+bool console_roundtrip(const std::string& socket, const std::string& name, std::string* first_line) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", socket.c_str());
+    timeval tv{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+        std::string req = "GET /v1/cts/" + name +
+                          "/console HTTP/1.1\r\nHost: hvd\r\nConnection: Upgrade\r\nUpgrade: hv-console\r\n\r\n";
+        (void)!::write(fd, req.data(), req.size());
+        std::string in;
+        char buf[4096];
+        auto deadline = Clock::now() + 15s;
+        bool typed = false;
+        while (Clock::now() < deadline) {
+            auto n = ::read(fd, buf, sizeof buf);
+            if (n > 0) in.append(buf, static_cast<std::size_t>(n));
+            if (n == 0) break;
+            auto eol = in.find("\r\n");
+            if (first_line && first_line->empty() && eol != std::string::npos) *first_line = in.substr(0, eol);
+            if (!typed && in.find("\r\n\r\n") != std::string::npos) {
+                if (in.rfind("HTTP/1.1 101", 0) != 0) break;
+                std::string cmd = "\necho HV-CONSOLE-$((40+2))\n";
+                (void)!::write(fd, cmd.data(), cmd.size());
+                typed = true;
+            }
+            if (in.find("HV-CONSOLE-42") != std::string::npos) {
+                ok = true;
+                break;
+            }
+        }
+    }
+    ::close(fd);
+    return ok;
+}
 }  // namespace
 
 TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][rig]") {
@@ -187,6 +232,23 @@ TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][r
             }
         CHECK(found);
         CHECK(rig.ctl_json("h1", {"storage", "iso", "list"}).dump().find("fwd.iso") == std::string::npos);
+    }
+
+    // A container's console on h2, opened through h1: the upgrade is forwarded and the bytes
+    // are relayed both ways.
+    {
+        auto tmpl = rig.ctl("h2", {"ct", "template", "build", "busybox"}, 180s);
+        INFO(tmpl.describe());
+        REQUIRE(tmpl.exit_code == 0);
+        auto made_ct = rig.ctl("h2", {"ct", "create", "con1", "--template", "busybox", "--memory", "128M", "--rootfs",
+                                      "pool=local"});
+        INFO(made_ct.describe());
+        REQUIRE(made_ct.exit_code == 0);
+        REQUIRE(rig.ctl("h2", {"ct", "start", "con1"}).exit_code == 0);
+        std::string first;
+        CHECK(wait_until([&] { return console_roundtrip(rig["h1"].socket, "con1", &first); }, 30s));
+        CHECK(first == "HTTP/1.1 101 Switching Protocols");
+        rig.ctl("h2", {"ct", "stop", "con1"});
     }
 
     // --- the same name on two hosts at once: exactly one wins ------------------------------
