@@ -247,6 +247,21 @@ void Cluster::connect_store() {
     store_ = std::move(s);
 }
 
+// The managed member of this host: its files under <state_dir>/cluster, the configured ports.
+EtcdMemberConfig Cluster::member_config(const std::string& address, const TlsIdentity& tls) const {
+    EtcdMemberConfig ec;
+    ec.binary = o_.etcd_binary;
+    ec.name = o_.node_name;
+    ec.data_dir = dir() + "/etcd";
+    ec.log_file = dir() + "/etcd.log";
+    ec.tls_dir = dir() + "/etcd-tls";
+    ec.address = address;
+    ec.client_port = o_.etcd_client_port;
+    ec.peer_port = o_.etcd_peer_port;
+    ec.tls = tls;
+    return ec;
+}
+
 void Cluster::start() {
     util::guarded("cluster start", [&] {
         load_state();
@@ -267,16 +282,8 @@ void Cluster::start() {
             EtcdMemberConfig ec;
             {
                 std::lock_guard lk(mu_);
-                ec.address = m_->address;
-                ec.tls = *id_;
+                ec = member_config(m_->address, *id_);
             }
-            ec.binary = o_.etcd_binary;
-            ec.name = o_.node_name;
-            ec.data_dir = dir() + "/etcd";
-            ec.log_file = dir() + "/etcd.log";
-            ec.tls_dir = dir() + "/etcd-tls";
-            ec.client_port = o_.etcd_client_port;
-            ec.peer_port = o_.etcd_peer_port;
             // The data dir holds the membership; etcd ignores the initial flags then.
             ec.existing = true;
             ec.initial_cluster = o_.node_name + "=" + peer_url(ec.address, ec.peer_port);
@@ -718,18 +725,9 @@ api::ClusterStatus Cluster::create(const api::ClusterCreate& c) {
     Membership m{c.name, c.address, o_.endpoints.empty(), o_.endpoints};
     if (o_.endpoints.empty()) {
         m.endpoints = {peer_url(c.address, o_.etcd_client_port)};
-        EtcdMemberConfig ec;
-        ec.binary = o_.etcd_binary;
-        ec.name = o_.node_name;
-        ec.data_dir = dir() + "/etcd";
-        ec.log_file = dir() + "/etcd.log";
-        ec.tls_dir = dir() + "/etcd-tls";
-        ec.address = c.address;
-        ec.client_port = o_.etcd_client_port;
-        ec.peer_port = o_.etcd_peer_port;
+        EtcdMemberConfig ec = member_config(c.address, id);
         ec.existing = false;
         ec.cluster_token = "hv-" + c.name + "-" + random_id();
-        ec.tls = id;
         auto p = std::make_unique<EtcdProcess>(ec);
         p->start();
         if (!p->wait_healthy(std::chrono::seconds(30)))
@@ -960,18 +958,9 @@ api::ClusterStatus Cluster::join(const api::JoinRequest& r) {
     if (answer->voter) {
         // Its own member last: it is a learner until promoted, and learners refuse requests.
         m.endpoints.push_back(peer_url(rq.address, o_.etcd_client_port));
-        EtcdMemberConfig ec;
-        ec.binary = o_.etcd_binary;
-        ec.name = o_.node_name;
-        ec.data_dir = dir() + "/etcd";
-        ec.log_file = dir() + "/etcd.log";
-        ec.tls_dir = dir() + "/etcd-tls";
-        ec.address = rq.address;
-        ec.client_port = o_.etcd_client_port;
-        ec.peer_port = o_.etcd_peer_port;
+        EtcdMemberConfig ec = member_config(rq.address, id);
         ec.initial_cluster = answer->initial_cluster;
         ec.existing = true;
-        ec.tls = id;
         auto p = std::make_unique<EtcdProcess>(ec);
         p->start();  // healthy only once promoted (below): a learner serves no requests
         std::lock_guard lk(mu_);

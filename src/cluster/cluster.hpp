@@ -36,6 +36,7 @@ namespace hv::cluster {
 
 class EtcdProcess;
 class HttpsClient;
+struct EtcdMemberConfig;
 
 struct ClusterOptions {
     std::string state_dir;   // <hvd state_dir>/cluster: cluster.json, certificates, etcd/
@@ -151,6 +152,7 @@ private:
     };
 
     api::JoinAnswer accept_join_(const std::string& token_id, const api::JoinOffer& offer);
+    EtcdMemberConfig member_config(const std::string& address, const TlsIdentity& tls) const;
     void load_state();
     void save_state();
     void connect_store();
