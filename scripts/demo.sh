@@ -3,6 +3,11 @@
 #   ./scripts/demo.sh               install packages, build, start libvirtd + hvd, create and
 #                                   start the VM demo01, list VMs
 #   ./scripts/demo.sh stop          stop what the demo started
+#   ./scripts/demo.sh cluster       the same build, then a 3-host cluster on this machine
+#                                   (scripts/cluster-rig.sh under build/demo/rig), created
+#                                   and joined with hvctl; a VM placed on h2 from h1 and
+#                                   started from h3; the cluster's status and VM list
+#   ./scripts/demo.sh cluster stop  the rig stopped and removed
 #
 # Where libvirtd comes from:
 # - systemd is PID 1: the host's libvirtd/virtlogd (`systemctl start libvirtd virtlogd`), and
@@ -35,6 +40,13 @@ hvd_alive() {
   [ -s "$DEMO/hvd.pid" ] && kill -0 "$(cat "$DEMO/hvd.pid")" 2>/dev/null
 }
 
+RIG_DIR=$DEMO/rig
+if [ "${1:-}" = "cluster" ] && [ "${2:-}" = "stop" ]; then
+  HVD=$HVD HVCTL=$HVCTL ./scripts/cluster-rig.sh down "$RIG_DIR"
+  echo "the demo cluster is stopped and removed"
+  exit 0
+fi
+
 if [ "${1:-}" = "stop" ]; then
   if hvd_alive; then
     pid=$(cat "$DEMO/hvd.pid")
@@ -66,6 +78,41 @@ cmake -G Ninja -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target hvd hvctl
 
 mkdir -p "$DEMO"
+if [ "${1:-}" = "cluster" ]; then
+  rctl() {
+    local h=$1
+    shift
+    echo "[$h] \$ hvctl $*"
+    "$HVCTL" --socket "$RIG_DIR/$h/hvd.sock" "$@"
+  }
+  say "Three hosts on this machine: scripts/cluster-rig.sh up 3 $RIG_DIR"
+  HVD=$HVD HVCTL=$HVCTL ./scripts/cluster-rig.sh down "$RIG_DIR" >/dev/null 2>&1 || true
+  mkdir -p "$RIG_DIR"
+  chmod 0711 "$DEMO" "$RIG_DIR"
+  HVD=$HVD HVCTL=$HVCTL ./scripts/cluster-rig.sh up 3 "$RIG_DIR"
+  say "Creating the cluster on h1 and joining h2 and h3"
+  rctl h1 cluster create demo --address 10.77.0.11
+  for h in h2 h3; do
+    token=$("$HVCTL" --socket "$RIG_DIR/h1/hvd.sock" -o json cluster token | sed -n 's/^ *"token": "\(.*\)",*$/\1/p')
+    rctl "$h" cluster join 10.77.0.11 --token "$token"
+  done
+  say "A VM placed on h2 from h1, started from h3"
+  rctl h1 vm create web01 --host h2 --cpus 1 --memory 128M
+  rctl h3 vm start web01
+  rctl h1 vm list
+  rctl h3 cluster status
+  rctl h2 host list
+  cat <<EOT
+
+A 3-host hv cluster runs on this machine (each host in its own network namespace).
+  hvctl:      $HVCTL --socket $RIG_DIR/h1/hvd.sock ...   (h2, h3: their own sockets)
+  logs:       $RIG_DIR/hI/hvd.log
+  try:        a host's death: ./scripts/cluster-rig.sh kill $RIG_DIR h2; then cluster status
+  stop it:    ./scripts/demo.sh cluster stop
+EOT
+  exit 0
+fi
+
 HVD_ARGS=(--foreground)
 if [ "$MODE" = system ]; then
   say "Starting the host's libvirtd and virtlogd (systemd)"

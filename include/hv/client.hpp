@@ -122,7 +122,7 @@ public:
     // Containers (libvirt LXC); same task and state shapes as VMs.
     std::vector<api::CtInfo> list_cts();
     api::CtInfo get_ct(const std::string& name);
-    api::TaskInfo create_ct(const api::CtSpec& spec);                       // 202 -> task
+    api::TaskInfo create_ct(const api::CtSpec& spec, const std::string& host = {});                     // 202 -> task
     api::CtInfo update_ct(const std::string& name, const api::CtPatch& p);  // PATCH
     api::TaskInfo delete_ct(const std::string& name);                       // 202 -> task
     api::CtInfo ct_action(const std::string& name, const std::string& action);  // start|stop|reboot

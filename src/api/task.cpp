@@ -69,13 +69,16 @@ TaskInfo task_info_from_json(const json& j) {
 }
 
 void to_json(json& j, const Event& v) {
-    j = json{{"seq", v.seq}, {"time", v.time}, {"type", v.type}, {"target", v.target}, {"data", v.data}};
+    j = json{{"id", v.id}, {"seq", v.seq}, {"time", v.time}, {"type", v.type}, {"target", v.target}, {"data", v.data}};
+    if (!v.host.empty()) j["host"] = v.host;
     if (!v.request_id.empty()) j["request_id"] = v.request_id;
 }
 
 Event event_from_json(const json& j) {
     Event e;
     e.seq = j.value("seq", std::uint64_t{0});
+    e.id = j.value("id", "");
+    e.host = j.value("host", "");
     e.time = j.value("time", std::int64_t{0});
     e.type = j.value("type", "");
     e.target = j.value("target", "");

@@ -19,7 +19,7 @@ namespace {
 
 void add_create(CLI::App& ct, Context& ctx) {
     struct Opts {
-        std::string name, tmpl, memory = "512M", rootfs, description;
+        std::string name, tmpl, memory = "512M", rootfs, description, host;
         int cpus = 1;
         std::vector<std::string> nets, tags;
         bool privileged = false, unprivileged = false, start = false, async = false;
@@ -41,6 +41,7 @@ void add_create(CLI::App& ct, Context& ctx) {
     priv->excludes(unpriv);
     cmd->add_option("--description", o->description, "Free text");
     cmd->add_option("--tag", o->tags, "Tag (repeatable)")->allow_extra_args(false);
+    cmd->add_option("--host", o->host, "Cluster member that gets the container (default: the host asked)");
     auto* start = cmd->add_flag("--start", o->start, "Start the container once it is created");
     auto* async = cmd->add_flag("--async", o->async, "Do not wait: print the task and exit");
     start->excludes(async);
@@ -59,6 +60,11 @@ void add_create(CLI::App& ct, Context& ctx) {
         std::string local;
         if (s.tmpl.rfind("./", 0) == 0 || s.tmpl.rfind("../", 0) == 0) {
             local = s.tmpl;
+            if (!o->host.empty())
+                fail(Errc::invalid_input,
+                     "a local template file is uploaded to the host asked, not to --host {}: upload it there first "
+                     "(hvctl ct template upload, on {}), then name it with --template",
+                     o->host, o->host);
             s.tmpl = s.rootfs.pool + ":vztmpl/" + std::filesystem::path(local).filename().string();
         }
         api::validate(s);
@@ -72,7 +78,7 @@ void add_create(CLI::App& ct, Context& ctx) {
             auto up = c.upload_template(s.rootfs.pool, name, local, "", false);
             if (!g.json()) print_line(fmt::format("uploaded template {}:vztmpl/{} ({})", up.pool, up.name, api::format_size(up.size)));
         }
-        return finish_create(g, c, GuestType::ct, c.create_ct(s), s.name, o->async, o->start);
+        return finish_create(g, c, GuestType::ct, c.create_ct(s, o->host), s.name, o->async, o->start);
     });
 }
 

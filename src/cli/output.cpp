@@ -193,10 +193,16 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
 void print_ct_list(const Globals& g, const std::vector<api::CtInfo>& cts) {
     if (g.json()) return print_json(json(cts));
     std::vector<Row> rows;
-    for (const auto& c : cts)
-        rows.push_back({c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
-                        c.spec.unprivileged ? "yes" : "no"});
-    print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
+    // The HOST column of a cluster, as in print_vm_list.
+    bool cluster = std::any_of(cts.begin(), cts.end(), [](const api::CtInfo& c) { return !c.host.empty(); });
+    for (const auto& c : cts) {
+        Row r{c.spec.name, api::to_string(c.state), std::to_string(c.spec.cpus), api::format_size(c.spec.memory),
+              c.spec.unprivileged ? "yes" : "no"};
+        if (cluster) r.insert(r.begin() + 1, c.host + (c.stale ? " (stale)" : ""));
+        rows.push_back(std::move(r));
+    }
+    if (cluster) print_table(g, {"NAME", "HOST", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
+    else print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "UNPRIVILEGED"}, rows);
 }
 
 void print_ct(const Globals& g, const api::CtInfo& c) {

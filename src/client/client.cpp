@@ -643,8 +643,8 @@ api::CtInfo Client::get_ct(const std::string& name) {
     auto r = request("GET", "/v1/cts/" + escape_segment(name));
     return decode("container info", [&] { return api::ct_info_from_json(r.body); });
 }
-api::TaskInfo Client::create_ct(const api::CtSpec& spec) {
-    auto r = request("POST", "/v1/cts", json(spec));
+api::TaskInfo Client::create_ct(const api::CtSpec& spec, const std::string& host) {
+    auto r = request("POST", host.empty() ? std::string("/v1/cts") : "/v1/cts?host=" + escape_segment(host), json(spec));
     return decode("task", [&] { return api::task_info_from_json(r.body); });
 }
 api::CtInfo Client::update_ct(const std::string& name, const api::CtPatch& p) {

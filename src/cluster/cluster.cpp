@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "etcd_process.hpp"
@@ -330,6 +331,24 @@ void Cluster::start_loops() {
     }
     lease_thread_ = std::thread([this] { util::guarded("cluster lease loop", [this] { lease_loop(); }); });
     publish_thread_ = std::thread([this] { util::guarded("cluster publisher", [this] { publish_loop(); }); });
+    facts_thread_ = std::thread([this] { util::guarded("cluster host facts", [this] { facts_loop(); }); });
+}
+
+// The host's facts (capacity, clock offset: chronyc may take a while) are read here, every
+// 10 s, never on the lease thread: a slow reading must not delay the keepalive. Each new
+// reading goes into the alive key at the next beat.
+void Cluster::facts_loop() {
+    while (running_) {
+        HostFacts f;
+        bool ok = false;
+        if (hooks_.facts) ok = util::guarded("host facts", [&] { f = hooks_.facts(); });
+        std::unique_lock lk(mu_);
+        if (ok) {
+            facts_ = f;
+            facts_new_ = true;
+        }
+        cv_.wait_for(lk, o_.facts_period, [this] { return !running_; });
+    }
 }
 
 void Cluster::stop_loops() {
@@ -337,6 +356,7 @@ void Cluster::stop_loops() {
     cv_.notify_all();
     if (lease_thread_.joinable()) lease_thread_.join();
     if (publish_thread_.joinable()) publish_thread_.join();
+    if (facts_thread_.joinable()) facts_thread_.join();
     std::unique_ptr<Watch> w;
     {
         std::lock_guard lk(mu_);
@@ -347,7 +367,11 @@ void Cluster::stop_loops() {
 
 json Cluster::alive_doc() {
     HostFacts f;
-    if (hooks_.facts) util::guarded("host facts", [&] { f = hooks_.facts(); });
+    {
+        std::lock_guard lk(mu_);
+        f = facts_;
+        facts_new_ = false;
+    }
     json j{{"since", since_},
            {"cpus", f.cpus},
            {"memory_total", f.memory_total},
@@ -375,7 +399,12 @@ void Cluster::lease_loop() {
                 spdlog::info("cluster: online as {} (lease {:x}, ttl {} s)", o_.node_name, lease_, o_.lease_ttl.count());
             } else {
                 s.keepalive(lease_);
-                if (++beat % 10 == 0) s.put(kAlive + o_.node_name, alive_doc().dump(), lease_);
+                bool fresh;
+                {
+                    std::lock_guard lk(mu_);
+                    fresh = facts_new_;
+                }
+                if (fresh || ++beat % 10 == 0) s.put(kAlive + o_.node_name, alive_doc().dump(), lease_);
             }
             last_error.clear();
         } catch (const Error& e) {
@@ -414,6 +443,7 @@ void Cluster::relist_and_watch() {
         members_.clear();
         alive_.clear();
         guests_.clear();
+        ++view_gen_;
         for (const auto& kv : all.kvs) apply(kv.key, kv.value, kv.mod_revision, false);
         for (const auto& n : alive_before)
             if (!alive_.count(n)) offline_since_[n] = now_s();
@@ -447,12 +477,42 @@ void Cluster::on_events(const std::vector<WatchEvent>& evs) {
         }
     }
     cv_.notify_all();
+    if (membership) follow_voters();
     if (membership && hooks_.changed) util::guarded("cluster change hook", [&] { hooks_.changed(); });
+}
+
+// A managed cluster's store endpoints are its voters' client URLs, as the member records
+// say now: a host that joined early (or created the cluster) learns of the voters that came
+// after it, so it fails over to them when its own member is down. Kept in cluster.json for
+// the next start. External etcd: the configured endpoints, never changed.
+void Cluster::follow_voters() {
+    util::guarded("following the store's voters", [&] {
+        std::vector<std::string> urls;
+        std::shared_ptr<Store> st;
+        {
+            std::lock_guard lk(mu_);
+            if (!m_ || test_mode_ || !o_.endpoints.empty()) return;
+            for (const auto& [n, m] : members_)
+                if (flag(m, "voter") && !str(m, "address").empty())
+                    urls.push_back(peer_url(str(m, "address"), o_.etcd_client_port));
+            // The record of a voter may lag its promotion (or be gone for a moment): only a
+            // list that still holds this host's own member (when it is a voter) replaces the old.
+            if (urls.empty() || urls == m_->endpoints) return;
+            if (m_->voter && std::find(urls.begin(), urls.end(), peer_url(m_->address, o_.etcd_client_port)) == urls.end())
+                return;
+            spdlog::info("cluster: store endpoints now {}", fmt::join(urls, ", "));
+            m_->endpoints = urls;
+            st = store_;
+        }
+        save_state();
+        if (auto* etcd = dynamic_cast<EtcdStore*>(st.get())) etcd->set_endpoints(urls);
+    });
 }
 
 // Under mu_.
 void Cluster::apply(const std::string& key, const std::string& value, std::int64_t rev, bool deleted) {
     auto tail = [&](const char* prefix) { return key.substr(std::string(prefix).size()); };
+    ++view_gen_;
     if (key.rfind(kMembers, 0) == 0) {
         auto n = tail(kMembers);
         if (deleted) {
@@ -678,6 +738,26 @@ std::vector<GuestRecord> Cluster::records() const {
     std::vector<GuestRecord> out;
     for (const auto& [n, r] : guests_) out.push_back(r);
     return out;
+}
+
+std::shared_ptr<const json> Cluster::others(const std::string& kind) const {
+    const std::int64_t now = now_s();
+    std::lock_guard lk(mu_);
+    auto& c = others_[kind];
+    if (c.list && c.gen == view_gen_ && c.second == now) return c.list;
+    auto out = std::make_shared<json>(json::array());
+    for (const auto& [n, r] : guests_) {
+        if (r.owner == o_.node_name || r.kind != kind || !r.info.is_object() || r.info.empty()) continue;
+        json info = r.info;
+        info["host"] = r.owner;
+        if (!alive_.count(r.owner)) info["stale"] = true;
+        // Uptime as of now, not as of the record (the owner computes it the same way).
+        if (auto sa = info.find("started_at"); sa != info.end() && sa->is_number_integer() && sa->get<std::int64_t>() > 0)
+            info["uptime"] = std::max<std::int64_t>(0, now - sa->get<std::int64_t>());
+        out->push_back(std::move(info));
+    }
+    c = OthersCache{view_gen_, now, out};
+    return c.list;
 }
 
 std::vector<std::string> Cluster::member_names() const {
@@ -1063,6 +1143,7 @@ void Cluster::leave() {
         members_.clear();
         alive_.clear();
         guests_.clear();
+        ++view_gen_;
         claims_.clear();
         dirty_.clear();
         offline_since_.clear();

@@ -49,6 +49,7 @@ struct ClusterOptions {
     int voters = 3;          // etcd voting members (3 or 5); later hosts are clients
     std::chrono::seconds lease_ttl{5};
     int clock_warn_ms = 500;
+    std::chrono::milliseconds facts_period{10000};  // how often the host facts are read (capacity, clock)
     std::chrono::milliseconds store_timeout{3000};
     std::string version = "0";
 };
@@ -134,6 +135,11 @@ public:
     std::optional<std::pair<std::string, int>> address_of(const std::string& node) const;
     bool online(const std::string& node) const;
     std::vector<GuestRecord> records() const;
+    // GET /v1/{vms,cts} in a cluster: the wire objects of the guests of `kind` on the other
+    // hosts, each with "host", "stale" while that host is offline and "uptime" as of now. Built
+    // once per change of the directory or of the members online (and per second, for uptime),
+    // under one lock; every list until then shares it.
+    std::shared_ptr<const nlohmann::json> others(const std::string& kind) const;
     std::vector<std::string> member_names() const;
 
     // Tests: run on this store instead of etcd, as node `node` at `address`, already a
@@ -159,9 +165,11 @@ private:
     void start_loops();
     void stop_loops();
     void lease_loop();
+    void facts_loop();
     void publish_loop();
     void relist_and_watch();
     void on_events(const std::vector<WatchEvent>& evs);
+    void follow_voters();
     void apply(const std::string& key, const std::string& value, std::int64_t mod_revision, bool deleted);
     bool publish_one(const std::string& name);
     void publish_all();
@@ -186,6 +194,13 @@ private:
     std::map<std::string, nlohmann::json> alive_;        // node -> alive doc
     std::map<std::string, std::int64_t> offline_since_;  // node -> unix seconds seen gone
     std::map<std::string, GuestRecord> guests_;          // name -> record
+    std::uint64_t view_gen_ = 0;                          // guests_ or alive_ changed
+    struct OthersCache {
+        std::uint64_t gen = 0;
+        std::int64_t second = 0;
+        std::shared_ptr<const nlohmann::json> list;
+    };
+    mutable std::map<std::string, OthersCache> others_;  // kind -> the last list built
     std::set<std::string> claims_;                       // names this host is creating
     std::set<std::string> dirty_;                        // names to publish
     bool all_dirty_ = true;
@@ -197,6 +212,9 @@ private:
     std::condition_variable cv_;
     std::thread lease_thread_;
     std::thread publish_thread_;
+    std::thread facts_thread_;
+    HostFacts facts_;        // the last reading (facts_loop)
+    bool facts_new_ = false;  // not yet in the alive key
 };
 
 }  // namespace hv::cluster

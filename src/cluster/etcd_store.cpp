@@ -27,8 +27,18 @@ struct Endpoint {
 
 struct Answer {
     json body;
-    std::size_t endpoint = 0;
+    std::string endpoint;  // the one that answered
 };
+
+std::vector<Endpoint> parse_endpoints(const std::vector<std::string>& urls) {
+    std::vector<Endpoint> out;
+    for (const auto& e : urls) {
+        auto [host, port] = split_host_port(e, 2379);
+        out.push_back(Endpoint{host, port});
+    }
+    if (out.empty()) fail(Errc::invalid_input, "etcd: no endpoints");
+    return out;
+}
 
 struct WatchState;
 
@@ -38,23 +48,27 @@ struct Gateway {
     std::mutex watches_m;
     std::vector<std::weak_ptr<WatchState>> watches;
 
-    std::vector<Endpoint> endpoints;
     HttpsClient client;
     // The endpoint that answered last: tried first.
     std::atomic<std::size_t> preferred{0};
 
-    explicit Gateway(const EtcdOptions& o) : client(o.tls, o.timeout) {
-        for (const auto& e : o.endpoints) {
-            auto [host, port] = split_host_port(e, 2379);
-            endpoints.push_back(Endpoint{host, port});
-        }
-        if (endpoints.empty()) fail(Errc::invalid_input, "etcd: no endpoints");
+    explicit Gateway(const EtcdOptions& o) : client(o.tls, o.timeout), endpoints_(parse_endpoints(o.endpoints)) {}
+
+    // A copy: set_endpoints may replace the list while a request or a watch runs.
+    std::vector<Endpoint> endpoints() const {
+        std::lock_guard lk(ep_m_);
+        return endpoints_;
+    }
+    void set_endpoints(std::vector<Endpoint> eps) {
+        std::lock_guard lk(ep_m_);
+        endpoints_ = std::move(eps);
     }
 
     // POST `path` to the endpoints in turn. `retriable`: the request may run twice (a read, or
     // an idempotent keepalive), so it may go to the next endpoint even when it may have reached
     // one; otherwise only a request that surely did not reach an endpoint is sent elsewhere.
     Answer call(const char* path, const std::string& body, bool retriable) {
+        const auto endpoints = this->endpoints();
         const std::size_t n = endpoints.size();
         const std::size_t start = preferred.load() % n;
         std::vector<std::string> errors;
@@ -81,7 +95,7 @@ struct Gateway {
             try {
                 auto j = ej::parse_answer(resp.body, resp.status);
                 preferred.store(idx);
-                return Answer{std::move(j), idx};
+                return Answer{std::move(j), ep.name()};
             } catch (const Error& e) {
                 // A member without a leader (or too slow) answered: a read may ask another.
                 if (e.code() == Errc::unavailable && retriable && i + 1 < n) {
@@ -97,6 +111,10 @@ struct Gateway {
         if (all_timeouts) fail(Errc::timeout, "etcd: no endpoint answered {} in time: {}", path, all);
         fail(Errc::unavailable, "etcd: no endpoint answered {}: {}", path, all);
     }
+
+private:
+    mutable std::mutex ep_m_;
+    std::vector<Endpoint> endpoints_;
 };
 
 }  // namespace
@@ -106,6 +124,8 @@ struct EtcdStore::Impl : Gateway {
 };
 
 EtcdStore::EtcdStore(EtcdOptions o) : impl_(std::make_shared<Impl>(o)) {}
+
+void EtcdStore::set_endpoints(const std::vector<std::string>& urls) { impl_->set_endpoints(parse_endpoints(urls)); }
 
 
 std::optional<KeyValue> EtcdStore::get(const std::string& key) {
@@ -170,7 +190,7 @@ void EtcdStore::member_promote(std::uint64_t id) {
 StoreStatus EtcdStore::status() {
     auto a = impl_->call(ej::kStatus, ej::empty_request(), true);
     auto s = ej::parse_status(a.body);
-    s.endpoint = impl_->endpoints[a.endpoint].name();
+    s.endpoint = a.endpoint;
     return s;
 }
 
@@ -242,10 +262,12 @@ bool handle_line(WatchState& s, const std::string& line, bool& confirmed) {
 
 void watch_loop(WatchState& s) {
     auto& impl = *s.store;
-    std::size_t ep = impl.preferred.load() % impl.endpoints.size();
+    std::size_t ep = impl.preferred.load();
     auto backoff = std::chrono::milliseconds(100);
     while (!s.stop.load()) {
-        const Endpoint& e = impl.endpoints[ep];
+        const auto endpoints = impl.endpoints();
+        ep %= endpoints.size();
+        const Endpoint& e = endpoints[ep];
         bool ended = false;
         bool confirmed = false;
         try {
@@ -281,7 +303,7 @@ void watch_loop(WatchState& s) {
         }
         if (ended || s.stop.load()) return;
         if (confirmed) backoff = std::chrono::milliseconds(100);
-        ep = (ep + 1) % impl.endpoints.size();
+        ep = ep + 1;
         auto until = std::chrono::steady_clock::now() + backoff;
         while (!s.stop.load() && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -45,6 +45,10 @@ public:
     void member_promote(std::uint64_t id) override;
     StoreStatus status() override;
 
+    // Replaces the endpoints (the voters changed); requests and watches running keep theirs
+    // until they end.
+    void set_endpoints(const std::vector<std::string>& urls);
+
     // Compacts the history up to `revision` (tests of the watch's compaction path).
     void compact(std::int64_t revision);
 

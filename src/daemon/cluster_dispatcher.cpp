@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 #include "tls_relay.hpp"
 #include "hv/api/guest.hpp"
 #include "hv/error.hpp"
+#include "hv/util/guard.hpp"
 
 namespace hv::daemon {
 using nlohmann::json;
@@ -192,17 +194,18 @@ Response ClusterDispatcher::forward_stream(const std::string& node, const Reques
     return error_from(status, headers, read_body(conn, headers, rest));
 }
 
-Takeover ClusterDispatcher::forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const {
-    auto [host, port] = reachable(node, req);
-    auto id = c_.identity();
-    if (!id) fail(Errc::unavailable, "this host has no cluster certificate");
-    auto conn = std::make_shared<cluster::TlsConnection>(*id, host, port, std::chrono::seconds(30));
-    conn->write_all(request_head(req, c_.node(), host, {"Connection: Upgrade", "Upgrade: " + protocol}));
-    std::string rest;
-    auto head = conn->read_header(rest);
+namespace {
+// Sends the request head to `node` and reads the answer's head: `want` or the refusal thrown.
+// `rest`: what came after the head.
+std::shared_ptr<cluster::TlsConnection> open_relay(const cluster::TlsIdentity& id, const std::string& host, int port,
+                                                   const std::string& request, int want, std::string& head,
+                                                   std::string& rest) {
+    auto conn = std::make_shared<cluster::TlsConnection>(id, host, port, std::chrono::seconds(30));
+    conn->write_all(request);
+    head = conn->read_header(rest);
     std::map<std::string, std::string> headers;
     int status = parse_head(head, headers);
-    if (status != 101) {
+    if (status != want) {
         auto body = json::parse(read_body(*conn, headers, rest), nullptr, false);
         std::string msg = body.is_object() && body.contains("error") && body["error"].is_object()
                               ? body["error"].value("message", "")
@@ -212,18 +215,54 @@ Takeover ClusterDispatcher::forward_upgrade(const std::string& node, const Reque
                         : errc_from_http_status(status);
         fail(code, "{}", msg);
     }
-    return [conn, rest](int fd, std::string pending) {
-        // What each side sent ahead goes first, then the bytes flow both ways unchanged.
-        std::size_t off = 0;
-        while (off < rest.size()) {
-            auto n = ::write(fd, rest.data() + off, rest.size() - off);
-            if (n <= 0) break;
-            off += static_cast<std::size_t>(n);
-        }
-        if (!pending.empty()) conn->write_all(pending);
-        conn->relay(fd);
-        ::close(fd);
+    return conn;
+}
+
+void write_fd(int fd, const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+        auto n = ::write(fd, s.data() + off, s.size() - off);
+        if (n <= 0) break;
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+// The client's socket and the owner's connection, relayed both ways until either side closes,
+// on a thread of its own (a takeover runs on the I/O thread, which must not wait for it).
+// `ahead`: the owner's bytes that came with its head; `pending`: the client's.
+Takeover relay_takeover(std::shared_ptr<cluster::TlsConnection> conn, std::string ahead) {
+    return [conn = std::move(conn), ahead = std::move(ahead)](int fd, std::string pending) {
+        std::thread([conn, ahead, fd, pending = std::move(pending)] {
+            util::guarded("relaying a forwarded connection", [&] {
+                write_fd(fd, ahead);
+                if (!pending.empty()) conn->write_all(pending);
+                conn->relay(fd);
+            });
+            ::close(fd);
+        }).detach();
     };
+}
+}  // namespace
+
+Takeover ClusterDispatcher::forward_events(const std::string& node, const Request& req) const {
+    auto [host, port] = reachable(node, req);
+    auto id = c_.identity();
+    if (!id) fail(Errc::unavailable, "this host has no cluster certificate");
+    std::string head, rest;
+    auto conn = open_relay(*id, host, port, request_head(req, c_.node(), host, {}), 200, head, rest);
+    // The owner's head and chunks go to the client unchanged.
+    return relay_takeover(std::move(conn), head + rest);
+}
+
+Takeover ClusterDispatcher::forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const {
+    auto [host, port] = reachable(node, req);
+    auto id = c_.identity();
+    if (!id) fail(Errc::unavailable, "this host has no cluster certificate");
+    std::string head, rest;
+    auto conn = open_relay(*id, host, port, request_head(req, c_.node(), host, {"Connection: Upgrade", "Upgrade: " + protocol}),
+                           101, head, rest);
+    // This host writes the 101 itself; what the owner sent after its own goes first.
+    return relay_takeover(std::move(conn), rest);
 }
 
 Response ClusterDispatcher::forward(const std::string& node, const Request& req) const {
@@ -274,20 +313,8 @@ void ClusterDirectory::end_claim(const std::string& name) { c_.end_claim(name); 
 std::string ClusterDirectory::self() const { return c_.member() ? c_.node() : std::string(); }
 
 json ClusterDirectory::others(guest::GuestKind kind) const {
-    json out = json::array();
-    if (!c_.member()) return out;
-    const std::string k(api::kind_name(kind)), self = c_.node();
-    for (const auto& r : c_.records()) {
-        if (r.owner == self || r.kind != k || !r.info.is_object() || r.info.empty()) continue;
-        json info = r.info;
-        info["host"] = r.owner;
-        if (!c_.online(r.owner)) info["stale"] = true;
-        // Uptime as of now, not as of the record (the owner computes it the same way).
-        if (auto sa = info.find("started_at"); sa != info.end() && sa->is_number_integer() && sa->get<std::int64_t>() > 0)
-            info["uptime"] = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::time(nullptr)) - sa->get<std::int64_t>());
-        out.push_back(std::move(info));
-    }
-    return out;
+    if (!c_.member()) return json::array();
+    return *c_.others(std::string(api::kind_name(kind)));
 }
 
 }  // namespace hv::daemon

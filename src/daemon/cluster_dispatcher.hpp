@@ -30,6 +30,7 @@ public:
     // HTTPS with the host certificate; the owner's answer unchanged. An offline owner: GET of
     // one of its guests answers the directory's last known record (stale), the rest 503.
     Response forward(const std::string& node, const Request& req) const override;
+    Takeover forward_events(const std::string& node, const Request& req) const override;
     Takeover forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const override;
 
 private:

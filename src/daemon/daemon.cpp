@@ -277,6 +277,7 @@ int run(const Config& cfg) {
         util::guarded("following the cluster membership", [&] {
             auto id = cluster.identity();
             tasks.set_node(id ? cluster.node() : std::string());
+            bus.set_host(id ? cluster.node() : std::string());
             if (!id) {
                 tls.reset();
                 tls_cert.clear();

@@ -28,6 +28,12 @@ void EventBus::unsubscribe(std::uint64_t id) {
     subs_.erase(id);
 }
 
+void EventBus::set_host(const std::string& host) {
+    std::lock_guard lk(mu_);
+    host_text_ = host.empty() ? std::string() : ",\"host\":" + util::dump_json(host);
+    id_suffix_ = host.empty() ? std::string() : "@" + host;
+}
+
 void EventBus::publish(const std::string& type, const std::string& target, const nlohmann::json& data) noexcept {
     util::guarded("event publish", [&] {
         // The costly part (the data) is rendered outside the lock; seq and time are taken
@@ -40,9 +46,11 @@ void EventBus::publish(const std::string& type, const std::string& target, const
         std::string rid_text = rid.empty() ? std::string() : ",\"request_id\":" + util::dump_json(rid);
         std::lock_guard lk(mu_);
         auto seq = ++seq_;
-        auto line = std::make_shared<const std::string>(fmt::format(R"({{"data":{}{},"seq":{},"target":{},"time":{},"type":{}}})"
-                                                                    "\n",
-                                                                    data_text, rid_text, seq, target_text, now_ms(), type_text));
+        // id "e-42@h2" needs no escaping: the host name is a validated node name.
+        auto line = std::make_shared<const std::string>(
+            fmt::format(R"({{"data":{}{},"id":"e-{}{}"{},"seq":{},"target":{},"time":{},"type":{}}})"
+                        "\n",
+                        data_text, host_text_, seq, id_suffix_, rid_text, seq, target_text, now_ms(), type_text));
         for (auto& sub : subs_) util::guarded("event subscriber", [&] { sub.second(line); });
     });
 }

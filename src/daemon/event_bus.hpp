@@ -26,11 +26,16 @@ public:
     void unsubscribe(std::uint64_t id);
     void publish(const std::string& type, const std::string& target, const nlohmann::json& data) noexcept;
     std::uint64_t published() const { return seq_; }
+    // In a cluster: every later event carries "host" and an id "e-<seq>@<host>" (unique in
+    // the cluster); "" outside one.
+    void set_host(const std::string& host);
 
 private:
     std::mutex mu_;
     std::map<std::uint64_t, Handler> subs_;
     std::uint64_t next_id_ = 1;
+    std::string host_text_;  // ",\"host\":\"h2\"" or ""
+    std::string id_suffix_;  // "@h2" or ""
     std::atomic<std::uint64_t> seq_{0};
 };
 

@@ -326,7 +326,8 @@ private:
             if (!(req.method == "GET" && req.path == "/v1/events")) matched_ = &router_.match(req);
             if (dispatcher_) {
                 dispatcher_->admit(req);
-                if (matched_) forward_to_ = dispatcher_->owner(req);
+                // The event stream has no route: only ?host= sends it elsewhere.
+                if (matched_ || req.path == "/v1/events") forward_to_ = dispatcher_->owner(req);
                 // ?host= chose where the request runs; the route itself never sees it.
                 req.query.erase("host");
             }
@@ -368,6 +369,7 @@ private:
                 return write(error_response(Errc::invalid_input, "the event stream needs HTTP/1.1 (chunked encoding)"), version_);
             return start_stream();
         }
+        if (req.method == "GET" && req.path == "/v1/events") return start_forwarded_events(std::move(req));
         const Router::Route* route = matched_;
         if (route->upgrade) return start_upgrade(*route, std::move(req), std::string(msg[http::field::upgrade]));
         if (route->fast && !forward_to_) return write(dispatch(*route, req), version_);
@@ -579,6 +581,35 @@ private:
                                       if (fd < 0) return;
                                       util::guarded("upgraded connection", [&] { takeover(fd, std::move(pending)); });
                                   });
+            });
+        });
+    }
+
+    // GET /v1/events?host=<another member>: that member's stream, relayed unchanged.
+    void start_forwarded_events(Request req) {
+        idle_.cancel();
+        asio::post(pool_, [self = shared_from_this(), node = *forward_to_, req = std::move(req)]() mutable {
+            Takeover takeover;
+            std::optional<Response> refused;
+            util::LogScope scope({{"REQUEST_ID", req.request_id}});
+            try {
+                takeover = self->dispatcher_->forward_events(node, req);
+            } catch (const Error& e) {
+                refused = error_response(e.code(), e.what());
+            } catch (const std::exception& e) {
+                util::report_escaped("GET /v1/events", e.what());
+                refused = error_response(Errc::internal, e.what());
+            } catch (...) {
+                util::report_escaped("GET /v1/events", "an exception that is not a std::exception");
+                refused = error_response(Errc::internal, "internal error in GET /v1/events");
+            }
+            asio::post(self->sock_.get_executor(), [self, takeover = std::move(takeover), refused]() mutable {
+                if (refused) return self->write(*refused, self->version_);
+                int fd = ::fcntl(self->sock_.native_handle(), F_DUPFD_CLOEXEC, 0);
+                std::string pending = beast::buffers_to_string(self->buf_.data());
+                self->detach();
+                if (fd < 0) return;
+                util::guarded("forwarded event stream", [&] { takeover(fd, std::move(pending)); });
             });
         });
     }

@@ -52,6 +52,9 @@ public:
     // Upgrade routes: the owner answers "101" first (else the refusal is thrown as hv::Error);
     // the takeover relays the client's bytes to the owner and back, unchanged.
     virtual Takeover forward_upgrade(const std::string& node, const Request& req, const std::string& protocol) const = 0;
+    // GET /v1/events?host=<node>: the owner answers "200" and its stream first (else the
+    // refusal is thrown); the takeover passes the owner's answer, head and all, to the client.
+    virtual Takeover forward_events(const std::string& node, const Request& req) const = 0;
 };
 
 // Slow and greedy clients (config [daemon]: header_timeout, max_connections,

@@ -1,4 +1,4 @@
-// The cluster end to end on scripts/cluster-rig.sh: three hosts, each in its own network
+// The cluster end to end on scripts/cluster-rig.sh: four hosts (three voters and a client), each in its own network
 // namespace with its own libvirtd, etcd member and hvd, driven only through hvctl (and curl
 // for the TLS port). One rig for the whole flow (it takes a while to stand up): create and
 // join, a reused token, placement and forwarding, the same name on two hosts at once, a client
@@ -147,9 +147,9 @@ bool console_roundtrip(const std::string& socket, const std::string& name, std::
 }
 }  // namespace
 
-TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][rig]") {
+TEST_CASE("cluster: four hosts on the rig (three voters and a client), end to end from hvctl", "[cluster][rig]") {
     skip_unless_runnable();
-    Rig rig(3);
+    Rig rig(4);
 
     // --- create and join -------------------------------------------------------------------
     auto created = rig.ctl_json("h1", {"cluster", "create", "rig", "--address", rig["h1"].address});
@@ -173,17 +173,30 @@ TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][r
     INFO(j3.describe() << rig.log("h3"));
     REQUIRE(j3.exit_code == 0);
 
+    // A fourth host: the three voters are there, so it joins as a store client (no etcd member).
+    std::string token4 = rig.ctl_json("h3", {"cluster", "token"}).at("token");
+    auto j4 = rig.ctl("h4", {"cluster", "join", rig["h3"].address, "--token", token4}, 180s);
+    INFO(j4.describe() << rig.log("h4"));
+    REQUIRE(j4.exit_code == 0);
+    CHECK_FALSE(file_exists(rig.dir() + "/h4/state/cluster/etcd"));
+
     REQUIRE(wait_until([&] {
-        auto st = rig.ctl_json("h3", {"cluster", "status"});
+        auto st = rig.ctl_json("h4", {"cluster", "status"});
         int online = 0, voters = 0;
         for (const auto& m : st.at("members")) {
             online += m.at("online").get<bool>() ? 1 : 0;
             voters += m.at("role") == "leader" || m.at("role") == "voter" ? 1 : 0;
         }
-        return online == 3 && voters == 3;
+        return online == 4 && voters == 3 && member(st, "h4").at("role") == "client";
     }, 60s));
+    // The first host knew only its own member when it created the cluster: it follows the
+    // voters that joined later (its store fails over to them), and keeps them for its restart.
+    CHECK(wait_until([&] {
+        auto j = json::parse(read_file(rig.dir() + "/h1/state/cluster/cluster.json"), nullptr, false);
+        return j.is_object() && j.value("endpoints", json::array()).size() == 3;
+    }, 20s));
     auto hosts = rig.ctl_json("h1", {"host", "list"});
-    REQUIRE(hosts.size() == 3);
+    REQUIRE(hosts.size() == 4);
     for (const auto& h : hosts) {
         CHECK(h.at("online") == true);
         CHECK(h.at("cpus").get<int>() > 0);
@@ -210,6 +223,27 @@ TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][r
     auto waited = rig.ctl("h1", {"task", "wait", tid, "-o", "json"}, 60s);
     INFO(waited.describe());
     CHECK(waited.exit_code == 0);
+
+    // h2's events, streamed through h1 (?host=): ids unique in the cluster, the host named.
+    {
+        Result ev;
+        std::thread t([&] {
+            ev = run({"curl", "-sSN", "--max-time", "8", "--unix-socket", rig["h1"].socket, "http://hvd/v1/events?host=h2"},
+                     20s);
+        });
+        std::this_thread::sleep_for(2s);
+        CHECK(rig.ctl("h3", {"vm", "start", "web01"}).exit_code == 0);
+        CHECK(rig.ctl("h3", {"vm", "stop", "web01"}).exit_code == 0);
+        t.join();
+        INFO(ev.describe());
+        CHECK_THAT(ev.out, Catch::Contains("\"host\":\"h2\"") && Catch::Contains("@h2\"") &&
+                               Catch::Contains("\"target\":\"vm/web01\""));
+        CHECK(ev.out.find("\"host\":\"h1\"") == std::string::npos);
+        // A member that is not there: 404, no stream.
+        auto none = run({"curl", "-sS", "--max-time", "5", "-w", "%{http_code}", "-o", "/dev/null", "--unix-socket",
+                         rig["h1"].socket, "http://hvd/v1/events?host=nosuch"});
+        CHECK(none.out == "404");
+    }
 
     // An upload to another host's pool streams through the member asked, byte for byte.
     {
@@ -249,6 +283,17 @@ TEST_CASE("cluster: three hosts on the rig, end to end from hvctl", "[cluster][r
         CHECK(wait_until([&] { return console_roundtrip(rig["h1"].socket, "con1", &first); }, 30s));
         CHECK(first == "HTTP/1.1 101 Switching Protocols");
         rig.ctl("h2", {"ct", "stop", "con1"});
+
+        // Placed from the client host h4 onto h2 (--host), listed with its HOST everywhere.
+        auto placed = rig.ctl("h4", {"ct", "create", "con2", "--host", "h2", "--template", "busybox", "--memory", "64M"});
+        INFO(placed.describe());
+        REQUIRE(placed.exit_code == 0);
+        CHECK(rig.ctl_json("h2", {"ct", "show", "con2"}).at("name") == "con2");
+        REQUIRE(wait_until([&] { return find_vm(rig.ctl_json("h1", {"ct", "list"}), "con2").value("host", "") == "h2"; },
+                           15s));
+        auto table = rig.ctl("h1", {"ct", "list"});
+        CHECK_THAT(table.out, Catch::Contains("HOST"));
+        CHECK(table.out.find("con2") != std::string::npos);
     }
 
     // --- the same name on two hosts at once: exactly one wins ------------------------------

@@ -31,6 +31,7 @@ struct FakeHost {
         std::lock_guard lk(mu);
         guests[name] = LocalGuest{name, "vm", "uuid-" + name, state, json{{"name", name}, {"state", state}}};
     }
+    std::optional<double> clock_offset_ms;
     void drop(const std::string& name) {
         std::lock_guard lk(mu);
         guests.erase(name);
@@ -49,10 +50,12 @@ struct FakeHost {
             if (it == guests.end()) return std::nullopt;
             return it->second;
         };
-        h.facts = [] {
+        h.facts = [this] {
             HostFacts f;
             f.cpus = 2;
             f.memory_total = 1 << 30;
+            std::lock_guard lk(mu);
+            f.clock_offset_ms = clock_offset_ms;
             return f;
         };
         return h;
@@ -64,6 +67,7 @@ ClusterOptions options(const std::string& node, const std::string& dir) {
     o.node_name = node;
     o.state_dir = dir + "/" + node;
     o.lease_ttl = std::chrono::seconds(2);
+    o.facts_period = std::chrono::milliseconds(300);
     o.version = "test";
     return o;
 }
@@ -95,6 +99,8 @@ TEST_CASE("cluster: members see each other online, and offline once stopped", "[
     h1.attach_for_test(store, "test", "10.0.0.1");
     h2.attach_for_test(store, "test", "10.0.0.2");
     REQUIRE(eventually([&] { return h1.online("h2") && h2.online("h1"); }));
+    // The facts are read on their own thread: in the alive key at the next beat.
+    REQUIRE(eventually([&] { auto s = h1.status(); return s.members.size() == 2 && s.members[1].cpus == 2; }));
     auto st = h1.status();
     CHECK(st.name == "test");
     CHECK(st.quorum);
@@ -375,4 +381,30 @@ TEST_CASE("dispatcher: the forwarded target is encoded again", "[cluster][dispat
     r.path = "/v1/tasks/t-000002%40h2";  // the path as it arrived: sent on as it is
     r.query = {{"host", "h2"}, {"x", "a&b"}};
     CHECK(daemon::request_target(r) == "/v1/tasks/t-000002%40h2?host=h2&x=a%26b");
+}
+
+TEST_CASE("cluster: status warns about a member whose clock is off (chrony's offset)", "[cluster]") {
+    test::TempDir tmp;
+    auto store = std::make_shared<MemoryStore>();
+    FakeHost a, b;
+    a.clock_offset_ms = 0.4;
+    b.clock_offset_ms = 900.0;  // above the default 500 ms
+    Cluster h1(options("h1", tmp.path), a.hooks());
+    Cluster h2(options("h2", tmp.path), b.hooks());
+    h1.attach_for_test(store, "test", "10.0.0.1");
+    h2.attach_for_test(store, "test", "10.0.0.2");
+    auto warned = [&](const std::string& what) {
+        for (const auto& w : h1.status().warnings)
+            if (w.find(what) != std::string::npos) return true;
+        return false;
+    };
+    REQUIRE(eventually([&] { return warned("member h2: clock offset 900 ms"); }));
+    CHECK(warned("clocks of the members differ by 900 ms"));
+    CHECK_FALSE(warned("member h1"));
+    // chrony brought it back: the warning goes with the next reading.
+    {
+        std::lock_guard lk(b.mu);
+        b.clock_offset_ms = 3.0;
+    }
+    CHECK(eventually([&] { return !warned("clock"); }));
 }

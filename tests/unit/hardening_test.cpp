@@ -166,6 +166,34 @@ TEST_CASE("event bus: one line per event, in seq order, a throwing subscriber hu
         seq = e.seq;
     }
     CHECK(valid_utf8(got.back()));
+    CHECK(hv::api::event_from_json(nlohmann::json::parse(got.front())).id == "e-1");
+    CHECK(hv::api::event_from_json(nlohmann::json::parse(got.front())).host.empty());
+}
+
+TEST_CASE("event bus: in a cluster every event names its host and its id is unique in the cluster", "[events]") {
+    hv::daemon::EventBus bus;
+    std::vector<std::string> got;
+    bus.subscribe([&](const hv::daemon::EventBus::Line& l) { got.push_back(*l); });
+    bus.publish("vm.lifecycle", "vm/a", {{"state", "running"}});
+    bus.set_host("h2");
+    bus.publish("vm.lifecycle", "vm/a", {{"state", "shutoff"}});
+    bus.set_host("");  // left the cluster
+    bus.publish("vm.lifecycle", "vm/a", {{"state", "running"}});
+    REQUIRE(got.size() == 3);
+    std::vector<hv::api::Event> ev;
+    for (const auto& l : got) {
+        auto j = nlohmann::json::parse(l);
+        // The line is what nlohmann writes for api::Event (keys sorted), so clients parse it alike.
+        CHECK(l == j.dump() + "\n");
+        ev.push_back(hv::api::event_from_json(j));
+    }
+    CHECK(ev[0].id == "e-1");
+    CHECK(ev[0].host.empty());
+    CHECK(ev[1].id == "e-2@h2");
+    CHECK(ev[1].host == "h2");
+    CHECK(ev[1].data.at("state") == "shutoff");
+    CHECK(ev[2].id == "e-3");
+    CHECK(ev[2].host.empty());
 }
 
 TEST_CASE("run_command_lines: a line handler that throws kills and reaps the program", "[guard][command]") {

@@ -71,8 +71,12 @@ struct TaskLog {
 
 // One line of GET /v1/events.
 struct Event {
+    // Unique in the cluster: "e-<seq>", with "@<host>" in a cluster. Example: "e-42@h2".
+    std::string id;
     // Monotonic per hvd run. Example: 42.
     std::uint64_t seq = 0;
+    // The member that published it; absent outside a cluster. Example: "h2".
+    std::string host;
     // Unix time in milliseconds.
     std::int64_t time = 0;
     // "vm.lifecycle" | "vm.defined" | "vm.undefined" | "task" | "daemon".
