@@ -153,7 +153,8 @@ public:
                             std::chrono::milliseconds poll = std::chrono::milliseconds(200));
 
     // Streams GET /v1/events; returns when on_event returns false or the daemon closes.
-    void events(const std::function<bool(const api::Event&)>& on_event);
+    // host: another cluster member's events, relayed by the host asked.
+    void events(const std::function<bool(const api::Event&)>& on_event, const std::string& host = {});
 
 private:
     // PUT /v1/storage/pools/{pool}/{collection}/{name} streamed from `file` ("isos", "templates").

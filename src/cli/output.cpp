@@ -332,7 +332,8 @@ std::string event_line(const api::Event& e) {
     } else if (!d.is_null()) {
         details = d.is_string() ? d.get<std::string>() : dump(d, -1);
     }
-    std::string line = fmt::format("{}  {}  {}", format_time_ms(e.time), e.type, or_dash(e.target));
+    std::string line = fmt::format("{}  {}{}  {}", format_time_ms(e.time), e.host.empty() ? "" : e.host + "  ", e.type,
+                                   or_dash(e.target));
     if (!details.empty()) line += "  " + details;
     return line;
 }

@@ -488,10 +488,10 @@ api::TaskInfo Client::wait_task(const std::string& id, const std::function<void(
     }
 }
 
-void Client::events(const std::function<bool(const api::Event&)>& on_event) {
+void Client::events(const std::function<bool(const api::Event&)>& on_event, const std::string& host) {
     asio::io_context io;
     Connection conn(io, socket_);
-    conn.send("GET", "/v1/events", std::nullopt);
+    conn.send("GET", host.empty() ? std::string("/v1/events") : "/v1/events?host=" + escape_segment(host), std::nullopt);
 
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);  // the stream never ends on its own

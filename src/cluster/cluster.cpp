@@ -166,15 +166,18 @@ auto Cluster::guarded_store(F&& f) const -> decltype(f()) {
 
 int Cluster::reachable_voters() const {
     std::vector<std::string> urls;
-    std::optional<TlsIdentity> id;
     {
         std::lock_guard lk(mu_);
-        if (test_mode_ || !m_) return store_ ? 0 : 0;
+        if (test_mode_ || !m_) return 0;
         urls = m_->endpoints;
-        id = id_;
     }
-    if (!id) return 0;
-    HttpsClient probe(*id, std::chrono::milliseconds(700));
+    std::optional<HttpsClient> made;
+    try {
+        made.emplace(store_identity(), std::chrono::milliseconds(700));
+    } catch (const Error&) {
+        return 0;
+    }
+    HttpsClient& probe = *made;
     int n = 0;
     for (const auto& u : urls) {
         try {
@@ -198,6 +201,10 @@ void Cluster::no_quorum(const std::string& why) const {
     }
     if (test_mode_) fail(Errc::unavailable, "no quorum: the cluster store is unreachable ({})", why);
     int up = reachable_voters();
+    if (!o_.endpoints.empty())
+        fail(Errc::unavailable, "no quorum: the external etcd answers on {} of its {} endpoints; cluster-wide changes are "
+                                "refused until it is back ({})",
+             up, o_.endpoints.size(), why);
     fail(Errc::unavailable, "no quorum: {} of {} members reachable; cluster-wide changes are refused until quorum "
                             "returns ({})",
          up, voters, why);
@@ -235,14 +242,21 @@ void Cluster::save_state() {
     util::write_file_atomic(dir() + "/cluster.json", j.dump(2) + "\n", 0600);
 }
 
+TlsIdentity Cluster::store_identity() const {
+    if (!o_.etcd_ca_file.empty())
+        return TlsIdentity{read_file(o_.etcd_ca_file), read_file(o_.etcd_cert_file), read_file(o_.etcd_key_file)};
+    std::lock_guard lk(mu_);
+    if (!id_) fail(Errc::unavailable, "this host has no cluster certificate");
+    return *id_;
+}
+
 void Cluster::connect_store() {
     std::vector<std::string> eps;
-    TlsIdentity id;
     {
         std::lock_guard lk(mu_);
         eps = m_->endpoints;
-        id = *id_;
     }
+    TlsIdentity id = store_identity();
     auto s = std::make_shared<EtcdStore>(EtcdOptions{eps, id, o_.store_timeout});
     std::lock_guard lk(mu_);
     store_ = std::move(s);
@@ -347,6 +361,8 @@ void Cluster::facts_loop() {
             facts_ = f;
             facts_new_ = true;
         }
+        facts_read_ = true;
+        cv_.notify_all();
         cv_.wait_for(lk, o_.facts_period, [this] { return !running_; });
     }
 }
@@ -388,6 +404,12 @@ void Cluster::lease_loop() {
     auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(300), o_.lease_ttl / 3);
     int beat = 0;
     std::string last_error;
+    {
+        // The first alive key carries the host's capacity: the first reading is waited for
+        // (briefly: a reading that hangs must not keep the host offline).
+        std::unique_lock lk(mu_);
+        cv_.wait_for(lk, std::chrono::seconds(3), [this] { return facts_read_ || !running_; });
+    }
     while (running_) {
         try {
             Store& s = store();

@@ -44,6 +44,9 @@ struct ClusterOptions {
     int port = 7443;         // hvd's TLS API port
     std::vector<std::string> endpoints;  // external etcd ("" = managed: hvd runs the member)
     std::string etcd_binary = "etcd";
+    // External etcd: its CA and this host's client certificate + key (PEM files, read at each
+    // connect). Empty: the managed member, reached with the host certificate of the cluster CA.
+    std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
     int etcd_client_port = 2379;
     int etcd_peer_port = 2380;
     int voters = 3;          // etcd voting members (3 or 5); later hosts are clients
@@ -177,6 +180,8 @@ private:
     void write_member(bool voter, std::uint64_t etcd_id);
     std::string dir() const { return o_.state_dir; }
     Store& store() const;
+    // The identity the store is reached with: the external etcd's files, or the host's.
+    TlsIdentity store_identity() const;
     template <typename F>
     auto guarded_store(F&& f) const -> decltype(f());
     int reachable_voters() const;
@@ -215,6 +220,7 @@ private:
     std::thread facts_thread_;
     HostFacts facts_;        // the last reading (facts_loop)
     bool facts_new_ = false;  // not yet in the alive key
+    bool facts_read_ = false;  // the first reading is done (or failed)
 };
 
 }  // namespace hv::cluster

@@ -88,6 +88,9 @@ const std::vector<Key>& schema() {
          nullptr, &Config::cluster_port, 1, 65535},
         {"cluster", "endpoints", "external etcd client URLs, comma-separated (empty: hvd runs the local etcd member itself)",
          &Config::cluster_endpoints},
+        {"cluster", "etcd_ca", "external etcd: the CA file its server certificates are checked against", &Config::cluster_etcd_ca},
+        {"cluster", "etcd_cert", "external etcd: this host's client certificate file (PEM)", &Config::cluster_etcd_cert},
+        {"cluster", "etcd_key", "external etcd: the key file of that certificate (PEM)", &Config::cluster_etcd_key},
         {"cluster", "etcd_binary", "etcd program of the managed member (argv only)", &Config::cluster_etcd_binary},
         {"cluster", "etcd_client_port", "client port of the managed etcd member (TLS, client certificates)", nullptr,
          &Config::cluster_etcd_client_port, 1, 65535},
@@ -154,6 +157,18 @@ Config parse_config(const std::string& text, const std::string& origin) {
     if (cfg.socket.empty() || cfg.socket[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.socket' must be an absolute path", origin);
     if (cfg.state_dir.empty() || cfg.state_dir[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.state_dir' must be an absolute path", origin);
     if (!cfg.image_dir.empty() && cfg.image_dir[0] != '/') fail(Errc::invalid_input, "{}: 'storage.image_dir' must be an absolute path", origin);
+    // An external etcd has a CA of its own (the cluster CA is made later, at create): the
+    // client identity for it is configured, all three files or none.
+    bool any_file = !cfg.cluster_etcd_ca.empty() || !cfg.cluster_etcd_cert.empty() || !cfg.cluster_etcd_key.empty();
+    if (!cfg.cluster_endpoints.empty() &&
+        (cfg.cluster_etcd_ca.empty() || cfg.cluster_etcd_cert.empty() || cfg.cluster_etcd_key.empty()))
+        fail(Errc::invalid_input, "{}: 'cluster.endpoints' (an external etcd) needs 'cluster.etcd_ca', 'cluster.etcd_cert' "
+             "and 'cluster.etcd_key': its CA and this host's client certificate", origin);
+    if (cfg.cluster_endpoints.empty() && any_file)
+        fail(Errc::invalid_input, "{}: 'cluster.etcd_ca', 'etcd_cert' and 'etcd_key' are for an external etcd: set "
+             "'cluster.endpoints' too (the managed member uses the cluster CA)", origin);
+    for (const auto* f : {&cfg.cluster_etcd_ca, &cfg.cluster_etcd_cert, &cfg.cluster_etcd_key})
+        if (!f->empty() && (*f)[0] != '/') fail(Errc::invalid_input, "{}: '{}' must be an absolute path", origin, *f);
     return cfg;
 }
 

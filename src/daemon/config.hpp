@@ -48,6 +48,9 @@ struct Config {
     int cluster_port = 7443;
     std::string cluster_endpoints;  // "" = managed etcd member
     std::string cluster_etcd_binary = "etcd";
+    std::string cluster_etcd_ca;    // external etcd: its CA, and this host's client certificate + key
+    std::string cluster_etcd_cert;
+    std::string cluster_etcd_key;
     int cluster_etcd_client_port = 2379;
     int cluster_etcd_peer_port = 2380;
     int cluster_voters = 3;

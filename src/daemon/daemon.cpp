@@ -200,6 +200,9 @@ int run(const Config& cfg) {
         pos = comma == std::string::npos ? cfg.cluster_endpoints.size() : comma + 1;
     }
     clo.etcd_binary = cfg.cluster_etcd_binary;
+    clo.etcd_ca_file = cfg.cluster_etcd_ca;
+    clo.etcd_cert_file = cfg.cluster_etcd_cert;
+    clo.etcd_key_file = cfg.cluster_etcd_key;
     clo.etcd_client_port = cfg.cluster_etcd_client_port;
     clo.etcd_peer_port = cfg.cluster_etcd_peer_port;
     clo.voters = cfg.cluster_voters;
