@@ -67,6 +67,19 @@ TEST_CASE("config: types, ranges and enumerations are checked", "[config]") {
     CHECK_THAT(error_of("[daemon\n"), Catch::Contains("test.toml:1"));
 }
 
+TEST_CASE("config: an external etcd needs its CA and a client certificate, and only it takes them", "[config]") {
+    CHECK_THAT(error_of("[cluster]\nendpoints = \"https://10.0.0.5:2379\"\n"),
+               Catch::Contains("cluster.etcd_ca") && Catch::Contains("client certificate"));
+    CHECK_THAT(error_of("[cluster]\netcd_ca = \"/etc/etcd/ca.crt\"\n"), Catch::Contains("cluster.endpoints"));
+    CHECK_THAT(error_of("[cluster]\nendpoints = \"https://e:2379\"\netcd_ca = \"ca.crt\"\netcd_cert = \"/c\"\netcd_key = \"/k\"\n"),
+               Catch::Contains("absolute"));
+    auto c = parse_config("[cluster]\nendpoints = \"https://e1:2379,https://e2:2379\"\netcd_ca = \"/ca\"\netcd_cert = \"/c\"\n"
+                          "etcd_key = \"/k\"\n",
+                          "test.toml");
+    CHECK(c.cluster_etcd_ca == "/ca");
+    CHECK(c.cluster_etcd_key == "/k");
+}
+
 TEST_CASE("config: the printed defaults parse back to the defaults", "[config]") {
     auto text = hv::daemon::default_config_toml();
     CHECK_THAT(text, Catch::Contains("[libvirt]"));
