@@ -69,6 +69,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.2f", a /
 say "1/3: $VMS VMs on h1 alone"
 define h1 "$VMS" "$VMS"
 single=$(mean_ms hv h1 vm list -o json)
+api() { curl -sS --unix-socket "${SOCK[$1]}" -o /dev/null "http://hvd/v1/vms"; }
+single_api=$(mean_us api h1)
 
 say "forming the cluster"
 hv h1 cluster create bench --address "${ADDR[h1]}" >/dev/null
@@ -83,6 +85,7 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 cluster=$(mean_ms hv h1 vm list -o json)
+cluster_api=$(mean_us api h1)
 
 say "2/3: vm start + stop of a VM on h2, local vs forwarded"
 hv h2 vm create fwd --memory 64M >/dev/null
@@ -113,6 +116,8 @@ echo
 echo "== bench-cluster: 3 hosts on the rig, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs"
 echo "vm list -o json, 1 host x $VMS VMs:      ${single} ms"
 echo "vm list -o json, 3 hosts x $VMS VMs:     ${cluster} ms   ratio $(ratio "$cluster" "$single") (goal <= 2)"
+echo "GET /v1/vms (curl), 1 host x $VMS VMs:  ${single_api} us"
+echo "GET /v1/vms (curl), 3 hosts x $VMS VMs: ${cluster_api} us   ratio $(ratio "$cluster_api" "$single_api")"
 echo "vm start+stop on h2, asked on h2:       ${local_ms} ms"
 echo "vm start+stop on h2, asked on h1:       ${forwarded_ms} ms   ratio $(ratio "$forwarded_ms" "$local_ms"), +$((forwarded_ms - local_ms)) ms per two calls"
 echo "vm show of h2's VM, asked on h2:        ${show_local} us"
