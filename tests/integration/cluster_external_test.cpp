@@ -14,25 +14,14 @@
 #include <fstream>
 
 #include "harness.hpp"
+#include "../unit/free_port.hpp"
 
 using namespace hvtest;
 using nlohmann::json;
 
 namespace {
+using hvtest_net::free_port;
 
-// A TCP port nobody listens on now (bound to 0, read back, released).
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 void openssl(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"openssl"};

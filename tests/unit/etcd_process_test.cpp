@@ -23,6 +23,7 @@
 #include "hv/util/command.hpp"
 #include "pki.hpp"
 #include "temp_dir.hpp"
+#include "free_port.hpp"
 
 using namespace hv;
 using namespace hv::cluster;
@@ -30,6 +31,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
+using hvtest_net::free_port;
 
 bool in_path(const std::string& prog) {
     const char* path = std::getenv("PATH");
@@ -46,19 +48,6 @@ bool have_etcd() {
     return false;
 }
 
-// A port nothing listens on right now (bound to port 0 and released).
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 const cluster::pki::KeyPair& test_ca() {
     static const auto ca = cluster::pki::make_ca("hv etcd test");

@@ -35,10 +35,12 @@
 #include "https_client.hpp"
 #include "memory_store.hpp"
 #include "temp_dir.hpp"
+#include "free_port.hpp"
 
 extern char** environ;
 
 namespace {
+using hvtest_net::free_port;
 using namespace hv::cluster;
 using namespace std::chrono_literals;
 using hv::Errc;
@@ -66,19 +68,6 @@ std::string which(const std::string& name) {
     return {};
 }
 
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 // A CA, etcd's server certificate (IP SAN 127.0.0.1 only, so "localhost" must be refused),
 // a client certificate, and a client certificate of another CA.
