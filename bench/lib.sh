@@ -12,6 +12,7 @@
 #   BENCH_KEEP=1         keep the temporary directory (logs, JSON exports) after the run
 #   HVD_ENV              extra environment for hvd, e.g. "MALLOC_ARENA_MAX=2"
 #   HVD_ARGS             extra hvd arguments, e.g. "--config /path/workers2.toml"
+#   HVD_NETNS            run hvd in this network namespace (/proc/PID/ns/net)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd -P)
@@ -121,8 +122,11 @@ start_hvd() {
   [ -n "${HVD_ENV:-}" ] && extra_env=($HVD_ENV)
   # shellcheck disable=SC2206
   [ -n "${HVD_ARGS:-}" ] && extra_args=($HVD_ARGS)
+  local netns=()
+  # HVD_NETNS=/proc/PID/ns/net: hvd in that network namespace (bench/rbd.sh: the Ceph lab's)
+  [ -n "${HVD_NETNS:-}" ] && netns=(nsenter "--net=$HVD_NETNS" --)
   say "starting hvd ${HVD_ENV:+($HVD_ENV) }$HVD_BIN ${HVD_ARGS:-}"
-  env ${extra_env[@]+"${extra_env[@]}"} "$HVD_BIN" --socket "$HVD_SOCK" --state-dir "$HVD_STATE" \
+  ${netns[@]+"${netns[@]}"} env ${extra_env[@]+"${extra_env[@]}"} "$HVD_BIN" --socket "$HVD_SOCK" --state-dir "$HVD_STATE" \
     --libvirt-uri "$URI" --accel tcg --log-level warn ${extra_args[@]+"${extra_args[@]}"} \
     </dev/null >"$T/hvd.log" 2>&1 &
   HVD_PID=$!

@@ -8,7 +8,7 @@
 # - Guest agent: qemu-ga from Debian's qemu-guest-agent package (`apt-get download`, cached in
 #   OUTDIR) with the libraries `ldd` lists and the dynamic loader.
 # - Initrd (~3 MB): busybox-static, qemu-ga, and the kernel's evdev, button, virtio
-#   (ring, core, pci, console) and virtio_net (+ failover, net_failover) modules. /init:
+#   (ring, core, pci, console), virtio_net (+ failover, net_failover) and virtio_blk modules. /init:
 #   * mounts proc/sys/devtmpfs, starts busybox `acpid` so that an ACPI power-button press
 #     (libvirt `shutdown` in ACPI mode) prints "HV-GUEST-POWEROFF (ACPI power button)" and runs
 #     `poweroff -f`;
@@ -20,6 +20,8 @@
 #   * when there is an eth0 (a virtio NIC, e.g. on libvirt's "default" network): runs busybox
 #     `udhcpc` in the background (its script prints "HV-GUEST-IP <addr>" once configured) and
 #     a TCP listener on port 22 (busybox httpd), so tcp:22 readiness gates can be tested;
+#   * when the first virtio disk (/dev/vda) starts with a line "HV-DISK-MARK...", prints
+#     "HV-GUEST-DISK <that line>" (the guest read its disk);
 #   * prints "HV-GUEST-BOOTED" on the console (also without NIC or agent port; it does not wait
 #     for DHCP) and then idles.
 #   Boot with cmdline "console=ttyS0 quiet panic=-1"; under TCG the marker appears ~4-5 s after
@@ -29,7 +31,7 @@
 # GUEST_VERSION (bump it when the guest changes: test fixtures cache the guest in the build dir).
 set -euo pipefail
 
-GUEST_VERSION=2-agent-net
+GUEST_VERSION=3-agent-net-blk
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
@@ -129,6 +131,10 @@ MODULES="drivers/input/evdev drivers/acpi/button
   drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
   drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/char/virtio_console
   net/core/failover drivers/net/net_failover drivers/net/virtio_net"
+# virtio_blk: a module in some kernel builds, built in in others (then nothing to copy).
+if f=$(ls "$mods/drivers/block/virtio_blk.ko"* 2>/dev/null | head -n1) && [ -n "$f" ]; then
+  MODULES="$MODULES drivers/block/virtio_blk"
+fi
 loaded=" "
 for m in $MODULES; do
   f=$(ls "$mods/$m.ko"* 2>/dev/null | head -n1)
@@ -209,7 +215,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in evdev button virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-         virtio_console failover net_failover virtio_net; do
+         virtio_console failover net_failover virtio_net virtio_blk; do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
 acpid -c /etc/acpi -l /run/acpid.log
@@ -236,6 +242,17 @@ if [ -e /sys/class/net/eth0 ]; then
   udhcpc -f -i eth0 -s /etc/udhcpc/default.script -t 10 -T 2 -A 2 -x hostname:"$(hostname)" \
     >/run/udhcpc.log 2>&1 &
   httpd -p 22 -h /www
+fi
+# A first disk whose first line is an hv test mark (tests/integration/rbd_pool_test.cpp):
+# printed, so a test sees that the guest read its disk.
+# (wait for it only when a virtio block device is there: device id 0x0002)
+if grep -qx 0x0002 /sys/bus/virtio/devices/*/device 2>/dev/null; then
+  i=0
+  while [ ! -e /dev/vda ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+fi
+if [ -e /dev/vda ]; then
+  mark=$(head -c 64 /dev/vda | head -n 1)
+  case "$mark" in HV-DISK-MARK*) echo "HV-GUEST-DISK $mark" >/dev/console ;; esac
 fi
 echo "HV-GUEST-BOOTED kernel $(uname -r)" >/dev/console
 # PID 1 must never exit (the kernel would panic; panic=-1 would then reboot).

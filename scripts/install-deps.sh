@@ -38,6 +38,9 @@ PACKAGES=(
   etcd-server etcd-client
   # cluster tests: certificates of a foreign CA (openssl), TLS requests (curl)
   openssl
+  # Ceph (docs/storage.md "rbd"): librados/librbd for the rbd pools, QEMU's rbd driver, and
+  # Ceph's own daemons and tools for scripts/ceph-lab.sh (tests) and hv-run Ceph
+  librados-dev librbd-dev qemu-block-extra ceph-mon ceph-mgr ceph-osd ceph-common
 )
 
 if [ "$(id -u)" -ne 0 ]; then

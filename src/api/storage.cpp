@@ -61,9 +61,35 @@ VolumeRef parse_volume_ref(const std::string& text, const char* what) {
     return r;
 }
 
+namespace {
+// A Ceph pool or user name: what Ceph itself allows and nothing a config line could misread.
+void validate_ceph_name(const std::string& s, const char* what) {
+    if (s.empty() || s.size() > 128) fail(Errc::invalid_input, "{} must be 1 to 128 characters", what);
+    for (char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+            fail(Errc::invalid_input, "{} '{}' may hold only letters, digits, '-', '_' and '.'", what, name_excerpt(s));
+}
+}  // namespace
+
 void validate(const PoolSpec& p) {
     validate_name(p.name, "pool name");
     if (p.type.empty()) fail(Errc::invalid_input, "pool type must not be empty");
+    const bool rbd = p.type == "rbd";
+    if (!rbd && (!p.monitors.empty() || !p.rbd_pool.empty() || !p.user.empty() || !p.keyring.empty()))
+        fail(Errc::invalid_input, "monitors, rbd_pool, user and keyring are for pools of type rbd");
+    if (rbd) {
+        if (!p.path.empty()) fail(Errc::invalid_input, "a pool of type rbd has no path (its images are in Ceph)");
+        if (p.monitors.empty()) fail(Errc::invalid_input, "a pool of type rbd needs its Ceph monitors (--monitors)");
+        if (p.monitors.size() > 16) fail(Errc::invalid_input, "at most 16 monitors");
+        for (const auto& m : p.monitors) parse_monitor(m);
+        validate_ceph_name(p.rbd_pool.empty() ? std::string("rbd") : p.rbd_pool, "the Ceph pool name");
+        validate_ceph_name(p.user, "the cephx user (--user)");
+        if (p.keyring.empty() || p.keyring[0] != '/' || p.keyring.find("..") != std::string::npos)
+            fail(Errc::invalid_input, "the keyring (--keyring) must be an absolute path without '..'");
+        for (const auto& c : p.content)
+            if (c != "images") fail(Errc::invalid_input, "a pool of type rbd holds images only, not {}", c);
+        return;
+    }
     if (p.path.empty() || p.path[0] != '/') fail(Errc::invalid_input, "pool path must be an absolute path");
     if (p.path.find("..") != std::string::npos) fail(Errc::invalid_input, "pool path must not contain '..'");
     if (p.path == "/") fail(Errc::invalid_input, "pool path must not be /");
@@ -105,6 +131,40 @@ void check_host_name(const std::string& h, const std::string& what) {
             fail(Errc::invalid_input, "{}.name '{}' is not a host name or IP address", what, util::sanitize_utf8(name_excerpt(h)));
 }
 
+}  // namespace
+
+DiskHost parse_monitor(const std::string& m) {
+    DiskHost h;
+    std::string host = m, port;
+    bool has_port = false;
+    if (!m.empty() && m[0] == '[') {
+        auto close = m.find(']');
+        if (close == std::string::npos) fail(Errc::invalid_input, "monitor '{}': unclosed [", name_excerpt(m));
+        host = m.substr(1, close - 1);
+        if (close + 1 < m.size()) {
+            if (m[close + 1] != ':') fail(Errc::invalid_input, "monitor '{}': junk after ]", name_excerpt(m));
+            port = m.substr(close + 2);
+            has_port = true;
+        }
+    } else if (auto colon = m.find(':'); colon != std::string::npos) {
+        if (m.find(':', colon + 1) != std::string::npos)
+            fail(Errc::invalid_input, "monitor '{}': an IPv6 address needs brackets ([::1]:6789)", name_excerpt(m));
+        host = m.substr(0, colon);
+        port = m.substr(colon + 1);
+        has_port = true;
+    }
+    check_host_name(host, "monitor");
+    h.name = host;
+    if (has_port) {
+        if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+            fail(Errc::invalid_input, "monitor '{}': the port must be a number", name_excerpt(m));
+        h.port = std::stoi(port);
+        if (h.port < 1 || h.port > 65535) fail(Errc::invalid_input, "monitor '{}': port out of range", name_excerpt(m));
+    }
+    return h;
+}
+
+namespace {
 // RBD image names: "POOL/IMAGE" or "POOL/NAMESPACE/IMAGE", each part a name (so no ':', '@'
 // or '=' that QEMU's legacy rbd: syntax would read as options or a snapshot).
 void check_rbd_name(const std::string& name, const std::string& what) {
@@ -185,6 +245,12 @@ void to_json(json& j, const PoolCaps& v) {
 }
 void to_json(json& j, const PoolSpec& v) {
     j = json{{"name", v.name}, {"type", v.type}, {"path", v.path}, {"content", v.content}};
+    if (v.type == "rbd") {
+        j["monitors"] = v.monitors;
+        j["rbd_pool"] = v.rbd_pool;
+        j["user"] = v.user;
+        j["keyring"] = v.keyring;
+    }
 }
 void to_json(json& j, const PoolInfo& v) {
     to_json(j, v.spec);
@@ -217,8 +283,13 @@ PoolSpec pool_spec_from_json(const json& j) {
     PoolSpec p;
     p.name = r.req<std::string>("name");
     p.type = r.opt<std::string>("type").value_or(p.type);
-    p.path = r.req<std::string>("path");
+    p.path = r.opt<std::string>("path").value_or("");
     p.content = r.opt<std::vector<std::string>>("content").value_or(std::vector<std::string>{});
+    p.monitors = r.opt<std::vector<std::string>>("monitors").value_or(std::vector<std::string>{});
+    p.rbd_pool = r.opt<std::string>("rbd_pool").value_or("");
+    p.user = r.opt<std::string>("user").value_or("");
+    p.keyring = r.opt<std::string>("keyring").value_or("");
+    if (p.type == "rbd" && p.rbd_pool.empty()) p.rbd_pool = "rbd";
     r.finish();
     return p;
 }

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 
 #include "context.hpp"
 #include "iso_commands.hpp"
@@ -122,15 +123,26 @@ void add_pool_commands(CLI::App& storage, Context& ctx) {
     });
 
     auto spec = std::make_shared<api::PoolSpec>();
-    auto* add = pool->add_subcommand("add", "Add a pool on an existing directory (its files are kept on remove)");
+    auto* add = pool->add_subcommand("add", "Add a pool: an existing directory (dir, btrfs; its files are kept on "
+                                            "remove) or a pool of a Ceph cluster (rbd)");
     add->add_option("name", spec->name, "Pool name")->required();
-    add->add_option("--type", spec->type, "Backend: dir or btrfs")->capture_default_str();
-    add->add_option("--path", spec->path, "Absolute path of an existing directory")->required();
+    add->add_option("--type", spec->type, "Backend: dir, btrfs or rbd")->capture_default_str();
+    add->add_option("--path", spec->path, "dir, btrfs: absolute path of an existing directory");
     add->add_option("--content", spec->content, "Content types: images, iso, vztmpl (repeatable; default all)")
         ->allow_extra_args(false);
+    add->add_option("--monitors", spec->monitors, "rbd: the Ceph monitors, HOST[:PORT] (comma-separated or repeated)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    add->add_option("--pool", spec->rbd_pool, "rbd: the Ceph pool that holds the images (default rbd)");
+    add->add_option("--user", spec->user, "rbd: the cephx user, without client. (e.g. hv)");
+    add->add_option("--keyring", spec->keyring, "rbd: absolute path of the keyring with that user's key");
     run_with(add, ctx, [&g = ctx.g, spec] {
+        if (spec->type == "rbd" && spec->rbd_pool.empty()) spec->rbd_pool = "rbd";
         auto p = g.client().add_pool(*spec);
         if (g.json()) print_json(json(p));
+        else if (p.spec.type == "rbd")
+            print_line(fmt::format("added pool {} (rbd: Ceph pool {} at {}, user {})", p.spec.name, p.spec.rbd_pool,
+                                   fmt::join(p.spec.monitors, ","), p.spec.user));
         else print_line(fmt::format("added pool {} ({}, {})", p.spec.name, p.spec.type, p.spec.path));
         return 0;
     });

@@ -238,19 +238,30 @@ api::PoolInfo PoolManager::get(const std::string& name) const {
 api::PoolInfo PoolManager::add(const api::PoolSpec& spec) {
     api::validate(spec);
     backend(spec.type);  // unknown type -> 400 listing the types
-    struct stat st {};
-    if (::stat(spec.path.c_str(), &st) != 0)
-        fail(Errc::invalid_input, "pool path {} does not exist: {}", spec.path, std::strerror(errno));
-    if (!S_ISDIR(st.st_mode)) fail(Errc::invalid_input, "pool path {} is not a directory", spec.path);
-    auto canonical = fs::canonical(spec.path).string();
     api::PoolSpec s = spec;
-    s.path = canonical;
+    const bool files = spec.type != "rbd";  // a directory on this host (rbd: images in Ceph)
+    if (files) {
+        struct stat st {};
+        if (::stat(spec.path.c_str(), &st) != 0)
+            fail(Errc::invalid_input, "pool path {} does not exist: {}", spec.path, std::strerror(errno));
+        if (!S_ISDIR(st.st_mode)) fail(Errc::invalid_input, "pool path {} is not a directory", spec.path);
+        s.path = fs::canonical(spec.path).string();
+    }
+    const std::string canonical = s.path;
     std::shared_ptr<StoragePool> p;
     {
         std::lock_guard lk(mu_);
         if (pools_.count(s.name)) fail(Errc::conflict, "pool '{}' already exists", s.name);
         for (const auto& [n, e] : pools_) {
-            const auto& other = e.pool->spec().path;
+            const auto& o = e.pool->spec();
+            if (!files) {
+                // The same Ceph pool twice would count its images twice (and name them twice).
+                if (o.type == "rbd" && o.rbd_pool == s.rbd_pool && o.monitors == s.monitors)
+                    fail(Errc::conflict, "Ceph pool {} at {} is already hv pool '{}'", s.rbd_pool, s.monitors.front(), n);
+                continue;
+            }
+            const auto& other = o.path;
+            if (other.empty()) continue;
             if (other == canonical || canonical.rfind(other + "/", 0) == 0 || other.rfind(canonical + "/", 0) == 0)
                 fail(Errc::conflict, "pool path {} overlaps pool '{}' at {}", canonical, n, other);
         }
@@ -287,7 +298,7 @@ void PoolManager::remove(const std::string& name) {
     // Anything else of the pool a guest uses (a container's root filesystem directory).
     const std::string prefix = p->spec().path + "/";
     for (const auto& [path, who] : users)
-        if (path.rfind(prefix, 0) == 0 && !who.empty())
+        if (!p->spec().path.empty() && path.rfind(prefix, 0) == 0 && !who.empty())
             fail(Errc::conflict, "pool '{}' is in use: {} is used by {}", name, path, fmt::join(who, ", "));
     {
         std::lock_guard lk(mu_);
@@ -483,7 +494,7 @@ api::VolumeRef PoolManager::locate(const std::string& path) const {
         if (auto n = p->volume_of_path(path)) return api::VolumeRef{p->spec().name, "images", *n};
         auto dir = fs::path(path).parent_path().string();
         try {
-            if (dir == p->spec().path + "/iso")
+            if (!p->spec().path.empty() && dir == p->spec().path + "/iso")
                 return api::VolumeRef{p->spec().name, "iso", fs::path(path).filename().string()};
         } catch (const Error&) {
         }

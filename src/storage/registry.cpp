@@ -11,6 +11,7 @@ const std::vector<Backend>& backends() {
     static const std::vector<Backend> k{
         {"dir", dir_caps(), make_dir_pool},
         {"btrfs", btrfs_caps(), make_btrfs_pool},
+        {"rbd", rbd_caps(), make_rbd_pool},
     };
     return k;
 }

@@ -11,6 +11,7 @@
 
 #include "domain_state.hpp"
 #include "hv/api/size.hpp"
+#include "hv/storage/pool.hpp"
 #include "hv/util/intent_log.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
@@ -427,7 +428,8 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                              xml_options().domain_type));
     for (auto& d : spec.disks) {
         if (progress.cancelled()) fail(Errc::cancelled, "create of vm '{}' was cancelled", spec.name);
-        if (d.path.empty()) {
+        // New unless it names a volume (an existing one has its path, or its network source).
+        if (d.volume.empty()) {
             progress.step(100 * step / total, fmt::format("creating {} ({}, {}, {}) in pool {}", d.name,
                                                           api::format_size(d.size), d.format,
                                                           api::to_string(d.provision), d.pool));
@@ -445,7 +447,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
                 pools_.delete_volume(pool, vol);
             });
         } else {
-            progress.step(100 * step / total, fmt::format("{}: existing volume {} ({})", d.name, d.path,
+            progress.step(100 * step / total, fmt::format("{}: existing volume {}:{} ({})", d.name, d.pool, d.volume,
                                                           api::format_size(d.size)));
         }
         ++step;
@@ -485,8 +487,12 @@ std::map<std::string, std::vector<std::string>> VmManager::image_users(bool live
     {
         std::lock_guard lk(cache_mu_);
         for (const auto& [name, v] : cache_) {
-            for (const auto& d : v.spec.disks)
+            for (const auto& d : v.spec.disks) {
                 if (!d.path.empty()) out[d.path].push_back(name);
+                // An rbd disk: keyed as the rbd pool's volumes name their path.
+                if (d.source && !d.source->is_file() && d.source->protocol == "rbd")
+                    out[storage::rbd_volume_path(d.pool, d.source->name)].push_back(name);
+            }
             if (!v.spec.cdrom.empty()) out[v.spec.cdrom].push_back(name);
             if (live && v.state != VmState::stopped && v.state != VmState::crashed) active.push_back(name);
         }
@@ -514,6 +520,13 @@ std::map<std::string, std::vector<std::string>> VmManager::image_users(bool live
     return out;
 }
 
+// The pool volume a disk is: by its path (file pools), or by pool and volume name (a network
+// disk has no path).
+api::VolumeRef VmManager::volume_ref(const api::DiskSpec& d) const {
+    if (d.path.empty() && !d.pool.empty() && !d.volume.empty()) return api::VolumeRef{d.pool, "images", d.volume};
+    return pools_.locate(d.path);
+}
+
 void VmManager::remove(const std::string& name, bool purge, util::Progress& progress) {
     require_ready();
     OpLock lock(*this, name);
@@ -528,9 +541,9 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     if (purge) {
         for (const auto& d : info.spec.disks) {
             if (!d.owned) continue;
-            auto ref = pools_.locate(d.path);
+            auto ref = volume_ref(d);
             if (ref.pool.empty() || ref.content != "images") continue;
-            auto item = storage::PoolManager::identity_of(d.path);
+            auto item = d.path.empty() ? nlohmann::json::object() : storage::PoolManager::identity_of(d.path);
             item["pool"] = ref.pool;
             item["name"] = ref.name;
             intent.add("volume", std::move(item));
@@ -552,9 +565,9 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     std::vector<std::string> errors;
     for (const auto& d : info.spec.disks) {
         if (!d.owned) continue;
-        auto ref = pools_.locate(d.path);
+        auto ref = volume_ref(d);
         if (ref.pool.empty() || ref.content != "images") continue;
-        progress.step(-1, fmt::format("deleting volume {}:{} ({})", ref.pool, ref.name, d.path));
+        progress.step(-1, fmt::format("deleting volume {}:{}", ref.pool, ref.name));
         try {
             pools_.delete_volume(ref.pool, ref.name);
         } catch (const std::exception& e) {

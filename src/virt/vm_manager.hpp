@@ -95,6 +95,7 @@ public:
     void expect_state(const std::string& name, std::initializer_list<api::VmState> states, const char* verb) const;
 
 private:
+    api::VolumeRef volume_ref(const api::DiskSpec& d) const;
     class OpLock;
     // The "vm-domain" undo of interrupted creates (PoolManager::intents()).
     void register_undo();

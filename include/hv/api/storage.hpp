@@ -37,12 +37,23 @@ struct PoolCaps {
 struct PoolSpec {
     // Example: "local".
     std::string name;
-    // Backend: "dir" or "btrfs" (later "lvm", "lvmthin", "zfs", "rbd").
+    // Backend: "dir", "btrfs" or "rbd" (a Ceph pool; later "lvm", "lvmthin", "zfs").
     std::string type = "dir";
-    // Absolute path of the pool's root directory. Example: "/var/lib/hv/images".
+    // dir, btrfs: absolute path of the pool's root directory. Example: "/var/lib/hv/images".
+    // rbd: empty.
     std::string path;
     // Content types this pool holds; empty = everything the backend supports.
     std::vector<std::string> content;
+    // rbd: the Ceph monitors, "HOST" or "HOST:PORT" (default port 6789; v2 3300 is found
+    // from them). Example: ["10.0.0.5", "10.0.0.6:6789"].
+    std::vector<std::string> monitors;
+    // rbd: the Ceph pool that holds the images. Example: "rbd".
+    std::string rbd_pool;
+    // rbd: the cephx user, without "client.". Example: "hv".
+    std::string user;
+    // rbd: absolute path of the keyring file with that user's key (read by hvd at each
+    // connect; its key also goes into the libvirt secret QEMU authenticates with).
+    std::string keyring;
 };
 
 struct PoolInfo {
@@ -110,6 +121,10 @@ struct DiskAuth {
     std::string secret_uuid;
     bool operator==(const DiskAuth&) const = default;
 };
+// A Ceph monitor of an rbd pool: "HOST", "HOST:PORT" or "[IPv6]:PORT" (port 0 = default).
+// Throws invalid_input.
+DiskHost parse_monitor(const std::string& monitor);
+
 struct DiskSource {
     enum class Type { file, network };
     Type type = Type::file;

@@ -1,8 +1,9 @@
 // Storage pools: one interface, backends behind it chosen through a small registry.
 //
 // A pool holds volumes (VM disks) and, when its backend stores files, content directories for
-// ISO images and container templates. Backends today: "dir" (any filesystem) and "btrfs"
-// (reflink clones). lvm, lvmthin, zfs and rbd fit the same interface later: a volume is a name
+// ISO images and container templates. Backends today: "dir" (any filesystem), "btrfs"
+// (reflink clones) and "rbd" (images in a Ceph pool, librbd). lvm, lvmthin and zfs fit the
+// same interface later: a volume is a name
 // with a capacity, a format and a provisioning mode, and a disk source QEMU can open
 // (api::DiskSource: a file path for file pools, a network source for rbd).
 //
@@ -101,7 +102,21 @@ std::unique_ptr<StoragePool> open_pool(const api::PoolSpec& spec);
 // Backends (registered in registry.cpp).
 std::unique_ptr<StoragePool> make_dir_pool(const api::PoolSpec& spec);
 std::unique_ptr<StoragePool> make_btrfs_pool(const api::PoolSpec& spec);
+std::unique_ptr<StoragePool> make_rbd_pool(const api::PoolSpec& spec);
 api::PoolCaps dir_caps();
 api::PoolCaps btrfs_caps();
+api::PoolCaps rbd_caps();
+
+// The libvirt secret an rbd pool's disks authenticate with: its uuid (the same for the pool's
+// name on every host), usage name ("hv pool NAME") and value (the raw cephx key of the
+// pool's user, from its keyring; throws invalid_input when the keyring has none).
+struct RbdSecret {
+    std::string uuid, usage, value;
+};
+std::string rbd_secret_uuid(const std::string& pool);
+// VolumeInfo::path of an rbd pool's volume: "rbd:<hv pool>:<ceph pool>/<image>" (what the VMs'
+// disk users are keyed by too).
+std::string rbd_volume_path(const std::string& pool, const std::string& image);
+RbdSecret rbd_secret(const api::PoolSpec& spec);
 
 }  // namespace hv::storage
