@@ -142,6 +142,25 @@ start_hvd() {
   die "hvd did not answer within 10 s"
 }
 
+now() { date +%s.%N; }
+# time_best CLEANUP CMD...: the best wall time (seconds) of RUNS (default 2) runs of CMD, in
+# $best; CLEANUP (a command or function) runs before each, untimed; after a sync.
+best=
+time_best() {
+  local cleanup=$1 i t0 t1 d
+  shift
+  best=
+  for ((i = 0; i < ${RUNS:-2}; i++)); do
+    $cleanup
+    sync
+    t0=$(now)
+    "$@" >/dev/null
+    t1=$(now)
+    d=$(echo "$t1 - $t0" | bc -l)
+    if [ -z "$best" ] || (($(echo "$d < $best" | bc -l))); then best=$d; fi
+  done
+}
+
 vm_name() { printf 'bench-%04d' "$1"; }
 
 count_bench_domains() {

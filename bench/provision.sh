@@ -28,22 +28,7 @@ mkdir -p "$T/base"
 BYTES=$(numfmt --from=iec "$SIZE")
 MIB=$((BYTES / 1048576))
 
-now() { date +%s.%N; }
-# best_of CMD...: best wall time of RUNS runs; `cleanup_between` runs after each
-best=
-time_best() {
-  local i t0 t1 d
-  best=
-  for ((i = 0; i < RUNS; i++)); do
-    cleanup_between
-    sync
-    t0=$(now)
-    "$@" >/dev/null
-    t1=$(now)
-    d=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$best" ] || (($(echo "$d < $best" | bc -l))); then best=$d; fi
-  done
-}
+# time_best (bench/lib.sh) runs `cleanup_between` before each run.
 rate() { echo "scale=0; $MIB / $1" | bc -l; }
 row() { printf '%-44s %8.2f s %8s MiB/s\n' "$1" "$2" "$(rate "$2")"; }
 
@@ -52,11 +37,11 @@ echo
 printf '%-44s %10s %14s\n' "operation" "time" "throughput"
 
 cleanup_between() { rm -f "$T/base/dd.img"; }
-time_best dd if=/dev/zero of="$T/base/dd.img" bs=4M count=$((MIB / 4)) oflag=direct status=none
+time_best cleanup_between dd if=/dev/zero of="$T/base/dd.img" bs=4M count=$((MIB / 4)) oflag=direct status=none
 DD=$best
 row "dd oflag=direct, new file (baseline)" "$DD"
 cleanup_between() { rm -f "$T/base/dd.img"; fallocate -l "$SIZE" "$T/base/dd.img"; }
-time_best dd if=/dev/zero of="$T/base/dd.img" bs=4M count=$((MIB / 4)) oflag=direct conv=notrunc status=none
+time_best cleanup_between dd if=/dev/zero of="$T/base/dd.img" bs=4M count=$((MIB / 4)) oflag=direct conv=notrunc status=none
 DDF=$best
 row "dd oflag=direct over fallocated file" "$DDF"
 rm -f "$T/base/dd.img"
@@ -65,7 +50,7 @@ declare -A HV
 for fmt in raw qcow2; do
   for mode in thin lazy-zeroed eager-zeroed; do
     cleanup_between() { "$HVCTL_BIN" --socket "$HVD_SOCK" storage volume delete local bench-vol >/dev/null 2>&1 || true; }
-    time_best "$HVCTL_BIN" --socket "$HVD_SOCK" storage volume create local bench-vol --size "$SIZE" \
+    time_best cleanup_between "$HVCTL_BIN" --socket "$HVD_SOCK" storage volume create local bench-vol --size "$SIZE" \
       --format "$fmt" --provision "$mode"
     HV[$fmt-$mode]=$best
     row "hvctl volume create $fmt $mode" "$best"
@@ -74,10 +59,10 @@ done
 cleanup_between
 
 cleanup_between() { rm -f "$T/base/q.img"; }
-time_best qemu-img create -q -f raw -o preallocation=full "$T/base/q.img" "$SIZE"
+time_best cleanup_between qemu-img create -q -f raw -o preallocation=full "$T/base/q.img" "$SIZE"
 QF=$best
 row "qemu-img create raw preallocation=full" "$QF"
-time_best qemu-img create -q -f qcow2 -o preallocation=full "$T/base/q.img" "$SIZE"
+time_best cleanup_between qemu-img create -q -f qcow2 -o preallocation=full "$T/base/q.img" "$SIZE"
 row "qemu-img create qcow2 preallocation=full" "$best"
 rm -f "$T/base/q.img"
 
@@ -88,7 +73,7 @@ cleanup_between() {
   virsh -q -c "$URI" vol-delete --pool bench-wipe wipe.img >/dev/null 2>&1 || true
   virsh -q -c "$URI" vol-create-as bench-wipe wipe.img "$SIZE" --format raw --allocation "$SIZE" >/dev/null
 }
-time_best virsh -q -c "$URI" vol-wipe --pool bench-wipe wipe.img --algorithm zero
+time_best cleanup_between virsh -q -c "$URI" vol-wipe --pool bench-wipe wipe.img --algorithm zero
 row "virsh vol-wipe --algorithm zero (after create)" "$best"
 virsh -q -c "$URI" vol-delete --pool bench-wipe wipe.img >/dev/null 2>&1 || true
 virsh -q -c "$URI" pool-destroy bench-wipe >/dev/null 2>&1 || true

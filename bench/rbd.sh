@@ -28,21 +28,6 @@ rbd_() { "$LAB" exec "$T/ceph" -- rbd -c "$T/ceph/ceph.conf" "$@"; }
 hv storage pool add vmpool --type rbd --monitors 127.0.0.1 --pool rbd --user hv --keyring "$T/ceph/hv.keyring" >/dev/null
 BYTES=$(numfmt --from=iec "$SIZE")
 MIB=$((BYTES / 1048576))
-now() { date +%s.%N; }
-best=
-time_best() { # time_best CLEANUP CMD...: best wall time of RUNS runs (CLEANUP before each)
-  local cleanup=$1 i t0 t1 d
-  shift
-  best=
-  for ((i = 0; i < RUNS; i++)); do
-    $cleanup
-    t0=$(now)
-    "$@" >/dev/null
-    t1=$(now)
-    d=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$best" ] || (($(echo "$d < $best" | bc -l))); then best=$d; fi
-  done
-}
 rm_bench() { rbd_ rm rbd/benchimg >/dev/null 2>&1 || true; rbd_ create --size "$SIZE" rbd/benchimg; }
 time_best rm_bench rbd_ bench --io-type write --io-size 4M --io-threads 8 --io-total "$SIZE" --io-pattern seq rbd/benchimg
 RBD=$best
