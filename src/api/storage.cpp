@@ -264,6 +264,7 @@ void to_json(json& j, const PoolInfo& v) {
     j["allocated"] = v.allocated;
     j["volumes"] = v.volumes;
     j["builtin"] = v.builtin;
+    j["warnings"] = v.warnings;
 }
 void to_json(json& j, const VolumeSpec& v) {
     j = json{{"name", v.name}, {"pool", v.pool}, {"size", v.size}, {"format", v.format}, {"provision", v.provision}};
@@ -374,6 +375,11 @@ PoolInfo pool_info_from_json(const json& j) {
     p.allocated = val<std::uint64_t>(j, "allocated", 0);
     p.volumes = val<int>(j, "volumes", 0);
     p.builtin = val<bool>(j, "builtin", false);
+    p.warnings = val<std::vector<std::string>>(j, "warnings", {});
+    p.spec.monitors = val<std::vector<std::string>>(j, "monitors", {});
+    p.spec.rbd_pool = val<std::string>(j, "rbd_pool", "");
+    p.spec.user = val<std::string>(j, "user", "");
+    p.spec.keyring = val<std::string>(j, "keyring", "");
     return p;
 }
 

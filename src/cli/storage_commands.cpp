@@ -61,6 +61,12 @@ void print_pool(const Globals& g, const api::PoolInfo& p) {
         {"snapshots", p.caps.snapshots ? "yes" : "no"},
         {"shared", p.caps.shared ? "yes" : "no"},
     };
+    if (p.spec.type == "rbd") {
+        kv.insert(kv.begin() + 3, {"ceph", fmt::format("pool {} at {}, user client.{}, keyring {}", p.spec.rbd_pool,
+                                                       fmt::join(p.spec.monitors, ","), p.spec.user, p.spec.keyring)});
+    }
+    if (p.warnings.empty()) kv.emplace_back("warnings", "-");
+    for (std::size_t i = 0; i < p.warnings.size(); ++i) kv.emplace_back(i ? "" : "warnings", p.warnings[i]);
     std::cout << render_kv(kv) << std::flush;
 }
 

@@ -206,6 +206,7 @@ api::PoolInfo PoolManager::info(const Entry& e) const {
             i.allocated += v.allocation;
             ++i.volumes;
         }
+        i.warnings = e.pool->health();
         i.active = true;
     } catch (const Error& err) {
         i.active = false;

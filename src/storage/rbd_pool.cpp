@@ -31,6 +31,7 @@
 #include <openssl/evp.h>
 
 #include "ceph_keyring.hpp"
+#include "ceph_status.hpp"
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "hv/storage/pool.hpp"
@@ -183,6 +184,20 @@ public:
         u.used = st.kb_used * 1024 / copies;
         u.free = st.kb_avail * 1024 / copies;
         return u;
+    }
+
+    std::vector<std::string> health() const override {
+        auto c = conn();
+        std::string cmd = nlohmann::json{{"prefix", "status"}, {"format", "json"}}.dump();
+        const char* cmds[] = {cmd.c_str()};
+        char *out = nullptr, *status = nullptr;
+        std::size_t out_len = 0, status_len = 0;
+        int r = rados_mon_command(c->cluster, cmds, 1, "", 0, &out, &out_len, &status, &status_len);
+        std::string doc = out ? std::string(out, out_len) : std::string();
+        if (out) rados_buffer_free(out);
+        if (status) rados_buffer_free(status);
+        if (r < 0) failed(r, "reading the Ceph cluster's status");
+        return health_words(parse_ceph_status(doc));
     }
 
     std::vector<api::VolumeInfo> volumes() const override {

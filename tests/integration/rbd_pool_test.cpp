@@ -166,6 +166,34 @@ TEST_CASE("rbd pool: volumes in a real Ceph pool through librbd, a VM with an rb
         std::filesystem::remove(lab.dir + "/b.img");
         CHECK(lab.rbd({"info", "rbd/thin1-copy", "--format", "json"}).out.find("\"parent\"") == std::string::npos);
     }
+    // --- one OSD of three down: degraded, still readable and writable (size 3, min_size 2) ----
+    {
+        auto warned = [&](const std::string& what) {
+            auto p = hvd.ctl_json({"storage", "pool", "show", "vmpool"});
+            for (const auto& w : p.at("warnings"))
+                if (w.get<std::string>().find(what) != std::string::npos) return true;
+            return false;
+        };
+        CHECK(hvd.ctl_json({"storage", "pool", "show", "vmpool"}).at("warnings").empty());
+        REQUIRE(run({env("HV_CEPH_LAB"), "stop-osd", lab.dir, "2"}, 60s).exit_code == 0);
+        CHECK(wait_until([&] { return warned("1 of 3 OSDs down"); }, 60s, 1s));
+        CHECK(wait_until([&] { return warned("degraded:"); }, 60s, 1s));
+        auto table = hvd.ctl({"storage", "pool", "show", "vmpool"});
+        CHECK_THAT(table.out, Catch::Contains("warnings") && Catch::Contains("degraded"));
+        auto during = hvd.ctl({"storage", "volume", "create", "vmpool", "during", "--size", "16M", "--format", "raw",
+                               "--provision", "eager-zeroed"},
+                              120s);
+        INFO(during.describe());
+        CHECK(during.exit_code == 0);
+        auto read = lab.rbd({"export", "rbd/thin1", lab.dir + "/r.img"});
+        CHECK(read.exit_code == 0);
+        std::filesystem::remove(lab.dir + "/r.img");
+        REQUIRE(run({env("HV_CEPH_LAB"), "start-osd", lab.dir, "2"}, 60s).exit_code == 0);
+        CHECK(wait_until([&] { return hvd.ctl_json({"storage", "pool", "show", "vmpool"}).at("warnings").empty(); }, 120s,
+                         1s));
+        REQUIRE(hvd.ctl({"storage", "volume", "delete", "vmpool", "during"}).exit_code == 0);
+    }
+
     // Nothing half-made is listed.
     for (const auto& vol : hvd.ctl_json({"storage", "volume", "list", "vmpool"}))
         CHECK(vol.at("name").get<std::string>().find("partial") == std::string::npos);

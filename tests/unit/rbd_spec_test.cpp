@@ -1,12 +1,15 @@
 // rbd pools without a Ceph cluster: the spec's checks (monitors, names, keyring path), the
 // keyring parser, the secret's uuid. The pool against a real Ceph cluster:
 // tests/integration/rbd_pool_test.cpp.
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "ceph_keyring.hpp"
+#include "ceph_status.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/error.hpp"
 #include "hv/storage/pool.hpp"
@@ -106,4 +109,35 @@ TEST_CASE("rbd secret: one uuid per pool name on every host, the raw key as its 
     CHECK(sec.value.size() == 28);  // a cephx key: 28 bytes, 40 in base64
     s.user = "other";
     CHECK_THROWS_WITH(hv::storage::rbd_secret(s), Catch::Contains("no section [client.other]"));
+}
+
+TEST_CASE("ceph status: degraded data, blocked I/O and down OSDs in plain words; nothing when all is well", "[storage][rbd]") {
+    auto file = [](const std::string& n) {
+        std::ifstream f(std::string(HV_TEST_DATA_DIR) + "/../fuzz/corpus/ceph_status/" + n);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    auto degraded = hv::storage::parse_ceph_status(file("degraded"));
+    CHECK(degraded.status == "HEALTH_WARN");
+    CHECK(degraded.osds == 3);
+    CHECK(degraded.osds_up == 2);
+    CHECK(degraded.pgs_inactive == 0);
+    auto w = hv::storage::health_words(degraded);
+    REQUIRE_FALSE(w.empty());
+    CHECK_THAT(w[0], Catch::StartsWith("degraded: 5 of 15 object copies missing (33.3%)"));
+    CHECK(std::find(w.begin(), w.end(), "1 of 3 OSDs down") != w.end());
+
+    auto blocked = hv::storage::health_words(hv::storage::parse_ceph_status(file("blocked")));
+    REQUIRE_FALSE(blocked.empty());
+    CHECK_THAT(blocked[0], Catch::StartsWith("I/O blocked: 32 of 32 placement groups are not active"));
+
+    const std::string ok = R"({"health":{"status":"HEALTH_OK","checks":{}},"osdmap":{"num_osds":3,"num_up_osds":3,)"
+                           R"("num_in_osds":3},"pgmap":{"num_pgs":33,"pgs_by_state":[{"state_name":"active+clean","count":33}]}})";
+    CHECK(hv::storage::health_words(hv::storage::parse_ceph_status(ok)).empty());
+    CHECK_THROWS_AS(hv::storage::parse_ceph_status("[1,2]"), hv::Error);
+    CHECK_THROWS_AS(hv::storage::parse_ceph_status("not json"), hv::Error);
+    // Nonsense numbers read as 0, never as a crash or a huge count.
+    auto odd = hv::storage::parse_ceph_status(R"({"osdmap":{"num_osds":-5,"num_up_osds":1e300},"pgmap":{"pgs_by_state":)"
+                                              R"([{"state_name":"peering","count":2147483647},{"state_name":"peering","count":2147483647}]}})");
+    CHECK(odd.osds == 0);
+    CHECK(odd.pgs_inactive == 1 << 30);
 }

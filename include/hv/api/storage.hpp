@@ -75,6 +75,10 @@ struct PoolInfo {
     int volumes = 0;
     // True for the built-in default pool "local" (cannot be removed).
     bool builtin = false;
+    // What is wrong with an active pool right now, in plain words (rbd: Ceph's health, e.g.
+    // "degraded: 5 of 15 object copies missing (33.3%), ..." or "I/O blocked: ..."); empty
+    // when all is well.
+    std::vector<std::string> warnings;
 };
 
 struct VolumeSpec {

@@ -42,6 +42,9 @@ public:
     // Throws unavailable when the pool cannot be used right now (path missing, wrong fs).
     virtual void check() const = 0;
     virtual FsUsage usage() const = 0;
+    // What is wrong with the pool right now, one sentence each (PoolInfo::warnings); empty
+    // when all is well. rbd: the Ceph cluster's health (degraded data, blocked I/O, OSDs down).
+    virtual std::vector<std::string> health() const { return {}; }
 
     // Volumes (content "images"). VolumeInfo::used_by is left empty (the manager fills it).
     virtual std::vector<api::VolumeInfo> volumes() const = 0;
