@@ -111,7 +111,7 @@ TEST_CASE("rbd secret: one uuid per pool name on every host, the raw key as its 
     CHECK_THROWS_WITH(hv::storage::rbd_secret(s), Catch::Contains("no section [client.other]"));
 }
 
-TEST_CASE("ceph status: degraded data, blocked I/O and down OSDs in plain words; nothing when all is well", "[storage][rbd]") {
+TEST_CASE("ceph status: degraded data, blocked I/O and down OSDs in plain words, nothing when all is well", "[storage][rbd]") {
     auto file = [](const std::string& n) {
         std::ifstream f(std::string(HV_TEST_DATA_DIR) + "/../fuzz/corpus/ceph_status/" + n);
         return std::string(std::istreambuf_iterator<char>(f), {});
