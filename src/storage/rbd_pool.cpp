@@ -187,17 +187,7 @@ public:
     }
 
     std::vector<std::string> health() const override {
-        auto c = conn();
-        std::string cmd = nlohmann::json{{"prefix", "status"}, {"format", "json"}}.dump();
-        const char* cmds[] = {cmd.c_str()};
-        char *out = nullptr, *status = nullptr;
-        std::size_t out_len = 0, status_len = 0;
-        int r = rados_mon_command(c->cluster, cmds, 1, "", 0, &out, &out_len, &status, &status_len);
-        std::string doc = out ? std::string(out, out_len) : std::string();
-        if (out) rados_buffer_free(out);
-        if (status) rados_buffer_free(status);
-        if (r < 0) failed(r, "reading the Ceph cluster's status");
-        return health_words(parse_ceph_status(doc));
+        return health_words(parse_ceph_status(mon_command({{"prefix", "status"}}, "reading the Ceph cluster's status")));
     }
 
     std::vector<api::VolumeInfo> volumes() const override {
@@ -519,24 +509,29 @@ private:
         return out;
     }
 
-    int replicas() const {
+    // A monitor command (JSON answer); `what` names it in the error.
+    std::string mon_command(nlohmann::json cmd, const std::string& what) const {
         auto c = conn();
-        std::string cmd = nlohmann::json{{"prefix", "osd pool get"}, {"pool", spec_.rbd_pool}, {"var", "size"},
-                                         {"format", "json"}}
-                              .dump();
-        const char* cmds[] = {cmd.c_str()};
+        cmd["format"] = "json";
+        std::string text = cmd.dump();
+        const char* cmds[] = {text.c_str()};
         char *out = nullptr, *status = nullptr;
         std::size_t out_len = 0, status_len = 0;
         int r = rados_mon_command(c->cluster, cmds, 1, "", 0, &out, &out_len, &status, &status_len);
-        int size = 0;
-        if (r >= 0 && out) {
-            auto j = nlohmann::json::parse(std::string(out, out_len), nullptr, false);
-            if (j.is_object() && j.contains("size") && j["size"].is_number_integer()) size = j["size"].get<int>();
-        }
+        std::string doc = out ? std::string(out, out_len) : std::string();
         std::string why = status ? std::string(status, status_len) : std::string();
         if (out) rados_buffer_free(out);
         if (status) rados_buffer_free(status);
-        if (r < 0) failed(r, "reading the Ceph pool's replica count (osd pool get size): " + why);
+        if (r < 0) failed(r, why.empty() ? what : what + ": " + why);
+        return doc;
+    }
+
+    int replicas() const {
+        auto j = nlohmann::json::parse(
+            mon_command({{"prefix", "osd pool get"}, {"pool", spec_.rbd_pool}, {"var", "size"}},
+                        "reading the Ceph pool's replica count (osd pool get size)"),
+            nullptr, false);
+        int size = j.is_object() && j.contains("size") && j["size"].is_number_integer() ? j["size"].get<int>() : 0;
         if (size <= 0) fail(Errc::unavailable, "pool '{}': the monitors did not say the Ceph pool's size", spec_.name);
         return size;
     }
