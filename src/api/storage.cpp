@@ -101,7 +101,7 @@ void validate(const PoolSpec& p) {
 void validate(const VolumeSpec& v) {
     validate_name(v.name, "volume name");
     validate_name(v.pool, "pool name");
-    if (v.format != "qcow2" && v.format != "raw")
+    if (!v.format.empty() && v.format != "qcow2" && v.format != "raw")
         fail(Errc::invalid_input, "format '{}' is not one of qcow2, raw", v.format);
     if (v.size == 0) fail(Errc::invalid_input, "size is required (e.g. --size 20G)");
     if (v.size < MiB) fail(Errc::invalid_input, "size must be at least 1M");

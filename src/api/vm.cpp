@@ -166,7 +166,7 @@ void validate(const VmSpec& s) {
             if (!names.insert(d.name).second) fail(Errc::invalid_input, "{}: duplicate disk name '{}'", f, d.name);
         }
         if (!kBuses.count(d.bus)) fail(Errc::invalid_input, "{}.bus '{}' is not one of virtio, sata, scsi, ide", f, d.bus);
-        if (!kFormats.count(d.format)) fail(Errc::invalid_input, "{}.format '{}' is not one of qcow2, raw", f, d.format);
+        if (!d.format.empty() && !kFormats.count(d.format)) fail(Errc::invalid_input, "{}.format '{}' is not one of qcow2, raw", f, d.format);
         validate_name(d.pool, "pool name");
         if (!kDiskModes.count(d.mode))
             fail(Errc::invalid_input, "{}.mode '{}' is not one of dependent, independent-persistent, "
@@ -193,7 +193,7 @@ void validate(const VmSpec& s) {
             validate(*d.source, f + ".source");
             // RBD images are raw; <transient/> (independent-nonpersistent) needs a local
             // overlay file, which libvirt makes only for file disks.
-            if (d.format != "raw") fail(Errc::invalid_input, "{}: a network (rbd) disk has format raw, not {}", f, d.format);
+            if (!d.format.empty() && d.format != "raw") fail(Errc::invalid_input, "{}: a network (rbd) disk has format raw, not {}", f, d.format);
             if (d.mode == "independent-nonpersistent")
                 fail(Errc::invalid_input, "{}: mode independent-nonpersistent needs a file disk (not a network one)", f);
         }

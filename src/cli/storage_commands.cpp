@@ -199,7 +199,7 @@ void add_volume_commands(CLI::App& storage, Context& ctx) {
     });
 
     struct CreateOpts {
-        std::string pool, name, size, format = "qcow2", provision = "thin";
+        std::string pool, name, size, format, provision = "thin";
         bool async = false;
     };
     auto co = std::make_shared<CreateOpts>();
@@ -211,7 +211,7 @@ void add_volume_commands(CLI::App& storage, Context& ctx) {
     create->add_option("--provision", co->provision, "thin, lazy-zeroed or eager-zeroed")
         ->check(CLI::IsMember({"thin", "lazy-zeroed", "eager-zeroed"}))
         ->capture_default_str();
-    create->add_option("--format", co->format, "qcow2 or raw")->check(CLI::IsMember({"qcow2", "raw"}))->capture_default_str();
+    create->add_option("--format", co->format, "qcow2 or raw (default: the pool's: qcow2 on dir and btrfs, raw on rbd)")->check(CLI::IsMember({"qcow2", "raw"}));
     create->add_flag("--async", co->async, "Do not wait: print the task and exit");
     run_with(create, ctx, [&g = ctx.g, co] {
         api::VolumeSpec s;

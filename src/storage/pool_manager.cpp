@@ -372,8 +372,15 @@ std::shared_ptr<void> PoolManager::mark_busy(const std::string& pool_name, const
     });
 }
 
-void PoolManager::precheck_create(const api::VolumeSpec& spec) const {
-    api::validate(spec);
+std::string PoolManager::default_format(const std::string& pool_name) const {
+    auto caps = pool(pool_name)->caps();
+    return caps.formats.empty() ? std::string("raw") : caps.formats.front();
+}
+
+void PoolManager::precheck_create(const api::VolumeSpec& in) const {
+    api::validate(in);
+    api::VolumeSpec spec = in;
+    if (spec.format.empty()) spec.format = default_format(spec.pool);
     auto p = pool(spec.pool);
     p->check();
     auto caps = p->caps();
@@ -392,9 +399,11 @@ void PoolManager::precheck_create(const api::VolumeSpec& spec) const {
     }
 }
 
-PoolManager::Created PoolManager::create_volume(const api::VolumeSpec& spec, util::Progress& progress,
+PoolManager::Created PoolManager::create_volume(const api::VolumeSpec& in, util::Progress& progress,
                                                 util::IntentLog::Intent* outer) {
-    api::validate(spec);
+    api::validate(in);
+    api::VolumeSpec spec = in;
+    if (spec.format.empty()) spec.format = default_format(spec.pool);
     auto p = pool(spec.pool);
     auto guard = mark_busy(spec.pool, spec.name);
     // Checked before the intent is written: recovery must never remove a volume that was there.

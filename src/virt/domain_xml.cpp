@@ -287,6 +287,7 @@ std::string disk_device_xml(const api::DiskSpec& d, const std::string& dev) {
     // snapshot='no': independent disks are left out of (external) snapshots.
     const auto src = api::source_of(d);
     x.add(0, fmt::format("<disk type='{}' device='disk'{}>", disk_type(src), d.mode == "dependent" ? "" : " snapshot='no'"));
+    if (d.format.empty()) fail(Errc::internal, "disk {} has no format (its pool gives one before the XML is made)", d.name);
     std::string driver = fmt::format("<driver name='qemu' type='{}'", e(d.format));
     if (!d.cache.empty()) driver += fmt::format(" cache='{}'", e(d.cache));
     if (d.discard) driver += " discard='unmap'";

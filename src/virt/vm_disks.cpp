@@ -146,8 +146,9 @@ VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::P
         if (!disk.source) require_regular_file(disk.path, "disk image");
     } else {
         create = true;
-        api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
         try {
+            if (disk.format.empty()) disk.format = pools_.default_format(disk.pool);
+            api::VolumeSpec vs{vm + "-" + disk.name, disk.pool, disk.size, disk.format, disk.provision};
             pools_.precheck_create(vs);
         } catch (const Error& e) {
             fail(e.code(), "{}: {}", what, e.what());

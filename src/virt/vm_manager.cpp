@@ -391,8 +391,9 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
             d.size = v.capacity;
             d.owned = false;
         } else {
-            api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
             try {
+                if (d.format.empty()) d.format = pools_.default_format(d.pool);
+                api::VolumeSpec vs{spec.name + "-" + d.name, d.pool, d.size, d.format, d.provision};
                 pools_.precheck_create(vs);
             } catch (const Error& e) {
                 fail(e.code(), "disks[{}]: {}", i, e.what());

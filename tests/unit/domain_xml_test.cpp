@@ -94,6 +94,10 @@ GoldenCase load_case(const fs::path& p) {
         }
     }
     c.spec = hv::api::vm_spec_from_json(j, hv::api::JsonOrigin::hvd);  // as read from metadata
+    // A disk without a format gets its pool's (qcow2 on the dir pools of these cases) before
+    // hvd writes XML.
+    for (auto& d : c.spec.disks)
+        if (d.format.empty()) d.format = "qcow2";
     hv::api::validate(c.spec);  // cases are specs hvd would accept
     return c;
 }
@@ -107,6 +111,7 @@ hv::api::VmSpec full_spec() {
     d.name = "disk0";
     d.size = 8 * hv::api::GiB;
     d.path = "/var/lib/hv/images/db-1.prod-disk0.qcow2";
+    d.format = "qcow2";
     d.owned = true;
     s.disks.push_back(d);
     d.name = "data";
@@ -186,6 +191,7 @@ TEST_CASE("ide disks need an i440fx machine", "[virt]") {
     d.name = "disk0";
     d.bus = "ide";
     d.path = "/var/lib/hv/images/old-disk0.qcow2";
+    d.format = "qcow2";
     s.disks.push_back(d);
 
     for (const char* machine : {"q35", "pc-q35-7.2"}) {
@@ -407,6 +413,7 @@ TEST_CASE("disk modes, cache, discard and limits in one disk element", "[virt][d
     hv::api::DiskSpec d;
     d.name = "data";
     d.path = "/var/lib/hv/images/vm-data.qcow2";
+    d.format = "qcow2";  // as its pool resolved it
 
     SECTION("dependent: plain disk, hypervisor defaults") {
         CHECK(hv::virt::disk_device_xml(d, "vdb") ==

@@ -87,7 +87,8 @@ struct VolumeSpec {
     std::string pool = "local";
     // Capacity in bytes (input may be "20G").
     std::uint64_t size = 0;
-    std::string format = "qcow2";
+    // "qcow2" | "raw"; "" = the pool's default (qcow2 on dir and btrfs pools, raw on rbd).
+    std::string format;
     Provision provision = Provision::thin;
 };
 

@@ -54,8 +54,9 @@ struct DiskSpec {
     // Volume name in `pool`. On create: an existing volume to attach (then `size` must be 0),
     // or empty to create "<vm>-<disk name>". Set by hvd. Example: "web01-disk0".
     std::string volume;
-    // Image format of a new volume: "qcow2" (default) or "raw".
-    std::string format = "qcow2";
+    // Image format of a new volume: "qcow2" or "raw"; "" = the pool's default (qcow2 on dir
+    // and btrfs pools, raw on rbd).
+    std::string format;
     // Provisioning of a new volume: thin (default), lazy-zeroed, eager-zeroed.
     Provision provision = Provision::thin;
     // Bus: "virtio" (virtio-blk, default), "sata" (AHCI), "scsi" (virtio-scsi), "ide" (machine pc only).

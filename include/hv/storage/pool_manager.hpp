@@ -56,6 +56,9 @@ public:
     // Checks that would make create_volume fail fast (pool exists, mode/format supported, name
     // free, space for thick volumes); used before a task is queued.
     void precheck_create(const api::VolumeSpec& spec) const;
+    // The format of a volume made without one: the backend's first (qcow2 on file pools, raw
+    // on rbd). 404 for an unknown pool.
+    std::string default_format(const std::string& pool) const;
     // Refused (conflict) while a VM uses the volume; `detach` is called first when given
     // (delete --force) and must remove the volume from those VMs or throw.
     void delete_volume(const std::string& pool, const std::string& name,
