@@ -14,7 +14,8 @@
 # Environment: HVD, HVCTL (default build/src/daemon/hvd, build/src/cli/hvctl of this repo);
 # each hvd.toml gets a [cluster] section (node_name = the host's name, address = its address;
 # RIG_CLUSTER_CONFIG=0 leaves it out, for an hvd without cluster support);
-# RIG_ACCEL (tcg), RIG_LOG_LEVEL (info) for hvd.toml; RIG_TIMEOUT (60) seconds `up`/`start`
+# a [ceph] section for hosts that share one disk (mon_data_avail_warn = 5, osd_memory_target_mb
+# = 896); RIG_ACCEL (tcg), RIG_LOG_LEVEL (info) for hvd.toml; RIG_TIMEOUT (60) seconds `up`/`start`
 # wait for an hvd to answer.
 #
 # Layout (README.md "A cluster on one machine"):
@@ -199,6 +200,11 @@ write_config() { # write_config NAME
       echo "node_name = \"$name\""
       echo "address = \"$(host_addr "$name")\""
     fi
+    # The hosts share this machine's disk and memory: Ceph's monitors warn only below 5% free,
+    # OSDs aim at Ceph's smallest memory target.
+    echo "[ceph]"
+    echo "mon_data_avail_warn = 5"
+    echo "osd_memory_target_mb = 896"
   } >"$d/hvd.toml.tmp"
   mv "$d/hvd.toml.tmp" "$d/hvd.toml"
 }

@@ -154,6 +154,12 @@ Store& Cluster::store() const {
     return *store_;
 }
 
+std::shared_ptr<Store> Cluster::shared_store() const {
+    std::lock_guard lk(mu_);
+    if (!store_) fail(Errc::conflict, "this host is not in a cluster (hvctl cluster create or join)");
+    return store_;
+}
+
 template <typename F>
 auto Cluster::guarded_store(F&& f) const -> decltype(f()) {
     try {

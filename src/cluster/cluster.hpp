@@ -149,6 +149,8 @@ public:
     // member of cluster `name` (no certificates, no etcd process).
     void attach_for_test(std::shared_ptr<Store> store, const std::string& name, const std::string& address);
 
+    // The store, for the other controllers over it (src/ceph/): 409 outside a cluster.
+    std::shared_ptr<Store> shared_store() const;
     // 503 "no quorum: N of M members reachable" (or the store's own reason).
     [[noreturn]] void no_quorum(const std::string& why) const;
 

@@ -56,6 +56,8 @@ struct Config {
     int cluster_voters = 3;
     int cluster_lease_ttl = 5;
     int cluster_clock_warn_ms = 500;
+    int ceph_osd_memory_target_mb = 1024;  // [ceph]: each OSD's cache target
+    int ceph_mon_data_avail_warn = 30;     // [ceph]: percent free below which a monitor warns
 
     // lxc_uri, or the LXC driver next to libvirt_uri: "qemu:///system?socket=S" ->
     // "lxc:///system?socket=S" ("qemu+ssh://h/system" -> "lxc+ssh://h/system").

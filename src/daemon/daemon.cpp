@@ -19,6 +19,7 @@
 #include "chrony_manager.hpp"
 #include "cluster.hpp"
 #include "cluster_dispatcher.hpp"
+#include "ceph_service.hpp"
 #include "tls_listener.hpp"
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
@@ -262,8 +263,15 @@ int run(const Config& cfg) {
     ClusterDirectory directory(cluster);
     guests.set_directory(&directory);
     ClusterDispatcher dispatcher(cluster, std::chrono::seconds(cfg.request_timeout));
+    // Hyperconverged Ceph (docs/ceph.md): its reconcile loop over the cluster store.
+    ceph::CephOptions cephopts;
+    cephopts.dir = cfg.state_dir + "/ceph";
+    cephopts.node = cfg.cluster_node_name;
+    cephopts.osd_memory_target_mb = cfg.ceph_osd_memory_target_mb;
+    cephopts.mon_data_avail_warn = cfg.ceph_mon_data_avail_warn;
+    ceph::CephService ceph(cephopts, cluster, pools);
     // The one list of route registrations (also behind hvd --print-routes).
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph});
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);
@@ -279,6 +287,7 @@ int run(const Config& cfg) {
     follow_cluster = [&] {
         util::guarded("following the cluster membership", [&] {
             auto id = cluster.identity();
+            ceph.membership_changed();
             tasks.set_node(id ? cluster.node() : std::string());
             bus.set_host(id ? cluster.node() : std::string());
             if (!id) {
@@ -331,6 +340,7 @@ int run(const Config& cfg) {
     server.listen(so);
     cluster_ptr = &cluster;
     cluster.start();
+    ceph.start();
     follow_cluster();
     if (vms.ready()) autostart.at_daemon_start();
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.

@@ -9,6 +9,8 @@
 #include "api_routes.hpp"
 #include "autostart_routes.hpp"
 #include "cluster.hpp"
+#include "ceph_routes.hpp"
+#include "ceph_service.hpp"
 #include "cluster_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
@@ -34,6 +36,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     register_ct_routes(r, p.api, p.cts, p.templates);
     register_autostart_routes(r, p.autostart);
     register_cluster_routes(r, p.cluster, p.api.tasks, p.api.config);
+    register_ceph_routes(r, p.ceph, p.api.tasks);
 }
 
 namespace {
@@ -100,8 +103,9 @@ nlohmann::json route_table_json() {
     co.state_dir = tmp.path + "/cluster";
     co.node_name = "routes";
     cluster::Cluster cluster(co, {});
+    ceph::CephService ceph({tmp.path + "/ceph", "routes"}, cluster, pools);
     Router router;
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph});
     return describe(router);
 }
 

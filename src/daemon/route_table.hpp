@@ -22,6 +22,9 @@ class AutostartService;
 namespace hv::cluster {
 class Cluster;
 }
+namespace hv::ceph {
+class CephService;
+}
 
 namespace hv::daemon {
 
@@ -35,6 +38,7 @@ struct RouteParts {
     storage::TemplateStore& templates;
     guest::AutostartService& autostart;
     cluster::Cluster& cluster;
+    ceph::CephService& ceph;
 };
 
 // Every route hvd serves, registered in one place (daemon.cpp's run() and route_table_json()).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -82,7 +83,50 @@ CephHealth parse_ceph_status(const std::string& in) {
     h.degraded_objects = count(pg, "degraded_objects");
     h.degraded_total = count(pg, "degraded_total");
     h.recovering_bytes_per_sec = count(pg, "recovering_bytes_per_sec");
+    h.bytes_total = count(pg, "bytes_total");
+    h.bytes_used = count(pg, "bytes_used");
+    h.bytes_avail = count(pg, "bytes_avail");
+    const auto& q = member(j, "quorum_names");
+    if (q.is_array())
+        for (const auto& n : q) {
+            if (n.is_string()) h.quorum_names.push_back(util::sanitize_utf8(n.get<std::string>().substr(0, 100)));
+            if (h.quorum_names.size() >= 64) break;
+        }
     return h;
+}
+
+CephTree parse_osd_tree(const std::string& in) {
+    if (in.size() > 4 * 1024 * 1024) fail(Errc::invalid_input, "the Ceph osd tree answer is larger than 4 MiB");
+    json j = json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) fail(Errc::invalid_input, "the Ceph osd tree answer is not a JSON object");
+    const auto& nodes = member(j, "nodes");
+    CephTree t;
+    if (!nodes.is_array()) return t;
+    std::map<long long, std::string> host_of;  // osd id -> host
+    for (const auto& n : nodes) {
+        if (text(n, "type") != "host") continue;
+        const auto& ch = member(n, "children");
+        if (!ch.is_array() || ch.empty()) continue;
+        ++t.hosts_with_osds;
+        for (const auto& c : ch)
+            if (c.is_number_integer() && c.get<long long>() >= 0) host_of[c.get<long long>()] = text(n, "name");
+        if (t.hosts_with_osds > 10000) break;
+    }
+    for (const auto& n : nodes) {
+        if (text(n, "type") != "osd") continue;
+        const auto& id = member(n, "id");
+        if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > (1 << 30)) continue;
+        CephTreeOsd o;
+        o.id = static_cast<int>(id.get<long long>());
+        auto it = host_of.find(o.id);
+        if (it != host_of.end()) o.host = it->second;
+        o.up = text(n, "status") == "up";
+        const auto& rw = member(n, "reweight");
+        o.in = rw.is_number() && rw.get<double>() > 0;
+        t.osds.push_back(o);
+        if (t.osds.size() > 100000) break;
+    }
+    return t;
 }
 
 std::vector<std::string> health_words(const CephHealth& h) {

@@ -18,7 +18,23 @@ struct CephHealth {
     std::uint64_t degraded_objects = 0, degraded_total = 0;
     std::uint64_t recovering_bytes_per_sec = 0;
     std::vector<std::string> checks;  // each health check's summary, e.g. "1 osds down"
+    std::vector<std::string> quorum_names;  // monitors in quorum
+    std::uint64_t bytes_total = 0, bytes_used = 0, bytes_avail = 0;  // raw
 };
+
+// One OSD of `osd tree`: its CRUSH host, up/down, in (reweight > 0).
+struct CephTreeOsd {
+    int id = -1;
+    std::string host;
+    bool up = false;
+    bool in = false;
+};
+struct CephTree {
+    std::vector<CephTreeOsd> osds;
+    int hosts_with_osds = 0;
+};
+// The monitors' answer to {"prefix": "osd tree"}; invalid_input when it is not one.
+CephTree parse_osd_tree(const std::string& json);
 
 // Throws invalid_input when `json` is not a status document.
 CephHealth parse_ceph_status(const std::string& json);

@@ -32,6 +32,7 @@
 
 #include "ceph_keyring.hpp"
 #include "ceph_status.hpp"
+#include "rados.hpp"
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "hv/storage/pool.hpp"
@@ -49,40 +50,6 @@ constexpr const char* kProvisionKey = "hv.provision";
 constexpr std::uint64_t kZeroChunk = 4 * 1024 * 1024;  // RBD's default object size
 constexpr int kZeroInFlight = 8;
 
-std::string errno_text(int r) { return std::strerror(r < 0 ? -r : r); }
-
-// A librados/librbd error as hv's: what failed, and the code the caller should see.
-[[noreturn]] void ceph_fail(int r, const std::string& what) {
-    int e = r < 0 ? -r : r;
-    Errc code = Errc::internal;
-    switch (e) {
-        case ENOENT: code = Errc::not_found; break;
-        case EEXIST: code = Errc::conflict; break;
-        case EBUSY: code = Errc::conflict; break;
-        case ENOTEMPTY: code = Errc::conflict; break;
-        case ENOSPC:
-        case EDQUOT: code = Errc::insufficient_space; break;
-        case EACCES:
-        case EPERM: code = Errc::invalid_input; break;  // the user or key is wrong for this cluster
-        case ETIMEDOUT:
-        case ENOTCONN:
-        case ECONNREFUSED:
-        case EHOSTUNREACH:
-        case ESHUTDOWN:
-        case EIO: code = Errc::unavailable; break;
-        case EINVAL: code = Errc::invalid_input; break;
-        case EOPNOTSUPP: code = Errc::unsupported; break;
-        case ECANCELED: code = Errc::cancelled; break;
-        default: break;
-    }
-    fail(code, "{}: {}", what, errno_text(e));
-}
-
-bool connection_lost(int r) {
-    int e = r < 0 ? -r : r;
-    return e == ETIMEDOUT || e == ENOTCONN || e == ECONNREFUSED || e == ESHUTDOWN || e == EHOSTUNREACH;
-}
-
 std::string monitors_text(const api::PoolSpec& s) {
     std::string out;
     for (const auto& m : s.monitors) {
@@ -97,14 +64,13 @@ std::string monitors_text(const api::PoolSpec& s) {
 // for as long as it runs, so dropping the pool's (after a lost cluster) never frees handles in
 // use; the last holder shuts it down.
 struct Conn {
-    rados_t cluster = nullptr;
+    std::unique_ptr<Rados> rados;
     rados_ioctx_t io = nullptr;
     Conn() = default;
     Conn(const Conn&) = delete;
     Conn& operator=(const Conn&) = delete;
     ~Conn() {
         if (io) rados_ioctx_destroy(io);
-        if (cluster) rados_shutdown(cluster);
     }
 };
 
@@ -175,7 +141,7 @@ public:
     FsUsage usage() const override {
         auto c = conn();
         rados_cluster_stat_t st{};
-        int r = rados_cluster_stat(c->cluster, &st);
+        int r = rados_cluster_stat(c->rados->handle(), &st);
         if (r < 0) failed(r, "reading the cluster's usage");
         // Raw bytes over the pool's replicas: what the pool can still hold.
         std::uint64_t copies = std::max<std::uint64_t>(1, replicas());
@@ -187,7 +153,15 @@ public:
     }
 
     std::vector<std::string> health() const override {
-        return health_words(parse_ceph_status(mon_command({{"prefix", "status"}}, "reading the Ceph cluster's status")));
+        auto words = health_words(parse_ceph_status(mon_command({{"prefix", "status"}}, "reading the Ceph cluster's status")));
+        // Honest redundancy: as many hosts as copies leaves no host to heal onto.
+        auto tree = parse_osd_tree(mon_command({{"prefix", "osd tree"}}, "reading the Ceph OSD tree"));
+        int size = replicas();
+        if (size > 1 && tree.hosts_with_osds == size)
+            words.push_back(fmt::format("{} copies on exactly {} hosts: losing one host leaves its data degraded with "
+                                        "nowhere to heal until the host is back",
+                                        size, size));
+        return words;
     }
 
     std::vector<api::VolumeInfo> volumes() const override {
@@ -444,34 +418,13 @@ private:
 
     std::shared_ptr<Conn> connect_locked() const {
         auto c = std::make_shared<Conn>();
-        int r = rados_create(&c->cluster, spec_.user.c_str());
-        if (r < 0) ceph_fail(r, fmt::format("pool '{}': librados", spec_.name));
-        const std::pair<const char*, std::string> conf[] = {
-            {"mon_host", monitors_text(spec_)},
-            {"keyring", spec_.keyring},
-            {"client_mount_timeout", "10"},
-            {"rados_mon_op_timeout", "15"},
-            {"rados_osd_op_timeout", "60"},
-            {"log_to_stderr", "false"},
-            {"err_to_stderr", "false"},
-            {"log_file", ""},
-            {"admin_socket", ""},
-        };
-        for (const auto& [k, v] : conf) {
-            r = rados_conf_set(c->cluster, k, v.c_str());
-            if (r < 0) ceph_fail(r, fmt::format("pool '{}': setting {}", spec_.name, k));
-        }
-        if (::access(spec_.keyring.c_str(), R_OK) != 0)
-            fail(Errc::invalid_input, "pool '{}': the keyring {} cannot be read: {}", spec_.name, spec_.keyring,
-                 std::strerror(errno));
-        r = rados_connect(c->cluster);
-        if (r == -EACCES || r == -EPERM)
-            fail(Errc::invalid_input, "pool '{}': Ceph at {} refused client.{} (wrong key in {}?): {}", spec_.name,
-                 monitors_text(spec_), spec_.user, spec_.keyring, errno_text(r));
-        if (r < 0)
-            fail(Errc::unavailable, "pool '{}': cannot reach the Ceph monitors {}: {}", spec_.name, monitors_text(spec_),
-                 errno_text(r));
-        r = rados_ioctx_create(c->cluster, spec_.rbd_pool.c_str(), &c->io);
+        RadosOptions ro;
+        ro.user = spec_.user;
+        ro.mon_host = monitors_text(spec_);
+        ro.keyring = spec_.keyring;
+        ro.who = fmt::format("pool '{}'", spec_.name);
+        c->rados = std::make_unique<Rados>(ro);
+        int r = rados_ioctx_create(c->rados->handle(), spec_.rbd_pool.c_str(), &c->io);
         if (r == -ENOENT)
             fail(Errc::invalid_input, "pool '{}': the Ceph cluster at {} has no pool '{}'", spec_.name, monitors_text(spec_),
                  spec_.rbd_pool);
@@ -512,18 +465,12 @@ private:
     // A monitor command (JSON answer); `what` names it in the error.
     std::string mon_command(nlohmann::json cmd, const std::string& what) const {
         auto c = conn();
-        cmd["format"] = "json";
-        std::string text = cmd.dump();
-        const char* cmds[] = {text.c_str()};
-        char *out = nullptr, *status = nullptr;
-        std::size_t out_len = 0, status_len = 0;
-        int r = rados_mon_command(c->cluster, cmds, 1, "", 0, &out, &out_len, &status, &status_len);
-        std::string doc = out ? std::string(out, out_len) : std::string();
-        std::string why = status ? std::string(status, status_len) : std::string();
-        if (out) rados_buffer_free(out);
-        if (status) rados_buffer_free(status);
-        if (r < 0) failed(r, why.empty() ? what : what + ": " + why);
-        return doc;
+        try {
+            return c->rados->mon_command(std::move(cmd), what);
+        } catch (const Error& e) {
+            if (e.code() == Errc::unavailable) disconnect();
+            throw;
+        }
     }
 
     int replicas() const {

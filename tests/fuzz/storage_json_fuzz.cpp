@@ -1,6 +1,8 @@
 // The storage request bodies hvd reads (src/api/storage.cpp, src/daemon/storage_routes.cpp):
-// pools, volumes, resize, clone. The first byte picks the reader, the rest is the JSON body.
+// pools, volumes, resize, clone; and hv's Ceph (src/api/ceph.cpp): init, OSD create, pool
+// create. The first byte picks the reader, the rest is the JSON body.
 #include "fuzz_common.hpp"
+#include "hv/api/ceph.hpp"
 #include "hv/api/json_reader.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/api/vm.hpp"
@@ -9,7 +11,7 @@ namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 4);
+    std::size_t which = hvfuzz::select(data, size, 7);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -33,6 +35,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 auto size = rd.opt_size("size");
                 rd.finish();
                 if (size) hvfuzz::render(json{{"size", *size}, {"text", api::format_size(*size)}});
+                break;
+            }
+            case 4: {  // e: POST /v1/ceph/init
+                auto in = api::ceph_init_from_json(*j);
+                hvfuzz::render(api::to_json(in));
+                break;
+            }
+            case 5: {  // f: POST /v1/ceph/osds
+                auto in = api::ceph_osd_create_from_json(*j);
+                hvfuzz::render(api::to_json(in));
+                break;
+            }
+            case 6: {  // g: POST /v1/ceph/pools
+                auto in = api::ceph_pool_create_from_json(*j);
+                hvfuzz::render(api::to_json(in));
                 break;
             }
             default: {  // d: POST .../volumes/{name}/clone

@@ -1,0 +1,213 @@
+// hv's hyperconverged Ceph end to end on scripts/cluster-rig.sh, only through hvctl: three
+// hosts in a cluster; ceph init, a monitor + manager on each, one BlueStore OSD per host on a
+// sparse file (h1's with its DB on a second file), a size-3 pool that is also an hv storage
+// pool on every host, HEALTH_OK; refused input that changes nothing (size 3 on one host, a
+// device with a filesystem, a device twice, a second monitor on a host, a second init); a VM
+// with its disk on the pool; a host killed -> degraded but writable -> back -> healed; hvd
+// killed (with its whole host) in the middle of an OSD create -> nothing half-made after.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "harness.hpp"
+#include "rig.hpp"
+
+using namespace hvtest;
+using nlohmann::json;
+
+namespace {
+
+bool tool(const char* name) { return run({"sh", "-c", std::string("command -v ") + name}).exit_code == 0; }
+
+void sparse(const std::string& path, std::uint64_t size) {
+    std::ofstream(path).close();
+    REQUIRE(::truncate(path.c_str(), static_cast<off_t>(size)) == 0);
+}
+
+bool healthy(const json& st) {
+    return st.value("health", "") == "HEALTH_OK" && st.value("pgs", 0) > 0 &&
+           st.value("pgs_active_clean", -1) == st.value("pgs", 0) && st.value("osds_up", 0) == st.value("osds", -1);
+}
+
+bool mentions(const json& lines, const std::string& what) {
+    for (const auto& l : lines)
+        if (l.is_string() && l.get<std::string>().find(what) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("ceph: three hosts on the rig, monitors, OSDs and a size-3 pool from hvctl", "[ceph][rig]") {
+    for (const char* t : {"ceph-mon", "ceph-mgr", "ceph-osd", "monmaptool", "blkid", "wipefs", "mkfs.ext4"})
+        if (!tool(t)) {
+            std::cout << "SKIPPED: " << t << " is not installed (scripts/install-deps.sh installs Ceph)" << std::endl;
+            std::exit(77);
+        }
+    skip_unless_runnable();
+    Rig rig(3);
+    auto created = rig.ctl_json("h1", {"cluster", "create", "rig", "--address", rig["h1"].address});
+    REQUIRE(created.at("name") == "rig");
+    for (const char* h : {"h2", "h3"}) {
+        std::string token = rig.ctl_json("h1", {"cluster", "token"}).at("token");
+        auto j = rig.ctl(h, {"cluster", "join", rig["h1"].address, "--token", token}, 180s);
+        INFO(j.describe() << rig.log(h));
+        REQUIRE(j.exit_code == 0);
+    }
+
+    // Before init: every command says what to do first.
+    auto early = rig.ctl("h1", {"ceph", "mon", "create"});
+    CHECK(early.exit_code == 5);
+    CHECK(early.err.find("ceph init") != std::string::npos);
+    CHECK(rig.ctl_json("h2", {"ceph", "status"}).at("initialized") == false);
+    auto badnet = rig.ctl("h1", {"ceph", "init", "--network", "10.77.0.1/24"});
+    CHECK(badnet.exit_code == 3);
+
+    auto t0 = Clock::now();
+    auto init = rig.ctl_json("h1", {"ceph", "init", "--network", "10.77.0.0/24"});
+    CHECK(init.at("initialized") == true);
+    CHECK(init.at("network") == "10.77.0.0/24");
+    auto again = rig.ctl("h3", {"ceph", "init", "--network", "10.77.0.0/24"});
+    CHECK(again.exit_code == 5);
+    CHECK(rig.ctl_json("h3", {"ceph", "status"}).at("fsid") == init.at("fsid"));
+
+    // A monitor (and a manager) per host, two of them created from another host.
+    for (auto [from, target] : {std::pair{"h1", ""}, std::pair{"h1", "h2"}, std::pair{"h3", ""}}) {
+        std::vector<std::string> args{"ceph", "mon", "create", "-o", "json"};
+        if (*target) args.insert(args.end(), {"--host", target});
+        auto m = rig.ctl(from, args, 180s);
+        INFO(from << " -> " << target << ": " << m.describe() << rig.log(*target ? target : from));
+        REQUIRE(m.exit_code == 0);
+    }
+    auto twice = rig.ctl("h1", {"ceph", "mon", "create", "--host", "h2"});
+    CHECK(twice.exit_code == 5);
+    CHECK(twice.err.find("has a monitor already") != std::string::npos);
+    auto st = rig.ctl_json("h2", {"ceph", "status"});
+    CHECK(st.at("mons").size() == 3);
+    CHECK(st.at("mons_in_quorum") == 3);
+
+    // OSDs: h1 first, with its DB on a second file.
+    for (const char* h : {"h1", "h2", "h3"}) sparse(rig.dir() + "/" + h + "-osd.img", 10ull << 30);
+    sparse(rig.dir() + "/h1-db.img", 2ull << 30);
+    auto o1 = rig.ctl("h1", {"ceph", "osd", "create", rig.dir() + "/h1-osd.img", "--db-dev", rig.dir() + "/h1-db.img",
+                             "-o", "json"},
+                      300s);
+    INFO(o1.describe() << rig.log("h1"));
+    REQUIRE(o1.exit_code == 0);
+    CHECK(json::parse(o1.out).at("host") == "h1");
+
+    // Refused, and nothing changes: size 3 with OSDs on one host; the same device again; a
+    // device with a filesystem (without --zap); a device that is not there.
+    auto one_host = rig.ctl("h2", {"ceph", "pool", "create", "vmpool", "--size", "3", "--min-size", "2"});
+    CHECK(one_host.exit_code == 5);
+    CHECK(one_host.err.find("needs OSDs on 3 hosts") != std::string::npos);
+    auto dup = rig.ctl("h1", {"ceph", "osd", "create", rig.dir() + "/h1-osd.img"});
+    CHECK(dup.exit_code == 5);
+    CHECK(dup.err.find("used by osd.0") != std::string::npos);
+    REQUIRE(run({"mkfs.ext4", "-q", "-F", rig.dir() + "/h2-osd.img"}).exit_code == 0);
+    auto fsdev = rig.ctl("h1", {"ceph", "osd", "create", rig.dir() + "/h2-osd.img", "--host", "h2"});
+    CHECK(fsdev.exit_code == 5);
+    CHECK(fsdev.err.find("ext4") != std::string::npos);
+    CHECK(rig.ctl("h2", {"ceph", "osd", "create", rig.dir() + "/nothing.img"}).exit_code == 4);
+    st = rig.ctl_json("h3", {"ceph", "status"});
+    CHECK(st.at("osds") == 1);
+    CHECK(st.at("pools").empty());
+    CHECK(rig.ctl_json("h2", {"storage", "pool", "list"}).dump().find("vmpool") == std::string::npos);
+
+    auto o2 = rig.ctl("h1", {"ceph", "osd", "create", rig.dir() + "/h2-osd.img", "--host", "h2", "--zap"}, 300s);
+    INFO(o2.describe() << rig.log("h2"));
+    REQUIRE(o2.exit_code == 0);
+    auto o3 = rig.ctl("h3", {"ceph", "osd", "create", rig.dir() + "/h3-osd.img"}, 300s);
+    INFO(o3.describe() << rig.log("h3"));
+    REQUIRE(o3.exit_code == 0);
+
+    auto pool = rig.ctl("h2", {"ceph", "pool", "create", "vmpool", "--size", "3", "--min-size", "2", "-o", "json"}, 180s);
+    INFO(pool.describe() << rig.log("h2"));
+    REQUIRE(pool.exit_code == 0);
+    auto pj = json::parse(pool.out);
+    CHECK(pj.at("failure_domain") == "host");
+    CHECK(pj.at("storage_pool") == "vmpool");
+
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h1", {"ceph", "status"})); }, 180s, 1s));
+    auto to_ok = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    WARN("ceph init to HEALTH_OK on 3 hosts (3 monitors, 3 OSDs, 1 pool): " << to_ok << " ms");
+    st = rig.ctl_json("h3", {"ceph", "status"});
+    CHECK(st.at("osds") == 3);
+    CHECK(st.at("osd_hosts") == 3);
+    CHECK(mentions(st.at("warnings"), "exactly 3 hosts"));
+    CHECK(st.at("raw_total").get<std::uint64_t>() > (25ull << 30));
+
+    // The pool is an hv storage pool on every host, the same images everywhere.
+    for (const char* h : {"h1", "h2", "h3"}) {
+        INFO(h);
+        REQUIRE(wait_until([&] { return rig.ctl("h1", {"storage", "pool", "show", "vmpool"}).exit_code == 0 &&
+                                        rig.ctl(h, {"storage", "pool", "show", "vmpool"}).exit_code == 0; },
+                           30s));
+        auto ps = rig.ctl_json(h, {"storage", "pool", "show", "vmpool"});
+        CHECK(ps.at("type") == "rbd");
+        CHECK(mentions(ps.at("warnings"), "exactly 3 hosts"));
+    }
+    auto vm = rig.ctl("h2", {"vm", "create", "db01", "--memory", "64M", "--disk", "size=256M,pool=vmpool,provision=eager-zeroed",
+                             "-o", "json"},
+                      180s);
+    INFO(vm.describe());
+    REQUIRE(vm.exit_code == 0);
+    auto vols = rig.ctl_json("h3", {"storage", "volume", "list", "vmpool"});
+    REQUIRE(vols.size() == 1);
+    CHECK(vols[0].at("format") == "raw");
+    CHECK(vols[0].at("provision") == "eager-zeroed");
+    auto started = rig.ctl("h2", {"vm", "start", "db01"});
+    INFO(started.describe() << rig.log("h2"));
+    CHECK(started.exit_code == 0);  // QEMU opened the rbd disk with the secret hv defined
+    CHECK(rig.ctl("h2", {"vm", "stop", "db01"}).exit_code == 0);
+
+    // A host dies (its monitor and OSD with it): degraded, still readable and writable
+    // (min_size 2); back: its daemons start again and the data heals.
+    REQUIRE(rig.rig({"kill", "h3"}).exit_code == 0);
+    REQUIRE(wait_until([&] {
+                auto s = rig.ctl_json("h1", {"ceph", "status"});
+                return s.value("osds_up", 0) == 2 && mentions(s.at("summary"), "down");
+            },
+                       120s, 1s));
+    auto w = rig.ctl("h1", {"storage", "volume", "create", "vmpool", "while-degraded", "--size", "64M", "--provision",
+                            "eager-zeroed"},
+                     120s);
+    INFO(w.describe());
+    CHECK(w.exit_code == 0);
+    CHECK(rig.ctl("h2", {"storage", "volume", "show", "vmpool", "while-degraded"}).exit_code == 0);
+    REQUIRE(rig.rig({"start", "h3"}).exit_code == 0);
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h1", {"ceph", "status"})); }, 240s, 1s));
+    CHECK(rig.ctl_json("h3", {"ceph", "status"}).at("mons_in_quorum") == 3);
+
+    // kill -9 in the middle of an OSD create (the whole host): after the restart nothing of
+    // it is left (no record, no OSD in Ceph's map), and the host's other daemons run again.
+    sparse(rig.dir() + "/h2-osd2.img", 10ull << 30);
+    auto task = rig.ctl_json("h2", {"ceph", "osd", "create", rig.dir() + "/h2-osd2.img", "--async"});
+    std::string tid = task.at("id");
+    bool in_mkfs = wait_until([&] {
+        auto t = rig.ctl("h2", {"task", "show", tid, "-o", "json"});
+        if (t.exit_code != 0) return false;
+        auto j = json::parse(t.out, nullptr, false);
+        return j.is_object() && j.value("message", "").find("BlueStore") != std::string::npos;
+    },
+                              60s, 100ms);
+    CHECK(in_mkfs);
+    REQUIRE(rig.rig({"kill", "h2"}).exit_code == 0);
+    REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
+    REQUIRE(wait_until([&] {
+                auto s = rig.ctl_json("h1", {"ceph", "status"});
+                return s.value("osds", 0) == 3 && healthy(s);
+            },
+                       240s, 1s));
+    st = rig.ctl_json("h2", {"ceph", "status"});
+    CHECK(st.at("osd_list").size() == 3);
+    CHECK(st.at("osd_list").dump().find("h2-osd2.img") == std::string::npos);
+    // The device is free again: it can be used now.
+    auto reuse = rig.ctl("h2", {"ceph", "osd", "create", rig.dir() + "/h2-osd2.img", "--zap", "-o", "json"}, 300s);
+    INFO(reuse.describe());
+    CHECK(reuse.exit_code == 0);
+}
