@@ -141,6 +141,9 @@ auth_unix_rw = "none"
 unix_sock_rw_perms = "0700"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 CONF
+    # Its own host UUID (libvirt refuses a migration to a host with the same one; all private
+    # libvirtds of this machine would otherwise read the same SMBIOS UUID).
+    echo "host_uuid = \"$(printf '%s' "$DIR" | sha256sum | sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*/\1-\2-4\3-8\4-\5/')\"" >>"$DIR/etc.tmp/libvirtd.conf"
     cat >>"$DIR/etc.tmp/virtlogd.conf" <<'CONF'
 
 # --- private-libvirtd.sh (tests/demo) ---

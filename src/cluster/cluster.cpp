@@ -154,6 +154,36 @@ Store& Cluster::store() const {
     return *store_;
 }
 
+void Cluster::hold(const std::string& name) {
+    std::lock_guard lk(mu_);
+    if (!claims_.insert(name).second) fail(Errc::conflict, "'{}' is being created or moved on this host already", name);
+}
+
+void Cluster::release(const std::string& name) {
+    {
+        std::lock_guard lk(mu_);
+        claims_.erase(name);
+        dirty_.insert(name);
+    }
+    cv_.notify_all();
+}
+
+void Cluster::hand_over(const std::string& name, const std::string& to) {
+    std::string key = kGuests + name;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        auto kv = guarded_store([&] { return store().get(key); });
+        json doc = kv ? json::parse(kv->value, nullptr, false) : json::object();
+        if (!doc.is_object()) doc = json::object();
+        doc["name"] = name;
+        doc["owner"] = to;
+        doc["updated"] = now_s();
+        if (!doc.contains("kind")) doc["kind"] = "vm";
+        auto cmp = kv ? Compare::mod_revision_is(key, kv->mod_revision) : Compare::absent(key);
+        if (guarded_store([&] { return store().txn({cmp}, {Op::put(key, doc.dump())}); }).succeeded) break;
+    }
+    release(name);
+}
+
 std::shared_ptr<Store> Cluster::shared_store() const {
     std::lock_guard lk(mu_);
     if (!store_) fail(Errc::conflict, "this host is not in a cluster (hvctl cluster create or join)");

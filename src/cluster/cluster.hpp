@@ -149,6 +149,12 @@ public:
     // member of cluster `name` (no certificates, no etcd process).
     void attach_for_test(std::shared_ptr<Store> store, const std::string& name, const std::string& address);
 
+    // A guest moves to another member (migration): hold() keeps the publisher from dropping
+    // its record while it is on neither host; hand_over() writes the new owner (guarded by
+    // the record's revision) and ends the hold; release() ends it without a change.
+    void hold(const std::string& name);
+    void hand_over(const std::string& name, const std::string& to);
+    void release(const std::string& name);
     // The store, for the other controllers over it (src/ceph/): 409 outside a cluster.
     std::shared_ptr<Store> shared_store() const;
     // 503 "no quorum: N of M members reachable" (or the store's own reason).

@@ -20,6 +20,7 @@
 #include "cluster.hpp"
 #include "cluster_dispatcher.hpp"
 #include "ceph_service.hpp"
+#include "migrator.hpp"
 #include "tls_listener.hpp"
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
@@ -270,8 +271,9 @@ int run(const Config& cfg) {
     cephopts.osd_memory_target_mb = cfg.ceph_osd_memory_target_mb;
     cephopts.mon_data_avail_warn = cfg.ceph_mon_data_avail_warn;
     ceph::CephService ceph(cephopts, cluster, pools);
+    migrate::Migrator migrator(vms, pools, cluster, cfg.state_dir + "/run");
     // The one list of route registrations (also behind hvd --print-routes).
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);

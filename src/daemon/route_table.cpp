@@ -11,6 +11,7 @@
 #include "cluster.hpp"
 #include "ceph_routes.hpp"
 #include "ceph_service.hpp"
+#include "migrate_routes.hpp"
 #include "cluster_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
@@ -37,6 +38,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     register_autostart_routes(r, p.autostart);
     register_cluster_routes(r, p.cluster, p.api.tasks, p.api.config);
     register_ceph_routes(r, p.ceph, p.api.tasks);
+    register_migrate_routes(r, p.migrator, p.api.tasks, p.api.config.libvirt_uri);
 }
 
 namespace {
@@ -104,8 +106,9 @@ nlohmann::json route_table_json() {
     co.node_name = "routes";
     cluster::Cluster cluster(co, {});
     ceph::CephService ceph({tmp.path + "/ceph", "routes"}, cluster, pools);
+    migrate::Migrator migrator(vms, pools, cluster, tmp.path + "/run");
     Router router;
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
     return describe(router);
 }
 

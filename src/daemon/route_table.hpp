@@ -25,6 +25,9 @@ class Cluster;
 namespace hv::ceph {
 class CephService;
 }
+namespace hv::migrate {
+class Migrator;
+}
 
 namespace hv::daemon {
 
@@ -39,6 +42,7 @@ struct RouteParts {
     guest::AutostartService& autostart;
     cluster::Cluster& cluster;
     ceph::CephService& ceph;
+    migrate::Migrator& migrator;
 };
 
 // Every route hvd serves, registered in one place (daemon.cpp's run() and route_table_json()).

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "domain_state.hpp"
 #include "hv/api/size.hpp"
 #include "hv/storage/pool.hpp"
+#include "hv/util/guard.hpp"
 #include "hv/util/intent_log.hpp"
 #include "hv/util/log_context.hpp"
 #include "hv/util/reverter.hpp"
@@ -737,6 +739,154 @@ bool VmManager::power_off(const std::string& name) {
 VmInfo VmManager::refreshed(const std::string& name) {
     refresh(name);
     return get(name);
+}
+
+namespace {
+
+struct JobStats {
+    int type = VIR_DOMAIN_JOB_NONE;
+    std::uint64_t total = 0, remaining = 0, processed = 0, dirty_rate = 0, bps = 0;
+    std::int64_t downtime = -1, elapsed = -1;
+};
+
+// A libvirt error saved with virSaveLastError (freed here) as hv's.
+[[noreturn]] void fail_saved(virErrorPtr e, const std::string& what) {
+    if (!e) fail(Errc::internal, "{}: unknown libvirt error", what);
+    Errc code = e->domain == VIR_FROM_RPC ? Errc::unavailable : errc_from_libvirt(e->code);
+    std::string msg = e->message ? e->message : "unknown libvirt error";
+    virFreeError(e);
+    fail(code, "{}: {}", what, msg);
+}
+
+std::optional<JobStats> job_stats(virDomainPtr d, unsigned flags) {
+    int type = 0, n = 0;
+    virTypedParameterPtr p = nullptr;
+    if (virDomainGetJobStats(d, &type, &p, &n, flags) < 0) {
+        virResetLastError();
+        return std::nullopt;
+    }
+    JobStats s;
+    s.type = type;
+    unsigned long long u = 0;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DATA_TOTAL, &u) == 1) s.total = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DATA_REMAINING, &u) == 1) s.remaining = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &u) == 1) s.processed = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &u) == 1) s.dirty_rate = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_BPS, &u) == 1) s.bps = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DOWNTIME, &u) == 1) s.downtime = static_cast<std::int64_t>(u);
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &u) == 1) s.elapsed = static_cast<std::int64_t>(u);
+    virTypedParamsFree(p, n);
+    return s;
+}
+
+}  // namespace
+
+nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& mp, util::Progress& progress) {
+    require_ready();
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    const bool running = domain_running(dom.get());
+    if (mp.live && !running) fail(Errc::conflict, "vm '{}' is not running: move it with --offline", name);
+    if (!mp.live && running) fail(Errc::conflict, "vm '{}' is running: --offline moves a stopped vm (leave it out for a live migration)", name);
+    const auto t0 = std::chrono::steady_clock::now();
+    nlohmann::json out{{"downtime_ms", -1}, {"transferred", 0}};
+    virConnectPtr dest = virConnectOpen(mp.uri.c_str());
+    if (!dest) throw_libvirt_error("connecting to the destination's libvirtd through the tunnel");
+    struct Closer {
+        virConnectPtr c;
+        ~Closer() { virConnectClose(c); }
+    } closer{dest};
+    if (!mp.live) {
+        progress.step(20, "defining the vm on the destination");
+        char* xml = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+        if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
+        std::string text(xml);
+        free(xml);
+        virDomainPtr nd = virDomainDefineXML(dest, text.c_str());
+        if (!nd) throw_libvirt_error("defining vm '" + name + "' on the destination");
+        progress.step(80, "removing the definition here");
+        if (virDomainUndefineFlags(dom.get(), VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                                  VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0) {
+            virErrorPtr saved = virSaveLastError();
+            virDomainUndefine(nd);  // back: it stays here only
+            virDomainFree(nd);
+            fail_saved(saved, "removing vm '" + name + "' here after defining it there");
+        }
+        virDomainFree(nd);
+    } else {
+        virTypedParameterPtr params = nullptr;
+        int np = 0, maxp = 0;
+        if (mp.bandwidth_mib) virTypedParamsAddULLong(&params, &np, &maxp, VIR_MIGRATE_PARAM_BANDWIDTH, mp.bandwidth_mib);
+        const unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED | VIR_MIGRATE_PERSIST_DEST |
+                               VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR | VIR_MIGRATE_AUTO_CONVERGE;
+        std::atomic<bool> done{false};
+        std::atomic<bool> aborted{false};
+        virDomainPtr d = dom.get();
+        // Progress, cancel and the convergence policy beside the blocking migrate call: the
+        // max downtime starts at mp.max_downtime_ms and doubles (up to 4x) when the remaining
+        // data stopped shrinking for 5 readings (2.5 s); auto-converge throttles the guest.
+        std::thread watcher([&] {
+            util::guarded("migration progress", [&] {
+                long long downtime = mp.max_downtime_ms;
+                bool set = false;
+                std::uint64_t best = UINT64_MAX;
+                int stuck = 0;
+                while (!done) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                    if (done) break;
+                    if (progress.cancelled() && !aborted) {
+                        aborted = true;
+                        if (virDomainAbortJob(d) < 0) virResetLastError();
+                    }
+                    auto st = job_stats(d, 0);
+                    if (!st || st->type == VIR_DOMAIN_JOB_NONE || st->total == 0) continue;
+                    if (!set) set = virDomainMigrateSetMaxDowntime(d, static_cast<unsigned long long>(downtime), 0) == 0;
+                    if (st->remaining < best) {
+                        best = st->remaining;
+                        stuck = 0;
+                    } else if (++stuck >= 5 && downtime < 4LL * mp.max_downtime_ms) {
+                        downtime *= 2;
+                        stuck = 0;
+                        if (virDomainMigrateSetMaxDowntime(d, static_cast<unsigned long long>(downtime), 0) < 0) virResetLastError();
+                        progress.log(fmt::format("not converging: max downtime raised to {} ms", downtime));
+                    }
+                    int pct = st->total ? static_cast<int>(100 * (st->total - std::min(st->remaining, st->total)) / st->total) : 0;
+                    progress.step(std::min(pct, 99),
+                                  fmt::format("memory: {} of {} sent, {} left, dirty {} pages/s, {}/s", api::format_size(st->processed),
+                                              api::format_size(st->total), api::format_size(st->remaining), st->dirty_rate,
+                                              api::format_size(st->bps)));
+                }
+            });
+        });
+        progress.step(0, "live migration: starting (tunnelled through hvd's TLS)");
+        int rc = virDomainMigrateToURI3(d, mp.uri.c_str(), params, np, flags);
+        virErrorPtr saved = rc < 0 ? virSaveLastError() : nullptr;
+        done = true;
+        watcher.join();
+        virTypedParamsFree(params, np);
+        if (rc < 0) {
+            if (aborted) {
+                if (saved) virFreeError(saved);
+                refresh(name);
+                fail(Errc::cancelled, "migration of vm '{}' cancelled: it runs on here", name);
+            }
+            refresh(name);
+            fail_saved(saved, "migrating vm '" + name + "' (it runs on here)");
+        }
+        // What the destination measured for the incoming migration.
+        if (virDomainPtr nd = virDomainLookupByName(dest, name.c_str())) {
+            if (auto st = job_stats(nd, VIR_DOMAIN_JOB_STATS_COMPLETED)) {
+                out["downtime_ms"] = st->downtime;
+                out["transferred"] = st->processed;
+            }
+            virDomainFree(nd);
+        } else {
+            virResetLastError();
+        }
+    }
+    out["total_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    refresh(name);
+    return out;
 }
 
 }  // namespace hv::virt

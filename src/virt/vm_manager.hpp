@@ -70,6 +70,18 @@ public:
     bool power_off(const std::string& name);
     api::VmInfo refreshed(const std::string& name);
 
+    // Moves the VM to the libvirtd at `uri` (docs/migration.md). live: libvirt's peer-to-peer
+    // tunnelled migration (persistent there, undefined here), progress from the job stats,
+    // cancel = abort (the VM runs on here). !live: a stopped VM's definition is defined there
+    // and undefined here. Returns {total_ms, downtime_ms, transferred}.
+    struct MigrateParams {
+        std::string uri;
+        bool live = true;
+        std::uint64_t bandwidth_mib = 0;
+        int max_downtime_ms = 300;
+    };
+    nlohmann::json migrate(const std::string& name, const MigrateParams& mp, util::Progress& progress);
+
     // Disks and CD/DVD on an existing VM. Stopped VM: the persistent definition changes.
     // Running VM: hot-plug/unplug where the bus allows it (virtio, scsi), else 409 naming the bus.
     // attach_disk creates a new volume (size given) or attaches an existing one (volume/path),

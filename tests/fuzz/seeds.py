@@ -111,6 +111,7 @@ K('storage_json', 'b{"name":"vm-web01-disk1","size":"20G","provision":"eager-zer
 K('storage_json', 'c{"size":"40G"}')
 K('storage_json', 'c{"size":1.5}')
 K('storage_json', 'd{"target":"copy01"}')
+K('vm_json', 'j{"to":"h2","offline":false,"dry_run":true,"bandwidth":500,"max_downtime":300}')
 K('storage_json', 'e{"network":"10.10.10.0/24","cluster_network":"10.10.20.0/24"}')
 K('storage_json', 'f{"device":"/dev/sdb","db_device":"/dev/nvme0n1p1","zap":true}')
 K('storage_json', 'g{"name":"vmpool","size":3,"min_size":2,"pg_num":32,"force":false,"add_storage":true}')

@@ -6,13 +6,14 @@
 #include "fuzz_common.hpp"
 #include "hv/api/json_reader.hpp"
 #include "hv/api/storage.hpp"
+#include "hv/api/migrate.hpp"
 #include "hv/api/vm.hpp"
 
 namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 9);
+    std::size_t which = hvfuzz::select(data, size, 10);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -70,6 +71,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 hvfuzz::render_value(spec);
                 api::validate(spec);
                 for (const auto& d : spec.disks) hvfuzz::render_value(api::source_of(d));
+                break;
+            }
+            case 9: {  // j: POST /v1/vms/{name}/migrate
+                auto rq = api::migrate_request_from_json(*j);
+                hvfuzz::render(api::to_json(rq));
                 break;
             }
             default: {  // h: PUT /v1/vms/{name}/cdrom

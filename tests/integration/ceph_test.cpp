@@ -5,6 +5,7 @@
 // device with a filesystem, a device twice, a second monitor on a host, a second init); a VM
 // with its disk on the pool; a host killed -> degraded but writable -> back -> healed; hvd
 // killed (with its whole host) in the middle of an OSD create -> nothing half-made after.
+// Migration on the shared pool: live (through hvd's TLS), cancelled, offline, refused.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -42,7 +43,7 @@ bool mentions(const json& lines, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("ceph: three hosts on the rig, monitors, OSDs and a size-3 pool from hvctl", "[ceph][rig]") {
+TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool and migration on it from hvctl", "[ceph][rig]") {
     for (const char* t : {"ceph-mon", "ceph-mgr", "ceph-osd", "monmaptool", "blkid", "wipefs", "mkfs.ext4"})
         if (!tool(t)) {
             std::cout << "SKIPPED: " << t << " is not installed (scripts/install-deps.sh installs Ceph)" << std::endl;
@@ -164,6 +165,66 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs and a size-3 pool from h
     INFO(started.describe() << rig.log("h2"));
     CHECK(started.exit_code == 0);  // QEMU opened the rbd disk with the secret hv defined
     CHECK(rig.ctl("h2", {"vm", "stop", "db01"}).exit_code == 0);
+
+    // Migration on the shared pool (docs/migration.md): a running TCG guest moves live from h1
+    // to h2 through hvd's TLS tunnel; a cancelled one runs on where it was; a stopped one moves
+    // offline; a VM with a disk on a local pool is refused with the reason.
+    const std::string guest = env("HV_TEST_GUEST_DIR");
+    REQUIRE(rig.ctl("h1", {"vm", "create", "mig01", "--memory", "128M", "--disk", "size=64M,pool=vmpool", "--kernel",
+                           guest + "/vmlinuz", "--initrd", guest + "/initrd.gz", "--cmdline", "console=ttyS0 quiet panic=-1"},
+                    180s)
+                .exit_code == 0);
+    REQUIRE(rig.ctl("h1", {"vm", "start", "mig01"}).exit_code == 0);
+    auto dry = rig.ctl_json("h3", {"vm", "migrate", "mig01", "--to", "h2", "--dry-run"});
+    CHECK(dry.at("ok") == true);
+    CHECK(dry.at("blockers").empty());
+    auto mig = rig.ctl("h3", {"vm", "migrate", "mig01", "--to", "h2", "-o", "json"}, 300s);  // asked on h3, runs on h1
+    INFO(mig.describe() << rig.log("h1"));
+    REQUIRE(mig.exit_code == 0);
+    auto mj = json::parse(mig.out);
+    CHECK(mj.at("to") == "h2");
+    CHECK(mj.at("transferred").get<std::uint64_t>() > 0);
+    WARN("live migration of a 128M TCG guest on rbd: " << mj.at("total_ms") << " ms, downtime " << mj.at("downtime_ms") << " ms");
+    CHECK(rig.ctl_json("h2", {"vm", "show", "mig01"}).at("state") == "running");
+    CHECK(rig.exec("h1", {"virsh", "-c", "qemu:///system?socket=" + rig.dir() + "/h1/libvirt/run/libvirt-sock", "list",
+                          "--all", "--name"})
+              .out.find("mig01") == std::string::npos);  // undefined on the source
+    CHECK(wait_until([&] {
+        for (const auto& v : rig.ctl_json("h3", {"vm", "list"}))
+            if (v.value("name", "") == "mig01") return v.value("host", "") == "h2";
+        return false;
+    },
+                     20s));
+    // Cancelled mid-way (1 MiB/s: it cannot finish): it runs on h2, nothing is left on h1.
+    auto slow = rig.ctl_json("h2", {"vm", "migrate", "mig01", "--to", "h1", "--bandwidth", "1", "--async"});
+    std::string sid = slow.at("id");
+    CHECK(wait_until([&] {
+        auto t = rig.ctl("h2", {"task", "show", sid, "-o", "json"});
+        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("memory:") != std::string::npos;
+    },
+                     60s, 200ms));
+    CHECK(rig.ctl("h2", {"task", "cancel", sid}).exit_code == 0);
+    auto ended = rig.ctl("h2", {"task", "wait", sid, "-o", "json"}, 60s);
+    CHECK(ended.exit_code == 9);
+    CHECK(rig.ctl_json("h2", {"vm", "show", "mig01"}).at("state") == "running");
+    CHECK(wait_until([&] {
+        return rig.exec("h1", {"virsh", "-c", "qemu:///system?socket=" + rig.dir() + "/h1/libvirt/run/libvirt-sock", "list",
+                               "--all", "--name"})
+                   .out.find("mig01") == std::string::npos;
+    },
+                     20s));
+    // Offline: the stopped db01 moves from h2 to h3.
+    auto off = rig.ctl("h1", {"vm", "migrate", "db01", "--to", "h3", "--offline", "-o", "json"}, 120s);
+    INFO(off.describe());
+    CHECK(off.exit_code == 0);
+    CHECK(rig.ctl_json("h3", {"vm", "show", "db01"}).at("state") == "stopped");
+    // A disk on a pool only its host sees: refused, the reason named, nothing moved.
+    REQUIRE(rig.ctl("h2", {"vm", "create", "local01", "--memory", "64M", "--disk", "size=16M"}).exit_code == 0);
+    auto loc = rig.ctl("h2", {"vm", "migrate", "local01", "--to", "h3", "--offline"});
+    CHECK(loc.exit_code == 5);
+    CHECK(loc.err.find("only this host sees") != std::string::npos);
+    CHECK(rig.ctl_json("h2", {"vm", "show", "local01"}).at("state") == "stopped");
+    REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);
 
     // A host dies (its monitor and OSD with it): degraded, still readable and writable
     // (min_size 2); back: its daemons start again and the data heals.

@@ -1,0 +1,53 @@
+// libvirt's connection to another host's libvirtd, carried through hvd's mutual TLS (live
+// migration, docs/migration.md). No libvirt TLS certificates, no SSH, no open libvirtd port:
+//
+//   source libvirtd --unix--> LibvirtTunnel (source hvd) --HTTPS upgrade "hv-libvirt",
+//   host certificate--> destination hvd (GET /v1/host/libvirt) --unix--> destination libvirtd
+//
+// With VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED the migration data flows over that one
+// libvirt connection too, so everything between the hosts is inside hvd's TLS.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tls.hpp"
+
+namespace hv::cluster {
+
+class LibvirtTunnel {
+public:
+    // Listens on the Unix socket `path` (0600); every connection to it becomes one upgraded
+    // TLS connection to the hvd at host:port. Throws hv::Error(internal) when it cannot listen.
+    LibvirtTunnel(TlsIdentity id, std::string host, int port, std::string path);
+    ~LibvirtTunnel();  // stops accepting, ends the relays, removes the socket
+    LibvirtTunnel(const LibvirtTunnel&) = delete;
+    LibvirtTunnel& operator=(const LibvirtTunnel&) = delete;
+    // "qemu+unix:///system?socket=<path>" for libvirt.
+    std::string uri() const;
+    const std::string& path() const { return path_; }
+
+private:
+    void accept_loop();
+    void serve(int fd);
+    TlsIdentity id_;
+    std::string host_;
+    int port_;
+    std::string path_;
+    int listen_fd_ = -1;
+    std::atomic<bool> stop_{false};
+    std::thread acceptor_;
+    std::mutex mu_;
+    std::vector<std::thread> relays_;
+};
+
+// The destination's side: copies bytes both ways between `fd` (the upgraded connection) and
+// a new connection to the Unix socket `socket_path` (its libvirtd), `pending` first, until
+// either side ends. Never throws (a failure closes fd).
+void relay_to_unix(int fd, const std::string& pending, const std::string& socket_path);
+
+}  // namespace hv::cluster
