@@ -454,15 +454,25 @@ struct CephService::Impl {
         }
         sup.want(want);
         // Undo what an interrupted or failed command of this host left in state "creating".
-        for (const auto& [node, r] : v.mons)
+        // (Plain loop variables: clang 14 cannot capture structured bindings.)
+        for (const auto& kv : v.mons) {
+            const std::string& node = kv.first;
+            const Rec& r = kv.second;
             if (node == o.node && v.str(r.doc, "state") == "creating" && !busy.count(mon_key(node)))
                 ok = guarded_undo("monitor " + node, [&] { undo_mon(v, r); }) && ok;
-        for (const auto& [uuid, r] : v.osds)
+        }
+        for (const auto& kv : v.osds) {
+            const std::string& uuid = kv.first;
+            const Rec& r = kv.second;
             if (v.str(r.doc, "host") == o.node && v.str(r.doc, "state") == "creating" && !busy.count(osd_key(uuid)))
                 ok = guarded_undo("OSD " + uuid, [&] { undo_osd(v, uuid, r); }) && ok;
-        for (const auto& [name, r] : v.pools)
+        }
+        for (const auto& kv : v.pools) {
+            const std::string& name = kv.first;
+            const Rec& r = kv.second;
             if (v.str(r.doc, "host") == o.node && v.str(r.doc, "state") == "creating" && !busy.count(pool_key(name)))
                 ok = guarded_undo("pool " + name, [&] { undo_pool(v, name, r); }) && ok;
+        }
         // An hv storage pool for each ready Ceph pool made with one.
         for (const auto& [name, r] : v.pools) {
             if (v.str(r.doc, "state") != "ready" || v.str(r.doc, "storage_pool").empty()) continue;
