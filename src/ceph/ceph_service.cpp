@@ -248,6 +248,7 @@ struct CephService::Impl {
     std::unique_ptr<cluster::Watch> watch;
     std::shared_ptr<cluster::Store> watched;  // the store the watch is on
     std::thread thread;
+    std::mutex conf_mu;  // ceph.conf, the admin keyring, last_conf
     std::string last_conf;
 
     Impl(CephOptions opts, cluster::Cluster& c, storage::PoolManager& p)
@@ -304,8 +305,7 @@ struct CephService::Impl {
     }
 
     // ceph.conf with `mons` (default: the ready ones) and the admin keyring, when changed.
-    void write_conf(const View& v, std::vector<MonAddr> mons) {
-        mkdirs();
+    std::string conf_text(const View& v, std::vector<MonAddr> mons) const {
         ConfInput in;
         in.fsid = v.str(v.config->doc, "fsid");
         in.network = v.str(v.config->doc, "network");
@@ -315,7 +315,13 @@ struct CephService::Impl {
         in.host = o.node;
         in.osd_memory_target_mb = o.osd_memory_target_mb;
         in.mon_data_avail_warn = o.mon_data_avail_warn;
-        auto text = render_ceph_conf(in);
+        return render_ceph_conf(in);
+    }
+
+    void write_conf(const View& v, std::vector<MonAddr> mons) {
+        std::lock_guard lk(conf_mu);  // the reconcile loop and the commands' tasks
+        mkdirs();
+        auto text = conf_text(v, std::move(mons));
         if (text != last_conf || !fs::exists(conf_path())) {
             util::write_file_atomic(conf_path(), text, 0644);
             last_conf = text;
@@ -660,8 +666,12 @@ struct CephService::Impl {
             p.step(5, first ? "bootstrapping the first monitor" : "getting the monitor map");
             auto mons = v.ready_mons();
             mons.push_back({o.node, addr});
-            write_conf(v, mons);
+            write_conf(v, v.ready_mons());
             auto tmp = o.dir + "/tmp";
+            // mkfs reads a ceph.conf of its own that names the new monitor too (the host's
+            // ceph.conf lists ready monitors only and the reconcile loop may rewrite it).
+            auto mkfs_conf = tmp + "/ceph.conf.mon-" + o.node;
+            util::write_file_atomic(mkfs_conf, conf_text(v, mons), 0644);
             auto monmap = tmp + "/monmap." + o.node;
             auto keyring = tmp + "/mon-keyring." + o.node;
             std::string kr = render_keyring("mon.", v.key("mon"), {{"mon", "allow *"}});
@@ -683,11 +693,12 @@ struct CephService::Impl {
             std::error_code ec;
             fs::remove_all(partial, ec);
             p.step(15, "making the monitor's store (ceph-mon --mkfs)");
-            util::run_checked({"ceph-mon", "-c", conf_path(), "--mkfs", "-i", o.node, "--mon-data", partial, "--monmap",
+            util::run_checked({"ceph-mon", "-c", mkfs_conf, "--mkfs", "-i", o.node, "--mon-data", partial, "--monmap",
                                monmap, "--keyring", keyring, "--setuser", "root", "--setgroup", "root"},
                               std::chrono::seconds(60));
             fs::remove(monmap, ec);
             fs::remove(keyring, ec);
+            fs::remove(mkfs_conf, ec);
             fs::remove_all(mon_dir(o.node), ec);
             fs::rename(partial, mon_dir(o.node));
             put_ready(mon_key(o.node), rec, rev);

@@ -73,4 +73,62 @@ void add_migrate_command(CLI::App& app, Context& ctx) {
     });
 }
 
+// hvctl host maintenance enter|exit|status [HOST]
+void add_maintenance_command(CLI::App& app, Context& ctx) {
+    auto* host = app.get_subcommand("host");
+    auto* m = host->add_subcommand("maintenance", "Host maintenance: its running VMs move away, no new guests come");
+    m->require_subcommand(1);
+    struct Args {
+        std::string host;
+        bool wait = false, back = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto q = [a] { return a->host.empty() ? std::string() : "?host=" + escape(a->host); };
+    auto* enter = m->add_subcommand("enter", "Move every running VM to other members (a task); stays across restarts");
+    enter->add_option("host", a->host, "The member (default: the host asked)");
+    enter->add_flag("--wait", a->wait, "Wait until the host is empty (or says what blocks it)");
+    on_run(enter, ctx, [&g = ctx.g, a, q] {
+        Client c = g.client();
+        auto t = api::task_info_from_json(c.request("POST", "/v1/host/maintenance" + q(), json::object()).body);
+        return finish_task(g, c, t, !a->wait, [&](const api::TaskInfo& done) {
+            auto doc = done.result.value("maintenance", json::object());
+            if (g.json()) return print_json(done.result), 0;
+            print_line(fmt::format("{}: {}", done.result.value("host", ""),
+                                   doc.value("state", "") == "in" ? "in maintenance" : "entering maintenance"));
+            for (const auto& mv : doc.value("moved", json::array()))
+                print_line(fmt::format("moved {} -> {}", mv.value("guest", ""), mv.value("to", "")));
+            for (const auto& b : doc.value("blockers", json::array())) print_line("blocker: " + b.get<std::string>());
+            return doc.value("state", "") == "in" ? 0 : 5;
+        });
+    });
+    auto* leave = m->add_subcommand("exit", "End maintenance: new guests may come again");
+    leave->add_option("host", a->host, "The member (default: the host asked)");
+    leave->add_flag("--return", a->back, "Bring back (live) the VMs that maintenance moved away");
+    on_run(leave, ctx, [&g = ctx.g, a, q] {
+        Client c = g.client();
+        std::string path = "/v1/host/maintenance" + q();
+        if (a->back) path += (path.find('?') == std::string::npos ? "?" : "&") + std::string("return=1");
+        auto t = api::task_info_from_json(c.request("DELETE", path).body);
+        return finish_task(g, c, t, false, [&](const api::TaskInfo& done) {
+            if (g.json()) return print_json(done.result), 0;
+            print_line(done.result.value("host", "") + " left maintenance");
+            for (const auto& b : done.result.value("returning", json::array()))
+                print_line(fmt::format("back: {} (from {})", b.value("guest", ""), b.value("from", "")));
+            for (const auto& f : done.result.value("failed", json::array()))
+                print_line(fmt::format("not back: {}: {}", f.value("guest", ""), f.value("error", "")));
+            return done.result.value("failed", json::array()).empty() ? 0 : 5;
+        });
+    });
+    auto* st = m->add_subcommand("status", "Whether the host is in maintenance, what moved, what blocks");
+    st->add_option("host", a->host, "The member (default: the host asked)");
+    on_run(st, ctx, [&g = ctx.g, q] {
+        auto r = g.client().request("GET", "/v1/host/maintenance" + q());
+        if (g.json()) return print_json(r.body), 0;
+        const auto& doc = r.body.at("maintenance");
+        if (doc.is_null()) print_line(r.body.value("host", "") + ": not in maintenance");
+        else print_line(r.body.value("host", "") + ": " + (doc.value("state", "") == "in" ? "in maintenance" : "entering maintenance"));
+        return 0;
+    });
+}
+
 }  // namespace hv::cli

@@ -38,6 +38,7 @@ constexpr const char* kMembers = "/hv/members/";
 constexpr const char* kAlive = "/hv/alive/";
 constexpr const char* kTokens = "/hv/tokens/";
 constexpr const char* kGuests = "/hv/guests/";
+constexpr const char* kMaintenance = "/hv/maintenance/";
 
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -152,6 +153,27 @@ Store& Cluster::store() const {
     std::lock_guard lk(mu_);
     if (!store_) fail(Errc::conflict, "this host is not in a cluster (hvctl cluster create or join)");
     return *store_;
+}
+
+std::optional<json> Cluster::maintenance(const std::string& node) const {
+    std::lock_guard lk(mu_);
+    auto it = maintenance_.find(node);
+    if (it == maintenance_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Cluster::put_maintenance(const json& doc) {
+    std::string key = kMaintenance + o_.node_name;
+    guarded_store([&] { return store().put(key, doc.dump()); });
+    std::lock_guard lk(mu_);
+    maintenance_[o_.node_name] = doc;  // at once (the watch brings it too)
+}
+
+void Cluster::clear_maintenance() {
+    std::string key = kMaintenance + o_.node_name;
+    guarded_store([&] { return store().del(key); });
+    std::lock_guard lk(mu_);
+    maintenance_.erase(o_.node_name);
 }
 
 void Cluster::hold(const std::string& name) {
@@ -501,6 +523,7 @@ void Cluster::relist_and_watch() {
         members_.clear();
         alive_.clear();
         guests_.clear();
+        maintenance_.clear();
         ++view_gen_;
         for (const auto& kv : all.kvs) apply(kv.key, kv.value, kv.mod_revision, false);
         for (const auto& n : alive_before)
@@ -571,6 +594,12 @@ void Cluster::follow_voters() {
 void Cluster::apply(const std::string& key, const std::string& value, std::int64_t rev, bool deleted) {
     auto tail = [&](const char* prefix) { return key.substr(std::string(prefix).size()); };
     ++view_gen_;
+    if (key.rfind(kMaintenance, 0) == 0) {
+        auto n = tail(kMaintenance);
+        if (deleted) maintenance_.erase(n);
+        else if (auto j = parse(key, value)) maintenance_[n] = *j;
+        return;
+    }
     if (key.rfind(kMembers, 0) == 0) {
         auto n = tail(kMembers);
         if (deleted) {
@@ -1201,6 +1230,7 @@ void Cluster::leave() {
         members_.clear();
         alive_.clear();
         guests_.clear();
+        maintenance_.clear();
         ++view_gen_;
         claims_.clear();
         dirty_.clear();

@@ -11,6 +11,7 @@
 //   /hv/alive/<node>          {since, cpus, memory_total, memory_used, clock_offset_ms, version}  (lease)
 //   /hv/tokens/<id>           {expires, created_by, used_by?}  (lease: expiry + 1 day)
 //   /hv/guests/<name>         {name, kind, uuid, owner, state, info, updated}
+//   /hv/maintenance/<node>    {state: entering|in, since, moved: [{guest, to}], blockers}
 #pragma once
 
 #include <atomic>
@@ -155,6 +156,11 @@ public:
     void hold(const std::string& name);
     void hand_over(const std::string& name, const std::string& to);
     void release(const std::string& name);
+    // Host maintenance (docs/migration.md): the record of a member in maintenance (from the
+    // cache), and its writes (this host's own record; put_maintenance replaces it).
+    std::optional<nlohmann::json> maintenance(const std::string& node) const;
+    void put_maintenance(const nlohmann::json& doc);
+    void clear_maintenance();
     // The store, for the other controllers over it (src/ceph/): 409 outside a cluster.
     std::shared_ptr<Store> shared_store() const;
     // 503 "no quorum: N of M members reachable" (or the store's own reason).
@@ -207,6 +213,7 @@ private:
     std::map<std::string, nlohmann::json> alive_;        // node -> alive doc
     std::map<std::string, std::int64_t> offline_since_;  // node -> unix seconds seen gone
     std::map<std::string, GuestRecord> guests_;          // name -> record
+    std::map<std::string, nlohmann::json> maintenance_;  // node -> its maintenance record
     std::uint64_t view_gen_ = 0;                          // guests_ or alive_ changed
     struct OthersCache {
         std::uint64_t gen = 0;

@@ -305,6 +305,10 @@ Response ClusterDispatcher::forward(const std::string& node, const Request& req)
 }
 
 void ClusterDirectory::claim(guest::GuestKind kind, const std::string& name) {
+    // No new guests on a host in maintenance (docs/migration.md).
+    if (c_.member() && c_.maintenance(c_.node()))
+        fail(Errc::conflict, "host {} is in maintenance: no new guests here (hvctl host maintenance exit {})", c_.node(),
+             c_.node());
     c_.claim(name, std::string(api::kind_name(kind)));
 }
 

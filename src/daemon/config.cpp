@@ -102,6 +102,8 @@ const std::vector<Key>& schema() {
          &Config::cluster_lease_ttl, 2, 60},
         {"cluster", "clock_warn_ms", "hvctl cluster status warns when a member's clock is off by more than this", nullptr,
          &Config::cluster_clock_warn_ms, 1, 600000},
+        {"cluster", "maintenance_parallel", "live migrations at once when this host enters maintenance", nullptr,
+         &Config::cluster_maintenance_parallel, 1, 16},
         {"ceph", "osd_memory_target_mb", "memory each Ceph OSD of this host aims to use (MiB; Ceph's osd_memory_target)",
          nullptr, &Config::ceph_osd_memory_target_mb, 896, 65536},
         {"ceph", "mon_data_avail_warn", "a Ceph monitor warns when its filesystem has less free space than this (percent)",

@@ -56,6 +56,7 @@ struct Config {
     int cluster_voters = 3;
     int cluster_lease_ttl = 5;
     int cluster_clock_warn_ms = 500;
+    int cluster_maintenance_parallel = 2;  // live migrations at once when a host enters maintenance
     int ceph_osd_memory_target_mb = 1024;  // [ceph]: each OSD's cache target
     int ceph_mon_data_avail_warn = 30;     // [ceph]: percent free below which a monitor warns
 

@@ -272,6 +272,13 @@ int run(const Config& cfg) {
     cephopts.mon_data_avail_warn = cfg.ceph_mon_data_avail_warn;
     ceph::CephService ceph(cephopts, cluster, pools);
     migrate::Migrator migrator(vms, pools, cluster, cfg.state_dir + "/run");
+    migrator.set_running_containers([&guests] {
+        std::vector<std::string> out;
+        for (auto* d : guests.drivers())
+            for (const auto& g : d->list())
+                if (g.ref.kind == api::GuestKind::ct && g.state == api::GuestState::running) out.push_back(g.ref.name);
+        return out;
+    });
     // The one list of route registrations (also behind hvd --print-routes).
     register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
 

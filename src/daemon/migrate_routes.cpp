@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "hv/api/json_reader.hpp"
 #include "hv/api/migrate.hpp"
 #include "hv/error.hpp"
 #include "hv/util/guard.hpp"
@@ -19,7 +20,27 @@ std::string libvirt_socket_of(const std::string& uri) {
     return "/var/run/libvirt/libvirt-sock";
 }
 
-void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks, const std::string& libvirt_uri) {
+void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks, const std::string& libvirt_uri,
+                             int parallel) {
+    // Host maintenance (runs on the host of ?host=).
+    r.add("GET", "/v1/host/maintenance", "host", [&m](const Request&) { return Response{200, m.maintenance_status()}; });
+    r.add("POST", "/v1/host/maintenance", "host", [&m, &tasks, parallel](const Request& req) {
+        auto body = req.json();
+        api::ObjectReader rd(body, "");
+        rd.finish();
+        m.precheck_maintenance();
+        return Response{202, tasks.submit("host.maintenance.enter", "host", [&m, parallel](util::Progress& p) {
+                            return m.enter_maintenance(parallel, p);
+                        })};
+    });
+    r.add("DELETE", "/v1/host/maintenance", "host", [&m, &tasks](const Request& req) {
+        bool back = req.flag("return");
+        if (m.maintenance_status().at("maintenance").is_null())
+            fail(Errc::conflict, "this host is not in maintenance");
+        return Response{202, tasks.submit("host.maintenance.exit", "host", [&m, back](util::Progress& p) {
+                            return m.exit_maintenance(back, p);
+                        })};
+    });
     r.add("POST", "/v1/vms/{name}/migrate", "guest:{name}", [&m, &tasks](const Request& req) {
         auto rq = api::migrate_request_from_json(req.json());
         auto name = req.param("name");

@@ -12,7 +12,9 @@
 namespace hv::daemon {
 
 // `libvirt_uri`: this hvd's libvirt URI; its Unix socket is what the tunnel reaches.
-void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks, const std::string& libvirt_uri);
+// `parallel`: migrations at once when this host enters maintenance ([cluster] maintenance_parallel).
+void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks, const std::string& libvirt_uri,
+                             int parallel);
 // The Unix socket of a libvirt URI: its ?socket=, else libvirt's default for qemu:///system.
 std::string libvirt_socket_of(const std::string& uri);
 

@@ -38,7 +38,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     register_autostart_routes(r, p.autostart);
     register_cluster_routes(r, p.cluster, p.api.tasks, p.api.config);
     register_ceph_routes(r, p.ceph, p.api.tasks);
-    register_migrate_routes(r, p.migrator, p.api.tasks, p.api.config.libvirt_uri);
+    register_migrate_routes(r, p.migrator, p.api.tasks, p.api.config.libvirt_uri, p.api.config.cluster_maintenance_parallel);
 }
 
 namespace {

@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -14,6 +18,7 @@
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "hv/storage/pool_manager.hpp"
+#include "hv/util/guard.hpp"
 #include "https_client.hpp"
 #include "libvirt_tunnel.hpp"
 #include "vm_manager.hpp"
@@ -90,6 +95,7 @@ api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRe
     if (!spec.cdrom.empty())
         b.push_back(fmt::format("the CD-ROM holds {}, a file of this host: eject it first (hvctl vm cdrom eject {})",
                                 spec.cdrom, name));
+    if (cluster_.maintenance(rq.to)) b.push_back(fmt::format("host {} is in maintenance", rq.to));
     if (!cluster_.online(rq.to)) {
         b.push_back(fmt::format("host {} is offline", rq.to));
         return r;
@@ -150,6 +156,168 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
     spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms);
     r.ok = true;
     return r;
+}
+
+void Migrator::precheck_maintenance() const {
+    if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster: maintenance moves its guests to other members");
+}
+
+json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
+    precheck_maintenance();
+    const std::string self = cluster_.node();
+    json doc = cluster_.maintenance(self).value_or(json::object());
+    if (!doc.contains("since")) doc["since"] = static_cast<std::int64_t>(std::time(nullptr));
+    if (!doc.contains("moved") || !doc["moved"].is_array()) doc["moved"] = json::array();
+    doc["state"] = "entering";
+    doc["blockers"] = json::array();
+    cluster_.put_maintenance(doc);
+    progress.step(1, "no new guests on " + self + "; moving the running VMs");
+
+    std::vector<std::string> todo;
+    for (const auto& v : vms_.list())
+        if (v.state == api::VmState::running) todo.push_back(v.spec.name);
+    std::mutex mu;
+    std::map<std::string, std::uint64_t> planned;  // memory sent to each host by this run
+    std::vector<std::string> blockers;
+    std::size_t done = 0;
+    auto pick = [&](const std::string& vm) -> std::string {
+        auto info = vms_.get(vm);
+        std::string best;
+        std::uint64_t best_free = 0;
+        std::vector<std::string> why;
+        for (const auto& h : cluster_.hosts()) {
+            if (h.name == self || !h.online || cluster_.maintenance(h.name)) continue;
+            api::MigrateRequest rq;
+            rq.to = h.name;
+            auto r = check(vm, rq);
+            std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
+            std::lock_guard lk(mu);
+            free = free > planned[h.name] ? free - planned[h.name] : 0;
+            if (!r.ok) {
+                why.push_back(fmt::format("{}: {}", h.name, fmt::join(r.blockers, "; ")));
+                continue;
+            }
+            if (free >= info.spec.memory && (best.empty() || free > best_free)) {
+                best = h.name;
+                best_free = free;
+            }
+        }
+        std::lock_guard lk(mu);
+        if (best.empty())
+            blockers.push_back(fmt::format("vm {}: no member can take it{}{}", vm, why.empty() ? "" : ": ", fmt::join(why, " | ")));
+        else
+            planned[best] += info.spec.memory;
+        return best;
+    };
+    auto worker = [&] {
+        for (;;) {
+            std::string vm;
+            {
+                std::lock_guard lk(mu);
+                if (todo.empty() || progress.cancelled()) return;
+                vm = todo.back();
+                todo.pop_back();
+            }
+            util::NullProgress quiet;
+            std::string to;
+            try {
+                to = pick(vm);
+                if (!to.empty()) {
+                    api::MigrateRequest rq;
+                    rq.to = to;
+                    migrate(vm, rq, quiet);
+                }
+            } catch (const std::exception& e) {
+                std::lock_guard lk(mu);
+                blockers.push_back(fmt::format("vm {}: {}", vm, e.what()));
+                to.clear();
+            }
+            std::lock_guard lk(mu);
+            ++done;
+            if (!to.empty()) {
+                doc["moved"].push_back(json{{"guest", vm}, {"to", to}});
+                progress.log(fmt::format("vm {} -> {}", vm, to));
+            }
+            progress.step(static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + todo.size())),
+                          fmt::format("{} of the running VMs handled", done));
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 0; i < std::max(1, parallel); ++i) pool.emplace_back([&] { util::guarded("maintenance", worker); });
+    for (auto& t : pool) t.join();
+    if (running_cts_)
+        for (const auto& ct : running_cts_())
+            blockers.push_back(fmt::format("ct {}: containers do not migrate yet (stop it or move it by hand)", ct));
+    doc["blockers"] = blockers;
+    doc["state"] = blockers.empty() ? "in" : "entering";
+    cluster_.put_maintenance(doc);
+    progress.step(100, blockers.empty() ? self + " is in maintenance: no running guest left"
+                                        : fmt::format("{} stays entering maintenance: {} blocker(s)", self, blockers.size()));
+    return json{{"host", self}, {"maintenance", doc}};
+}
+
+json Migrator::maintenance_status() const {
+    if (!cluster_.member()) return json{{"host", cluster_.node()}, {"maintenance", nullptr}};
+    auto doc = cluster_.maintenance(cluster_.node());
+    return json{{"host", cluster_.node()}, {"maintenance", doc ? *doc : json()}};
+}
+
+json Migrator::exit_maintenance(bool bring_back, util::Progress& progress) {
+    if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster");
+    const std::string self = cluster_.node();
+    auto doc = cluster_.maintenance(self);
+    if (!doc) fail(Errc::conflict, "host {} is not in maintenance", self);
+    cluster_.clear_maintenance();
+    json back = json::array(), failed = json::array();
+    if (bring_back && doc->contains("moved") && (*doc)["moved"].is_array()) {
+        const auto& moved = (*doc)["moved"];
+        std::size_t i = 0;
+        for (const auto& m : moved) {
+            ++i;
+            std::string vm = m.value("guest", ""), from = m.value("to", "");
+            if (vm.empty() || from.empty() || cluster_.owner_of(vm) != from) continue;
+            progress.step(static_cast<int>(100 * i / (moved.size() + 1)), "bringing back vm " + vm + " from " + from);
+            // The request runs on the VM's owner: through that member's API.
+            try {
+                auto id = cluster_.identity();
+                auto addr = cluster_.address_of(from);
+                if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", from);
+                cluster::HttpsClient client(*id, std::chrono::seconds(300));
+                cluster::HttpsRequest rq;
+                rq.method = "POST";
+                rq.target = "/v1/vms/" + vm + "/migrate";
+                rq.body = json{{"to", self}}.dump();
+                // That member may not have seen the end of the maintenance yet (its cache
+                // follows the watch): a blocker "in maintenance" is asked again for 10 s.
+                auto r = client.request(addr->first, addr->second, rq);
+                for (int i = 0; i < 40 && r.status == 409 && r.body.find("in maintenance") != std::string::npos; ++i) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+                    r = client.request(addr->first, addr->second, rq);
+                }
+                if (r.status != 202) fail(Errc::conflict, "{} answered {}: {}", from, r.status, r.body.substr(0, 300));
+                auto task = json::parse(r.body, nullptr, false);
+                std::string tid = task.is_object() ? task.value("id", "") : "";
+                // Wait for it (one at a time: they come back to this one host).
+                std::string state = "queued";
+                auto until = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+                while (!tid.empty() && state != "succeeded" && state != "failed" && state != "cancelled" &&
+                       std::chrono::steady_clock::now() < until && !progress.cancelled()) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                    cluster::HttpsRequest q;
+                    q.target = "/v1/tasks/" + tid;
+                    auto t = client.request(addr->first, addr->second, q);
+                    auto tj = json::parse(t.body, nullptr, false);
+                    if (tj.is_object()) state = tj.value("state", state);
+                }
+                if (state != "succeeded") fail(Errc::conflict, "bringing vm {} back from {}: its task {} is {}", vm, from, tid, state);
+                back.push_back(json{{"guest", vm}, {"from", from}, {"task", tid}});
+            } catch (const std::exception& e) {
+                failed.push_back(json{{"guest", vm}, {"error", e.what()}});
+            }
+        }
+    }
+    progress.step(100, fmt::format("{} left maintenance", self));
+    return json{{"host", self}, {"returning", back}, {"failed", failed}};
 }
 
 }  // namespace hv::migrate

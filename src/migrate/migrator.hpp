@@ -3,7 +3,11 @@
 // (VmManager::migrate), and the hand-over of the guest's record in the cluster's directory.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "hv/api/migrate.hpp"
 #include "hv/util/progress.hpp"
@@ -32,11 +36,25 @@ public:
     // check(), 409 with the blockers, then the migration; the VM runs on here after any failure.
     api::MigrateReport migrate(const std::string& vm, const api::MigrateRequest& rq, util::Progress& progress);
 
+    // Host maintenance of this host (a task). enter: the record (state "entering") stops new
+    // guests here; every running VM moves live to the member with the most free memory that
+    // passes the pre-flight (at most `parallel` at once); a guest that cannot move is named
+    // with its blocker and the state stays "entering" (else "in"). Called again, it tries what
+    // is left. exit: the record goes; with bring_back, the VMs it moved come back (live).
+    nlohmann::json enter_maintenance(int parallel, util::Progress& progress);
+    void precheck_maintenance() const;  // 409 outside a cluster (before the task)
+    nlohmann::json exit_maintenance(bool bring_back, util::Progress& progress);
+    // {host, maintenance: the record or null}
+    nlohmann::json maintenance_status() const;
+    // The running containers of this host (they cannot move yet: blockers of maintenance).
+    void set_running_containers(std::function<std::vector<std::string>()> f) { running_cts_ = std::move(f); }
+
 private:
     virt::VmManager& vms_;
     storage::PoolManager& pools_;
     cluster::Cluster& cluster_;
     std::string run_dir_;
+    std::function<std::vector<std::string>()> running_cts_;
 };
 
 }  // namespace hv::migrate

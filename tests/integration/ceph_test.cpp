@@ -5,7 +5,8 @@
 // device with a filesystem, a device twice, a second monitor on a host, a second init); a VM
 // with its disk on the pool; a host killed -> degraded but writable -> back -> healed; hvd
 // killed (with its whole host) in the middle of an OSD create -> nothing half-made after.
-// Migration on the shared pool: live (through hvd's TLS), cancelled, offline, refused.
+// Migration on the shared pool: live (through hvd's TLS), cancelled, offline, refused; host
+// maintenance enter (the running VM moves away, no new guests) and exit --return.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -43,7 +44,7 @@ bool mentions(const json& lines, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool and migration on it from hvctl", "[ceph][rig]") {
+TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migration and maintenance on it from hvctl", "[ceph][rig]") {
     for (const char* t : {"ceph-mon", "ceph-mgr", "ceph-osd", "monmaptool", "blkid", "wipefs", "mkfs.ext4"})
         if (!tool(t)) {
             std::cout << "SKIPPED: " << t << " is not installed (scripts/install-deps.sh installs Ceph)" << std::endl;
@@ -224,6 +225,31 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool and migra
     CHECK(loc.exit_code == 5);
     CHECK(loc.err.find("only this host sees") != std::string::npos);
     CHECK(rig.ctl_json("h2", {"vm", "show", "local01"}).at("state") == "stopped");
+
+    // Maintenance of h2 (asked on h1): its running VM moves away, stopped ones stay, no new
+    // guests there; exit --return brings the VM back.
+    auto enter = rig.ctl("h1", {"host", "maintenance", "enter", "h2", "--wait", "-o", "json"}, 300s);
+    INFO(enter.describe() << rig.log("h2"));
+    REQUIRE(enter.exit_code == 0);
+    auto ej = json::parse(enter.out);
+    CHECK(ej.at("maintenance").at("state") == "in");
+    REQUIRE(ej.at("maintenance").at("moved").size() == 1);
+    std::string went = ej.at("maintenance").at("moved")[0].at("to");
+    CHECK((went == "h1" || went == "h3"));
+    CHECK(rig.ctl_json(went, {"vm", "show", "mig01"}).at("state") == "running");
+    CHECK(rig.ctl_json("h2", {"vm", "show", "local01"}).at("state") == "stopped");  // stopped: stays
+    auto no_new = rig.ctl("h1", {"vm", "create", "new01", "--host", "h2", "--memory", "64M"});
+    CHECK(no_new.exit_code == 5);
+    CHECK(no_new.err.find("in maintenance") != std::string::npos);
+    auto dry2 = rig.ctl_json("h3", {"vm", "migrate", "mig01", "--to", "h2", "--dry-run"});
+    CHECK(mentions(dry2.at("blockers"), "in maintenance"));
+    CHECK(rig.ctl_json("h3", {"host", "maintenance", "status", "h2"}).at("maintenance").at("state") == "in");
+    auto leave = rig.ctl("h3", {"host", "maintenance", "exit", "h2", "--return", "-o", "json"}, 300s);
+    INFO(leave.describe());
+    REQUIRE(leave.exit_code == 0);
+    CHECK(json::parse(leave.out).at("returning").size() == 1);
+    CHECK(rig.ctl_json("h2", {"vm", "show", "mig01"}).at("state") == "running");
+    CHECK(rig.ctl_json("h2", {"host", "maintenance", "status"}).at("maintenance").is_null());
     REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);
 
     // A host dies (its monitor and OSD with it): degraded, still readable and writable
