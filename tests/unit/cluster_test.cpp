@@ -254,7 +254,8 @@ TEST_CASE("cluster: without quorum cluster-wide writes answer 503 with the reaso
     h1.claim("db01", "vm");
     a.add("db01");
     h1.end_claim("db01");
-    REQUIRE(eventually([&] { return record(h2, "db01").has_value(); }));
+    // Both caches have the record (each host's watch delivers it on its own thread).
+    REQUIRE(eventually([&] { return record(h2, "db01").has_value() && h1.owner_of("db01").has_value(); }));
 
     store->set_available(false);
     try {
