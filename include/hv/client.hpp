@@ -22,6 +22,8 @@ namespace hv {
 
 // Default socket: $HV_SOCKET, else /run/hv/hvd.sock.
 std::string default_socket_path();
+// Percent-encodes one URL path segment or query value (A-Z a-z 0-9 - _ . ~ stay).
+std::string escape_segment(const std::string& s);
 
 // Thrown when the daemon's socket cannot be reached at all (hvctl exit code 10).
 class DaemonUnreachable : public Error {

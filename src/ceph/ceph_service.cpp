@@ -162,20 +162,20 @@ DeviceCheck check_device(const std::string& path) {
         std::ifstream mi("/proc/self/mountinfo");
         std::string line;
         auto sys = fmt::format("/sys/dev/block/{}:{}", maj, min);
+        // The device and its partitions, as "major:minor" (mountinfo's third field).
         std::set<std::string> devs{fmt::format("{}:{}", maj, min)};
         std::error_code ec;
-        for (const auto& e : fs::directory_iterator(sys, ec))
-            if (fs::exists(e.path() / "partition")) devs.insert(read_file((e.path() / "dev").string()).substr(0, 20));
-        std::set<std::string> clean;
-        for (auto d : devs) {
-            while (!d.empty() && (d.back() == '\n')) d.pop_back();
-            clean.insert(d);
+        for (const auto& e : fs::directory_iterator(sys, ec)) {
+            if (!fs::exists(e.path() / "partition")) continue;
+            auto d = read_file((e.path() / "dev").string());
+            while (!d.empty() && d.back() == '\n') d.pop_back();
+            devs.insert(d);
         }
         while (std::getline(mi, line)) {
             std::istringstream in(line);
             std::string id, parent, majmin, root, mnt;
             in >> id >> parent >> majmin >> root >> mnt;
-            if (clean.count(majmin)) {
+            if (devs.count(majmin)) {
                 c.in_use = fmt::format("it is mounted on {}", mnt);
                 break;
             }
@@ -218,7 +218,7 @@ DeviceCheck check_device(const std::string& path) {
 }
 
 // Wipes signatures and the first 10 MiB (never a device in use).
-void zap(const std::string& path, bool block) {
+void zap(const std::string& path) {
     auto r = util::run_command({"wipefs", "--all", path}, std::chrono::seconds(60));
     if (r.exit_status != 0) fail(Errc::internal, "wipefs --all {}: {}", path, r.err);
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -228,7 +228,6 @@ void zap(const std::string& path, bool block) {
         if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(i) << 20) < 0) break;
     ::fsync(fd);
     ::close(fd);
-    (void)block;
 }
 
 }  // namespace
@@ -788,8 +787,8 @@ struct CephService::Impl {
         try {
             if (in.zap) {
                 p.step(5, "wiping " + in.device);
-                zap(in.device, check_device(in.device).block);
-                if (!in.db_device.empty()) zap(in.db_device, check_device(in.db_device).block);
+                zap(in.device);
+                if (!in.db_device.empty()) zap(in.db_device);
             }
             write_conf(v, v.ready_mons());
             p.step(10, "registering the OSD with the monitors");

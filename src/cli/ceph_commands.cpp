@@ -20,15 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string host_query(const std::string& host) {
-    if (host.empty()) return {};
-    std::string out = "?host=";
-    for (unsigned char c : host) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.') out += static_cast<char>(c);
-        else out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
+std::string host_query(const std::string& host) { return host.empty() ? std::string() : "?host=" + escape_segment(host); }
 
 api::TaskInfo task_of(const Client::Response& r) {
     try {

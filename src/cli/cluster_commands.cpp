@@ -42,15 +42,6 @@ std::int64_t parse_duration(const std::string& text, const char* what) {
     return n * mult;
 }
 
-std::string escape_segment(const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-        else out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
-
 std::string since_text(std::int64_t since) {
     if (since <= 0) return "-";
     auto now = static_cast<std::int64_t>(std::time(nullptr));

@@ -17,16 +17,6 @@
 namespace hv::cli {
 using nlohmann::json;
 
-namespace {
-std::string escape(const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.') out += static_cast<char>(c);
-        else out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
-}  // namespace
 
 void add_migrate_command(CLI::App& app, Context& ctx) {
     auto* vm = app.get_subcommand("vm");
@@ -47,7 +37,7 @@ void add_migrate_command(CLI::App& app, Context& ctx) {
     cmd->add_flag("--async", a->async, "Do not wait: print the task and exit");
     on_run(cmd, ctx, [&g = ctx.g, a] {
         Client c = g.client();
-        auto r = c.request("POST", "/v1/vms/" + escape(a->name) + "/migrate", api::to_json(a->rq));
+        auto r = c.request("POST", "/v1/vms/" + escape_segment(a->name) + "/migrate", api::to_json(a->rq));
         auto report_out = [&](const json& rep) {
             if (g.json()) return print_json(rep), 0;
             if (a->rq.dry_run) {
@@ -83,7 +73,7 @@ void add_maintenance_command(CLI::App& app, Context& ctx) {
         bool wait = false, back = false;
     };
     auto a = std::make_shared<Args>();
-    auto q = [a] { return a->host.empty() ? std::string() : "?host=" + escape(a->host); };
+    auto q = [a] { return a->host.empty() ? std::string() : "?host=" + escape_segment(a->host); };
     auto* enter = m->add_subcommand("enter", "Move every running VM to other members (a task); stays across restarts");
     enter->add_option("host", a->host, "The member (default: the host asked)");
     enter->add_flag("--wait", a->wait, "Wait until the host is empty (or says what blocks it)");

@@ -33,21 +33,6 @@ using nlohmann::json;
 
 constexpr std::uint64_t kMaxBody = 64ULL << 20;
 
-// Percent-encodes one path segment (names are validated by hvd; this only keeps the URL intact).
-std::string escape_segment(const std::string& s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
 
 // Converts a body to a typed object; a shape hvd should never send is an internal error here,
 // not invalid input from the user.
@@ -141,6 +126,22 @@ private:
 };
 
 }  // namespace
+
+// Percent-encodes one path segment (names are validated by hvd; this only keeps the URL intact).
+std::string escape_segment(const std::string& s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
 
 std::string default_socket_path() {
     const char* env = std::getenv("HV_SOCKET");

@@ -173,9 +173,9 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
     cluster_.put_maintenance(doc);
     progress.step(1, "no new guests on " + self + "; moving the running VMs");
 
-    std::vector<std::string> todo;
+    std::vector<std::string> queue;  // running VMs not handled yet
     for (const auto& v : vms_.list())
-        if (v.state == api::VmState::running) todo.push_back(v.spec.name);
+        if (v.state == api::VmState::running) queue.push_back(v.spec.name);
     std::mutex mu;
     std::map<std::string, std::uint64_t> planned;  // memory sent to each host by this run
     std::vector<std::string> blockers;
@@ -214,9 +214,9 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
             std::string vm;
             {
                 std::lock_guard lk(mu);
-                if (todo.empty() || progress.cancelled()) return;
-                vm = todo.back();
-                todo.pop_back();
+                if (queue.empty() || progress.cancelled()) return;
+                vm = queue.back();
+                queue.pop_back();
             }
             util::NullProgress quiet;
             std::string to;
@@ -238,7 +238,7 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
                 doc["moved"].push_back(json{{"guest", vm}, {"to", to}});
                 progress.log(fmt::format("vm {} -> {}", vm, to));
             }
-            progress.step(static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + todo.size())),
+            progress.step(static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + queue.size())),
                           fmt::format("{} of the running VMs handled", done));
         }
     };
