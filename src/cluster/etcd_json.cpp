@@ -115,6 +115,9 @@ KeyValue key_value(const json& j) {
 std::vector<KeyValue> kvs(const json& answer) {
     std::vector<KeyValue> out;
     for (const auto& k : array(answer, "kvs")) out.push_back(key_value(k));
+    // etcd answers a range in key order; anything posing as it may not, and callers (prefix
+    // lists, txn reads) rely on the order.
+    std::sort(out.begin(), out.end(), [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
     return out;
 }
 
@@ -378,7 +381,6 @@ ListResult parse_range(const json& answer) {
     ListResult r;
     r.revision = header_revision(answer);
     r.kvs = kvs(answer);
-    std::sort(r.kvs.begin(), r.kvs.end(), [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
     return r;
 }
 
