@@ -23,7 +23,8 @@
 #   * when the first virtio disk (/dev/vda) starts with a line "HV-DISK-MARK...", prints
 #     "HV-GUEST-DISK <that line>" (the guest read its disk);
 #   * prints "HV-GUEST-BOOTED" on the console (also without NIC or agent port; it does not wait
-#     for DHCP) and then idles.
+#     for DHCP) and then idles; with "hv.tick" on the command line it prints "HV-GUEST-TICK n"
+#     every second (n = 1, 2, ...: a live migration shows as numbers that go on).
 #   Boot with cmdline "console=ttyS0 quiet panic=-1"; under TCG the marker appears ~4-5 s after
 #   start, guest-ping answers about then, and an ACPI or agent shutdown stops the domain ~1-2 s
 #   later.
@@ -31,7 +32,7 @@
 # GUEST_VERSION (bump it when the guest changes: test fixtures cache the guest in the build dir).
 set -euo pipefail
 
-GUEST_VERSION=3-agent-net-blk
+GUEST_VERSION=4-agent-net-blk-tick
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
@@ -255,6 +256,14 @@ if [ -e /dev/vda ]; then
   case "$mark" in HV-DISK-MARK*) echo "HV-GUEST-DISK $mark" >/dev/console ;; esac
 fi
 echo "HV-GUEST-BOOTED kernel $(uname -r)" >/dev/console
+# With "hv.tick" on the kernel command line: a counter on the console every second, so a test
+# sees that a guest kept running across a live migration (the numbers go on, not from 1).
+case " $(cat /proc/cmdline) " in
+  *" hv.tick "*)
+    n=0
+    while true; do n=$((n + 1)); echo "HV-GUEST-TICK $n" >/dev/console; sleep 1; done
+    ;;
+esac
 # PID 1 must never exit (the kernel would panic; panic=-1 would then reboot).
 while true; do sleep 3600; done
 EOF

@@ -199,6 +199,9 @@ write_config() { # write_config NAME
       echo "[cluster]"
       echo "node_name = \"$name\""
       echo "address = \"$(host_addr "$name")\""
+      # QEMU's migration sockets: one path on every host that is each host's own (its
+      # libvirtd's /run/libvirt, private to its mount namespace), as /run/hv is on real hosts.
+      echo "migration_socket_dir = \"/run/libvirt/hv-migrate\""
     fi
     # The hosts share this machine's disk and memory: Ceph's monitors warn only below 5% free,
     # OSDs aim at Ceph's smallest memory target.

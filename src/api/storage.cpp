@@ -75,6 +75,9 @@ void validate(const PoolSpec& p) {
     validate_name(p.name, "pool name");
     if (p.type.empty()) fail(Errc::invalid_input, "pool type must not be empty");
     const bool rbd = p.type == "rbd";
+    if (p.shared && p.type != "dir")
+        fail(Errc::invalid_input, "--shared is for dir pools (a directory on NFS, CephFS or a cluster filesystem); "
+             "{} pools are {}", p.type, rbd ? "shared anyway" : "local to one host");
     if (!rbd && (!p.monitors.empty() || !p.rbd_pool.empty() || !p.user.empty() || !p.keyring.empty()))
         fail(Errc::invalid_input, "monitors, rbd_pool, user and keyring are for pools of type rbd");
     if (rbd) {
@@ -245,6 +248,7 @@ void to_json(json& j, const PoolCaps& v) {
 }
 void to_json(json& j, const PoolSpec& v) {
     j = json{{"name", v.name}, {"type", v.type}, {"path", v.path}, {"content", v.content}};
+    if (v.shared) j["shared"] = true;
     if (v.type == "rbd") {
         j["monitors"] = v.monitors;
         j["rbd_pool"] = v.rbd_pool;
@@ -290,6 +294,7 @@ PoolSpec pool_spec_from_json(const json& j) {
     p.rbd_pool = r.opt<std::string>("rbd_pool").value_or("");
     p.user = r.opt<std::string>("user").value_or("");
     p.keyring = r.opt<std::string>("keyring").value_or("");
+    p.shared = r.opt<bool>("shared").value_or(false);
     if (p.type == "rbd" && p.rbd_pool.empty()) p.rbd_pool = "rbd";
     r.finish();
     return p;
@@ -357,6 +362,7 @@ PoolInfo pool_info_from_json(const json& j) {
     p.spec.type = val<std::string>(j, "type", "");
     p.spec.path = val<std::string>(j, "path", "");
     p.spec.content = val<std::vector<std::string>>(j, "content", {});
+    p.spec.shared = val<bool>(j, "shared", false);
     if (j.contains("caps")) {
         const auto& c = j.at("caps");
         p.caps.content = val<std::vector<std::string>>(c, "content", {});

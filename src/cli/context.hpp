@@ -48,7 +48,7 @@ void add_ct_autostart_command(CLI::App& app, Context& ctx);  // ct autostart (af
 void add_cluster_commands(CLI::App& app, Context& ctx);  // cluster create|token|join|status|leave|remove
 void add_host_list_command(CLI::App& app, Context& ctx);  // host list (after host)
 void add_ceph_commands(CLI::App& app, Context& ctx);  // ceph init|status|mon|osd|pool
-void add_migrate_command(CLI::App& app, Context& ctx);  // vm migrate (after vm)
+void add_migrate_command(CLI::App& app, Context& ctx);  // vm migrate, ct migrate (after vm and ct)
 void add_maintenance_command(CLI::App& app, Context& ctx);  // host maintenance (after host)
 
 // Parses argv, runs the command, maps errors to exit codes.

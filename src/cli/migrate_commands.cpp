@@ -1,5 +1,6 @@
-// hvctl vm migrate NAME --to HOST: live (or --offline) migration between members
-// (docs/migration.md); --dry-run lists every blocker and starts nothing.
+// hvctl vm migrate NAME --to HOST: live (or --offline) migration between members, and
+// hvctl ct migrate NAME --to HOST: restart migration of a container (docs/migration.md);
+// --dry-run lists every blocker and starts nothing.
 #include <iostream>
 #include <memory>
 
@@ -18,49 +19,83 @@ namespace hv::cli {
 using nlohmann::json;
 
 
-void add_migrate_command(CLI::App& app, Context& ctx) {
-    auto* vm = app.get_subcommand("vm");
+namespace {
+
+// What `vm migrate` / `ct migrate` print: the dry run's blockers (exit 5 if any), or the result.
+int print_report(Globals& g, const std::string& kind, const std::string& name, const api::MigrateRequest& rq,
+                 const json& rep) {
+    if (g.json()) return print_json(rep), 0;
+    if (rq.dry_run) {
+        auto blockers = rep.value("blockers", json::array());
+        if (blockers.empty())
+            print_line(fmt::format("{} {} can move to {} ({})", kind, name, rq.to,
+                                   kind == "ct" ? "restart" : rq.offline ? "offline" : "live"));
+        for (const auto& b : blockers) print_line("blocker: " + b.get<std::string>());
+        return blockers.empty() ? 0 : 5;
+    }
+    if (kind == "ct")
+        print_line(fmt::format("ct {} is on {}: {} ms in all", name, rep.value("to", ""), rep.value("total_ms", 0)));
+    else
+        print_line(fmt::format("vm {} runs on {}: {} ms in all, downtime {} ms, {} of memory sent{}", name, rep.value("to", ""),
+                               rep.value("total_ms", 0), rep.value("downtime_ms", -1),
+                               api::format_size(rep.value("transferred", std::uint64_t{0})),
+                               rep.value("postcopy", false) ? " (finished in post-copy)" : ""));
+    for (const auto& d : rep.value("copied_disks", json::array()))
+        if (d.is_string()) print_line("copied " + d.get<std::string>());
+    for (const auto& w : rep.value("warnings", json::array()))
+        if (w.is_string()) print_line("warning: " + w.get<std::string>());
+    return 0;
+}
+
+void add_migrate_verb(CLI::App& app, Context& ctx, const std::string& kind) {
+    auto* noun = app.get_subcommand(kind);
     struct Args {
         std::string name;
         api::MigrateRequest rq;
         bool async = false;
     };
     auto a = std::make_shared<Args>();
-    auto* cmd = vm->add_subcommand("migrate", "Move a VM to another member: live (running), or --offline (stopped)");
-    cmd->add_option("name", a->name, "VM name")->required();
+    const bool vm = kind == "vm";
+    auto* cmd = noun->add_subcommand(
+        "migrate", vm ? "Move a VM to another member: live (running), or --offline (stopped)"
+                      : "Move a container to another member by restart: shut down here, its root filesystem copied "
+                        "(or reattached on a shared pool), started there if it ran");
+    cmd->add_option("name", a->name, vm ? "VM name" : "Container name")->required();
     cmd->add_option("--to", a->rq.to, "The member that gets it")->required();
-    cmd->add_flag("--offline", a->rq.offline, "Move a stopped VM (its definition; disks on shared pools)");
     cmd->add_flag("--dry-run", a->rq.dry_run, "Only the pre-flight checks: every blocker, nothing started");
-    cmd->add_option("--bandwidth", a->rq.bandwidth, "MiB/s at most (default: unlimited)");
-    cmd->add_option("--max-downtime", a->rq.max_downtime, "ms the guest may pause at the switch-over (raised in steps up to 4x)")
-        ->capture_default_str();
+    if (vm) {
+        cmd->add_flag("--offline", a->rq.offline, "Move a stopped VM (its definition; disks on shared pools)");
+        cmd->add_flag("--with-local-disks", a->rq.with_local_disks,
+                      "Copy the disks only this host sees (live, NBD mirror) into new volumes in the destination's pool "
+                      "of the same name; the ones here are removed after success");
+        cmd->add_flag("--postcopy", a->rq.postcopy,
+                      "When raising the max downtime does not make it converge, switch to post-copy (the guest runs "
+                      "there and fetches the rest of its memory from here)");
+        cmd->add_option("--bandwidth", a->rq.bandwidth, "MiB/s at most (default: unlimited)");
+        cmd->add_option("--max-downtime", a->rq.max_downtime, "ms the guest may pause at the switch-over (raised in steps up to 4x)")
+            ->capture_default_str();
+    }
     cmd->add_flag("--async", a->async, "Do not wait: print the task and exit");
-    on_run(cmd, ctx, [&g = ctx.g, a] {
+    on_run(cmd, ctx, [&g = ctx.g, a, kind] {
         Client c = g.client();
-        auto r = c.request("POST", "/v1/vms/" + escape_segment(a->name) + "/migrate", api::to_json(a->rq));
-        auto report_out = [&](const json& rep) {
-            if (g.json()) return print_json(rep), 0;
-            if (a->rq.dry_run) {
-                auto blockers = rep.value("blockers", json::array());
-                if (blockers.empty()) print_line(fmt::format("vm {} can move to {} ({})", a->name, a->rq.to,
-                                                            a->rq.offline ? "offline" : "live"));
-                for (const auto& b : blockers) print_line("blocker: " + b.get<std::string>());
-                return blockers.empty() ? 0 : 5;
-            }
-            print_line(fmt::format("vm {} runs on {}: {} ms in all, downtime {} ms, {} sent", a->name, rep.value("to", ""),
-                                   rep.value("total_ms", 0), rep.value("downtime_ms", -1),
-                                   api::format_size(rep.value("transferred", std::uint64_t{0}))));
-            return 0;
-        };
-        if (a->rq.dry_run) return report_out(r.body);
+        auto r = c.request("POST", "/v1/" + kind + "s/" + escape_segment(a->name) + "/migrate", api::to_json(a->rq));
+        if (a->rq.dry_run) return print_report(g, kind, a->name, a->rq, r.body);
         api::TaskInfo t;
         try {
             t = api::task_info_from_json(r.body);
         } catch (const Error& e) {
             fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
         }
-        return finish_task(g, c, t, a->async, [&](const api::TaskInfo& done) { return report_out(done.result); });
+        return finish_task(g, c, t, a->async,
+                           [&](const api::TaskInfo& done) { return print_report(g, kind, a->name, a->rq, done.result); });
     });
+}
+
+}  // namespace
+
+void add_migrate_command(CLI::App& app, Context& ctx) {
+    add_migrate_verb(app, ctx, "vm");
+    add_migrate_verb(app, ctx, "ct");
 }
 
 // hvctl host maintenance enter|exit|status [HOST]

@@ -142,6 +142,9 @@ void add_pool_commands(CLI::App& storage, Context& ctx) {
     add->add_option("--pool", spec->rbd_pool, "rbd: the Ceph pool that holds the images (default rbd)");
     add->add_option("--user", spec->user, "rbd: the cephx user, without client. (e.g. hv)");
     add->add_option("--keyring", spec->keyring, "rbd: absolute path of the keyring with that user's key");
+    add->add_flag("--shared", spec->shared,
+                  "dir: the directory is on storage every member sees at the same path (NFS, CephFS): VMs on it "
+                  "migrate without a disk copy");
     run_with(add, ctx, [&g = ctx.g, spec] {
         if (spec->type == "rbd" && spec->rbd_pool.empty()) spec->rbd_pool = "rbd";
         auto p = g.client().add_pool(*spec);
@@ -149,7 +152,7 @@ void add_pool_commands(CLI::App& storage, Context& ctx) {
         else if (p.spec.type == "rbd")
             print_line(fmt::format("added pool {} (rbd: Ceph pool {} at {}, user {})", p.spec.name, p.spec.rbd_pool,
                                    fmt::join(p.spec.monitors, ","), p.spec.user));
-        else print_line(fmt::format("added pool {} ({}, {})", p.spec.name, p.spec.type, p.spec.path));
+        else print_line(fmt::format("added pool {} ({}, {}{})", p.spec.name, p.spec.type, p.spec.path, p.spec.shared ? ", shared" : ""));
         return 0;
     });
 

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -58,8 +60,10 @@ bool write_all(int fd, const char* p, std::size_t n) {
 
 }  // namespace
 
-LibvirtTunnel::LibvirtTunnel(TlsIdentity id, std::string host, int port, std::string path)
-    : id_(std::move(id)), host_(std::move(host)), port_(port), path_(std::move(path)) {
+LibvirtTunnel::LibvirtTunnel(TlsIdentity id, std::string host, int port, std::string path, std::string target,
+                             std::string protocol)
+    : id_(std::move(id)), host_(std::move(host)), port_(port), path_(std::move(path)), target_(std::move(target)),
+      protocol_(std::move(protocol)) {
     listen_fd_ = unix_socket(path_, true);
     acceptor_ = std::thread([this] { util::guarded("libvirt tunnel", [this] { accept_loop(); }); });
 }
@@ -77,6 +81,11 @@ LibvirtTunnel::~LibvirtTunnel() {
     for (auto& t : relays)
         if (t.joinable()) t.join();
     ::unlink(path_.c_str());
+}
+
+void LibvirtTunnel::allow(unsigned uid, unsigned gid) {
+    if (::chown(path_.c_str(), uid, gid) != 0)
+        spdlog::warn("migration socket {}: chown {}:{}: {}", path_, uid, gid, std::strerror(errno));
 }
 
 std::string LibvirtTunnel::uri() const { return "qemu+unix:///system?socket=" + path_; }
@@ -99,13 +108,13 @@ void LibvirtTunnel::accept_loop() {
 void LibvirtTunnel::serve(int fd) {
     try {
         TlsConnection c(id_, host_, port_, std::chrono::seconds(10));
-        c.write_all(fmt::format("GET /v1/host/libvirt HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
-                                "Upgrade: hv-libvirt\r\nContent-Length: 0\r\n\r\n",
-                                host_, port_));
+        c.write_all(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
+                                "Upgrade: {}\r\nContent-Length: 0\r\n\r\n",
+                                target_, host_, port_, protocol_));
         std::string rest;
         auto head = c.read_header(rest);
         if (head.rfind("HTTP/1.1 101", 0) != 0) {
-            spdlog::warn("libvirt tunnel to {}: {}", host_, head.substr(0, head.find('\r')));
+            spdlog::warn("tunnel to {} ({}): {}", host_, target_, head.substr(0, head.find('\r')));
             return;
         }
         if (!rest.empty() && !write_all(fd, rest.data(), rest.size())) return;
@@ -115,14 +124,21 @@ void LibvirtTunnel::serve(int fd) {
     }
 }
 
-void relay_to_unix(int fd, const std::string& pending, const std::string& socket_path) {
+void relay_to_unix(int fd, const std::string& pending, const std::string& socket_path, int wait_ms) {
     int lv = -1;
-    try {
-        lv = unix_socket(socket_path, false);
-    } catch (const Error& e) {
-        spdlog::warn("libvirt relay: {}", e.what());
-        ::close(fd);
-        return;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (lv < 0) {
+        try {
+            lv = unix_socket(socket_path, false);
+        } catch (const Error& e) {
+            if (std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                continue;
+            }
+            spdlog::warn("relay: {}", e.what());
+            ::close(fd);
+            return;
+        }
     }
     bool ok = pending.empty() || write_all(lv, pending.data(), pending.size());
     char buf[65536];

@@ -104,6 +104,12 @@ const std::vector<Key>& schema() {
          &Config::cluster_clock_warn_ms, 1, 600000},
         {"cluster", "maintenance_parallel", "live migrations at once when this host enters maintenance", nullptr,
          &Config::cluster_maintenance_parallel, 1, 16},
+        {"cluster", "migration_socket_dir",
+         "where a live migration that copies disks or may switch to post-copy makes its data sockets (QEMU opens them; "
+         "the same path on every member, local to each)",
+         &Config::cluster_migration_socket_dir},
+        {"cluster", "migration_timeout", "seconds a live migration may take per GiB of memory and copied disk before it is aborted",
+         nullptr, &Config::cluster_migration_timeout, 10, 3600},
         {"ceph", "osd_memory_target_mb", "memory each Ceph OSD of this host aims to use (MiB; Ceph's osd_memory_target)",
          nullptr, &Config::ceph_osd_memory_target_mb, 896, 65536},
         {"ceph", "mon_data_avail_warn", "a Ceph monitor warns when its filesystem has less free space than this (percent)",
@@ -163,6 +169,10 @@ Config parse_config(const std::string& text, const std::string& origin) {
     if (cfg.socket.empty() || cfg.socket[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.socket' must be an absolute path", origin);
     if (cfg.state_dir.empty() || cfg.state_dir[0] != '/') fail(Errc::invalid_input, "{}: 'daemon.state_dir' must be an absolute path", origin);
     if (!cfg.image_dir.empty() && cfg.image_dir[0] != '/') fail(Errc::invalid_input, "{}: 'storage.image_dir' must be an absolute path", origin);
+    // QEMU's Unix socket paths are at most 107 bytes: the directory leaves room for the names.
+    if (cfg.cluster_migration_socket_dir.empty() || cfg.cluster_migration_socket_dir[0] != '/' ||
+        cfg.cluster_migration_socket_dir.size() > 60)
+        fail(Errc::invalid_input, "{}: 'cluster.migration_socket_dir' must be an absolute path of at most 60 bytes", origin);
     // An external etcd has a CA of its own (the cluster CA is made later, at create): the
     // client identity for it is configured, all three files or none.
     bool any_file = !cfg.cluster_etcd_ca.empty() || !cfg.cluster_etcd_cert.empty() || !cfg.cluster_etcd_key.empty();

@@ -57,6 +57,8 @@ struct Config {
     int cluster_lease_ttl = 5;
     int cluster_clock_warn_ms = 500;
     int cluster_maintenance_parallel = 2;  // live migrations at once when a host enters maintenance
+    std::string cluster_migration_socket_dir = "/run/hv/migrate";  // data sockets of --with-local-disks / --postcopy
+    int cluster_migration_timeout = 120;   // seconds per GiB (memory + copied disks) before a migration is aborted
     int ceph_osd_memory_target_mb = 1024;  // [ceph]: each OSD's cache target
     int ceph_mon_data_avail_warn = 30;     // [ceph]: percent free below which a monitor warns
 

@@ -271,7 +271,14 @@ int run(const Config& cfg) {
     cephopts.osd_memory_target_mb = cfg.ceph_osd_memory_target_mb;
     cephopts.mon_data_avail_warn = cfg.ceph_mon_data_avail_warn;
     ceph::CephService ceph(cephopts, cluster, pools);
-    migrate::Migrator migrator(vms, pools, cluster, cfg.state_dir + "/run");
+    migrate::Migrator migrator(vms, pools, cluster,
+                               {cfg.state_dir + "/run", cfg.cluster_migration_socket_dir, cfg.cluster_migration_timeout});
+    migrator.set_publisher(
+        [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) { bus.publish(type, target, d); });
+    migrator.set_containers(cts, [&guests](const std::string& name, util::Progress& p) {
+        for (auto* d : guests.drivers())
+            if (d->kind() == api::GuestKind::ct) guest::shutdown(*d, name, 60, true, p, nullptr);
+    });
     migrator.set_running_containers([&guests] {
         std::vector<std::string> out;
         for (auto* d : guests.drivers())

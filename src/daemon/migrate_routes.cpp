@@ -61,6 +61,46 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
             }).detach();
         };
     });
+    r.add("POST", "/v1/cts/{name}/migrate", "guest:{name}", [&m, &tasks](const Request& req) {
+        auto rq = api::migrate_request_from_json(req.json());
+        auto name = req.param("name");
+        auto report = m.check_ct(name, rq);
+        if (rq.dry_run) return Response{200, api::to_json(report)};
+        if (!report.ok)
+            fail(Errc::conflict, "cannot migrate container '{}' to {}: {}", name, rq.to, fmt::join(report.blockers, "; "));
+        return Response{202, tasks.submit("ct.migrate", "ct/" + name, [&m, name, rq](util::Progress& p) {
+                            return api::to_json(m.migrate_ct(name, rq, p));
+                        })};
+    });
+    // A container's root filesystem from the member it leaves (ct migrate): unpacked into
+    // this host's pool, kept only when the sender commits.
+    r.add_upgrade("GET", "/v1/host/ct-rootfs", "host", "hv-rootfs", [&m](const Request& req) -> Takeover {
+        if (req.peer_subject.rfind("host:", 0) != 0)
+            fail(Errc::forbidden, "root filesystem copies are for cluster members only (a container migration)");
+        auto pool = req.query.count("pool") ? req.query.at("pool") : std::string();
+        auto name = req.query.count("name") ? req.query.at("name") : std::string();
+        if (pool.empty() || name.empty()) fail(Errc::invalid_input, "query parameters 'pool' and 'name' are required");
+        m.check_rootfs_receive(pool, name);  // 4xx before the upgrade
+        return [&m, pool, name](int fd, std::string pending) {
+            std::thread([&m, fd, pending = std::move(pending), pool, name]() mutable {
+                util::guarded("root filesystem receive", [&] { m.receive_rootfs(fd, std::move(pending), pool, name); });
+            }).detach();
+        };
+    });
+    // QEMU's data sockets of a migration that copies disks or may switch to post-copy: the
+    // source's hvd joins its socket to the one of the same name that this host's QEMU listens on.
+    r.add_upgrade("GET", "/v1/host/migration-stream", "host", "hv-migration", [&m](const Request& req) -> Takeover {
+        if (req.peer_subject.rfind("host:", 0) != 0)
+            fail(Errc::forbidden, "migration streams are for cluster members only (a migration between hosts)");
+        auto it = req.query.find("socket");
+        if (it == req.query.end()) fail(Errc::invalid_input, "query parameter 'socket' is required");
+        auto path = m.stream_socket(it->second);  // 400 unless one of the names hv makes
+        return [path](int fd, std::string pending) {
+            std::thread([fd, pending = std::move(pending), path] {
+                util::guarded("migration stream relay", [&] { cluster::relay_to_unix(fd, pending, path, 10000); });
+            }).detach();
+        };
+    });
 }
 
 }  // namespace hv::daemon

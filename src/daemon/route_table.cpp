@@ -106,7 +106,7 @@ nlohmann::json route_table_json() {
     co.node_name = "routes";
     cluster::Cluster cluster(co, {});
     ceph::CephService ceph({tmp.path + "/ceph", "routes"}, cluster, pools);
-    migrate::Migrator migrator(vms, pools, cluster, tmp.path + "/run");
+    migrate::Migrator migrator(vms, pools, cluster, {tmp.path + "/run", tmp.path + "/migrate", 120});
     Router router;
     register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
     return describe(router);

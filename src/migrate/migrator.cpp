@@ -1,11 +1,20 @@
 #include "migrator.hpp"
 
+#include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
 #include <map>
 #include <mutex>
 #include <set>
@@ -22,6 +31,11 @@
 #include "https_client.hpp"
 #include "libvirt_tunnel.hpp"
 #include "vm_manager.hpp"
+#include "ct_manager.hpp"
+#include "tls_relay.hpp"
+#include "../storage/ct_templates.hpp"
+#include "hv/util/command.hpp"
+#include "hv/client.hpp"
 
 namespace hv::migrate {
 using nlohmann::json;
@@ -43,6 +57,107 @@ json member_get(const cluster::Cluster& c, const std::string& node, const std::s
     return j;
 }
 
+// A request to another member's API, run there (never forwarded on); the answer whatever its status.
+cluster::HttpsResponse member_call(const cluster::Cluster& c, const std::string& node, const std::string& method,
+                                   const std::string& path, const std::string& body = {}, int timeout_s = 10) {
+    auto id = c.identity();
+    auto addr = c.address_of(node);
+    if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached (no address or no identity)", node);
+    cluster::HttpsClient client(*id, std::chrono::seconds(timeout_s));
+    cluster::HttpsRequest rq;
+    rq.method = method;
+    rq.target = path;
+    rq.body = body;
+    // It runs there, whoever the directory names as a guest's owner (a container being moved
+    // is still this host's until it is handed over).
+    rq.headers["X-Hv-Forwarded-By"] = c.node();
+    return client.request(addr->first, addr->second, rq);
+}
+
+// A task on another member: the request (202 expected), then its state until it ends. Returns
+// the finished task; throws with the task's error when it did not succeed.
+json member_task(const cluster::Cluster& c, const std::string& node, const std::string& method, const std::string& path,
+                 const std::string& body, util::Progress& progress, std::chrono::seconds limit,
+                 const std::function<bool(const cluster::HttpsResponse&)>& again = {}) {
+    auto r = member_call(c, node, method, path, body, 60);
+    for (int i = 0; i < 40 && again && again(r); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        r = member_call(c, node, method, path, body, 60);
+    }
+    if (r.status != 202) {
+        auto j = json::parse(r.body, nullptr, false);
+        std::string msg = j.is_object() && j.contains("message") && j["message"].is_string() ? j["message"].get<std::string>()
+                                                                                            : r.body.substr(0, 300);
+        fail(r.status == 404 ? Errc::not_found : r.status == 409 ? Errc::conflict : Errc::unavailable, "{} answered {}: {}",
+             node, r.status, msg);
+    }
+    auto task = json::parse(r.body, nullptr, false);
+    std::string tid = task.is_object() ? task.value("id", "") : "";
+    if (tid.empty()) fail(Errc::unavailable, "{} queued no task for {} {}", node, method, path);
+    auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        std::string state = task.is_object() ? task.value("state", "") : "";
+        if (state == "succeeded") return task;
+        if (state == "failed" || state == "cancelled") {
+            std::string msg = state;
+            if (task.contains("error") && task["error"].is_object()) msg = task["error"].value("message", state);
+            fail(Errc::conflict, "{}: task {} {}: {}", node, tid, state, msg);
+        }
+        if (std::chrono::steady_clock::now() > until) fail(Errc::timeout, "{}: task {} did not end in {} s", node, tid, limit.count());
+        if (progress.cancelled()) fail(Errc::cancelled, "cancelled while waiting for task {} on {}", tid, node);
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        auto t = member_call(c, node, "GET", "/v1/tasks/" + tid);
+        auto tj = json::parse(t.body, nullptr, false);
+        if (t.status == 200 && tj.is_object()) task = tj;
+    }
+}
+
+// The uid/gid QEMU of a running VM runs as (its pid file of libvirt's), so only it may connect
+// to the VM's migration data sockets here.
+std::optional<std::pair<unsigned, unsigned>> qemu_owner(const std::string& vm) {
+    std::ifstream in("/run/libvirt/qemu/" + vm + ".pid");
+    long pid = 0;
+    if (!(in >> pid) || pid <= 0) return std::nullopt;
+    struct stat st {};
+    if (::stat(fmt::format("/proc/{}", pid).c_str(), &st) != 0) return std::nullopt;
+    return std::make_pair(static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_gid));
+}
+
+bool shared_pool(const api::PoolInfo& p) { return p.spec.type == "rbd" || p.caps.shared; }
+
+constexpr std::uint64_t kGiB = 1ULL << 30;
+
+// One guest's migration inside the maintenance task: its percent and status line show in the
+// task's status line next to the others that run at the same time, its log lines go to the
+// task's log with the guest's name, and cancelling the task cancels it.
+class GuestProgress final : public util::Progress {
+public:
+    struct Shared {
+        std::mutex mu;
+        std::map<std::string, std::string> running;  // guest -> "40% memory: ..."
+        int overall = 0;
+    };
+    GuestProgress(util::Progress& parent, Shared& shared, std::string vm) : parent_(parent), shared_(shared), vm_(std::move(vm)) {}
+    ~GuestProgress() override {
+        std::lock_guard lk(shared_.mu);
+        shared_.running.erase(vm_);
+    }
+    void update(int percent, const std::string& message) override {
+        std::lock_guard lk(shared_.mu);
+        shared_.running[vm_] = percent >= 0 ? fmt::format("{}% {}", percent, message) : message;
+        std::string line;
+        for (const auto& [vm, status] : shared_.running) line += (line.empty() ? "" : "; ") + ("vm " + vm + ": " + status);
+        parent_.update(shared_.overall, line);
+    }
+    bool cancelled() const override { return parent_.cancelled(); }
+    void log(const std::string& line) override { parent_.log("vm " + vm_ + ": " + line); }
+
+private:
+    util::Progress& parent_;
+    Shared& shared_;
+    std::string vm_;
+};
+
 std::set<std::string> names_of(const json& list) {
     std::set<std::string> out;
     if (list.is_array())
@@ -55,8 +170,27 @@ std::atomic<int> tunnel_seq{0};
 
 }  // namespace
 
-Migrator::Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, std::string run_dir)
-    : vms_(vms), pools_(pools), cluster_(cluster), run_dir_(std::move(run_dir)) {}
+Migrator::Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, Options opts)
+    : vms_(vms), pools_(pools), cluster_(cluster), opts_(std::move(opts)) {
+    // Where this host's QEMU listens for an incoming migration's data (as QEMU's user: it
+    // makes its socket there) and this hvd for an outgoing one: writable for that user, not
+    // listable, sticky (nobody removes another's socket); the names hold 64 random bits.
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(opts_.socket_dir).parent_path(), ec);
+    if (::mkdir(opts_.socket_dir.c_str(), 01733) == 0 || errno == EEXIST) ::chmod(opts_.socket_dir.c_str(), 01733);
+    else spdlog::warn("migration socket directory {}: {}", opts_.socket_dir, std::strerror(errno));
+}
+
+bool is_stream_socket_name(const std::string& name) {
+    return name.size() == 29 && name.rfind("hvm-", 0) == 0 && (name.substr(20) == "-mem.sock" || name.substr(20) == "-nbd.sock") &&
+           std::all_of(name.begin() + 4, name.begin() + 20,
+                       [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0 && !std::isupper(static_cast<unsigned char>(ch)); });
+}
+
+std::string Migrator::stream_socket(const std::string& name) const {
+    if (!is_stream_socket_name(name)) fail(Errc::invalid_input, "'{}' is not a migration socket name", name);
+    return opts_.socket_dir + "/" + name;
+}
 
 api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRequest& rq) const {
     if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster: a vm migrates between members (hvctl cluster create/join)");
@@ -80,17 +214,30 @@ api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRe
         b.push_back(fmt::format("vm '{}' is {}: --offline moves a stopped vm (leave it out to migrate it live)", name,
                                 api::to_string(info.state)));
     const auto& spec = info.spec;
+    std::vector<const api::DiskSpec*> copies;  // disks only this host sees, to copy
     for (const auto& d : spec.disks) {
-        std::string type;
+        std::optional<api::PoolInfo> pool;
         try {
-            type = pools_.get(d.pool).spec.type;
+            pool = pools_.get(d.pool);
         } catch (const Error&) {
-            type = "?";
         }
-        if (type != "rbd")
-            b.push_back(fmt::format("disk {} is on pool '{}' ({}), which only this host sees: move it to a shared pool "
-                                    "(rbd); copying local disks (--with-local-disks) is not there yet",
+        if (pool && shared_pool(*pool)) continue;
+        std::string type = pool ? pool->spec.type : "?";
+        if (!rq.with_local_disks)
+            b.push_back(fmt::format("disk {} is on pool '{}' ({}), which only this host sees: --with-local-disks copies it, "
+                                    "or move it to a shared pool (rbd, or a dir pool added with --shared)",
                                     d.name, d.pool, type));
+        else if (rq.offline)
+            b.push_back(fmt::format("disk {} is on pool '{}' ({}), which only this host sees: --with-local-disks copies the "
+                                    "disks of a running vm; an offline copy is not there yet",
+                                    d.name, d.pool, type));
+        else if (!pool || (pool->spec.type != "dir" && pool->spec.type != "btrfs"))
+            b.push_back(fmt::format("disk {} is on pool '{}' ({}): only file volumes are copied", d.name, d.pool, type));
+        else if (d.mode == "independent-nonpersistent")
+            b.push_back(fmt::format("disk {} is independent-nonpersistent (an overlay that ends with the vm): it is not copied",
+                                    d.name));
+        else
+            copies.push_back(&d);
     }
     if (!spec.cdrom.empty())
         b.push_back(fmt::format("the CD-ROM holds {}, a file of this host: eject it first (hvctl vm cdrom eject {})",
@@ -101,9 +248,30 @@ api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRe
         return r;
     }
     try {
-        auto pools = names_of(member_get(cluster_, rq.to, "/v1/storage/pools"));
+        auto pool_list = member_get(cluster_, rq.to, "/v1/storage/pools");
+        auto pools = names_of(pool_list);
         for (const auto& d : spec.disks)
             if (!pools.count(d.pool)) b.push_back(fmt::format("host {} has no storage pool '{}' (disk {})", rq.to, d.pool, d.name));
+        std::map<std::string, std::uint64_t> need;  // bytes per destination pool
+        for (const auto* d : copies) {
+            if (!pools.count(d->pool)) continue;
+            auto v = pools_.volume(d->pool, d->volume);
+            need[d->pool] += v.capacity;
+            auto there = member_call(cluster_, rq.to, "GET",
+                                     "/v1/storage/pools/" + escape_segment(d->pool) + "/volumes/" + escape_segment(d->volume));
+            if (there.status == 200)
+                b.push_back(fmt::format("host {} has a volume '{}' in pool '{}' already (disk {})", rq.to, d->volume, d->pool, d->name));
+            else if (there.status != 404)
+                b.push_back(fmt::format("host {} cannot say whether pool '{}' holds '{}' (HTTP {})", rq.to, d->pool, d->volume, there.status));
+        }
+        for (const auto& p : pool_list)
+            if (p.is_object() && need.count(p.value("name", "")) ) {
+                std::uint64_t free = p.value("free", std::uint64_t{0});
+                auto n = need[p.value("name", "")];
+                if (free < n)
+                    b.push_back(fmt::format("pool '{}' on host {} has {} free, the copied disks need {}", p.value("name", ""), rq.to,
+                                            api::format_size(free), api::format_size(n)));
+            }
         bool bridged = std::any_of(spec.nics.begin(), spec.nics.end(), [](const auto& n) { return !n.bridge.empty(); });
         if (bridged) {
             auto bridges = names_of(member_get(cluster_, rq.to, "/v1/net/bridges"));
@@ -132,30 +300,465 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
     auto id = cluster_.identity();
     auto addr = cluster_.address_of(rq.to);
     if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", rq.to);
-    ::mkdir(run_dir_.c_str(), 0700);
+    ::mkdir(opts_.run_dir.c_str(), 0700);
+    auto info = vms_.get(name);
+
+    // Disks only this host sees (check() let them through only with --with-local-disks).
+    struct Copy {
+        std::string disk, pool, volume, src, dst;
+        api::VolumeInfo vol;
+    };
+    std::vector<Copy> copies;
+    if (!rq.offline)
+        for (const auto& d : info.spec.disks) {
+            if (shared_pool(pools_.get(d.pool))) continue;
+            copies.push_back(Copy{d.name, d.pool, d.volume, "", "", pools_.volume(d.pool, d.volume)});
+            copies.back().src = copies.back().vol.path;
+        }
+    const bool data_stream = !copies.empty() || rq.postcopy;
+    std::vector<Copy> made;  // volumes made on the destination: removed there unless the VM arrived
+    auto remove_made = [&] {
+        for (const auto& c : made) {
+            try {
+                auto d = member_call(cluster_, rq.to, "DELETE",
+                                     "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume), {}, 60);
+                if (d.status != 200) spdlog::warn("vm {}: removing volume {}/{} on {}: HTTP {}", name, c.pool, c.volume, rq.to, d.status);
+            } catch (const std::exception& e) {
+                spdlog::warn("vm {}: removing volume {}/{} on {}: {}", name, c.pool, c.volume, rq.to, e.what());
+            }
+        }
+    };
+    bool arrived = false;
     cluster_.hold(name);
     try {
+        std::uint64_t bytes = info.spec.memory;
+        for (auto& c : copies) {
+            progress.step(1, fmt::format("creating volume {}/{} ({}) on {}", c.pool, c.volume, api::format_size(c.vol.capacity), rq.to));
+            json body{{"name", c.volume},
+                      {"size", c.vol.capacity},
+                      {"format", c.vol.format},
+                      {"provision", api::to_string(c.vol.provision)}};
+            made.push_back(c);  // before the request: a create that answers late is removed too
+            member_task(cluster_, rq.to, "POST", "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes", body.dump(), progress,
+                        std::chrono::hours(6));
+            auto v = member_get(cluster_, rq.to, "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume));
+            c.dst = v.is_object() ? v.value("path", "") : "";
+            if (c.dst.empty()) fail(Errc::unavailable, "host {} did not say where volume {}/{} is", rq.to, c.pool, c.volume);
+            bytes += c.vol.capacity;
+            r.copied_disks.push_back(fmt::format("{}: {}/{} ({})", c.disk, c.pool, c.volume, api::format_size(c.vol.capacity)));
+        }
         cluster::LibvirtTunnel tunnel(*id, addr->first, addr->second,
-                                      fmt::format("{}/migrate-{}.sock", run_dir_, ++tunnel_seq));
+                                      fmt::format("{}/migrate-{}.sock", opts_.run_dir, ++tunnel_seq));
+        // QEMU's own streams (memory; NBD of the copied disks), each through hvd's TLS to the
+        // socket of the same name that the destination's QEMU listens on.
+        std::optional<cluster::LibvirtTunnel> mem, nbd;
         virt::VmManager::MigrateParams mp;
+        if (data_stream) {
+            std::string tag;
+            std::random_device rd;
+            for (int i = 0; i < 2; ++i) tag += fmt::format("{:08x}", rd());
+            auto owner = qemu_owner(name);
+            auto open = [&](std::optional<cluster::LibvirtTunnel>& t, const std::string& kind) {
+                auto sock = fmt::format("hvm-{}-{}.sock", tag, kind);
+                t.emplace(*id, addr->first, addr->second, opts_.socket_dir + "/" + sock,
+                          "/v1/host/migration-stream?socket=" + sock, "hv-migration");
+                if (owner) t->allow(owner->first, owner->second);
+                return "unix://" + t->path();
+            };
+            mp.migrate_uri = open(mem, "mem");
+            if (!copies.empty()) mp.disks_uri = open(nbd, "nbd");
+            for (const auto& c : copies) mp.copy_disks[c.src] = c.dst;
+        }
         mp.uri = tunnel.uri();
         mp.live = !rq.offline;
         mp.bandwidth_mib = rq.bandwidth;
         mp.max_downtime_ms = rq.max_downtime;
-        progress.log(fmt::format("vm {}: {} migration {} -> {}", name, mp.live ? "live" : "offline", r.from, rq.to));
+        mp.postcopy = rq.postcopy;
+        mp.timeout_s = static_cast<int>(std::max<std::uint64_t>(1, (bytes + kGiB - 1) / kGiB) * opts_.timeout_per_gib);
+        progress.log(fmt::format("vm {}: {} migration {} -> {}{}", name, mp.live ? "live" : "offline", r.from, rq.to,
+                                 copies.empty() ? "" : fmt::format(", copying {} disk(s)", copies.size())));
         auto stats = vms_.migrate(name, mp, progress);
+        arrived = true;
         r.total_ms = stats.value("total_ms", 0);
         r.downtime_ms = stats.value("downtime_ms", -1);
         r.transferred = stats.value("transferred", 0);
-    } catch (...) {
+        r.postcopy = stats.value("postcopy", false);
+    } catch (const std::exception& e) {
         cluster_.release(name);
+        if (!arrived) remove_made();  // it runs on here: what was made there goes (a volume in use there stays)
+        announce("vm", name, rq.to, nullptr, e.what());
         throw;
     }
     cluster_.hand_over(name, rq.to);
+    // The VM runs there on its new volumes: the old ones here go.
+    for (const auto& c : copies) {
+        try {
+            pools_.delete_volume(c.pool, c.volume, {});
+        } catch (const std::exception& e) {
+            r.warnings.push_back(fmt::format("volume {}/{} stays here: {}", c.pool, c.volume, e.what()));
+            spdlog::warn("vm {}: volume {}/{} stays here: {}", name, c.pool, c.volume, e.what());
+        }
+    }
     progress.step(100, fmt::format("vm {} runs on {} ({} ms, downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms));
-    spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms);
+    spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms{})", name, rq.to, r.total_ms, r.downtime_ms,
+                 copies.empty() ? "" : fmt::format(", {} disk(s) copied", copies.size()));
     r.ok = true;
+    announce("vm", name, rq.to, &r, "");
     return r;
+}
+
+// --- containers: restart migration ---------------------------------------------------------
+
+namespace {
+
+// The root filesystem stream on an upgraded connection, both ways: frames of a 4-byte
+// big-endian length and that many bytes of tar, length 0 at the end; then the receiver's one
+// line ("OK <path>" or "ERR <why>"), then the sender's "COMMIT" (anything else, or the
+// connection ending, makes the receiver remove what it unpacked unless a container of that
+// name uses it by then).
+constexpr std::uint32_t kMaxFrame = 1u << 20;
+
+bool write_fd(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+        auto w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+// Reads from a plain fd, what came with the upgrade first; waits at most `wait_ms` for each read.
+struct FdReader {
+    int fd;
+    std::string pending;
+    std::size_t off = 0;
+    bool read(char* out, std::size_t n, int wait_ms) {
+        while (n > 0) {
+            if (off < pending.size()) {
+                auto k = std::min(n, pending.size() - off);
+                std::memcpy(out, pending.data() + off, k);
+                off += k, out += k, n -= k;
+                continue;
+            }
+            pollfd p{fd, POLLIN, 0};
+            int r = ::poll(&p, 1, wait_ms);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return false;
+            auto got = ::read(fd, out, n);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) return false;
+            out += got, n -= static_cast<std::size_t>(got);
+        }
+        return true;
+    }
+    std::string line(int wait_ms) {
+        std::string l;
+        char ch;
+        while (l.size() < 4096 && read(&ch, 1, wait_ms) && ch != '\n') l += ch;
+        return l;
+    }
+};
+
+const std::vector<std::string> kTarFlags{"--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls"};
+
+// The sender: the stream to the destination's hvd, then define/start there, then commit.
+class RootfsSender {
+public:
+    RootfsSender(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& pool,
+                 const std::string& ct)
+        : c_(id, host, port, std::chrono::seconds(120)) {
+        c_.write_all(fmt::format("GET /v1/host/ct-rootfs?pool={}&name={} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
+                                 "Upgrade: hv-rootfs\r\nContent-Length: 0\r\n\r\n",
+                                 escape_segment(pool), escape_segment(ct), host, port));
+        std::string rest;
+        auto head = c_.read_header(rest);
+        if (head.rfind("HTTP/1.1 101", 0) != 0) {
+            auto j = json::parse(rest, nullptr, false);
+            std::string why = j.is_object() ? j.value("message", rest) : rest;
+            fail(head.find(" 409 ") != std::string::npos ? Errc::conflict : Errc::unavailable, "{}: {}",
+                 head.substr(0, head.find('\r')), why.substr(0, 300));
+        }
+        rest_ = rest;
+    }
+    // tar of `dir` into the stream; returns the path the destination unpacked it at.
+    std::string send(const std::string& dir, util::Progress& progress) {
+        std::uint64_t sent = 0;
+        auto last = std::chrono::steady_clock::now();
+        std::vector<std::string> argv{"tar", "-c", "-f", "-", "-C", dir, "--sparse"};
+        argv.insert(argv.end(), kTarFlags.begin(), kTarFlags.end());
+        argv.push_back(".");
+        std::vector<char> buf(kMaxFrame + 4);
+        auto res = util::run_command_piped(argv, false, [&](int fd) {
+            for (;;) {
+                auto n = ::read(fd, buf.data() + 4, kMaxFrame);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) fail(Errc::internal, "reading tar's output: {}", std::strerror(errno));
+                if (n == 0) return;
+                std::uint32_t len = static_cast<std::uint32_t>(n);
+                buf[0] = static_cast<char>(len >> 24), buf[1] = static_cast<char>(len >> 16);
+                buf[2] = static_cast<char>(len >> 8), buf[3] = static_cast<char>(len);
+                c_.write_all(buf.data(), len + 4);
+                sent += len;
+                if (progress.cancelled()) fail(Errc::cancelled, "cancelled while copying the root filesystem");
+                if (std::chrono::steady_clock::now() - last > std::chrono::milliseconds(500)) {
+                    last = std::chrono::steady_clock::now();
+                    progress.update(-1, fmt::format("root filesystem: {} sent", api::format_size(sent)));
+                }
+            }
+        }, std::chrono::hours(6));
+        if (res.exit_status != 0)
+            fail(Errc::internal, "tar of {} failed (exit {}): {}", dir, res.exit_status, res.err.substr(0, 300));
+        c_.write_all(std::string(4, '\0'));
+        progress.log(fmt::format("root filesystem: {} sent", api::format_size(sent)));
+        std::string line = rest_;
+        char ch;
+        while (line.find('\n') == std::string::npos && line.size() < 4096 && c_.read_some(&ch, 1) == 1) line += ch;
+        line = line.substr(0, line.find('\n'));
+        if (line.rfind("OK ", 0) != 0) fail(Errc::conflict, "the destination did not keep the root filesystem: {}", line);
+        return line.substr(3);
+    }
+    void commit() { c_.write_all("COMMIT\n"); }
+
+private:
+    cluster::TlsConnection c_;
+    std::string rest_;
+};
+
+}  // namespace
+
+api::MigrateReport Migrator::check_ct(const std::string& name, const api::MigrateRequest& rq) const {
+    if (!cts_) fail(Errc::internal, "containers are not wired to migration");
+    if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster: a container migrates between members (hvctl cluster create/join)");
+    if (rq.offline || rq.postcopy || rq.with_local_disks)
+        fail(Errc::invalid_input, "a container moves by restart (stopped, moved, started): --offline, --postcopy and "
+             "--with-local-disks are for VMs");
+    api::MigrateReport r;
+    r.vm = name;
+    r.from = cluster_.node();
+    r.to = rq.to;
+    r.live = false;
+    auto info = cts_->get(name);  // 404
+    if (rq.to == r.from) fail(Errc::invalid_input, "container '{}' is on {} already", name, rq.to);
+    auto members = cluster_.member_names();
+    if (std::find(members.begin(), members.end(), rq.to) == members.end())
+        fail(Errc::not_found, "no member named '{}' in the cluster", rq.to);
+    auto& b = r.blockers;
+    if (!info.managed) b.push_back(fmt::format("container '{}' was not made by hv", name));
+    const auto& rootfs = info.spec.rootfs;
+    std::optional<api::PoolInfo> pool;
+    try {
+        pool = pools_.get(rootfs.pool);
+    } catch (const Error&) {
+    }
+    if (!pool) b.push_back(fmt::format("its root filesystem's pool '{}' is not here", rootfs.pool));
+    else if (pool->spec.type != "dir" && pool->spec.type != "btrfs")
+        b.push_back(fmt::format("its root filesystem is on pool '{}' ({}): only directories move", rootfs.pool, pool->spec.type));
+    if (cluster_.maintenance(rq.to)) b.push_back(fmt::format("host {} is in maintenance", rq.to));
+    if (!cluster_.online(rq.to)) {
+        b.push_back(fmt::format("host {} is offline", rq.to));
+        return r;
+    }
+    try {
+        auto pools = names_of(member_get(cluster_, rq.to, "/v1/storage/pools"));
+        if (!pools.count(rootfs.pool)) b.push_back(fmt::format("host {} has no storage pool '{}' (root filesystem)", rq.to, rootfs.pool));
+        bool bridged = std::any_of(info.spec.nics.begin(), info.spec.nics.end(), [](const auto& n) { return !n.bridge.empty(); });
+        if (bridged) {
+            auto bridges = names_of(member_get(cluster_, rq.to, "/v1/net/bridges"));
+            for (const auto& n : info.spec.nics)
+                if (!n.bridge.empty() && !bridges.count(n.bridge))
+                    b.push_back(fmt::format("host {} has no bridge '{}' (nic {})", rq.to, n.bridge, n.name));
+        }
+        for (const auto& h : cluster_.hosts()) {
+            if (h.name != rq.to || h.memory_total == 0) continue;
+            std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
+            if (free < info.spec.memory)
+                b.push_back(fmt::format("host {} has {} of memory free, container '{}' may use {}", rq.to, api::format_size(free),
+                                        name, api::format_size(info.spec.memory)));
+        }
+    } catch (const Error& e) {
+        b.push_back(fmt::format("host {} cannot be asked: {}", rq.to, e.what()));
+    }
+    r.ok = b.empty();
+    return r;
+}
+
+api::MigrateReport Migrator::migrate_ct(const std::string& name, const api::MigrateRequest& rq, util::Progress& progress) {
+    auto r = check_ct(name, rq);
+    if (!r.ok) fail(Errc::conflict, "cannot migrate container '{}' to {}: {}", name, rq.to, fmt::join(r.blockers, "; "));
+    auto id = cluster_.identity();
+    auto addr = cluster_.address_of(rq.to);
+    if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", rq.to);
+    ::mkdir(opts_.run_dir.c_str(), 0700);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto info = cts_->get(name);
+    const bool was_running = info.state == api::GuestState::running;
+    const bool shared = shared_pool(pools_.get(info.spec.rootfs.pool));
+    cluster_.hold(name);
+    bool defined_there = false, started_there = false;
+    std::optional<cluster::LibvirtTunnel> tunnel;
+    std::string lxc_uri;
+    try {
+        if (was_running) {
+            progress.step(5, fmt::format("shutting down container {} here", name));
+            shut_down_ct_(name, progress);
+        }
+        std::optional<RootfsSender> sender;
+        std::string there;
+        if (!shared) {
+            progress.step(10, fmt::format("copying the root filesystem {} to {}", info.spec.rootfs.path, rq.to));
+            sender.emplace(*id, addr->first, addr->second, info.spec.rootfs.pool, name);
+            there = sender->send(info.spec.rootfs.path, progress);
+            r.copied_disks.push_back(fmt::format("rootfs: {} -> {}", info.spec.rootfs.path, there));
+        }
+        auto xml = cts_->definition_for(name, there);
+        tunnel.emplace(*id, addr->first, addr->second, fmt::format("{}/migrate-{}.sock", opts_.run_dir, ++tunnel_seq));
+        lxc_uri = "lxc+unix:///system?socket=" + tunnel->path();
+        progress.step(80, fmt::format("defining container {} on {}", name, rq.to));
+        virt::CtManager::define_remote(lxc_uri, xml);
+        defined_there = true;
+        if (was_running) {
+            progress.step(90, fmt::format("starting container {} on {}", name, rq.to));
+            auto s = member_call(cluster_, rq.to, "POST", "/v1/cts/" + escape_segment(name) + "/start", "{}", 120);
+            if (s.status != 200) fail(Errc::conflict, "{} did not start it (HTTP {}): {}", rq.to, s.status, s.body.substr(0, 300));
+            started_there = true;
+        }
+        if (sender) sender->commit();
+    } catch (...) {
+        // Back as it was: nothing of it there, running here again if it ran.
+        if (started_there) {
+            try {
+                member_call(cluster_, rq.to, "POST", "/v1/cts/" + escape_segment(name) + "/stop", "{}", 60);
+            } catch (const std::exception& e) {
+                spdlog::warn("container {}: not stopped on {}: {}", name, rq.to, e.what());
+            }
+        }
+        if (defined_there) {
+            try {
+                virt::CtManager::undefine_remote(lxc_uri, name);
+            } catch (const std::exception& e) {
+                spdlog::warn("container {}: left defined on {}: {}", name, rq.to, e.what());
+            }
+        }
+        cluster_.release(name);
+        if (was_running) {
+            try {
+                cts_->action(name, "start");
+            } catch (const std::exception& e) {
+                spdlog::error("container {}: not started again here after a failed migration: {}", name, e.what());
+            }
+        }
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            announce("ct", name, rq.to, nullptr, e.what());
+            throw;
+        }
+    }
+    cluster_.hand_over(name, rq.to);
+    try {
+        if (shared) cts_->forget(name);
+        else {
+            util::NullProgress quiet;
+            cts_->remove(name, quiet);  // the domain and the copy that stayed here
+        }
+    } catch (const std::exception& e) {
+        r.warnings.push_back(fmt::format("container {} is left defined here (stopped): {}", name, e.what()));
+    }
+    r.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    r.ok = true;
+    progress.step(100, fmt::format("container {} {} on {} ({} ms)", name, was_running ? "runs" : "is", rq.to, r.total_ms));
+    spdlog::info("container {}: moved to {} in {} ms", name, rq.to, r.total_ms);
+    announce("ct", name, rq.to, &r, "");
+    return r;
+}
+
+void Migrator::check_rootfs_receive(const std::string& pool, const std::string& ct) const {
+    api::validate_name(ct, "query parameter 'name'");
+    auto p = pools_.get(pool);  // 404
+    if (p.spec.type != "dir" && p.spec.type != "btrfs")
+        fail(Errc::invalid_input, "pool '{}' ({}) holds no root filesystems", pool, p.spec.type);
+    if (cts_ && cts_->exists(ct)) fail(Errc::conflict, "a container named '{}' is on this host already", ct);
+    auto dest = pools_.content_dir(pool, "images") + "/" + ct + ".rootfs";
+    struct stat st {};
+    if (::lstat(dest.c_str(), &st) == 0) fail(Errc::conflict, "{} exists already", dest);
+}
+
+void Migrator::receive_rootfs(int fd, std::string pending, const std::string& pool, const std::string& ct) {
+    FdReader in{fd, std::move(pending)};
+    std::string dest, partial;
+    bool unpacked = false;
+    try {
+        check_rootfs_receive(pool, ct);
+        dest = pools_.content_dir(pool, "images") + "/" + ct + ".rootfs";
+        partial = storage::rootfs_partial_path(dest);
+        if (::access(partial.c_str(), F_OK) == 0) storage::remove_rootfs(partial);  // an earlier try's
+        pools_.pool(pool)->make_rootfs_dir(partial);
+        std::vector<std::string> argv{"tar", "-x", "-f", "-", "-C", partial, "-p"};
+        argv.insert(argv.end(), kTarFlags.begin(), kTarFlags.end());
+        bool ended = false;
+        std::vector<char> buf(kMaxFrame);
+        auto res = util::run_command_piped(argv, true, [&](int to_tar) {
+            for (;;) {
+                unsigned char h[4];
+                if (!in.read(reinterpret_cast<char*>(h), 4, 60000)) fail(Errc::unavailable, "the stream ended before its end");
+                std::uint32_t len = (std::uint32_t{h[0]} << 24) | (std::uint32_t{h[1]} << 16) | (std::uint32_t{h[2]} << 8) | h[3];
+                if (len == 0) {
+                    ended = true;
+                    return;
+                }
+                if (len > kMaxFrame) fail(Errc::invalid_input, "a frame of {} bytes", len);
+                if (!in.read(buf.data(), len, 60000)) fail(Errc::unavailable, "the stream ended in a frame");
+                if (!write_fd(to_tar, buf.data(), len)) fail(Errc::internal, "tar stopped reading");
+            }
+        }, std::chrono::hours(6));
+        if (!ended || res.exit_status != 0)
+            fail(Errc::internal, "tar -x failed (exit {}): {}", res.exit_status, res.err.substr(0, 300));
+        if (::rename(partial.c_str(), dest.c_str()) != 0) fail(Errc::internal, "rename to {}: {}", dest, std::strerror(errno));
+        unpacked = true;
+        auto ok = "OK " + dest + "\n";
+        write_fd(fd, ok.data(), ok.size());
+        auto word = in.line(15 * 60 * 1000);
+        if (word == "COMMIT") {
+            spdlog::info("container {}: root filesystem received at {}", ct, dest);
+            ::close(fd);
+            return;
+        }
+        spdlog::warn("container {}: the migration ended without its commit ({})", ct, word.empty() ? "connection closed" : word);
+    } catch (const std::exception& e) {
+        spdlog::warn("container {}: root filesystem not received: {}", ct, e.what());
+        auto err = std::string("ERR ") + e.what() + "\n";
+        write_fd(fd, err.data(), err.size());
+    }
+    ::close(fd);
+    try {
+        if (!partial.empty() && ::access(partial.c_str(), F_OK) == 0) storage::remove_rootfs(partial);
+        bool used = false;
+        try {
+            used = cts_ && cts_->exists(ct);
+        } catch (const Error&) {
+            used = true;  // libvirt down: keep it rather than pull it from under a container
+        }
+        if (unpacked && !used) storage::remove_rootfs(dest);
+    } catch (const std::exception& e) {
+        spdlog::error("container {}: cleaning up a received root filesystem: {}", ct, e.what());
+    }
+}
+
+void Migrator::announce(const std::string& kind, const std::string& name, const std::string& to,
+                        const api::MigrateReport* r, const std::string& error) const {
+    if (!publish_) return;
+    json d{{"to", to}, {"from", cluster_.node()}, {"ok", r != nullptr}};
+    if (r) {
+        d["total_ms"] = r->total_ms;
+        d["downtime_ms"] = r->downtime_ms;
+        d["copied_disks"] = r->copied_disks;
+        d["postcopy"] = r->postcopy;
+    } else {
+        d["error"] = error;
+    }
+    publish_(kind + ".migrate", kind + "/" + name, d);
 }
 
 void Migrator::precheck_maintenance() const {
@@ -180,6 +783,7 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
     std::map<std::string, std::uint64_t> planned;  // memory sent to each host by this run
     std::vector<std::string> blockers;
     std::size_t done = 0;
+    GuestProgress::Shared shared;
     auto pick = [&](const std::string& vm) -> std::string {
         auto info = vms_.get(vm);
         std::string best;
@@ -218,14 +822,14 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
                 vm = queue.back();
                 queue.pop_back();
             }
-            util::NullProgress quiet;
             std::string to;
             try {
                 to = pick(vm);
                 if (!to.empty()) {
                     api::MigrateRequest rq;
                     rq.to = to;
-                    migrate(vm, rq, quiet);
+                    GuestProgress sub(progress, shared, vm);
+                    migrate(vm, rq, sub);
                 }
             } catch (const std::exception& e) {
                 std::lock_guard lk(mu);
@@ -238,8 +842,12 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
                 doc["moved"].push_back(json{{"guest", vm}, {"to", to}});
                 progress.log(fmt::format("vm {} -> {}", vm, to));
             }
-            progress.step(static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + queue.size())),
-                          fmt::format("{} of the running VMs handled", done));
+            const int pct = static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + queue.size()));
+            {
+                std::lock_guard slk(shared.mu);
+                shared.overall = pct;
+            }
+            progress.step(pct, fmt::format("{} of the running VMs handled", done));
         }
     };
     std::vector<std::thread> pool;
@@ -277,40 +885,17 @@ json Migrator::exit_maintenance(bool bring_back, util::Progress& progress) {
             std::string vm = m.value("guest", ""), from = m.value("to", "");
             if (vm.empty() || from.empty() || cluster_.owner_of(vm) != from) continue;
             progress.step(static_cast<int>(100 * i / (moved.size() + 1)), "bringing back vm " + vm + " from " + from);
-            // The request runs on the VM's owner: through that member's API.
+            // The request runs on the VM's owner: through that member's API. That member may
+            // not have seen the end of the maintenance yet (its cache follows the watch): a
+            // blocker "in maintenance" is asked again for 10 s. One at a time: they all come
+            // back to this one host.
             try {
-                auto id = cluster_.identity();
-                auto addr = cluster_.address_of(from);
-                if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", from);
-                cluster::HttpsClient client(*id, std::chrono::seconds(300));
-                cluster::HttpsRequest rq;
-                rq.method = "POST";
-                rq.target = "/v1/vms/" + vm + "/migrate";
-                rq.body = json{{"to", self}}.dump();
-                // That member may not have seen the end of the maintenance yet (its cache
-                // follows the watch): a blocker "in maintenance" is asked again for 10 s.
-                auto r = client.request(addr->first, addr->second, rq);
-                for (int i = 0; i < 40 && r.status == 409 && r.body.find("in maintenance") != std::string::npos; ++i) {
-                    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-                    r = client.request(addr->first, addr->second, rq);
-                }
-                if (r.status != 202) fail(Errc::conflict, "{} answered {}: {}", from, r.status, r.body.substr(0, 300));
-                auto task = json::parse(r.body, nullptr, false);
-                std::string tid = task.is_object() ? task.value("id", "") : "";
-                // Wait for it (one at a time: they come back to this one host).
-                std::string state = "queued";
-                auto until = std::chrono::steady_clock::now() + std::chrono::minutes(10);
-                while (!tid.empty() && state != "succeeded" && state != "failed" && state != "cancelled" &&
-                       std::chrono::steady_clock::now() < until && !progress.cancelled()) {
-                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                    cluster::HttpsRequest q;
-                    q.target = "/v1/tasks/" + tid;
-                    auto t = client.request(addr->first, addr->second, q);
-                    auto tj = json::parse(t.body, nullptr, false);
-                    if (tj.is_object()) state = tj.value("state", state);
-                }
-                if (state != "succeeded") fail(Errc::conflict, "bringing vm {} back from {}: its task {} is {}", vm, from, tid, state);
-                back.push_back(json{{"guest", vm}, {"from", from}, {"task", tid}});
+                auto task = member_task(cluster_, from, "POST", "/v1/vms/" + escape_segment(vm) + "/migrate",
+                                        json{{"to", self}}.dump(), progress, std::chrono::minutes(10),
+                                        [](const cluster::HttpsResponse& r) {
+                                            return r.status == 409 && r.body.find("in maintenance") != std::string::npos;
+                                        });
+                back.push_back(json{{"guest", vm}, {"from", from}, {"task", task.value("id", "")}});
             } catch (const std::exception& e) {
                 failed.push_back(json{{"guest", vm}, {"error", e.what()}});
             }

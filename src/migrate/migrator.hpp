@@ -20,14 +20,23 @@ class PoolManager;
 }
 namespace hv::virt {
 class VmManager;
+class CtManager;
 }
 
 namespace hv::migrate {
 
+// The names a migration gives QEMU's data sockets: hvm-<16 hex>-mem.sock | hvm-<16 hex>-nbd.sock
+// (the only ones GET /v1/host/migration-stream joins).
+bool is_stream_socket_name(const std::string& name);
+
 class Migrator {
 public:
-    // run_dir: where the tunnels' Unix sockets are made (<state_dir>/run).
-    Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, std::string run_dir);
+    struct Options {
+        std::string run_dir;     // where the libvirt tunnels' Unix sockets are made (<state_dir>/run)
+        std::string socket_dir;  // QEMU's migration data sockets ([cluster] migration_socket_dir)
+        int timeout_per_gib = 120;  // seconds per GiB of memory + copied disks ([cluster] migration_timeout)
+    };
+    Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, Options opts);
 
     // Every blocker, nothing changed (also what --dry-run answers). Throws for a request
     // that is wrong in itself: 404 no such vm or member, 400 the vm's own host, 409 outside a
@@ -44,17 +53,44 @@ public:
     nlohmann::json enter_maintenance(int parallel, util::Progress& progress);
     void precheck_maintenance() const;  // 409 outside a cluster (before the task)
     nlohmann::json exit_maintenance(bool bring_back, util::Progress& progress);
+    // The destination's side of a data stream: the path of socket `name` (one of the names a
+    // migration makes) in the socket directory; 400 for anything else.
+    std::string stream_socket(const std::string& name) const;
     // {host, maintenance: the record or null}
     nlohmann::json maintenance_status() const;
     // The running containers of this host (they cannot move yet: blockers of maintenance).
     void set_running_containers(std::function<std::vector<std::string>()> f) { running_cts_ = std::move(f); }
 
+    // Containers: restart migration (shut down here, the root filesystem copied — or reattached
+    // on a shared pool —, defined and started there, removed here). `shut_down` is the guest
+    // layer's shutdown (request, wait, force).
+    void set_containers(virt::CtManager& cts, std::function<void(const std::string&, util::Progress&)> shut_down) {
+        cts_ = &cts;
+        shut_down_ct_ = std::move(shut_down);
+    }
+    // Events of this host's event stream: "vm.migrate" / "ct.migrate" when a guest left
+    // (data: to, ok, total_ms, downtime_ms, copied_disks, error); the destination's own
+    // lifecycle event says it arrived ("started", reason "migrated").
+    using Publish = std::function<void(const std::string& type, const std::string& target, const nlohmann::json& data)>;
+    void set_publisher(Publish p) { publish_ = std::move(p); }
+    api::MigrateReport check_ct(const std::string& ct, const api::MigrateRequest& rq) const;
+    api::MigrateReport migrate_ct(const std::string& ct, const api::MigrateRequest& rq, util::Progress& progress);
+    // The destination's side of a root filesystem copy (GET /v1/host/ct-rootfs): check()s
+    // before the upgrade (4xx), then receive() on the upgraded connection (never throws).
+    void check_rootfs_receive(const std::string& pool, const std::string& ct) const;
+    void receive_rootfs(int fd, std::string pending, const std::string& pool, const std::string& ct);
+
 private:
     virt::VmManager& vms_;
     storage::PoolManager& pools_;
     cluster::Cluster& cluster_;
-    std::string run_dir_;
+    Options opts_;
     std::function<std::vector<std::string>()> running_cts_;
+    virt::CtManager* cts_ = nullptr;
+    Publish publish_;
+    void announce(const std::string& kind, const std::string& name, const std::string& to, const api::MigrateReport* r,
+                  const std::string& error) const;
+    std::function<void(const std::string&, util::Progress&)> shut_down_ct_;
 };
 
 }  // namespace hv::migrate

@@ -57,6 +57,7 @@ std::string mode_label(Provision m) { return api::to_string(m); }
 }  // namespace
 
 FilePool::FilePool(api::PoolSpec spec, api::PoolCaps caps) : spec_(std::move(spec)), caps_(std::move(caps)) {
+    caps_.shared = caps_.shared || spec_.shared;
     if (spec_.content.empty()) spec_.content = caps_.content;
 }
 

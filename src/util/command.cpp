@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -124,6 +125,76 @@ CommandResult run_command_lines(const std::vector<std::string>& argv, std::chron
     reap(status);
     if (WIFEXITED(status)) res.exit_status = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) res.exit_status = 128 + WTERMSIG(status);
+    return res;
+}
+
+CommandResult run_command_piped(const std::vector<std::string>& argv, bool child_reads,
+                                const std::function<void(int fd)>& pump, std::chrono::milliseconds timeout) {
+    if (argv.empty()) fail(Errc::internal, "run_command: empty argv");
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) fail(Errc::internal, "pipe: {}", std::strerror(errno));
+    int err = memfd_create("hv-stderr", MFD_CLOEXEC);
+    if (err < 0) {
+        close(p[0]);
+        close(p[1]);
+        fail(Errc::internal, "memfd_create: {}", std::strerror(errno));
+    }
+    const int child_end = child_reads ? p[0] : p[1], mine = child_reads ? p[1] : p[0];
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (child_reads) {
+        posix_spawn_file_actions_adddup2(&fa, child_end, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, child_end, 1);
+    }
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(child_end);
+    if (rc != 0) {
+        close(mine);
+        close(err);
+        fail(Errc::internal, "cannot run {}: {}", argv[0], std::strerror(rc));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    auto reap = [&](bool now) {
+        for (;;) {
+            pid_t w = waitpid(pid, &status, WNOHANG);
+            if (w == pid || (w < 0 && errno != EINTR)) return w == pid;
+            if (now || std::chrono::steady_clock::now() > deadline) {
+                kill(pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                }
+                return false;
+            }
+            usleep(20000);
+        }
+    };
+    CommandResult res;
+    try {
+        pump(mine);
+    } catch (...) {
+        close(mine);
+        reap(true);
+        close(err);
+        throw;
+    }
+    close(mine);
+    res.timed_out = !reap(false);
+    if (WIFEXITED(status)) res.exit_status = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) res.exit_status = 128 + WTERMSIG(status);
+    char buf[65536];
+    auto n = pread(err, buf, sizeof buf, 0);
+    if (n > 0) res.err.assign(buf, static_cast<std::size_t>(n));
+    close(err);
     return res;
 }
 

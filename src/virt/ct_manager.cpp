@@ -421,6 +421,69 @@ void CtManager::remove(const std::string& name, util::Progress& progress) {
     }
 }
 
+std::string CtManager::definition_for(const std::string& name, const std::string& rootfs_to) const {
+    auto dom = conn_->domain(name);
+    if (is_active(map_state(domain_state(dom.get()).first)))
+        fail(Errc::conflict, "container '{}' runs: it moves stopped (restart migration)", name);
+    char* xml = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    if (!xml) throw_libvirt_error("reading the definition of container '" + name + "'");
+    std::string text(xml);
+    free(xml);
+    if (rootfs_to.empty()) return text;
+    auto info = read_domain(dom.get());
+    const std::string& from = info.spec.rootfs.path;
+    const std::string needle = "<source dir='" + xml_escape(from) + "'";
+    auto pos = text.find(needle);
+    if (from.empty() || pos == std::string::npos || text.find(needle, pos + 1) != std::string::npos)
+        fail(Errc::internal, "container '{}': its root filesystem {} is not once in its definition", name, from);
+    text.replace(pos, needle.size(), "<source dir='" + xml_escape(rootfs_to) + "'");
+    // hv's copy of the spec (the metadata's JSON) names the path too.
+    const std::string a = xml_escape_text(nlohmann::json(from).dump()), b = xml_escape_text(nlohmann::json(rootfs_to).dump());
+    auto md = text.find("<metadata>");
+    for (auto at = md == std::string::npos ? md : text.find(a, md); at != std::string::npos; at = text.find(a, at + b.size()))
+        text.replace(at, a.size(), b);
+    return text;
+}
+
+void CtManager::forget(const std::string& name) {
+    OpLock lock(*this, name);
+    auto dom = conn_->domain(name);
+    if (is_active(map_state(domain_state(dom.get()).first)))
+        fail(Errc::conflict, "container '{}' runs: it is not removed here", name);
+    if (virDomainUndefine(dom.get()) < 0) throw_libvirt_error("removing container '" + name + "' here");
+}
+
+namespace {
+struct RemoteConn {
+    virConnectPtr c;
+    explicit RemoteConn(const std::string& uri) : c(virConnectOpen(uri.c_str())) {
+        if (!c) throw_libvirt_error("connecting to the other host's libvirtd through the tunnel");
+    }
+    ~RemoteConn() { virConnectClose(c); }
+};
+}  // namespace
+
+void CtManager::define_remote(const std::string& uri, const std::string& xml) {
+    RemoteConn rc(uri);
+    virDomainPtr d = virDomainDefineXML(rc.c, xml.c_str());
+    if (!d) throw_libvirt_error("defining the container on the other host");
+    virDomainFree(d);
+}
+
+void CtManager::undefine_remote(const std::string& uri, const std::string& name) {
+    RemoteConn rc(uri);
+    virDomainPtr d = virDomainLookupByName(rc.c, name.c_str());
+    if (!d) {
+        virResetLastError();
+        return;
+    }
+    if (virDomainUndefine(d) < 0) {
+        virDomainFree(d);
+        throw_libvirt_error("removing container '" + name + "' from the other host");
+    }
+    virDomainFree(d);
+}
+
 CtInfo CtManager::update(const std::string& name, const api::CtPatch& patch) {
     api::validate(patch);
     OpLock lock(*this, name);

@@ -73,6 +73,17 @@ public:
     // client's socket. 409 when not running, or when another session holds it and !force.
     std::shared_ptr<ConsoleStream> open_console(const std::string& name, bool force);
 
+    // Restart migration (docs/migration.md). The stopped container's definition (with hv's
+    // metadata), for another host; `rootfs_to`: the path of its root filesystem there (""
+    // keeps it: a shared pool), put in the <source> and the metadata.
+    std::string definition_for(const std::string& name, const std::string& rootfs_to) const;
+    // Once it is defined elsewhere: the domain goes, the root filesystem stays (a shared pool).
+    void forget(const std::string& name);
+    // Defines / undefines a container on the libvirtd at `uri` (another host's, through hvd's
+    // tunnel).
+    static void define_remote(const std::string& uri, const std::string& xml);
+    static void undefine_remote(const std::string& uri, const std::string& name);
+
     // Throws unless the container exists and is in one of the given states (fast 409s).
     void expect_state(const std::string& name, std::initializer_list<api::GuestState> states, const char* verb) const;
 

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -746,6 +747,7 @@ namespace {
 struct JobStats {
     int type = VIR_DOMAIN_JOB_NONE;
     std::uint64_t total = 0, remaining = 0, processed = 0, dirty_rate = 0, bps = 0;
+    std::uint64_t mem_total = 0, mem_remaining = 0, mem_processed = 0, disk_total = 0, disk_remaining = 0;
     std::int64_t downtime = -1, elapsed = -1;
 };
 
@@ -772,6 +774,11 @@ std::optional<JobStats> job_stats(virDomainPtr d, unsigned flags) {
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DATA_REMAINING, &u) == 1) s.remaining = u;
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &u) == 1) s.processed = u;
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &u) == 1) s.dirty_rate = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_TOTAL, &u) == 1) s.mem_total = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_REMAINING, &u) == 1) s.mem_remaining = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED, &u) == 1) s.mem_processed = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DISK_TOTAL, &u) == 1) s.disk_total = u;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DISK_REMAINING, &u) == 1) s.disk_remaining = u;
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_BPS, &u) == 1) s.bps = u;
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DOWNTIME, &u) == 1) s.downtime = static_cast<std::int64_t>(u);
     if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &u) == 1) s.elapsed = static_cast<std::int64_t>(u);
@@ -814,17 +821,70 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
         }
         virDomainFree(nd);
     } else {
+        const bool tunnelled = mp.migrate_uri.empty();
+        if (tunnelled && (mp.postcopy || !mp.copy_disks.empty()))
+            fail(Errc::internal, "post-copy and disk copies need QEMU's own migration stream");
         virTypedParameterPtr params = nullptr;
         int np = 0, maxp = 0;
+        struct ParamsFree {
+            virTypedParameterPtr& p;
+            int& n;
+            ~ParamsFree() { virTypedParamsFree(p, n); }
+        } params_free{params, np};
         if (mp.bandwidth_mib) virTypedParamsAddULLong(&params, &np, &maxp, VIR_MIGRATE_PARAM_BANDWIDTH, mp.bandwidth_mib);
-        const unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED | VIR_MIGRATE_PERSIST_DEST |
-                               VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR | VIR_MIGRATE_AUTO_CONVERGE;
+        unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+                         VIR_MIGRATE_ABORT_ON_ERROR | VIR_MIGRATE_AUTO_CONVERGE;
+        if (tunnelled) {
+            flags |= VIR_MIGRATE_TUNNELLED;
+        } else {
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_URI, mp.migrate_uri.c_str());
+            if (mp.postcopy) flags |= VIR_MIGRATE_POSTCOPY;
+        }
+        if (!mp.copy_disks.empty()) {
+            // The destination's definition names the new volumes; everything else is this one's.
+            char* xml = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE);
+            if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
+            std::string text(xml);
+            free(xml);
+            auto facts = parse_devices(text);
+            for (const auto& copy : mp.copy_disks) {
+                const std::string& src = copy.first;
+                const std::string& dst = copy.second;
+                auto it = std::find_if(facts.disks.begin(), facts.disks.end(),
+                                       [&src](const XmlDisk& d) { return d.device == "disk" && d.source == src; });
+                if (it == facts.disks.end() || it->target.empty())
+                    fail(Errc::internal, "vm '{}' has no disk on {} to copy", name, src);
+                const std::string needle = "<source file='" + xml_escape(src) + "'";
+                auto pos = text.find(needle);
+                if (pos == std::string::npos || text.find(needle, pos + 1) != std::string::npos)
+                    fail(Errc::internal, "vm '{}': the source {} is not once in its definition", name, src);
+                text.replace(pos, needle.size(), "<source file='" + xml_escape(dst) + "'");
+                // hv's own copy of the spec (the metadata's JSON) names the path too.
+                auto md_begin = text.find("<metadata>"), md_end = text.find("</metadata>");
+                const std::string from = xml_escape_text(nlohmann::json(src).dump()), to = xml_escape_text(nlohmann::json(dst).dump());
+                int replaced = 0;
+                for (auto at = md_begin == std::string::npos ? std::string::npos : text.find(from, md_begin);
+                     at != std::string::npos && at < md_end; at = text.find(from, at + to.size())) {
+                    text.replace(at, from.size(), to);
+                    md_end = text.find("</metadata>");
+                    ++replaced;
+                }
+                if (replaced == 0) spdlog::warn("vm {}: the path {} is not in hv's metadata", name, src);
+                virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_MIGRATE_DISKS, it->target.c_str());
+            }
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DEST_XML, text.c_str());
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DISKS_URI, mp.disks_uri.c_str());
+            flags |= VIR_MIGRATE_NON_SHARED_DISK;
+        }
         std::atomic<bool> done{false};
         std::atomic<bool> aborted{false};
+        std::atomic<bool> timed_out{false};
+        std::atomic<bool> postcopy{false};
         virDomainPtr d = dom.get();
         // Progress, cancel and the convergence policy beside the blocking migrate call: the
         // max downtime starts at mp.max_downtime_ms and doubles (up to 4x) when the remaining
-        // data stopped shrinking for 5 readings (2.5 s); auto-converge throttles the guest.
+        // data stopped shrinking for 5 readings (2.5 s); auto-converge throttles the guest;
+        // then post-copy if allowed; past the timeout the job is aborted.
         std::thread watcher([&] {
             util::guarded("migration progress", [&] {
                 long long downtime = mp.max_downtime_ms;
@@ -834,50 +894,72 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
                 while (!done) {
                     std::this_thread::sleep_for(std::chrono::milliseconds(500));
                     if (done) break;
-                    if (progress.cancelled() && !aborted) {
+                    auto elapsed = std::chrono::steady_clock::now() - t0;
+                    if (!aborted && (progress.cancelled() || (mp.timeout_s > 0 && !postcopy && elapsed > std::chrono::seconds(mp.timeout_s)))) {
                         aborted = true;
+                        timed_out = !progress.cancelled();
                         if (virDomainAbortJob(d) < 0) virResetLastError();
                     }
                     auto st = job_stats(d, 0);
                     if (!st || st->type == VIR_DOMAIN_JOB_NONE || st->total == 0) continue;
                     if (!set) set = virDomainMigrateSetMaxDowntime(d, static_cast<unsigned long long>(downtime), 0) == 0;
+                    const bool copying = st->disk_total > 0 && st->disk_remaining > 0;
                     if (st->remaining < best) {
                         best = st->remaining;
                         stuck = 0;
+                    } else if (copying) {
+                        stuck = 0;  // the disks first: the memory phase has not begun
                     } else if (++stuck >= 5 && downtime < 4LL * mp.max_downtime_ms) {
                         downtime *= 2;
                         stuck = 0;
                         if (virDomainMigrateSetMaxDowntime(d, static_cast<unsigned long long>(downtime), 0) < 0) virResetLastError();
                         progress.log(fmt::format("not converging: max downtime raised to {} ms", downtime));
+                    } else if (stuck >= 5 && mp.postcopy && !postcopy) {
+                        if (virDomainMigrateStartPostCopy(d, 0) == 0) {
+                            postcopy = true;
+                            progress.log("not converging at the highest max downtime: switched to post-copy");
+                        } else {
+                            virResetLastError();
+                        }
                     }
                     int pct = st->total ? static_cast<int>(100 * (st->total - std::min(st->remaining, st->total)) / st->total) : 0;
+                    std::string disks;
+                    if (st->disk_total > 0)
+                        disks = fmt::format("disks: {} of {} copied; ", api::format_size(st->disk_total - std::min(st->disk_remaining, st->disk_total)),
+                                            api::format_size(st->disk_total));
                     progress.step(std::min(pct, 99),
-                                  fmt::format("memory: {} of {} sent, {} left, dirty {} pages/s, {}/s", api::format_size(st->processed),
-                                              api::format_size(st->total), api::format_size(st->remaining), st->dirty_rate,
-                                              api::format_size(st->bps)));
+                                  fmt::format("{}memory: {} of {} sent, {} left, dirty {} pages/s, {}/s{}", disks,
+                                              api::format_size(st->mem_processed), api::format_size(st->mem_total),
+                                              api::format_size(st->mem_remaining), st->dirty_rate, api::format_size(st->bps),
+                                              postcopy ? " (post-copy)" : ""));
                 }
             });
         });
-        progress.step(0, "live migration: starting (tunnelled through hvd's TLS)");
+        progress.step(0, tunnelled ? "live migration: starting (tunnelled through hvd's TLS)"
+                                   : fmt::format("live migration: starting ({}QEMU's stream through hvd's TLS)",
+                                                 mp.copy_disks.empty() ? "" : "disks by NBD mirror, "));
         int rc = virDomainMigrateToURI3(d, mp.uri.c_str(), params, np, flags);
         virErrorPtr saved = rc < 0 ? virSaveLastError() : nullptr;
         done = true;
         watcher.join();
-        virTypedParamsFree(params, np);
         if (rc < 0) {
+            refresh(name);
             if (aborted) {
                 if (saved) virFreeError(saved);
-                refresh(name);
+                if (timed_out)
+                    fail(Errc::timeout, "migration of vm '{}' did not finish in {} s ([cluster] migration_timeout per GiB): "
+                         "aborted, it runs on here", name, mp.timeout_s);
                 fail(Errc::cancelled, "migration of vm '{}' cancelled: it runs on here", name);
             }
-            refresh(name);
             fail_saved(saved, "migrating vm '" + name + "' (it runs on here)");
         }
+        if (saved) virFreeError(saved);
+        out["postcopy"] = postcopy.load();
         // What the destination measured for the incoming migration.
         if (virDomainPtr nd = virDomainLookupByName(dest, name.c_str())) {
             if (auto st = job_stats(nd, VIR_DOMAIN_JOB_STATS_COMPLETED)) {
                 out["downtime_ms"] = st->downtime;
-                out["transferred"] = st->processed;
+                out["transferred"] = st->mem_processed ? st->mem_processed : st->processed;
             }
             virDomainFree(nd);
         } else {

@@ -75,10 +75,18 @@ public:
     // cancel = abort (the VM runs on here). !live: a stopped VM's definition is defined there
     // and undefined here. Returns {total_ms, downtime_ms, transferred}.
     struct MigrateParams {
-        std::string uri;
+        std::string uri;  // the destination's libvirtd (through the tunnel)
         bool live = true;
         std::uint64_t bandwidth_mib = 0;
         int max_downtime_ms = 300;
+        // Empty: the data travels in libvirt's connection (TUNNELLED). Else QEMU's own
+        // stream ("unix:///..."), and the NBD server of copied disks (disks_uri).
+        std::string migrate_uri;
+        std::string disks_uri;
+        // Disks copied by NBD mirror: source path here -> path of the new volume there.
+        std::map<std::string, std::string> copy_disks;
+        bool postcopy = false;  // may switch to post-copy when it does not converge
+        int timeout_s = 0;      // abort after this long (0: never)
     };
     nlohmann::json migrate(const std::string& name, const MigrateParams& mp, util::Progress& progress);
 

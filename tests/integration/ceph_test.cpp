@@ -6,12 +6,16 @@
 // with its disk on the pool; a host killed -> degraded but writable -> back -> healed; hvd
 // killed (with its whole host) in the middle of an OSD create -> nothing half-made after.
 // Migration on the shared pool: live (through hvd's TLS), cancelled, offline, refused; host
-// maintenance enter (the running VM moves away, no new guests) and exit --return.
+// maintenance enter (the running VM moves away, no new guests) and exit --return; local disks
+// copied (--with-local-disks) next to a --shared dir pool, the guest running on (tick counter,
+// agent), cancelled with nothing left; the source's hvd killed mid-migration, the destination
+// host killed mid-migration: the VM runs on the source, once.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -250,11 +254,185 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     CHECK(json::parse(leave.out).at("returning").size() == 1);
     CHECK(rig.ctl_json("h2", {"vm", "show", "mig01"}).at("state") == "running");
     CHECK(rig.ctl_json("h2", {"host", "maintenance", "status"}).at("maintenance").is_null());
-    REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);
+
+    // Disks only the source sees are copied (--with-local-disks): lmig01 on h2 has disk0 on
+    // h2's own pool "local" (raw, a mark in its first line) and disk1 on a dir pool that every
+    // host has at one path (--shared: not copied). It moves live to h3, post-copy allowed; the
+    // guest keeps running (its tick counter goes on, its agent answers on h3); h3's pool has
+    // the copy with the mark, h2's volume is gone.
+    const std::string shared_dir = rig.dir() + "/shared-pool";
+    std::filesystem::create_directories(shared_dir);
+    for (const char* h : {"h1", "h2", "h3"}) {
+        auto add = rig.ctl(h, {"storage", "pool", "add", "shared", "--path", shared_dir, "--shared"});
+        INFO(h << ": " << add.describe());
+        REQUIRE(add.exit_code == 0);
+    }
+    CHECK(rig.ctl_json("h1", {"storage", "pool", "show", "shared"}).at("caps").at("shared") == true);
+    CHECK(rig.ctl("h1", {"storage", "pool", "add", "vmpool2", "--type", "btrfs", "--path", shared_dir, "--shared"}).exit_code == 3);
+    REQUIRE(rig.ctl("h2", {"storage", "volume", "create", "local", "lmig01-disk0", "--size", "32M", "--format", "raw"}).exit_code == 0);
+    const std::string src_path = rig.ctl_json("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).at("path");
+    {
+        std::fstream f(src_path, std::ios::in | std::ios::out | std::ios::binary);
+        REQUIRE(f.good());
+        f << "HV-DISK-MARK copied by NBD\n";
+    }
+    auto lvm = rig.ctl("h2", {"vm", "create", "lmig01", "--memory", "128M", "--disk", "pool=local,volume=lmig01-disk0", "--disk",
+                              "size=16M,pool=shared", "--kernel", guest + "/vmlinuz", "--initrd", guest + "/initrd.gz",
+                              "--cmdline", "console=ttyS0 quiet panic=-1 hv.tick"},
+                       180s);
+    INFO(lvm.describe());
+    REQUIRE(lvm.exit_code == 0);
+    REQUIRE(rig.ctl("h2", {"vm", "start", "lmig01"}).exit_code == 0);
+    const std::string serial = rig.dir() + "/h2/state/logs/lmig01.serial.log";
+    // The highest "HV-GUEST-TICK n" in the console log, and how often the guest booted.
+    auto ticks = [&serial] {
+        std::ifstream in(serial);
+        std::string line;
+        int last = 0, boots = 0;
+        while (std::getline(in, line)) {
+            if (line.find("HV-GUEST-BOOTED") != std::string::npos) ++boots;
+            auto at = line.find("HV-GUEST-TICK ");
+            if (at != std::string::npos) last = std::max(last, std::atoi(line.c_str() + at + 14));
+        }
+        return std::make_pair(last, boots);
+    };
+    REQUIRE(wait_until([&] { return ticks().first >= 2; }, 60s, 250ms));
+    CHECK(read_file(serial).find("HV-GUEST-DISK HV-DISK-MARK copied by NBD") != std::string::npos);
+    auto ldry = rig.ctl_json("h1", {"vm", "migrate", "lmig01", "--to", "h3", "--dry-run"});
+    CHECK(ldry.at("ok") == false);
+    CHECK(mentions(ldry.at("blockers"), "--with-local-disks copies it"));
+    CHECK(ldry.at("blockers").size() == 1);  // disk1 is on the shared pool
+    CHECK(rig.ctl_json("h1", {"vm", "migrate", "lmig01", "--to", "h3", "--dry-run", "--with-local-disks"}).at("ok") == true);
+    const int before = ticks().first;
+    auto lmig = rig.ctl("h1", {"vm", "migrate", "lmig01", "--to", "h3", "--with-local-disks", "--postcopy", "-o", "json"}, 300s);
+    INFO(lmig.describe() << rig.log("h2") << rig.log("h3"));
+    REQUIRE(lmig.exit_code == 0);
+    auto lj = json::parse(lmig.out);
+    CHECK(lj.at("copied_disks").size() == 1);
+    CHECK(lj.at("warnings").empty());
+    WARN("live migration of a 128M TCG guest with a 32M local disk copied: " << lj.at("total_ms") << " ms, downtime "
+                                                                                << lj.at("downtime_ms") << " ms");
+    CHECK(rig.ctl_json("h3", {"vm", "show", "lmig01"}).at("state") == "running");
+    auto copied = rig.ctl_json("h3", {"storage", "volume", "show", "local", "lmig01-disk0"});
+    CHECK(copied.at("used_by") == json::array({"lmig01"}));  // hv's spec names the new path
+    CHECK(copied.at("capacity") == 32ull << 20);
+    CHECK(read_file(copied.at("path").get<std::string>()).rfind("HV-DISK-MARK copied by NBD", 0) == 0);
+    CHECK(rig.ctl("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4);  // removed after success
+    CHECK(!std::filesystem::exists(src_path));
+    CHECK(wait_until([&] { return ticks().first > before + 2; }, 30s, 250ms));  // it runs on, there
+    CHECK(ticks().second <= 1);                                                  // and did not boot again
+    const std::string h3virsh = "qemu:///system?socket=" + rig.dir() + "/h3/libvirt/run/libvirt-sock";
+    CHECK(wait_until([&] {
+        return rig.exec("h3", {"virsh", "-c", h3virsh, "qemu-agent-command", "lmig01", R"({"execute":"guest-ping"})"}).exit_code == 0;
+    },
+                     30s, 500ms));
+    // Cancelled while copying back (1 MiB/s): it runs on h3, h2 has no volume left of it.
+    auto lslow = rig.ctl_json("h3", {"vm", "migrate", "lmig01", "--to", "h2", "--with-local-disks", "--bandwidth", "1", "--async"});
+    std::string lsid = lslow.at("id");
+    CHECK(wait_until([&] {
+        auto t = rig.ctl("h3", {"task", "show", lsid, "-o", "json"});
+        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("disks:") != std::string::npos;
+    },
+                     60s, 200ms));
+    CHECK(rig.ctl("h3", {"task", "cancel", lsid}).exit_code == 0);
+    CHECK(rig.ctl("h3", {"task", "wait", lsid, "-o", "json"}, 60s).exit_code == 9);
+    CHECK(rig.ctl_json("h3", {"vm", "show", "lmig01"}).at("state") == "running");
+    CHECK(rig.ctl("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4);
+    CHECK(rig.ctl("h3", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 0);
+    REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
+
+    // Containers move by restart (ct migrate): app01 on h2's own pool, running, with a file
+    // written inside: its root filesystem is copied, it runs on h3 with that file, h2 has
+    // neither the container nor its root filesystem. app02 (stopped) on the shared pool is only
+    // defined anew there: the same root filesystem.
+    REQUIRE(rig.ctl("h2", {"ct", "template", "build", "busybox"}, 180s).exit_code == 0);
+    REQUIRE(rig.ctl("h2", {"ct", "create", "app01", "--template", "busybox", "--memory", "64M"}, 180s).exit_code == 0);
+    REQUIRE(rig.ctl("h2", {"ct", "start", "app01"}).exit_code == 0);
+    REQUIRE(rig.ctl("h2", {"ct", "exec", "app01", "--", "sh", "-c", "echo moved-with-it > /root/mark"}).exit_code == 0);
+    const std::string app01_root = rig.ctl_json("h2", {"ct", "show", "app01"}).at("rootfs").at("path");
+    auto cdry = rig.ctl_json("h1", {"ct", "migrate", "app01", "--to", "h3", "--dry-run"});
+    CHECK(cdry.at("ok") == true);
+    CHECK(rig.ctl("h1", {"ct", "migrate", "app01", "--to", "h2", "--dry-run"}).exit_code == 3);  // its own host
+    auto cm = rig.ctl("h1", {"ct", "migrate", "app01", "--to", "h3", "-o", "json"}, 300s);
+    INFO(cm.describe() << rig.log("h2") << rig.log("h3"));
+    REQUIRE(cm.exit_code == 0);
+    CHECK(json::parse(cm.out).at("copied_disks").size() == 1);
+    auto on3 = rig.ctl_json("h3", {"ct", "show", "app01"});
+    CHECK(on3.at("state") == "running");
+    CHECK(on3.at("rootfs").at("path") != app01_root);
+    auto mark = rig.ctl("h3", {"ct", "exec", "app01", "--", "cat", "/root/mark"});
+    CHECK(mark.out.find("moved-with-it") != std::string::npos);
+    const std::string h2lxc = "lxc:///system?socket=" + rig.dir() + "/h2/libvirt/run/libvirt-sock";
+    auto lxc_names = [&](const std::string& uri) { return rig.exec("h2", {"virsh", "-c", uri, "list", "--all", "--name"}).out; };
+    CHECK(lxc_names(h2lxc).find("app01") == std::string::npos);  // undefined here
+    CHECK(!std::filesystem::exists(app01_root));
+    CHECK(wait_until([&] {
+        for (const auto& v : rig.ctl_json("h1", {"ct", "list"}))
+            if (v.value("name", "") == "app01") return v.value("host", "") == "h3";
+        return false;
+    },
+                     30s));
+    // A name taken there: refused before anything stops.
+    REQUIRE(rig.ctl("h3", {"ct", "stop", "app01"}).exit_code == 0);
+    REQUIRE(rig.ctl("h2", {"ct", "create", "app02", "--template", "busybox", "--memory", "64M", "--rootfs", "pool=shared"}, 180s)
+                .exit_code == 0);
+    const std::string app02_root = rig.ctl_json("h2", {"ct", "show", "app02"}).at("rootfs").at("path");
+    auto c2 = rig.ctl("h2", {"ct", "migrate", "app02", "--to", "h1", "-o", "json"}, 120s);
+    INFO(c2.describe());
+    CHECK(c2.exit_code == 0);
+    CHECK(json::parse(c2.out).at("copied_disks").empty());
+    CHECK(rig.ctl_json("h1", {"ct", "show", "app02"}).at("rootfs").at("path") == app02_root);
+    CHECK(std::filesystem::exists(app02_root));
+    CHECK(lxc_names(h2lxc).find("app02") == std::string::npos);
+
+    // hvd of the source killed (-9) in the middle of a migration: the tunnel goes with it, so
+    // libvirt aborts; after the restart the task says it was interrupted, the VM runs on the
+    // source and only there.
+    auto kslow = rig.ctl_json("h2", {"vm", "migrate", "mig01", "--to", "h1", "--bandwidth", "1", "--async"});
+    std::string ksid = kslow.at("id");
+    REQUIRE(wait_until([&] {
+        auto t = rig.ctl("h2", {"task", "show", ksid, "-o", "json"});
+        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("memory:") != std::string::npos;
+    },
+                       60s, 200ms));
+    REQUIRE(rig.kill_hvd("h2"));
+    REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
+    auto kt = rig.ctl_json("h2", {"task", "show", ksid});
+    CHECK(kt.at("state") == "failed");
+    const std::string h1virsh = "qemu:///system?socket=" + rig.dir() + "/h1/libvirt/run/libvirt-sock";
+    const std::string h2virsh = "qemu:///system?socket=" + rig.dir() + "/h2/libvirt/run/libvirt-sock";
+    CHECK(wait_until([&] {
+        return rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--all", "--name"}).out.find("mig01") == std::string::npos;
+    },
+                     30s, 500ms));
+    CHECK(rig.exec("h2", {"virsh", "-c", h2virsh, "domstate", "mig01"}).out.find("running") != std::string::npos);
+    CHECK(wait_until([&] { return rig.ctl_json("h2", {"vm", "show", "mig01"}).value("state", "") == "running"; }, 30s));
+    CHECK(wait_until([&] {
+        for (const auto& v : rig.ctl_json("h1", {"vm", "list"}))
+            if (v.value("name", "") == "mig01") return v.value("host", "") == "h2";
+        return false;
+    },
+                     30s));
+
+    // The destination host dies (all its processes) in the middle of a migration: the VM
+    // runs on where it was. h3 stays down for the degraded-pool checks below.
+    auto dslow = rig.ctl_json("h2", {"vm", "migrate", "mig01", "--to", "h3", "--bandwidth", "1", "--async"});
+    std::string dsid = dslow.at("id");
+    REQUIRE(wait_until([&] {
+        auto t = rig.ctl("h2", {"task", "show", dsid, "-o", "json"});
+        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("memory:") != std::string::npos;
+    },
+                       60s, 200ms));
 
     // A host dies (its monitor and OSD with it): degraded, still readable and writable
     // (min_size 2); back: its daemons start again and the data heals.
     REQUIRE(rig.rig({"kill", "h3"}).exit_code == 0);
+    auto dt = rig.ctl("h2", {"task", "wait", dsid, "-o", "json"}, 120s);
+    INFO(dt.describe());
+    CHECK(dt.exit_code != 0);
+    CHECK(rig.ctl_json("h2", {"vm", "show", "mig01"}).at("state") == "running");
+    CHECK(rig.exec("h2", {"virsh", "-c", h2virsh, "domstate", "mig01"}).out.find("running") != std::string::npos);
+    REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);
     REQUIRE(wait_until([&] {
                 auto s = rig.ctl_json("h1", {"ceph", "status"});
                 return s.value("osds_up", 0) == 2 && mentions(s.at("summary"), "down");

@@ -4,12 +4,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "harness.hpp"
 
@@ -72,10 +76,41 @@ public:
         argv.insert(argv.end(), cmd.begin(), cmd.end());
         return run(argv, 60s);
     }
-    std::string log(const std::string& host) const {
+    std::string log(const std::string& host) const {  // the end of the host's hvd log
         for (const auto& p : {dir_ + "/" + host + "/hvd.log", dir_ + "/" + host + "/state/cluster/etcd.log"})
-            if (file_exists(p)) return read_file(p).substr(0, 20000);
+            if (file_exists(p)) {
+                auto t = read_file(p);
+                return t.size() > 20000 ? t.substr(t.size() - 20000) : t;
+            }
         return {};
+    }
+    // SIGKILL of the host's hvd only (its libvirtd and QEMUs run on): the pid the rig recorded
+    // in DIR/NAME/pids, checked against its start time. True once it is gone.
+    bool kill_hvd(const std::string& host) const {
+        std::ifstream in(dir_ + "/" + host + "/pids");
+        std::string role, st;
+        long pid = 0;
+        while (in >> role >> pid >> st) {
+            if (role != "hvd") continue;
+            std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+            std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+            auto rp = all.rfind(')');
+            if (rp == std::string::npos) return false;
+            std::istringstream fields(all.substr(rp + 2));
+            std::string f;
+            for (int i = 3; i <= 22 && fields >> f; ++i) {}
+            if (f != st) return false;  // not the process the rig started
+            if (::kill(static_cast<pid_t>(pid), SIGKILL) != 0) return false;
+            for (int i = 0; i < 200; ++i) {
+                std::ifstream again("/proc/" + std::to_string(pid) + "/stat");
+                std::string a((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
+                auto r = a.rfind(')');
+                if (a.empty() || (r != std::string::npos && r + 2 < a.size() && a[r + 2] == 'Z')) return true;
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            return false;
+        }
+        return false;
     }
     const std::string& dir() const { return dir_; }
 

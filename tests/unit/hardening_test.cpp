@@ -1,5 +1,8 @@
 // The text boundary (hv/util/utf8.hpp), the guarded entry (hv/util/guard.hpp), the router's
 // checks of what enters, the event bus's one serialization and the connection limiter.
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -206,6 +209,33 @@ TEST_CASE("run_command_lines: a line handler that throws kills and reaps the pro
                       "handler bug");
     // The 30 s sleep did not have to end: the child was killed, not waited for.
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+}
+
+TEST_CASE("run_command_piped: the caller feeds stdin or drains stdout, stderr and status come back", "[command]") {
+    using namespace std::chrono_literals;
+    // Feeding: the program reads what the pump wrote, then sees the end of its input.
+    auto fed = hv::util::run_command_piped({"sh", "-c", "read a; read b; test \"$a $b\" = 'hello pipe' && ! read c; echo done >&2"},
+                                           true, [](int fd) { CHECK(::write(fd, "hello\npipe\n", 11) == 11); }, 10s);
+    CHECK(fed.exit_status == 0);
+    CHECK(fed.err == "done\n");
+    // Draining: everything the program printed, and its exit status.
+    std::string got;
+    auto drained = hv::util::run_command_piped({"sh", "-c", "printf abc; printf def; exit 3"}, false, [&](int fd) {
+        char buf[16];
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    }, 10s);
+    CHECK(got == "abcdef");
+    CHECK(drained.exit_status == 3);
+    // A pump that throws: the program is killed and reaped, not waited for.
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(hv::util::run_command_piped({"sleep", "30"}, true, [](int) { throw std::runtime_error("pump bug"); }, 60s),
+                      "pump bug");
+    CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+    // Past the timeout: killed, timed_out.
+    auto slow = hv::util::run_command_piped({"sleep", "30"}, true, [](int) {}, 300ms);
+    CHECK(slow.timed_out);
+    CHECK(slow.exit_status == 128 + SIGKILL);
+    CHECK_THROWS_AS(hv::util::run_command_piped({"/nonexistent/program"}, true, [](int) {}, 1s), hv::Error);
 }
 
 TEST_CASE("connection limiter: per uid, in total, root never kept out", "[http][limits]") {

@@ -141,3 +141,21 @@ TEST_CASE("ceph status: degraded data, blocked I/O and down OSDs in plain words,
     CHECK(odd.osds == 0);
     CHECK(odd.pgs_inactive == 1 << 30);
 }
+
+TEST_CASE("shared dir pools: the flag maps to JSON and back, only dir pools take it", "[storage]") {
+    PoolSpec s;
+    s.name = "nfs";
+    s.type = "dir";
+    s.path = "/mnt/nfs";
+    s.shared = true;
+    CHECK(error_of(s).empty());
+    nlohmann::json j = s;
+    CHECK(j.at("shared") == true);
+    CHECK(hv::api::pool_spec_from_json(j).shared);
+    CHECK_FALSE(nlohmann::json(PoolSpec{}).contains("shared"));  // false is left out
+    s.type = "btrfs";
+    CHECK(error_of(s).find("--shared is for dir pools") != std::string::npos);
+    auto r = rbd_spec();
+    r.shared = true;
+    CHECK(error_of(r).find("shared anyway") != std::string::npos);
+}

@@ -54,6 +54,10 @@ struct PoolSpec {
     // rbd: absolute path of the keyring file with that user's key (read by hvd at each
     // connect; its key also goes into the libvirt secret QEMU authenticates with).
     std::string keyring;
+    // dir: the directory is on storage every member sees at the same path (NFS, CephFS, a
+    // cluster filesystem), so a VM on it migrates without copying its disks. hv trusts the
+    // admin's word; rbd pools are shared by their nature.
+    bool shared = false;
 };
 
 struct PoolInfo {

@@ -26,6 +26,14 @@ CommandResult run_command(const std::vector<std::string>& argv,
 CommandResult run_command_lines(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                                 const std::function<bool(const std::string& line)>& on_line);
 
+// Runs argv with one end of a pipe for the caller: the program's stdin (child_reads) or its
+// stdout. `pump(fd)` moves the data and returns when done; then that end is closed (the
+// program sees end of input) and the program is waited for, at most `timeout` in all. stderr
+// (its first 64 KiB) and the exit status come back. A pump that throws kills the program (it
+// is reaped before the exception goes on).
+CommandResult run_command_piped(const std::vector<std::string>& argv, bool child_reads,
+                                const std::function<void(int fd)>& pump, std::chrono::milliseconds timeout);
+
 // Same, but throws hv::Error(internal) with stderr when the exit status is not 0.
 std::string run_checked(const std::vector<std::string>& argv,
                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
