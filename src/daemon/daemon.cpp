@@ -272,7 +272,8 @@ int run(const Config& cfg) {
     cephopts.mon_data_avail_warn = cfg.ceph_mon_data_avail_warn;
     ceph::CephService ceph(cephopts, cluster, pools);
     migrate::Migrator migrator(vms, pools, cluster,
-                               {cfg.state_dir + "/run", cfg.cluster_migration_socket_dir, cfg.cluster_migration_timeout});
+                               {cfg.state_dir + "/run", cfg.cluster_migration_socket_dir, cfg.cluster_migration_timeout,
+                                cfg.state_dir + "/migrations"});
     migrator.set_publisher(
         [&bus](const std::string& type, const std::string& target, const nlohmann::json& d) { bus.publish(type, target, d); });
     migrator.set_containers(cts, [&guests](const std::string& name, util::Progress& p) {
@@ -357,6 +358,7 @@ int run(const Config& cfg) {
     cluster_ptr = &cluster;
     cluster.start();
     ceph.start();
+    migrator.start();
     follow_cluster();
     if (vms.ready()) autostart.at_daemon_start();
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.

@@ -34,6 +34,7 @@
 #include "ct_manager.hpp"
 #include "tls_relay.hpp"
 #include "../storage/ct_templates.hpp"
+#include "hv/util/atomic_file.hpp"
 #include "hv/util/command.hpp"
 #include "hv/client.hpp"
 
@@ -127,6 +128,10 @@ bool shared_pool(const api::PoolInfo& p) { return p.spec.type == "rbd" || p.caps
 
 constexpr std::uint64_t kGiB = 1ULL << 30;
 
+// The record of a migration that makes volumes on the destination (Options::records_dir):
+// {vm, to, volumes: [{pool, volume}]}, written before each volume is asked for.
+std::string record_path(const std::string& dir, const std::string& vm) { return dir + "/" + vm + ".json"; }
+
 // One guest's migration inside the maintenance task: its percent and status line show in the
 // task's status line next to the others that run at the same time, its log lines go to the
 // task's log with the guest's name, and cancelling the task cancels it.
@@ -185,6 +190,77 @@ bool is_stream_socket_name(const std::string& name) {
     return name.size() == 29 && name.rfind("hvm-", 0) == 0 && (name.substr(20) == "-mem.sock" || name.substr(20) == "-nbd.sock") &&
            std::all_of(name.begin() + 4, name.begin() + 20,
                        [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0 && !std::isupper(static_cast<unsigned char>(ch)); });
+}
+
+Migrator::~Migrator() { stop(); }
+
+void Migrator::start() {
+    if (opts_.records_dir.empty()) return;
+    recovery_ = std::thread([this] { util::guarded("migration records", [this] { recover_records(); }); });
+}
+
+void Migrator::stop() {
+    {
+        std::lock_guard lk(run_mu_);
+        stopping_ = true;
+    }
+    run_cv_.notify_all();
+    if (recovery_.joinable()) recovery_.join();
+}
+
+void Migrator::recover_records() {
+    for (int round = 0;; ++round) {
+        std::vector<std::string> left;
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(opts_.records_dir, ec)) {
+            if (e.path().extension() != ".json") continue;
+            std::ifstream in(e.path());
+            auto rec = json::parse(in, nullptr, false);
+            std::string vm = rec.is_object() ? rec.value("vm", "") : "";
+            std::string to = rec.is_object() ? rec.value("to", "") : "";
+            if (vm.empty() || to.empty() || !rec.contains("volumes") || !rec["volumes"].is_array()) {
+                spdlog::warn("migration record {} is not one hv wrote: removed", e.path().string());
+                std::filesystem::remove(e.path(), ec);
+                continue;
+            }
+            bool here = true;
+            try {
+                vms_.get(vm);
+            } catch (const Error& err) {
+                if (err.code() != Errc::not_found) {  // libvirt not there yet: later
+                    left.push_back(vm);
+                    continue;
+                }
+                here = false;
+            }
+            bool done = true;
+            for (const auto& v : rec["volumes"]) {
+                std::string pool = v.value("pool", ""), volume = v.value("volume", "");
+                if (pool.empty() || volume.empty()) continue;
+                try {
+                    if (here) {  // it did not move: what was made there goes
+                        auto d = member_call(cluster_, to, "DELETE",
+                                             "/v1/storage/pools/" + escape_segment(pool) + "/volumes/" + escape_segment(volume), {}, 60);
+                        if (d.status != 200 && d.status != 404) done = false;
+                        else spdlog::info("vm {}: removed volume {}/{} that an interrupted migration made on {}", vm, pool, volume, to);
+                    } else {  // it runs there: the copies here go
+                        pools_.delete_volume(pool, volume, {});
+                        spdlog::info("vm {}: removed volume {}/{} it left here when it moved to {}", vm, pool, volume, to);
+                    }
+                } catch (const Error& err) {
+                    if (err.code() == Errc::not_found) continue;
+                    spdlog::debug("vm {}: migration record: {}", vm, err.what());
+                    done = false;
+                }
+            }
+            if (done) std::filesystem::remove(e.path(), ec);
+            else left.push_back(vm);
+        }
+        if (left.empty()) return;
+        if (round == 0) spdlog::info("interrupted migrations of {} wait for their destination", fmt::join(left, ", "));
+        std::unique_lock lk(run_mu_);
+        if (run_cv_.wait_for(lk, std::chrono::seconds(5), [this] { return stopping_; })) return;
+    }
 }
 
 std::string Migrator::stream_socket(const std::string& name) const {
@@ -309,9 +385,14 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
         api::VolumeInfo vol;
     };
     std::vector<Copy> copies;
+    bool shared_files = false;
     if (!rq.offline)
         for (const auto& d : info.spec.disks) {
-            if (shared_pool(pools_.get(d.pool))) continue;
+            auto pool = pools_.get(d.pool);
+            if (shared_pool(pool)) {
+                shared_files = shared_files || pool.spec.type != "rbd";
+                continue;
+            }
             copies.push_back(Copy{d.name, d.pool, d.volume, "", "", pools_.volume(d.pool, d.volume)});
             copies.back().src = copies.back().vol.path;
         }
@@ -339,6 +420,12 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
                       {"format", c.vol.format},
                       {"provision", api::to_string(c.vol.provision)}};
             made.push_back(c);  // before the request: a create that answers late is removed too
+            if (!opts_.records_dir.empty()) {
+                json rec{{"vm", name}, {"to", rq.to}, {"volumes", json::array()}};
+                for (const auto& m : made) rec["volumes"].push_back(json{{"pool", m.pool}, {"volume", m.volume}});
+                ::mkdir(opts_.records_dir.c_str(), 0700);
+                util::write_file_atomic(record_path(opts_.records_dir, name), rec.dump(), 0600);
+            }
             member_task(cluster_, rq.to, "POST", "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes", body.dump(), progress,
                         std::chrono::hours(6));
             auto v = member_get(cluster_, rq.to, "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume));
@@ -374,6 +461,7 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
         mp.bandwidth_mib = rq.bandwidth;
         mp.max_downtime_ms = rq.max_downtime;
         mp.postcopy = rq.postcopy;
+        mp.shared_files = shared_files;
         mp.timeout_s = static_cast<int>(std::max<std::uint64_t>(1, (bytes + kGiB - 1) / kGiB) * opts_.timeout_per_gib);
         progress.log(fmt::format("vm {}: {} migration {} -> {}{}", name, mp.live ? "live" : "offline", r.from, rq.to,
                                  copies.empty() ? "" : fmt::format(", copying {} disk(s)", copies.size())));
@@ -386,6 +474,7 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
     } catch (const std::exception& e) {
         cluster_.release(name);
         if (!arrived) remove_made();  // it runs on here: what was made there goes (a volume in use there stays)
+        if (!made.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
         announce("vm", name, rq.to, nullptr, e.what());
         throw;
     }
@@ -399,6 +488,7 @@ api::MigrateReport Migrator::migrate(const std::string& name, const api::Migrate
             spdlog::warn("vm {}: volume {}/{} stays here: {}", name, c.pool, c.volume, e.what());
         }
     }
+    if (!copies.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
     progress.step(100, fmt::format("vm {} runs on {} ({} ms, downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms));
     spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms{})", name, rq.to, r.total_ms, r.downtime_ms,
                  copies.empty() ? "" : fmt::format(", {} disk(s) copied", copies.size()));

@@ -3,7 +3,10 @@
 // (VmManager::migrate), and the hand-over of the guest's record in the cluster's directory.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -35,8 +38,15 @@ public:
         std::string run_dir;     // where the libvirt tunnels' Unix sockets are made (<state_dir>/run)
         std::string socket_dir;  // QEMU's migration data sockets ([cluster] migration_socket_dir)
         int timeout_per_gib = 120;  // seconds per GiB of memory + copied disks ([cluster] migration_timeout)
+        std::string records_dir;    // in-flight copies of local disks (<state_dir>/migrations); "" = none
     };
     Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, Options opts);
+    ~Migrator();
+    // Finishes what a killed hvd left of migrations with copied disks (its records): the VM
+    // still here -> the volumes made on the destination go there; the VM gone (it arrived) ->
+    // its volumes here go. In a thread, tried again while the destination cannot be asked.
+    void start();
+    void stop();
 
     // Every blocker, nothing changed (also what --dry-run answers). Throws for a request
     // that is wrong in itself: 404 no such vm or member, 400 the vm's own host, 409 outside a
@@ -85,6 +95,11 @@ private:
     storage::PoolManager& pools_;
     cluster::Cluster& cluster_;
     Options opts_;
+    std::mutex run_mu_;
+    std::condition_variable run_cv_;
+    bool stopping_ = false;
+    std::thread recovery_;
+    void recover_records();
     std::function<std::vector<std::string>()> running_cts_;
     virt::CtManager* cts_ = nullptr;
     Publish publish_;

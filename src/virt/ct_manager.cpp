@@ -431,18 +431,7 @@ std::string CtManager::definition_for(const std::string& name, const std::string
     free(xml);
     if (rootfs_to.empty()) return text;
     auto info = read_domain(dom.get());
-    const std::string& from = info.spec.rootfs.path;
-    const std::string needle = "<source dir='" + xml_escape(from) + "'";
-    auto pos = text.find(needle);
-    if (from.empty() || pos == std::string::npos || text.find(needle, pos + 1) != std::string::npos)
-        fail(Errc::internal, "container '{}': its root filesystem {} is not once in its definition", name, from);
-    text.replace(pos, needle.size(), "<source dir='" + xml_escape(rootfs_to) + "'");
-    // hv's copy of the spec (the metadata's JSON) names the path too.
-    const std::string a = xml_escape_text(nlohmann::json(from).dump()), b = xml_escape_text(nlohmann::json(rootfs_to).dump());
-    auto md = text.find("<metadata>");
-    for (auto at = md == std::string::npos ? md : text.find(a, md); at != std::string::npos; at = text.find(a, at + b.size()))
-        text.replace(at, a.size(), b);
-    return text;
+    return relocate_source(text, "dir", info.spec.rootfs.path, rootfs_to);
 }
 
 void CtManager::forget(const std::string& name) {

@@ -586,4 +586,26 @@ DeviceFacts parse_devices(const std::string& domain_xml) {
     return facts;
 }
 
+std::string relocate_source(const std::string& xml, const std::string& attr, const std::string& from, const std::string& to,
+                            int* in_metadata) {
+    std::string text = xml;
+    const std::string needle = "<source " + attr + "='" + xml_escape(from) + "'";
+    auto pos = text.find(needle);
+    if (from.empty() || pos == std::string::npos || text.find(needle, pos + 1) != std::string::npos)
+        fail(Errc::internal, "the source {} is not once in the definition", from);
+    text.replace(pos, needle.size(), "<source " + attr + "='" + xml_escape(to) + "'");
+    const std::string a = xml_escape_text(nlohmann::json(from).dump()), b = xml_escape_text(nlohmann::json(to).dump());
+    int n = 0;
+    auto md_begin = text.find("<metadata>");
+    auto md_end = text.find("</metadata>");
+    for (auto at = md_begin == std::string::npos ? md_begin : text.find(a, md_begin);
+         at != std::string::npos && md_end != std::string::npos && at < md_end; at = text.find(a, at + b.size())) {
+        text.replace(at, a.size(), b);
+        md_end = text.find("</metadata>");
+        ++n;
+    }
+    if (in_metadata) *in_metadata = n;
+    return text;
+}
+
 }  // namespace hv::virt

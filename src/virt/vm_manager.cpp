@@ -834,6 +834,7 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
         if (mp.bandwidth_mib) virTypedParamsAddULLong(&params, &np, &maxp, VIR_MIGRATE_PARAM_BANDWIDTH, mp.bandwidth_mib);
         unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
                          VIR_MIGRATE_ABORT_ON_ERROR | VIR_MIGRATE_AUTO_CONVERGE;
+        if (mp.shared_files) flags |= VIR_MIGRATE_UNSAFE;
         if (tunnelled) {
             flags |= VIR_MIGRATE_TUNNELLED;
         } else {
@@ -841,12 +842,18 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
             if (mp.postcopy) flags |= VIR_MIGRATE_POSTCOPY;
         }
         if (!mp.copy_disks.empty()) {
-            // The destination's definition names the new volumes; everything else is this one's.
-            char* xml = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE);
-            if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
-            std::string text(xml);
-            free(xml);
-            auto facts = parse_devices(text);
+            // The destination's definitions (the running one and the persistent one) name the
+            // new volumes; everything else is this one's.
+            auto read = [&](unsigned f) {
+                char* xml = virDomainGetXMLDesc(dom.get(), f);
+                if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
+                std::string text(xml);
+                free(xml);
+                return text;
+            };
+            std::string live = read(VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE);
+            std::string persistent = read(VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE);
+            auto facts = parse_devices(live);
             for (const auto& copy : mp.copy_disks) {
                 const std::string& src = copy.first;
                 const std::string& dst = copy.second;
@@ -854,25 +861,14 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
                                        [&src](const XmlDisk& d) { return d.device == "disk" && d.source == src; });
                 if (it == facts.disks.end() || it->target.empty())
                     fail(Errc::internal, "vm '{}' has no disk on {} to copy", name, src);
-                const std::string needle = "<source file='" + xml_escape(src) + "'";
-                auto pos = text.find(needle);
-                if (pos == std::string::npos || text.find(needle, pos + 1) != std::string::npos)
-                    fail(Errc::internal, "vm '{}': the source {} is not once in its definition", name, src);
-                text.replace(pos, needle.size(), "<source file='" + xml_escape(dst) + "'");
-                // hv's own copy of the spec (the metadata's JSON) names the path too.
-                auto md_begin = text.find("<metadata>"), md_end = text.find("</metadata>");
-                const std::string from = xml_escape_text(nlohmann::json(src).dump()), to = xml_escape_text(nlohmann::json(dst).dump());
-                int replaced = 0;
-                for (auto at = md_begin == std::string::npos ? std::string::npos : text.find(from, md_begin);
-                     at != std::string::npos && at < md_end; at = text.find(from, at + to.size())) {
-                    text.replace(at, from.size(), to);
-                    md_end = text.find("</metadata>");
-                    ++replaced;
-                }
-                if (replaced == 0) spdlog::warn("vm {}: the path {} is not in hv's metadata", name, src);
+                int in_md = 0;
+                live = relocate_source(live, "file", src, dst, &in_md);
+                persistent = relocate_source(persistent, "file", src, dst);
+                if (in_md == 0) spdlog::warn("vm {}: the path {} is not in hv's metadata", name, src);
                 virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_MIGRATE_DISKS, it->target.c_str());
             }
-            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DEST_XML, text.c_str());
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DEST_XML, live.c_str());
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_PERSIST_XML, persistent.c_str());
             virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DISKS_URI, mp.disks_uri.c_str());
             flags |= VIR_MIGRATE_NON_SHARED_DISK;
         }

@@ -86,6 +86,9 @@ public:
         // Disks copied by NBD mirror: source path here -> path of the new volume there.
         std::map<std::string, std::string> copy_disks;
         bool postcopy = false;  // may switch to post-copy when it does not converge
+        // A disk stays on a file pool the admin declared shared (--shared: NFS, CephFS...):
+        // libvirt cannot tell such a filesystem apart and calls it unsafe; hv vouches for it.
+        bool shared_files = false;
         int timeout_s = 0;      // abort after this long (0: never)
     };
     nlohmann::json migrate(const std::string& name, const MigrateParams& mp, util::Progress& progress);

@@ -339,7 +339,6 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     CHECK(rig.ctl_json("h3", {"vm", "show", "lmig01"}).at("state") == "running");
     CHECK(rig.ctl("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4);
     CHECK(rig.ctl("h3", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 0);
-    REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
 
     // Containers move by restart (ct migrate): app01 on h2's own pool, running, with a file
     // written inside: its root filesystem is copied, it runs on h3 with that file, h2 has
@@ -385,34 +384,39 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     CHECK(std::filesystem::exists(app02_root));
     CHECK(lxc_names(h2lxc).find("app02") == std::string::npos);
 
-    // hvd of the source killed (-9) in the middle of a migration: the tunnel goes with it, so
-    // libvirt aborts; after the restart the task says it was interrupted, the VM runs on the
-    // source and only there.
-    auto kslow = rig.ctl_json("h2", {"vm", "migrate", "mig01", "--to", "h1", "--bandwidth", "1", "--async"});
+    // hvd of the source killed (-9) in the middle of a migration that copies a disk: the
+    // tunnel goes with it, so libvirt aborts; after the restart the task says it was
+    // interrupted, the VM runs on the source and only there, and the volume made on the
+    // destination is removed (the migration's record).
+    const std::string h2virsh = "qemu:///system?socket=" + rig.dir() + "/h2/libvirt/run/libvirt-sock";
+    auto kslow = rig.ctl_json("h3", {"vm", "migrate", "lmig01", "--to", "h2", "--with-local-disks", "--bandwidth", "1", "--async"});
     std::string ksid = kslow.at("id");
     REQUIRE(wait_until([&] {
-        auto t = rig.ctl("h2", {"task", "show", ksid, "-o", "json"});
-        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("memory:") != std::string::npos;
+        auto t = rig.ctl("h3", {"task", "show", ksid, "-o", "json"});
+        return t.exit_code == 0 && json::parse(t.out).value("message", "").find("disks:") != std::string::npos;
     },
                        60s, 200ms));
-    REQUIRE(rig.kill_hvd("h2"));
-    REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
-    auto kt = rig.ctl_json("h2", {"task", "show", ksid});
+    CHECK(rig.ctl("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 0);  // being copied into
+    REQUIRE(rig.kill_hvd("h3"));
+    auto restart = rig.rig({"start", "h3"});
+    INFO(restart.describe() << rig.log("h3"));
+    REQUIRE(restart.exit_code == 0);
+    auto kt = rig.ctl_json("h3", {"task", "show", ksid});
     CHECK(kt.at("state") == "failed");
-    const std::string h1virsh = "qemu:///system?socket=" + rig.dir() + "/h1/libvirt/run/libvirt-sock";
-    const std::string h2virsh = "qemu:///system?socket=" + rig.dir() + "/h2/libvirt/run/libvirt-sock";
     CHECK(wait_until([&] {
-        return rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--all", "--name"}).out.find("mig01") == std::string::npos;
+        return rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--all", "--name"}).out.find("lmig01") == std::string::npos;
     },
                      30s, 500ms));
-    CHECK(rig.exec("h2", {"virsh", "-c", h2virsh, "domstate", "mig01"}).out.find("running") != std::string::npos);
-    CHECK(wait_until([&] { return rig.ctl_json("h2", {"vm", "show", "mig01"}).value("state", "") == "running"; }, 30s));
+    CHECK(rig.exec("h3", {"virsh", "-c", h3virsh, "domstate", "lmig01"}).out.find("running") != std::string::npos);
+    CHECK(wait_until([&] { return rig.ctl_json("h3", {"vm", "show", "lmig01"}).value("state", "") == "running"; }, 30s));
+    CHECK(wait_until([&] { return rig.ctl("h2", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4; }, 60s));
     CHECK(wait_until([&] {
         for (const auto& v : rig.ctl_json("h1", {"vm", "list"}))
-            if (v.value("name", "") == "mig01") return v.value("host", "") == "h2";
+            if (v.value("name", "") == "lmig01") return v.value("host", "") == "h3";
         return false;
     },
                      30s));
+    REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
 
     // The destination host dies (all its processes) in the middle of a migration: the VM
     // runs on where it was. h3 stays down for the degraded-pool checks below.

@@ -707,3 +707,25 @@ TEST_CASE("network disks: what libvirt cannot do, and the metadata keeps the sou
     CHECK(back->disks[0].path.empty());
     CHECK(same_spec(*back, s));
 }
+
+TEST_CASE("relocate_source: a migration's definition names the new volume, in <source> and in hv's metadata", "[xml][migrate]") {
+    const std::string xml =
+        "<domain><metadata><hv:vm xmlns:hv='http://hv.dev/xmlns/vm/1'><hv:spec format='json'>"
+        "{\"disks\":[{\"path\":\"/a/b&amp;c.raw\",\"volume\":\"v\"},{\"path\":\"/a/other.raw\"}],\"note\":\"/a/b&amp;c.raw.bak\"}"
+        "</hv:spec></hv:vm></metadata><devices>"
+        "<disk type='file' device='disk'><source file='/a/b&amp;c.raw' index='1'/><target dev='vda'/></disk>"
+        "<disk type='file' device='disk'><source file='/a/other.raw'/><target dev='vdb'/></disk>"
+        "</devices></domain>";
+    int n = -1;
+    auto out = hv::virt::relocate_source(xml, "file", "/a/b&c.raw", "/x/y.raw", &n);
+    CHECK(n == 1);
+    CHECK(out.find("<source file='/x/y.raw' index='1'/>") != std::string::npos);
+    CHECK(out.find("\"path\":\"/x/y.raw\"") != std::string::npos);
+    CHECK(out.find("\"note\":\"/a/b&amp;c.raw.bak\"") != std::string::npos);  // only whole JSON strings
+    CHECK(out.find("<source file='/a/other.raw'/>") != std::string::npos);
+    auto devs = hv::virt::parse_devices(out);
+    REQUIRE(devs.disks.size() == 2);
+    CHECK(devs.disks[0].source == "/x/y.raw");
+    CHECK_THROWS_AS(hv::virt::relocate_source(xml, "file", "/not/there.raw", "/x.raw"), hv::Error);
+    CHECK_THROWS_AS(hv::virt::relocate_source(xml, "dir", "/a/other.raw", "/x.raw"), hv::Error);
+}

@@ -119,4 +119,11 @@ struct DeviceFacts {
 // Throws internal when the XML cannot be parsed.
 DeviceFacts parse_devices(const std::string& domain_xml);
 
+// A definition for another host (migration): the one `<source ATTR='from'` (attr "file" of a
+// disk, "dir" of a container's root filesystem) names `to`, and so does every JSON string
+// equal to `from` in the <metadata> (hv's copy of the spec). Throws internal unless the source
+// is there exactly once; returns how many metadata strings changed in `*in_metadata`.
+std::string relocate_source(const std::string& xml, const std::string& attr, const std::string& from, const std::string& to,
+                            int* in_metadata = nullptr);
+
 }  // namespace hv::virt
