@@ -4,6 +4,7 @@
 #include "hv/api/json_reader.hpp"
 #include "iso_routes.hpp"
 #include "net_routes.hpp"
+#include "snapshot_routes.hpp"
 #include "storage_routes.hpp"
 #include "time_routes.hpp"
 #include "vm_disk_routes.hpp"
@@ -15,6 +16,7 @@ void register_routes(Router& r, ApiContext& c) {
     register_time_routes(r, c.config);
     register_storage_routes(r, c);
     register_vm_disk_routes(r, c);
+    register_snapshot_routes(r, c);
     register_iso_routes(r, c);
     r.add("GET", "/v1/host", "host", [&c](const Request&) { return Response{200, c.host.info()}; });
 

@@ -98,7 +98,7 @@ api::PoolCaps btrfs_caps() {
     c.content = api::kPoolContents;
     c.formats = {"raw", "qcow2"};
     c.provision = {"thin", "lazy-zeroed", "eager-zeroed"};
-    c.snapshots = true;  // reflink copies; hv's snapshot feature is not there yet
+    c.snapshots = true;  // qcow2 volumes: internal snapshots (docs/snapshots.md); raw: reflink copies, not used by hv yet
     c.clones = true;     // thin volumes clone by reflink
     c.shared = false;
     return c;

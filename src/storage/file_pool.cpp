@@ -419,7 +419,7 @@ api::PoolCaps dir_caps() {
     c.content = api::kPoolContents;
     c.formats = {"qcow2", "raw"};
     c.provision = {"thin", "lazy-zeroed", "eager-zeroed"};
-    c.snapshots = false;  // qcow2 internal snapshots come with the snapshot feature
+    c.snapshots = true;  // of qcow2 volumes: libvirt internal snapshots (docs/snapshots.md); raw ones cannot
     c.clones = false;     // clones are full copies (reflinked when the filesystem can, e.g. xfs)
     c.shared = false;
     return c;

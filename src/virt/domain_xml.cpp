@@ -576,6 +576,10 @@ DeviceFacts parse_devices(const std::string& domain_xml) {
                 d.alias = attr(child, "name");
             } else if (cname == "transient") {
                 d.transient = true;
+            } else if (cname == "readonly") {
+                d.readonly = true;
+            } else if (cname == "driver") {
+                d.format = attr(child, "type");
             } else if (cname == "backingStore") {
                 // A transient disk's live source is the overlay; the volume is its backing file.
                 if (auto src = child.get_child_optional("source")) d.backing = attr(*src, "file");

@@ -18,6 +18,7 @@
 #include "domain_state.hpp"
 #include "port_hooks.hpp"
 #include "hv/api/host.hpp"
+#include "hv/api/snapshot.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/storage/pool_manager.hpp"
 #include "hv/util/named_locks.hpp"
@@ -109,6 +110,23 @@ public:
     api::VmInfo detach_nic(const std::string& vm, const std::string& nic_name);
     // Inserts an ISO ("POOL:iso/NAME" or a pool ISO path) into the CD/DVD drive, or ejects with "".
     api::VmInfo set_cdrom(const std::string& vm, const std::string& iso);
+
+    // Snapshots (vm_snapshots.cpp, docs/snapshots.md): libvirt internal snapshots of qcow2
+    // disks, under the VM's operation lock. A VM with a disk that cannot (raw, rbd) is refused
+    // with 501 naming the disk; a failed or cancelled create leaves no snapshot.
+    std::vector<api::SnapshotInfo> snapshots(const std::string& vm);  // tree order
+    api::SnapshotInfo snapshot(const std::string& vm, const std::string& snap);
+    // The checks of create that need no lock (404 vm, 409 name taken / wrong state, 501 disks),
+    // for a fast answer before a task exists; create_snapshot makes them again under the lock.
+    void check_snapshot(const std::string& vm, const api::SnapshotCreate& rq);
+    api::SnapshotInfo create_snapshot(const std::string& vm, const api::SnapshotCreate& rq, util::Progress& progress);
+    // Memory snapshot: the VM resumes as it was (running, or paused unless `start`). Without
+    // memory: the disks go back and the VM is stopped, or booted from them with `start`.
+    api::VmInfo revert_snapshot(const std::string& vm, const std::string& snap, bool start, util::Progress& progress);
+    // Deletes one snapshot (its children are kept, reparented to its parent), or with
+    // `children` it and everything under it. Returns the names deleted.
+    std::vector<std::string> delete_snapshot(const std::string& vm, const std::string& snap, bool children,
+                                             util::Progress& progress);
 
     // Image path -> VMs whose definition uses it (disks and CD/DVD), from the cache.
     // With `live`, also what running domains really have open (libvirt calls).

@@ -109,7 +109,9 @@ struct XmlDisk {
     std::string name;     // network disks: <source name=...> ("POOL/IMAGE")
     std::string alias;    // live XML only: "virtio-disk0", "sata0-0-0", ...
     std::string snapshot; // "no" for independent disks
+    std::string format;   // <driver type=...>: "qcow2", "raw", ...
     bool transient = false;
+    bool readonly = false;
 };
 struct DeviceFacts {
     std::vector<XmlDisk> disks;
