@@ -47,7 +47,9 @@ int unix_socket(const std::string& path, bool listen_on) {
     return fd;
 }
 
-bool write_all(int fd, const char* p, std::size_t n) {
+}  // namespace
+
+bool write_fully(int fd, const char* p, std::size_t n) {
     while (n > 0) {
         auto w = ::write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;
@@ -57,8 +59,6 @@ bool write_all(int fd, const char* p, std::size_t n) {
     }
     return true;
 }
-
-}  // namespace
 
 LibvirtTunnel::LibvirtTunnel(TlsIdentity id, std::string host, int port, std::string path, std::string target,
                              std::string protocol)
@@ -117,7 +117,7 @@ void LibvirtTunnel::serve(int fd) {
             spdlog::warn("tunnel to {} ({}): {}", host_, target_, head.substr(0, head.find('\r')));
             return;
         }
-        if (!rest.empty() && !write_all(fd, rest.data(), rest.size())) return;
+        if (!rest.empty() && !write_fully(fd, rest.data(), rest.size())) return;
         c.relay(fd, &stop_);
     } catch (const Error& e) {
         spdlog::warn("libvirt tunnel to {}:{}: {}", host_, port_, e.what());
@@ -140,7 +140,7 @@ void relay_to_unix(int fd, const std::string& pending, const std::string& socket
             return;
         }
     }
-    bool ok = pending.empty() || write_all(lv, pending.data(), pending.size());
+    bool ok = pending.empty() || write_fully(lv, pending.data(), pending.size());
     char buf[65536];
     while (ok) {
         pollfd p[2] = {{fd, POLLIN, 0}, {lv, POLLIN, 0}};
@@ -151,7 +151,7 @@ void relay_to_unix(int fd, const std::string& pending, const std::string& socket
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             int from = i == 0 ? fd : lv, to = i == 0 ? lv : fd;
             auto n = ::read(from, buf, sizeof buf);
-            if (n <= 0 || !write_all(to, buf, static_cast<std::size_t>(n))) ok = false;
+            if (n <= 0 || !write_fully(to, buf, static_cast<std::size_t>(n))) ok = false;
         }
     }
     ::close(lv);

@@ -60,6 +60,9 @@ private:
 // a new connection to the Unix socket `socket_path` (its libvirtd, or its QEMU's migration
 // socket), `pending` first, until either side ends. A socket that is not there yet (QEMU about
 // to listen) is tried again for up to `wait_ms`. Never throws (a failure closes fd).
+// Writes all n bytes to a plain fd (EINTR retried); false when it cannot.
+bool write_fully(int fd, const char* p, std::size_t n);
+
 void relay_to_unix(int fd, const std::string& pending, const std::string& socket_path, int wait_ms = 0);
 
 }  // namespace hv::cluster

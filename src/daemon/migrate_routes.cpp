@@ -41,17 +41,22 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
                             return m.exit_maintenance(back, p);
                         })};
     });
-    r.add("POST", "/v1/vms/{name}/migrate", "guest:{name}", [&m, &tasks](const Request& req) {
-        auto rq = api::migrate_request_from_json(req.json());
-        auto name = req.param("name");
-        auto report = m.check(name, rq);
-        if (rq.dry_run) return Response{200, api::to_json(report)};
-        if (!report.ok)
-            fail(Errc::conflict, "cannot migrate vm '{}' to {}: {}", name, rq.to, fmt::join(report.blockers, "; "));
-        return Response{202, tasks.submit("vm.migrate", "vm/" + name, [&m, name, rq](util::Progress& p) {
-                            return api::to_json(m.migrate(name, rq, p));
-                        })};
-    });
+    // POST /v1/{vms,cts}/{name}/migrate: the pre-flight (the dry run's answer, or 409 with the
+    // blockers), then the move as a task.
+    for (const bool vm : {true, false}) {
+        const std::string kind = vm ? "vm" : "ct", noun = vm ? "vm" : "container";
+        r.add("POST", "/v1/" + kind + "s/{name}/migrate", "guest:{name}", [&m, &tasks, vm, kind, noun](const Request& req) {
+            auto rq = api::migrate_request_from_json(req.json());
+            auto name = req.param("name");
+            auto report = vm ? m.check(name, rq) : m.check_ct(name, rq);
+            if (rq.dry_run) return Response{200, api::to_json(report)};
+            if (!report.ok)
+                fail(Errc::conflict, "cannot migrate {} '{}' to {}: {}", noun, name, rq.to, fmt::join(report.blockers, "; "));
+            return Response{202, tasks.submit(kind + ".migrate", kind + "/" + name, [&m, vm, name, rq](util::Progress& p) {
+                                return api::to_json(vm ? m.migrate(name, rq, p) : m.migrate_ct(name, rq, p));
+                            })};
+        });
+    }
     r.add_upgrade("GET", "/v1/host/libvirt", "host", "hv-libvirt", [socket = libvirt_socket_of(libvirt_uri)](const Request& req) -> Takeover {
         if (req.peer_subject.rfind("host:", 0) != 0)
             fail(Errc::forbidden, "the libvirt tunnel is for cluster members only (a migration between hosts)");
@@ -60,17 +65,6 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
                 util::guarded("libvirt relay", [&] { cluster::relay_to_unix(fd, pending, socket); });
             }).detach();
         };
-    });
-    r.add("POST", "/v1/cts/{name}/migrate", "guest:{name}", [&m, &tasks](const Request& req) {
-        auto rq = api::migrate_request_from_json(req.json());
-        auto name = req.param("name");
-        auto report = m.check_ct(name, rq);
-        if (rq.dry_run) return Response{200, api::to_json(report)};
-        if (!report.ok)
-            fail(Errc::conflict, "cannot migrate container '{}' to {}: {}", name, rq.to, fmt::join(report.blockers, "; "));
-        return Response{202, tasks.submit("ct.migrate", "ct/" + name, [&m, name, rq](util::Progress& p) {
-                            return api::to_json(m.migrate_ct(name, rq, p));
-                        })};
     });
     // A container's root filesystem from the member it leaves (ct migrate): unpacked into
     // this host's pool, kept only when the sender commits.

@@ -508,17 +508,6 @@ namespace {
 // name uses it by then).
 constexpr std::uint32_t kMaxFrame = 1u << 20;
 
-bool write_fd(int fd, const char* p, std::size_t n) {
-    while (n > 0) {
-        auto w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
-
 // Reads from a plain fd, what came with the upgrade first; waits at most `wait_ms` for each read.
 struct FdReader {
     int fd;
@@ -800,7 +789,7 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
                 }
                 if (len > kMaxFrame) fail(Errc::invalid_input, "a frame of {} bytes", len);
                 if (!in.read(buf.data(), len, 60000)) fail(Errc::unavailable, "the stream ended in a frame");
-                if (!write_fd(to_tar, buf.data(), len)) fail(Errc::internal, "tar stopped reading");
+                if (!cluster::write_fully(to_tar, buf.data(), len)) fail(Errc::internal, "tar stopped reading");
             }
         }, std::chrono::hours(6));
         if (!ended || res.exit_status != 0)
@@ -808,7 +797,7 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
         if (::rename(partial.c_str(), dest.c_str()) != 0) fail(Errc::internal, "rename to {}: {}", dest, std::strerror(errno));
         unpacked = true;
         auto ok = "OK " + dest + "\n";
-        write_fd(fd, ok.data(), ok.size());
+        cluster::write_fully(fd, ok.data(), ok.size());
         auto word = in.line(15 * 60 * 1000);
         if (word == "COMMIT") {
             spdlog::info("container {}: root filesystem received at {}", ct, dest);
@@ -819,7 +808,7 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
     } catch (const std::exception& e) {
         spdlog::warn("container {}: root filesystem not received: {}", ct, e.what());
         auto err = std::string("ERR ") + e.what() + "\n";
-        write_fd(fd, err.data(), err.size());
+        cluster::write_fully(fd, err.data(), err.size());
     }
     ::close(fd);
     try {
