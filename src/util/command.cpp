@@ -18,6 +18,20 @@ extern char** environ;
 
 namespace hv::util {
 
+namespace {
+// Starts argv[0] (PATH) with the file actions `fa` (then destroyed); the child gets only
+// stdin/stdout/stderr, never hvd's sockets. Returns posix_spawnp's error (0 = started).
+int spawn(const std::vector<std::string>& argv, posix_spawn_file_actions_t& fa, pid_t& pid) {
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+}  // namespace
+
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
     return run_command_lines(argv, timeout, {});
 }
@@ -37,14 +51,8 @@ CommandResult run_command_lines(const std::vector<std::string>& argv, std::chron
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
     posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    // The child gets only stdin/stdout/stderr, never hvd's sockets.
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     pid_t pid = -1;
-    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
+    int rc = spawn(argv, fa, pid);
     close(outp[1]);
     close(errp[1]);
     if (rc != 0) {
@@ -150,13 +158,8 @@ CommandResult run_command_piped(const std::vector<std::string>& argv, bool child
         posix_spawn_file_actions_adddup2(&fa, child_end, 1);
     }
     posix_spawn_file_actions_adddup2(&fa, err, 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     pid_t pid = -1;
-    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
+    int rc = spawn(argv, fa, pid);
     close(child_end);
     if (rc != 0) {
         close(mine);
