@@ -16,7 +16,8 @@
 # RIG_CLUSTER_CONFIG=0 leaves it out, for an hvd without cluster support);
 # a [ceph] section for hosts that share one disk (mon_data_avail_warn = 5, osd_memory_target_mb
 # = 896); RIG_ACCEL (tcg), RIG_LOG_LEVEL (info) for hvd.toml; RIG_TIMEOUT (60) seconds `up`/`start`
-# wait for an hvd to answer.
+# wait for an hvd to answer; RIG_WATCHDOG_TIMEOUT (3) seconds of each host's emulated watchdog
+# ([ha] watchdog = DIR/hI/watchdog, a FIFO; see watchdog_emu).
 #
 # Layout (README.md "A cluster on one machine"):
 # - Host hI has the address 10.77.0.(10+I)/24 (h1 = 10.77.0.11, h2 = 10.77.0.12, ...), on the
@@ -48,6 +49,8 @@ HVCTL=${HVCTL:-$ROOT/build/src/cli/hvctl}
 SUBNET=10.77.0
 BRIDGE_ADDR=$SUBNET.1
 MAX_HOSTS=200
+WD_TIMEOUT=${RIG_WATCHDOG_TIMEOUT:-3}
+[[ $WD_TIMEOUT =~ ^[1-9][0-9]?$ ]] || { echo "cluster-rig: RIG_WATCHDOG_TIMEOUT must be 1-99 seconds" >&2; exit 2; }
 
 log() { echo "cluster-rig: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -202,6 +205,10 @@ write_config() { # write_config NAME
       # QEMU's migration sockets: one path on every host that is each host's own (its
       # libvirtd's /run/libvirt, private to its mount namespace), as /run/hv is on real hosts.
       echo "migration_socket_dir = \"/run/libvirt/hv-migrate\""
+      # HA's watchdog: the emulator of this host (watchdog_emu below), with its timeout.
+      echo "[ha]"
+      echo "watchdog = \"$d/watchdog\""
+      echo "watchdog_timeout = $WD_TIMEOUT"
     fi
     # The hosts share this machine's disk and memory: Ceph's monitors warn only below 5% free,
     # OSDs aim at Ceph's smallest memory target.
@@ -375,6 +382,43 @@ kill_host() { # kill_host NAME: SIGKILL, until none is left
   die "$name: processes still alive after SIGKILL: ${left[*]}"
 }
 
+# --- the emulated watchdog (HA, docs/ha.md) --------------------------------------------------
+# Each hvd.toml names DIR/NAME/watchdog, a FIFO this reads: a byte arms it (a pet), 'V' disarms
+# it (Linux's magic close); armed and not petted for WD_TIMEOUT seconds, it does to the host
+# what a real watchdog does: every process of the host is killed (kill_host). It runs in the
+# machine's namespaces (no host kill reaches it) until `down`; DIR/NAME/watchdog.log says when
+# it fired.
+watchdog_emu() { # watchdog_emu NAME
+  local name=$1 c armed=0
+  exec 3<>"$DIR/$name/watchdog"
+  while :; do
+    if IFS= read -r -N 1 -t "$WD_TIMEOUT" c <&3; then
+      if [ "$c" = V ]; then armed=0; else armed=1; fi
+    elif [ $armed = 1 ]; then
+      echo "$(date -u '+%F %T.%N') watchdog not petted for ${WD_TIMEOUT}s: the host is reset (killed)"
+      (kill_host "$name") || true
+      armed=0
+    fi
+  done
+}
+
+start_watchdog() { # start_watchdog NAME
+  local d=$DIR/$1 pid st
+  if read -r pid st <"$d/watchdog.pid" 2>/dev/null && [ "$(starttime "$pid")" = "$st" ]; then return 0; fi
+  [ -p "$d/watchdog" ] || { rm -f "$d/watchdog"; mkfifo -m 600 "$d/watchdog"; }
+  watchdog_emu "$1" </dev/null >>"$d/watchdog.log" 2>&1 &
+  pid=$!
+  echo "$pid $(starttime "$pid")" >"$d/watchdog.pid"
+}
+
+stop_watchdog() { # stop_watchdog NAME
+  local pid st
+  if read -r pid st <"$DIR/$1/watchdog.pid" 2>/dev/null && [ -n "$st" ] && [ "$(starttime "$pid")" = "$st" ]; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DIR/$1/watchdog.pid"
+}
+
 # --- commands --------------------------------------------------------------------------------
 
 cmd_up() {
@@ -393,6 +437,7 @@ cmd_up() {
     make_host_net "$name"
     mkdir -p "$DIR/$name"
     write_config "$name"
+    start_watchdog "$name"
     seed_caps "$name"
     start_host "$name"
     save_caps "$name"
@@ -462,12 +507,13 @@ cmd_down() {
   done
   for name in "${names[@]}"; do
     valid_name "$name" || continue
+    stop_watchdog "$name"
     kill_host "$name"
     ns=$(host_ns "$name")
     if ns_exists "$ns"; then ip netns del "$ns"; fi
     if [ -d "$DIR/$name" ]; then
       mkdir -p "$DIR/logs/$name"
-      cp -a "$DIR/$name/hvd.log" "$DIR/$name/libvirt/log" "$DIR/$name/libvirt/holder.log" \
+      cp -a "$DIR/$name/hvd.log" "$DIR/$name/libvirt/log" "$DIR/$name/libvirt/holder.log" "$DIR/$name/watchdog.log" \
         "$DIR/logs/$name/" 2>/dev/null || true
       rm -rf --one-file-system "${DIR:?}/$name"
     fi

@@ -459,7 +459,8 @@ json Cluster::alive_doc() {
 // Keeps /hv/alive/<node> on a lease: granted, renewed every ttl/3, its value (capacity, clock
 // offset) refreshed every few renewals. A lost lease (expired while cut off) is granted anew.
 void Cluster::lease_loop() {
-    auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(300), o_.lease_ttl / 3);
+    // ttl/5: the HA watchdog (docs/ha.md) is petted after each beat and tolerates two lost ones.
+    auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(300), o_.lease_ttl / 5);
     int beat = 0;
     std::string last_error;
     {
@@ -471,7 +472,9 @@ void Cluster::lease_loop() {
     while (running_) {
         try {
             Store& s = store();
+            const auto sent = std::chrono::steady_clock::now();
             if (lease_ == 0) {
+                lease_seen_ = 0;
                 lease_ = s.grant(o_.lease_ttl);
                 if (since_ == 0) since_ = now_s();
                 s.put(kAlive + o_.node_name, alive_doc().dump(), lease_);
@@ -486,9 +489,11 @@ void Cluster::lease_loop() {
                 }
                 if (fresh || ++beat % 10 == 0) s.put(kAlive + o_.node_name, alive_doc().dump(), lease_);
             }
+            lease_seen_ = lease_;
+            keepalive_sent_ns_ = sent.time_since_epoch().count();
             last_error.clear();
         } catch (const Error& e) {
-            if (e.code() == Errc::not_found) lease_ = 0;  // expired: grant a new one now
+            if (e.code() == Errc::not_found) lease_ = 0, lease_seen_ = 0;  // expired: grant a new one now
             if (e.what() != last_error) spdlog::warn("cluster: keeping this host alive: {}", e.what());
             last_error = e.what();
             if (e.code() == Errc::not_found) continue;
@@ -497,7 +502,7 @@ void Cluster::lease_loop() {
         cv_.wait_for(lk, period, [this] { return !running_; });
     }
     // Leaving or stopping: the alive key goes now, not at the lease's expiry (best effort).
-    if (lease_ != 0) {
+    if (lease_ != 0 && !keep_lease_) {
         std::shared_ptr<Store> s;
         {
             std::lock_guard lk(mu_);
@@ -545,6 +550,7 @@ void Cluster::relist_and_watch() {
         old = std::move(watch_);
         watch_ = std::move(w);
     }
+    for (const auto& l : listeners_) util::guarded("cluster listener", [&] { l(); });
     if (old) old->cancel();
 }
 
@@ -558,6 +564,7 @@ void Cluster::on_events(const std::vector<WatchEvent>& evs) {
         }
     }
     cv_.notify_all();
+    for (const auto& l : listeners_) util::guarded("cluster listener", [&] { l(); });
     if (membership) follow_voters();
     if (membership && hooks_.changed) util::guarded("cluster change hook", [&] { hooks_.changed(); });
 }
@@ -736,7 +743,8 @@ bool Cluster::publish_one(const std::string& name) {
         auto cmp = rec ? Compare::mod_revision_is(key, rec->mod_revision) : Compare::absent(key);
         return s.txn({cmp}, {Op::put(key, doc.dump())}).succeeded;
     }
-    if (claiming || !rec || rec->owner != o_.node_name) return true;
+    // "recovering": HA gave this host a guest of a failed one; it is defined here next.
+    if (claiming || !rec || rec->owner != o_.node_name || rec->state == "recovering") return true;
     return s.txn({Compare::mod_revision_is(key, rec->mod_revision)}, {Op::del(key)}).succeeded;
 }
 
@@ -814,6 +822,14 @@ std::optional<std::pair<std::string, int>> Cluster::address_of(const std::string
     if (it == members_.end()) return std::nullopt;
     return std::make_pair(str(it->second, "address"), static_cast<int>(num(it->second, "port")));
 }
+
+std::int64_t Cluster::lease_id() const { return lease_seen_; }
+
+std::chrono::steady_clock::time_point Cluster::last_keepalive_sent() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(keepalive_sent_ns_.load()));
+}
+
+void Cluster::add_listener(std::function<void()> f) { listeners_.push_back(std::move(f)); }
 
 bool Cluster::online(const std::string& node) const {
     std::lock_guard lk(mu_);

@@ -163,6 +163,16 @@ public:
     void clear_maintenance();
     // The store, for the other controllers over it (src/ceph/): 409 outside a cluster.
     std::shared_ptr<Store> shared_store() const;
+    // HA (src/ha/): the alive lease (0 while there is none), the steady-clock time at which the
+    // last keepalive that succeeded was SENT (the watchdog is petted only after one sent since
+    // its previous pet), and listeners called after every change the watch brought (on the
+    // watch thread: they must only wake their own loop).
+    std::int64_t lease_id() const;
+    std::chrono::steady_clock::time_point last_keepalive_sent() const;
+    void add_listener(std::function<void()> f);
+    // At stop, the alive lease is left to expire instead of being revoked (HA: a watchdog that
+    // could not be disarmed must fire before the host counts as gone).
+    void keep_lease_at_stop() { keep_lease_ = true; }
     // 503 "no quorum: N of M members reachable" (or the store's own reason).
     [[noreturn]] void no_quorum(const std::string& why) const;
 
@@ -226,6 +236,10 @@ private:
     bool all_dirty_ = true;
     bool relist_ = false;
     std::int64_t lease_ = 0;
+    std::atomic<std::int64_t> lease_seen_{0};          // lease_, readable from other threads
+    std::atomic<std::int64_t> keepalive_sent_ns_{0};   // steady clock, of the last good keepalive
+    std::vector<std::function<void()>> listeners_;     // set before start()
+    std::atomic<bool> keep_lease_{false};
     std::int64_t since_ = 0;
     bool test_mode_ = false;
     std::atomic<bool> running_{false};

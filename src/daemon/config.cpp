@@ -114,6 +114,11 @@ const std::vector<Key>& schema() {
          nullptr, &Config::ceph_osd_memory_target_mb, 896, 65536},
         {"ceph", "mon_data_avail_warn", "a Ceph monitor warns when its filesystem has less free space than this (percent)",
          nullptr, &Config::ceph_mon_data_avail_warn, 1, 99},
+        {"ha", "watchdog", "the watchdog HA fences this host with (/dev/watchdog; softdog is loaded when there is none)",
+         &Config::ha_watchdog},
+        {"ha", "watchdog_timeout",
+         "seconds the watchdog waits for a pet before it resets the host; 1 + this + 1 must not exceed [cluster] lease_ttl",
+         nullptr, &Config::ha_watchdog_timeout, 1, 58},
     };
     return k;
 }
@@ -185,6 +190,12 @@ Config parse_config(const std::string& text, const std::string& origin) {
              "'cluster.endpoints' too (the managed member uses the cluster CA)", origin);
     for (const auto* f : {&cfg.cluster_etcd_ca, &cfg.cluster_etcd_cert, &cfg.cluster_etcd_key})
         if (!f->empty() && (*f)[0] != '/') fail(Errc::invalid_input, "{}: '{}' must be an absolute path", origin, *f);
+    // HA's fencing rule (docs/ha.md): a host whose lease can expire is dead by then.
+    if (1 + cfg.ha_watchdog_timeout + 1 > cfg.cluster_lease_ttl)
+        fail(Errc::invalid_input,
+             "{}: 'ha.watchdog_timeout' = {} with 'cluster.lease_ttl' = {}: HA needs pet window 1 s + watchdog timeout + "
+             "margin 1 s <= lease_ttl, so a fenced host is dead before its lease expires (docs/ha.md)",
+             origin, cfg.ha_watchdog_timeout, cfg.cluster_lease_ttl);
     return cfg;
 }
 

@@ -61,6 +61,8 @@ struct Config {
     int cluster_migration_timeout = 120;   // seconds per GiB (memory + copied disks) before a migration is aborted
     int ceph_osd_memory_target_mb = 1024;  // [ceph]: each OSD's cache target
     int ceph_mon_data_avail_warn = 30;     // [ceph]: percent free below which a monitor warns
+    std::string ha_watchdog = "/dev/watchdog";  // [ha]: the watchdog device (tests: a FIFO of an emulator)
+    int ha_watchdog_timeout = 3;               // [ha]: seconds; pet window + this + margin <= cluster lease_ttl
 
     // lxc_uri, or the LXC driver next to libvirt_uri: "qemu:///system?socket=S" ->
     // "lxc:///system?socket=S" ("qemu+ssh://h/system" -> "lxc+ssh://h/system").

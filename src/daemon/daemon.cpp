@@ -21,6 +21,7 @@
 #include "cluster_dispatcher.hpp"
 #include "ceph_service.hpp"
 #include "migrator.hpp"
+#include "ha_service.hpp"
 #include "tls_listener.hpp"
 #include "autostart_routes.hpp"
 #include "ct_manager.hpp"
@@ -287,8 +288,12 @@ int run(const Config& cfg) {
                 if (g.ref.kind == api::GuestKind::ct && g.state == api::GuestState::running) out.push_back(g.ref.name);
         return out;
     });
+    // HA (docs/ha.md): manager + local agent over the store; autostart leaves its guests to it.
+    // Declared after the cluster: it stops (freezing this host's HA guests) before the lease goes.
+    ha::HaService ha({cfg.ha_watchdog, cfg.ha_watchdog_timeout, cfg.cluster_lease_ttl}, cluster, guests, vms, pools, autostart);
+    autostart.set_left_out([&ha](const std::string& name) { return ha.managed(name); });
     // The one list of route registrations (also behind hvd --print-routes).
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator, ha});
 
     ServerLimits limits;
     limits.header_timeout = std::chrono::seconds(cfg.header_timeout);
@@ -359,6 +364,7 @@ int run(const Config& cfg) {
     cluster.start();
     ceph.start();
     migrator.start();
+    ha.start();
     follow_cluster();
     if (vms.ready()) autostart.at_daemon_start();
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.

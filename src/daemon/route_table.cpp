@@ -12,6 +12,7 @@
 #include "ceph_routes.hpp"
 #include "ceph_service.hpp"
 #include "migrate_routes.hpp"
+#include "ha_routes.hpp"
 #include "cluster_routes.hpp"
 #include "ct_manager.hpp"
 #include "ct_routes.hpp"
@@ -39,6 +40,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     register_cluster_routes(r, p.cluster, p.api.tasks, p.api.config);
     register_ceph_routes(r, p.ceph, p.api.tasks);
     register_migrate_routes(r, p.migrator, p.api.tasks, p.api.config.libvirt_uri, p.api.config.cluster_maintenance_parallel);
+    register_ha_routes(r, p.ha);
 }
 
 namespace {
@@ -107,8 +109,9 @@ nlohmann::json route_table_json() {
     cluster::Cluster cluster(co, {});
     ceph::CephService ceph({tmp.path + "/ceph", "routes"}, cluster, pools);
     migrate::Migrator migrator(vms, pools, cluster, {tmp.path + "/run", tmp.path + "/migrate", 120});
+    ha::HaService ha({}, cluster, guests, vms, pools, autostart);
     Router router;
-    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator});
+    register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator, ha});
     return describe(router);
 }
 

@@ -28,6 +28,9 @@ class CephService;
 namespace hv::migrate {
 class Migrator;
 }
+namespace hv::ha {
+class HaService;
+}
 
 namespace hv::daemon {
 
@@ -43,6 +46,7 @@ struct RouteParts {
     cluster::Cluster& cluster;
     ceph::CephService& ceph;
     migrate::Migrator& migrator;
+    ha::HaService& ha;
 };
 
 // Every route hvd serves, registered in one place (daemon.cpp's run() and route_table_json()).

@@ -257,6 +257,10 @@ AutostartGuests AutostartService::guests() {
                              api::kind_noun(d->kind()), name, api::kind_noun(g.kind[name]), api::kind_noun(g.kind[name]));
                 continue;
             }
+            if (left_out_ && left_out_(name)) {
+                g.warnings.push_back(fmt::format("{} '{}' is left to HA", api::kind_noun(d->kind()), name));
+                continue;
+            }
             try {
                 g.settings[name] = read_settings(*d, name).value_or(as::Settings{});
                 g.kind[name] = d->kind();

@@ -58,6 +58,9 @@ public:
     // At hvd start: runs autostart (with the boot delay) when the host booted since the boot id
     // saved in the state dir; records the current boot id.
     void at_daemon_start();
+    // Guests another module starts (HA: its agent, after checking who owns them): autostart
+    // leaves them out. Set once at start.
+    void set_left_out(std::function<bool(const std::string& name)> f) { left_out_ = std::move(f); }
 
 private:
     // Publishes (and logs to the run's task, when given) each guest whose state changed.
@@ -65,6 +68,7 @@ private:
                          util::Progress* log = nullptr);
 
     Guests& guests_;
+    std::function<bool(const std::string&)> left_out_;
     SubmitTask submit_;
     Publisher publish_;
     std::string state_dir_;

@@ -124,7 +124,7 @@ std::optional<std::pair<unsigned, unsigned>> qemu_owner(const std::string& vm) {
     return std::make_pair(static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_gid));
 }
 
-bool shared_pool(const api::PoolInfo& p) { return p.spec.type == "rbd" || p.caps.shared; }
+using storage::shared_pool;
 
 constexpr std::uint64_t kGiB = 1ULL << 30;
 

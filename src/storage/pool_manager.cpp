@@ -226,6 +226,14 @@ std::vector<api::PoolInfo> PoolManager::list() const {
     return out;
 }
 
+std::vector<std::string> PoolManager::shared_names() const {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, e] : pools_)
+        if (e.pool->spec().type == "rbd" || e.pool->caps().shared) out.push_back(name);
+    return out;
+}
+
 api::PoolInfo PoolManager::get(const std::string& name) const {
     auto p = pool(name);
     bool builtin;

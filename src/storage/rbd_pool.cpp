@@ -164,6 +164,19 @@ public:
         return words;
     }
 
+    // The whole address (port 0, nonce 0) is blocklisted: every Ceph client of that host,
+    // QEMU's librbd among them, is refused by the OSDs from now on. An entry expires after a
+    // day if nobody lifts it (a host that never returns).
+    std::string fence_clients(const std::string& address) override {
+        mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "add"}, {"addr", address + ":0/0"}, {"expire", 86400.0}},
+                    fmt::format("blocklisting the Ceph clients at {}", address));
+        return fmt::format("pool {}: Ceph clients at {} blocklisted", spec_.name, address);
+    }
+    void unfence_clients(const std::string& address) override {
+        mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "rm"}, {"addr", address + ":0/0"}},
+                    fmt::format("lifting the blocklist of the Ceph clients at {}", address));
+    }
+
     std::vector<api::VolumeInfo> volumes() const override {
         std::vector<api::VolumeInfo> out;
         for (const auto& n : image_names())

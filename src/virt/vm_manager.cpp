@@ -531,6 +531,26 @@ api::VolumeRef VmManager::volume_ref(const api::DiskSpec& d) const {
     return pools_.locate(d.path);
 }
 
+std::string VmManager::definition(const std::string& name) {
+    require_ready();
+    auto dom = conn_->domain(name);
+    char* xml = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
+    std::string text(xml);
+    free(xml);
+    return text;
+}
+
+VmInfo VmManager::define_from(const std::string& name, const std::string& xml) {
+    require_ready();
+    OpLock lock(*this, name);
+    if (conn_->find_domain(name)) fail(Errc::conflict, "vm '{}' is defined here already", name);
+    conn_->define(xml, name);
+    auto info = refresh(name);
+    if (!info) fail(Errc::internal, "vm '{}' vanished right after its define", name);
+    return *info;
+}
+
 void VmManager::remove(const std::string& name, bool purge, util::Progress& progress) {
     require_ready();
     OpLock lock(*this, name);

@@ -93,6 +93,11 @@ public:
         int timeout_s = 0;      // abort after this long (0: never)
     };
     nlohmann::json migrate(const std::string& name, const MigrateParams& mp, util::Progress& progress);
+    // HA (docs/ha.md): the persistent definition (inactive, with secrets' references) that
+    // another host restarts the VM from, and the define of such a definition here (the same
+    // uuid; its disks are on shared pools). define_from refuses a name that exists here.
+    std::string definition(const std::string& name);
+    api::VmInfo define_from(const std::string& name, const std::string& xml);
 
     // Disks and CD/DVD on an existing VM. Stopped VM: the persistent definition changes.
     // Running VM: hot-plug/unplug where the bus allows it (virtio, scsi), else 409 naming the bus.

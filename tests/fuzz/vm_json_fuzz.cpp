@@ -7,13 +7,14 @@
 #include "hv/api/json_reader.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/api/migrate.hpp"
+#include "hv/api/ha.hpp"
 #include "hv/api/vm.hpp"
 
 namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 10);
+    std::size_t which = hvfuzz::select(data, size, 12);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -76,6 +77,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             case 9: {  // j: POST /v1/vms/{name}/migrate
                 auto rq = api::migrate_request_from_json(*j);
                 hvfuzz::render(api::to_json(rq));
+                break;
+            }
+            case 10: {  // k: PUT /v1/ha/resources/{name}
+                auto e = api::ha_enable_from_json(*j);
+                hvfuzz::render(api::to_json(e));
+                break;
+            }
+            case 11: {  // l: POST /v1/ha/groups, and each host as `hvctl ha group create --host` gives it
+                auto g = api::ha_group_from_json(*j);
+                hvfuzz::render(api::to_json(g));
+                for (const auto& [h, p] : g.hosts) {
+                    auto back = api::parse_ha_host(h + ":" + std::to_string(p));
+                    if (back.first != h || back.second != p) hvfuzz::bug("ha host", "HOST:PRIORITY changed in a round trip: " + h);
+                }
                 break;
             }
             default: {  // h: PUT /v1/vms/{name}/cdrom

@@ -9,7 +9,10 @@
 // maintenance enter (the running VM moves away, no new guests) and exit --return; local disks
 // copied (--with-local-disks) next to a --shared dir pool, the guest running on (tick counter,
 // agent), cancelled with nothing left; the source's hvd killed mid-migration, the destination
-// host killed mid-migration: the VM runs on the source, once.
+// host killed mid-migration: the VM runs on the source, once. HA: refusals, the hvd of a guest's
+// host killed -> its watchdog resets the host -> fenced (Ceph blocklist) -> the guest ready on
+// the group's first host, the stale copy gone when the host returns, the fence lifted; a planned
+// hvd stop freezes instead.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -479,4 +482,117 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     auto reuse = rig.ctl("h2", {"ceph", "osd", "create", rig.dir() + "/h2-osd2.img", "--zap", "-o", "json"}, 300s);
     INFO(reuse.describe());
     CHECK(reuse.exit_code == 0);
+
+    // ---- HA (docs/ha.md) on the same rig: each host's watchdog is the rig's emulator.
+    const std::string h1virsh = "qemu:///system?socket=" + rig.dir() + "/h1/libvirt/run/libvirt-sock";
+    std::string last_ha;  // the last answer, for the messages of a failed wait
+    auto ha_of = [&](const std::string& from, const std::string& guest) {
+        auto r = rig.ctl(from, {"ha", "status", "-o", "json"}, 20s);
+        last_ha = r.describe();
+        if (r.exit_code != 0) return json::object();
+        for (const auto& g : json::parse(r.out).at("guests"))
+            if (g.value("guest", "") == guest) return g;
+        return json::object();
+    };
+    auto runs_on = [&](const std::string& uri_host, const std::string& vm) {
+        auto uri = "qemu:///system?socket=" + rig.dir() + "/" + uri_host + "/libvirt/run/libvirt-sock";
+        auto r = rig.exec(uri_host, {"virsh", "-c", uri, "list", "--name"});
+        return r.exit_code == 0 && r.out.find(vm) != std::string::npos;
+    };
+    // Refused, nothing changes: a disk on a pool only its host reaches (named), a bad limit,
+    // an unknown group, a group of an unknown host.
+    auto local_ha = rig.ctl("h1", {"ha", "enable", "lmig01"});  // forwarded to h3
+    INFO(local_ha.describe());
+    CHECK(local_ha.exit_code == 5);
+    CHECK(local_ha.err.find("disk disk0 of vm 'lmig01' is on pool 'local'") != std::string::npos);
+    CHECK(rig.ctl("h2", {"ha", "enable", "mig01", "--max-restart", "11"}).exit_code == 3);
+    CHECK(rig.ctl("h2", {"ha", "enable", "mig01", "--group", "nope"}).exit_code == 4);
+    CHECK(rig.ctl("h2", {"ha", "group", "create", "bad", "--host", "h9:1"}).exit_code == 4);
+    CHECK(rig.ctl_json("h3", {"ha", "status"}).at("guests").empty());
+    REQUIRE(rig.ctl("h2", {"ha", "group", "create", "prefer-h1", "--host", "h1:2", "--host", "h3:1"}).exit_code == 0);
+    CHECK(rig.ctl("h3", {"ha", "group", "create", "prefer-h1", "--host", "h1:2"}).exit_code == 5);
+
+    // mig01 (rbd disk, on h2) under HA: started, h2's watchdog armed.
+    REQUIRE(rig.ctl("h2", {"vm", "start", "mig01"}).exit_code == 0);
+    auto en = rig.ctl("h1", {"ha", "enable", "mig01", "--group", "prefer-h1"});
+    INFO(en.describe() << rig.log("h2"));
+    REQUIRE(en.exit_code == 0);
+    bool ha_ready = wait_until([&] {
+        auto g = ha_of("h3", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h2" &&
+               g.value("why", "").find("ready") != std::string::npos;
+    },
+                               60s, 500ms);
+    INFO(last_ha << rig.log("h1"));
+    REQUIRE(ha_ready);
+    auto hs = rig.ctl_json("h1", {"ha", "status"});
+    CHECK(hs.at("manager").is_string());
+    for (const auto& h : hs.at("hosts"))
+        if (h.at("host") == "h2") CHECK(h.at("watchdog").value("armed", false));
+    CHECK(mentions(json::array({hs.at("guests")[0].at("fencing")[0]}), "Ceph blocklist"));
+
+    // h2's hvd killed: nobody pets its watchdog, which resets the host (every process of it);
+    // its lease runs out; the manager fences it (Ceph blocklist) and restarts mig01 on h1 (the
+    // group's first choice), ready. Never two copies: h2's QEMU is gone before h1's starts.
+    auto f0 = Clock::now();
+    REQUIRE(rig.kill_hvd("h2"));
+    bool recovered = wait_until([&] {
+        auto g = ha_of("h3", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h1";
+    },
+                                120s, 200ms);
+    auto failover = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f0).count();
+    INFO(last_ha << rig.log("h1") << rig.log("h3"));
+    REQUIRE(recovered);
+    WARN("HA failover of a TCG guest on rbd (hvd of its host killed -> watchdog -> fenced -> ready on h1): " << failover
+                                                                                                             << " ms");
+    CHECK(read_file(rig.dir() + "/h2/watchdog.log").find("reset") != std::string::npos);
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(!runs_on("h3", "mig01"));
+    CHECK(rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--name"}).exit_code != 0);  // h2's libvirtd died with it
+    hs = rig.ctl_json("h3", {"ha", "status"});
+    for (const auto& h : hs.at("hosts"))
+        if (h.at("host") == "h2") {
+            REQUIRE(h.at("fenced").is_object());
+            CHECK(h.at("fenced").at("storage").dump().find("blocklisted") != std::string::npos);
+        }
+    CHECK(ha_of("h1", "mig01").value("restarts", 0) == 1);
+
+    // h2 back: its stale definition of mig01 goes (the disk stays), the fence is lifted, mig01
+    // runs once, on h1.
+    REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
+    CHECK(wait_until([&] {
+        auto r = rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--all", "--name"});
+        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+    },
+                     60s, 500ms));
+    CHECK(wait_until([&] {
+        for (const auto& h : rig.ctl_json("h3", {"ha", "status"}).at("hosts"))
+            if (h.at("host") == "h2") return h.at("fenced").is_null();
+        return false;
+    },
+                     60s, 500ms));
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(rig.ctl("h2", {"storage", "volume", "show", "vmpool", "mig01-disk0"}).exit_code == 0);
+
+    // A planned stop of h1's hvd (SIGTERM): mig01 is frozen, not recovered, and runs on; hvd
+    // back: started again on h1.
+    REQUIRE(rig.kill_hvd("h1", SIGTERM));
+    CHECK(wait_until([&] { return ha_of("h3", "mig01").value("state", "") == "freeze"; }, 30s, 500ms));
+    std::this_thread::sleep_for(8s);  // past the lease and the watchdog: nothing moves
+    CHECK(ha_of("h3", "mig01").value("state", "") == "freeze");
+    CHECK(read_file(rig.dir() + "/h1/watchdog.log").find("reset") == std::string::npos);
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(!runs_on("h3", "mig01"));
+    REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
+    CHECK(wait_until([&] {
+        auto g = ha_of("h3", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h1";
+    },
+                     60s, 500ms));
+
+    REQUIRE(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 0);
+    CHECK(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 4);
+    CHECK(rig.ctl("h2", {"ha", "group", "delete", "prefer-h1"}).exit_code == 0);
+    CHECK(rig.ctl("h1", {"vm", "stop", "mig01"}).exit_code == 0);
 }

@@ -84,9 +84,10 @@ public:
             }
         return {};
     }
-    // SIGKILL of the host's hvd only (its libvirtd and QEMUs run on): the pid the rig recorded
-    // in DIR/NAME/pids, checked against its start time. True once it is gone.
-    bool kill_hvd(const std::string& host) const {
+    // SIGKILL (or `sig`) of the host's hvd only (its libvirtd and QEMUs run on): the pid the
+    // rig recorded in DIR/NAME/pids, checked against its start time. True once it is gone
+    // (SIGSTOP: once it is stopped).
+    bool kill_hvd(const std::string& host, int sig = SIGKILL) const {
         std::ifstream in(dir_ + "/" + host + "/pids");
         std::string role, st;
         long pid = 0;
@@ -100,12 +101,13 @@ public:
             std::string f;
             for (int i = 3; i <= 22 && fields >> f; ++i) {}
             if (f != st) return false;  // not the process the rig started
-            if (::kill(static_cast<pid_t>(pid), SIGKILL) != 0) return false;
-            for (int i = 0; i < 200; ++i) {
+            if (::kill(static_cast<pid_t>(pid), sig) != 0) return false;
+            for (int i = 0; i < 400; ++i) {
                 std::ifstream again("/proc/" + std::to_string(pid) + "/stat");
                 std::string a((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
                 auto r = a.rfind(')');
                 if (a.empty() || (r != std::string::npos && r + 2 < a.size() && a[r + 2] == 'Z')) return true;
+                if (sig == SIGSTOP && r != std::string::npos && r + 2 < a.size() && a[r + 2] == 'T') return true;
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
             }
             return false;

@@ -88,6 +88,14 @@ public:
     virtual std::string limit_rootfs(const std::string& path, std::uint64_t bytes) const = 0;
     // For CtInfo: whether a limit of `bytes` on `path` is enforced and how (no command run).
     virtual std::string rootfs_quota(const std::string& path, std::uint64_t bytes) const = 0;
+    // HA's storage fence (docs/ha.md): every client of this storage at `address` (a failed
+    // host) is cut off, so that host's guests can no longer write; returns what was done, ""
+    // when the backend has no fence (files: only the watchdog). unfence_clients lifts it.
+    virtual std::string fence_clients(const std::string& address) {
+        (void)address;
+        return {};
+    }
+    virtual void unfence_clients(const std::string& address) { (void)address; }
 };
 
 // The registry: backend type -> capabilities + factory.

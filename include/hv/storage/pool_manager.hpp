@@ -18,6 +18,9 @@
 
 namespace hv::storage {
 
+// A pool every member reaches with the same volumes: rbd, or a file pool added with --shared.
+inline bool shared_pool(const api::PoolInfo& p) { return p.spec.type == "rbd" || p.caps.shared; }
+
 class PoolManager {
 public:
     // path of an image -> names of the VMs whose definition uses it; with `live` (true), also
@@ -35,6 +38,9 @@ public:
     void set_mirror(Mirror m);
 
     std::vector<api::PoolInfo> list() const;
+    // The names of the pools every member reaches (shared_pool), from their specs only: no
+    // backend is asked.
+    std::vector<std::string> shared_names() const;
     api::PoolInfo get(const std::string& name) const;
     // Path must exist and be a directory (on btrfs for type btrfs); persisted before answering.
     api::PoolInfo add(const api::PoolSpec& spec);
