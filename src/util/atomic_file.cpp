@@ -3,14 +3,25 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <mutex>
 
 #include "hv/error.hpp"
 #include "hv/util/fd.hpp"
 
 namespace hv::util {
 namespace {
+
+// Two threads writing one file at once would share its temp file (one truncates what the
+// other wrote, the second rename finds nothing): writers of a path take turns, by a lock
+// chosen by the path's hash (a fixed set, so nothing grows with the names written).
+std::mutex& lock_of(const std::string& path) {
+    static std::array<std::mutex, 64> locks;
+    return locks[std::hash<std::string>{}(path) % locks.size()];
+}
 
 std::string dir_of(const std::string& path) {
     auto slash = path.rfind('/');
@@ -36,6 +47,7 @@ std::string atomic_temp_path(const std::string& path) {
 void write_file_atomic(const std::string& path, const std::string& contents, mode_t mode) {
     if (path.empty() || path.back() == '/') fail(Errc::internal, "cannot write state file '{}': not a file name", path);
     const auto tmp = atomic_temp_path(path);
+    std::lock_guard turn(lock_of(path));
     {
         UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
         if (!fd.ok()) fail_step("create", tmp, errno, "");

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -134,4 +135,28 @@ TEST_CASE("atomic file: failures throw internal with the file named and leave th
         CHECK_THROWS_AS(write_file_atomic("", "x"), hv::Error);
         CHECK_THROWS_AS(write_file_atomic(d.path + "/", "x"), hv::Error);
     }
+}
+
+// Found on the rig: two threads of hvd wrote one keyring at once; they shared the temp file
+// and the second rename failed (ENOENT).
+TEST_CASE("atomic file: writers of one file at once take turns", "[atomic_file]") {
+    TempDir d;
+    auto p = d.path + "/shared.json";
+    std::atomic<int> errors{0};
+    auto writer = [&](char c) {
+        for (int i = 0; i < 200; ++i) {
+            try {
+                write_file_atomic(p, std::string(64, c));
+            } catch (const hv::Error&) {
+                ++errors;
+            }
+        }
+    };
+    std::thread a(writer, 'a'), b(writer, 'b');
+    a.join();
+    b.join();
+    CHECK(errors == 0);
+    auto text = slurp(p);
+    CHECK((text == std::string(64, 'a') || text == std::string(64, 'b')));
+    CHECK_FALSE(fs::exists(atomic_temp_path(p)));
 }
