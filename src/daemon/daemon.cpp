@@ -292,6 +292,9 @@ int run(const Config& cfg) {
     // Declared after the cluster: it stops (freezing this host's HA guests) before the lease goes.
     ha::HaService ha({cfg.ha_watchdog, cfg.ha_watchdog_timeout, cfg.cluster_lease_ttl}, cluster, guests, vms, pools, autostart);
     autostart.set_left_out([&ha](const std::string& name) { return ha.managed(name); });
+    guests.set_request_hook([&ha](api::GuestKind k, const std::string& name, const std::string& action) {
+        if (k == api::GuestKind::vm) ha.requested(name, action);
+    });
     // The one list of route registrations (also behind hvd --print-routes).
     register_all_routes(router, RouteParts{ctx, net, cts, templates, autostart, cluster, ceph, migrator, ha});
 

@@ -40,8 +40,9 @@ void register_guest_routes(Router& r, guest::Guests& guests, TaskManager& tasks)
                             })};
         });
         for (const auto& action : d.actions()) {
-            r.add("POST", one + "/" + action, "guest:{name}", [&d, action](const Request& req) {
+            r.add("POST", one + "/" + action, "guest:{name}", [&d, &guests, action](const Request& req) {
                 expect_no_options(req);
+                guests.requested(d.kind(), req.param("name"), action);
                 return Response{200, d.action(req.param("name"), action)};
             });
         }
@@ -54,6 +55,7 @@ void register_guest_routes(Router& r, guest::Guests& guests, TaskManager& tasks)
             rd.finish();
             if (timeout < 0 || timeout > 86400) fail(Errc::invalid_input, "timeout must be between 0 and 86400 seconds");
             guests.expect_state(d.kind(), name, {GuestState::running, GuestState::shutting_down}, "shut down");
+            guests.requested(d.kind(), name, "shutdown");
             return Response{202, tasks.submit(kind + ".shutdown", kind + "/" + name,
                                               [&d, kind, name, timeout, force](util::Progress& p) {
                                                   bool forced = false;

@@ -161,6 +161,14 @@ public:
     };
     // Set once at start, before any request.
     void set_directory(Directory* d) { directory_ = d; }
+    // What an admin asks of a guest through the API (an action: start, stop, reboot, ...; or
+    // "shutdown"), told before it is done: HA records a requested stop, so its agent does not
+    // start the guest again, and a requested start. Set once at start.
+    using RequestHook = std::function<void(GuestKind, const std::string& name, const std::string& action)>;
+    void set_request_hook(RequestHook h) { request_hook_ = std::move(h); }
+    void requested(GuestKind k, const std::string& name, const std::string& action) const {
+        if (request_hook_) request_hook_(k, name, action);
+    }
     // GET /v1/{vms,cts}: this host's guests of the kind, and in a cluster the other hosts' too.
     nlohmann::json list_json(GuestDriver& d) const;
 
@@ -182,6 +190,7 @@ private:
     friend class Claim;
     Publisher publish_;
     Directory* directory_ = nullptr;
+    RequestHook request_hook_;
     std::vector<GuestDriver*> drivers_;
     util::NamedLocks locks_;
     std::mutex claims_mu_;

@@ -244,11 +244,14 @@ bool HaService::act(const View& v) {
             continue;
         }
         const bool running = local && local->state != api::GuestState::stopped && local->state != api::GuestState::crashed;
+        const json st = v.status.count(name) ? v.status.at(name).j : json::object();
         if (owner != me) {
-            // Another host has it (the manager recovered it there while this host was fenced):
-            // what is left here is a stale copy. Without a fence of this host, a copy here is a
-            // migration on its way and is left alone.
-            if (local && fenced_here && !owner.empty()) {
+            // Another host has it: the manager recovered it there while this host was fenced,
+            // or relocated it after its start failed here. What is left here is a stale copy.
+            // Without a fence of this host, a running copy is a migration on its way and is
+            // left alone; a stopped one that the status also places elsewhere goes.
+            bool relocated = local && !running && s(st, "host") == owner;
+            if (local && (fenced_here || relocated) && !owner.empty()) {
                 bool gone = util::guarded("ha: removing a stale copy", [&] {
                     if (running) vm.power_off(name);
                     util::NullProgress np;
@@ -278,6 +281,13 @@ bool HaService::act(const View& v) {
             continue;
         }
         try {
+            if (!local && s(st, "state") != "recovery") {
+                // Deleted here by its admin (not moved here by the manager): out of HA, not
+                // brought back from the stored definition.
+                if (store->txn({Compare::mod_revision_is(kResources + name, r.rev)}, {Op::del(kResources + name)}).succeeded)
+                    spdlog::warn("ha: vm {} was deleted on its host: taken out of HA", name);
+                continue;
+            }
             if (!local) {
                 std::string xml = s(r.j, "xml");
                 if (xml.empty()) fail(Errc::internal, "no stored definition");
@@ -602,6 +612,26 @@ nlohmann::json HaService::enable(const std::string& guest, const api::HaEnable& 
     json out = doc;
     out.erase("xml");
     return out;
+}
+
+void HaService::requested(const std::string& guest, const std::string& action) {
+    std::string want = action == "start" ? "started" : (action == "stop" || action == "shutdown") ? "stopped" : "";
+    if (want.empty() || !cluster_.member()) return;
+    {
+        std::lock_guard lk(mu_);
+        if (!managed_.count(guest)) return;
+    }
+    auto store = cluster_.shared_store();
+    auto kv = store->get(kResources + guest);
+    if (!kv) return;
+    json doc = json::parse(kv->value, nullptr, false);
+    if (!doc.is_object() || s(doc, "state") == want) return;
+    doc["state"] = want;
+    if (!store->txn({Compare::mod_revision_is(kResources + guest, kv->mod_revision)}, {Op::put(kResources + guest, doc.dump())})
+             .succeeded)
+        fail(Errc::conflict, "the HA settings of '{}' changed meanwhile; try again", guest);
+    spdlog::info("ha: {} requested {} (vm {})", guest, want, action);
+    trigger();
 }
 
 void HaService::disable(const std::string& guest) {

@@ -89,6 +89,9 @@ public:
     nlohmann::json groups();
     // Autostart leaves HA guests to the agent (cache of the last pass).
     bool managed(const std::string& guest) const;
+    // An admin's stop/shutdown of an HA guest becomes its requested state `stopped` (the agent
+    // does not start it again), a start `started` (Proxmox's ha-manager does the same).
+    void requested(const std::string& guest, const std::string& action);
 
     struct View;  // one reading of /hv/ha/ (ha_service.cpp)
 

@@ -490,7 +490,8 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         auto r = rig.ctl(from, {"ha", "status", "-o", "json"}, 20s);
         last_ha = r.describe();
         if (r.exit_code != 0) return json::object();
-        for (const auto& g : json::parse(r.out).at("guests"))
+        auto all = json::parse(r.out);  // kept: a range over .at() of a temporary would dangle
+        for (const auto& g : all.at("guests"))
             if (g.value("guest", "") == guest) return g;
         return json::object();
     };
@@ -567,7 +568,8 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     },
                      60s, 500ms));
     CHECK(wait_until([&] {
-        for (const auto& h : rig.ctl_json("h3", {"ha", "status"}).at("hosts"))
+        auto all = rig.ctl_json("h3", {"ha", "status"});
+        for (const auto& h : all.at("hosts"))
             if (h.at("host") == "h2") return h.at("fenced").is_null();
         return false;
     },
@@ -590,6 +592,60 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         return g.value("state", "") == "started" && g.value("host", "") == "h1";
     },
                      60s, 500ms));
+
+    // h1's link cut (its hvd runs on but reaches no etcd quorum): no good keepalive, no pet,
+    // its watchdog resets it; the others fence it and restart mig01 on h3 (the group's next).
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
+    auto c0 = Clock::now();
+    REQUIRE(rig.rig({"cut", "h1"}).exit_code == 0);
+    bool moved = wait_until([&] {
+        auto g = ha_of("h2", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h3";
+    },
+                            120s, 200ms);
+    auto cut_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c0).count();
+    INFO(last_ha << rig.log("h2") << rig.log("h3"));
+    REQUIRE(moved);
+    WARN("HA failover after a cut link (h1 -> h3): " << cut_ms << " ms");
+    CHECK(read_file(rig.dir() + "/h1/watchdog.log").find("reset") != std::string::npos);
+    CHECK(runs_on("h3", "mig01"));
+    REQUIRE(rig.rig({"heal", "h1"}).exit_code == 0);
+    REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
+    CHECK(wait_until([&] {
+        auto r = rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--all", "--name"});
+        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+    },
+                     60s, 500ms));
+
+    // h3's hvd frozen (SIGSTOP) with mig01 on it: no pets, its watchdog resets the host (the
+    // frozen hvd with it, so it never thaws into a second copy); mig01 back on h1.
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
+    REQUIRE(rig.kill_hvd("h3", SIGSTOP));
+    CHECK(wait_until([&] {
+        auto g = ha_of("h2", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h1";
+    },
+                     120s, 200ms));
+    INFO(last_ha << rig.log("h1") << rig.log("h2"));
+    CHECK(read_file(rig.dir() + "/h3/watchdog.log").find("reset") != std::string::npos);
+    CHECK(runs_on("h1", "mig01"));
+    REQUIRE(rig.rig({"start", "h3"}).exit_code == 0);
+    CHECK(wait_until([&] {
+        auto r = rig.exec("h3", {"virsh", "-c", h3virsh, "list", "--all", "--name"});
+        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+    },
+                     60s, 500ms));
+    CHECK(ha_of("h2", "mig01").value("restarts", 0) == 3);
+
+    // An admin's stop becomes HA's requested state: not started again; a start: started.
+    REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);  // forwarded to h1
+    CHECK(ha_of("h2", "mig01").value("requested", "") == "stopped");
+    std::this_thread::sleep_for(3s);
+    CHECK(!runs_on("h1", "mig01"));
+    CHECK(wait_until([&] { return ha_of("h2", "mig01").value("state", "") == "stopped"; }, 30s, 500ms));
+    REQUIRE(rig.ctl("h2", {"vm", "start", "mig01"}).exit_code == 0);
+    CHECK(ha_of("h2", "mig01").value("requested", "") == "started");
+    CHECK(wait_until([&] { return ha_of("h2", "mig01").value("why", "").find("ready on h1") != std::string::npos; }, 30s, 500ms));
 
     REQUIRE(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 0);
     CHECK(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 4);
