@@ -924,7 +924,10 @@ struct CephService::Impl {
             if (v.key("hv").empty()) {
                 auto out = a->mon_command({{"prefix", "auth get-or-create"},
                                            {"entity", "client.hv"},
-                                           {"caps", {"mon", "profile rbd", "osd", "profile rbd", "mgr", "profile rbd"}}},
+                                           // `osd blocklist`: HA fences a failed host's clients and lifts that again
+                                           // (profile rbd may only add entries).
+                                           {"caps", {"mon", "profile rbd, allow command \"osd blocklist\"", "osd",
+                                                     "profile rbd", "mgr", "profile rbd"}}},
                                           "making the key of client.hv");
                 auto key = key_of_auth_answer(out, "client.hv");
                 for (int attempt = 0;; ++attempt) {

@@ -227,6 +227,9 @@ std::vector<std::string> etcd_argv(const EtcdMemberConfig& c) {
         // A LAN: a lost leader is noticed within a second.
         "--heartbeat-interval=100",
         "--election-timeout=1000",
+        // A member back from a partition must not depose a working leader (its raised term
+        // would force an election: a second of no keepalives, and HA's watchdogs count those).
+        "--pre-vote",
         "--logger=zap",
         "--log-outputs=stderr",
     };

@@ -410,8 +410,9 @@ bool HaService::manage(const View& v) {
             store->txn({mine, Compare::mod_revision_is(kFence + node, f.rev)}, {Op::del(kFence + node)});
             spdlog::info("ha: host {} is back and clean: its fence is lifted", node);
         } catch (const Error& e) {
-            spdlog::warn("ha: lifting the fence of {}: {}", node, e.what());
-            ok = false;
+            // Tried again at the next change (not every second: a key without the right stays so).
+            if (unfence_errors_[node] != e.what()) spdlog::warn("ha: lifting the fence of {}: {}", node, e.what());
+            unfence_errors_[node] = e.what();
         }
     }
 

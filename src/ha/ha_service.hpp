@@ -127,7 +127,8 @@ private:
     std::map<std::string, std::chrono::steady_clock::time_point> started_at_;
     nlohmann::json agent_written_;                       // what /hv/ha/agent/<me> holds
     std::int64_t active_since_ = 0;
-    std::int64_t cleaned_ = 0;  // the fence of this host whose stale copies are gone (its since)
+    std::int64_t cleaned_ = 0;
+    std::map<std::string, std::string> unfence_errors_;  // node -> the last error lifting its fence (logged once)  // the fence of this host whose stale copies are gone (its since)
 };
 
 }  // namespace hv::ha

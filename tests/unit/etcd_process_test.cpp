@@ -129,7 +129,7 @@ TEST_CASE("etcd member: the argv names the member, its URLs, the cluster and eve
           "--key-file=/var/lib/hv/cluster/tls/host.key", "--peer-client-cert-auth",
           "--peer-trusted-ca-file=/var/lib/hv/cluster/tls/ca.crt", "--peer-cert-file=/var/lib/hv/cluster/tls/host.crt",
           "--peer-key-file=/var/lib/hv/cluster/tls/host.key", "--auto-compaction-mode=periodic",
-          "--auto-compaction-retention=1h", "--heartbeat-interval=100", "--election-timeout=1000", "--logger=zap",
+          "--auto-compaction-retention=1h", "--heartbeat-interval=100", "--election-timeout=1000", "--pre-vote", "--logger=zap",
           "--log-outputs=stderr"})
         CHECK(has(a, want));
     // Nothing but flags: no shell, no stray argument.
