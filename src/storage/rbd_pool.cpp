@@ -167,14 +167,26 @@ public:
     // The whole address (port 0, nonce 0) is blocklisted: every Ceph client of that host,
     // QEMU's librbd among them, is refused by the OSDs from now on. An entry expires after a
     // day if nobody lifts it (a host that never returns).
+    // On a connection of its own: the pool's may still be bound to a monitor that died with
+    // the failed host (and wait its 15 s timeout); a new one hunts a monitor that answers.
     std::string fence_clients(const std::string& address) override {
-        mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "add"}, {"addr", address + ":0/0"}, {"expire", 86400.0}},
-                    fmt::format("blocklisting the Ceph clients at {}", address));
+        fresh_mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "add"}, {"addr", address + ":0/0"}, {"expire", 86400.0}},
+                          fmt::format("blocklisting the Ceph clients at {}", address));
         return fmt::format("pool {}: Ceph clients at {} blocklisted", spec_.name, address);
     }
     void unfence_clients(const std::string& address) override {
-        mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "rm"}, {"addr", address + ":0/0"}},
-                    fmt::format("lifting the blocklist of the Ceph clients at {}", address));
+        fresh_mon_command({{"prefix", "osd blocklist"}, {"blocklistop", "rm"}, {"addr", address + ":0/0"}},
+                          fmt::format("lifting the blocklist of the Ceph clients at {}", address));
+    }
+    void fresh_mon_command(nlohmann::json cmd, const std::string& what) const {
+        RadosOptions ro;
+        ro.user = spec_.user;
+        ro.mon_host = monitors_text(spec_);
+        ro.keyring = spec_.keyring;
+        ro.who = fmt::format("pool '{}'", spec_.name);
+        ro.mount_timeout = 5;
+        Rados r(ro);
+        r.mon_command(std::move(cmd), what);
     }
 
     std::vector<api::VolumeInfo> volumes() const override {

@@ -495,10 +495,14 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
             if (g.value("guest", "") == guest) return g;
         return json::object();
     };
+    // Whether `virsh list --name` output names the domain (whole lines: lmig01 is not mig01).
+    auto names = [](const std::string& out, const std::string& vm) {
+        return ("\n" + out).find("\n" + vm + "\n") != std::string::npos;
+    };
     auto runs_on = [&](const std::string& uri_host, const std::string& vm) {
         auto uri = "qemu:///system?socket=" + rig.dir() + "/" + uri_host + "/libvirt/run/libvirt-sock";
         auto r = rig.exec(uri_host, {"virsh", "-c", uri, "list", "--name"});
-        return r.exit_code == 0 && r.out.find(vm) != std::string::npos;
+        return r.exit_code == 0 && names(r.out, vm);
     };
     // Refused, nothing changes: a disk on a pool only its host reaches (named), a bad limit,
     // an unknown group, a group of an unknown host.
@@ -564,7 +568,7 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
     CHECK(wait_until([&] {
         auto r = rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+        return r.exit_code == 0 && !names(r.out, "mig01");
     },
                      60s, 500ms));
     CHECK(wait_until([&] {
@@ -613,7 +617,7 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
     CHECK(wait_until([&] {
         auto r = rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+        return r.exit_code == 0 && !names(r.out, "mig01");
     },
                      60s, 500ms));
 
@@ -632,7 +636,7 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     REQUIRE(rig.rig({"start", "h3"}).exit_code == 0);
     CHECK(wait_until([&] {
         auto r = rig.exec("h3", {"virsh", "-c", h3virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && r.out.find("mig01") == std::string::npos;
+        return r.exit_code == 0 && !names(r.out, "mig01");
     },
                      60s, 500ms));
     CHECK(ha_of("h2", "mig01").value("restarts", 0) == 3);
