@@ -230,7 +230,9 @@ bool HaService::act(const View& v) {
     const bool fenced_here = v.fences.count(me) > 0;
     bool ok = true, arm = false, stale_left = false;
     std::set<std::string> live;
-    for (const auto& [name, r] : v.resources) {
+    for (const auto& res_entry : v.resources) {
+        const std::string& name = res_entry.first;
+        const Doc& r = res_entry.second;
         live.insert(name);
         auto dir = read_one(*store, kGuestDir + name);
         std::string owner = dir ? s(dir->j, "owner") : "";
@@ -489,7 +491,9 @@ bool HaService::manage(const View& v) {
         return r.succeeded;
     };
 
-    for (const auto& [name, r] : v.resources) {
+    for (const auto& res_entry : v.resources) {
+        const std::string& name = res_entry.first;
+        const Doc& r = res_entry.second;
         json st = v.status.count(name) ? v.status.at(name).j : json::object();
         const std::int64_t st_rev = v.status.count(name) ? v.status.at(name).rev : 0;
         auto dir = read_one(*store, kGuestDir + name);
@@ -645,7 +649,9 @@ nlohmann::json HaService::status() {
     auto store = cluster_.shared_store();
     View v = read_view(*store);
     json guests = json::array();
-    for (const auto& [name, r] : v.resources) {
+    for (const auto& res_entry : v.resources) {
+        const std::string& name = res_entry.first;
+        const Doc& r = res_entry.second;
         json st = v.status.count(name) ? v.status.at(name).j : json::object();
         json storage_fence = json::array();
         for (const auto& d : r.j.value("disks", json::array()))
