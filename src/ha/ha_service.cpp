@@ -48,8 +48,13 @@ std::int64_t n(const json& j, const char* k) {
 
 struct HaService::View {
     std::map<std::string, Doc> resources, status, groups, fences, agents;
+    std::map<std::string, Doc> directory;  // /hv/guests/<name> of the guests under HA
     std::optional<Doc> manager;
     std::int64_t revision = 0;
+    std::optional<Doc> dir(const std::string& guest) const {
+        auto it = directory.find(guest);
+        return it == directory.end() ? std::nullopt : std::optional<Doc>(it->second);
+    }
 };
 
 void check_timing(const Options& o) {
@@ -95,8 +100,7 @@ void HaService::stop() {
     bool said = false;
     util::guarded("ha freeze", [&] {
         if (!cluster_.member()) return;
-        View v;
-        write_agent(v, true);
+        write_agent(true);
         said = true;
     });
     std::lock_guard lk(mu_);
@@ -189,6 +193,9 @@ bool HaService::pass() {
     }
     auto store = cluster_.shared_store();
     View v = read_view(*store);
+    // The directory records of the guests under HA, once per pass (act and manage both ask).
+    for (const auto& [g, d] : v.resources)
+        if (auto rec = read_one(*store, kGuestDir + g)) v.directory[g] = *rec;
     {
         std::lock_guard lk(mu_);
         managed_.clear();
@@ -202,7 +209,7 @@ bool HaService::pass() {
 
 // ---- the local agent -----------------------------------------------------------------------
 
-void HaService::write_agent(const View&, bool frozen) {
+void HaService::write_agent(bool frozen) {
     auto store = cluster_.shared_store();
     json pools = pools_.shared_names();
     json doc;
@@ -234,7 +241,7 @@ bool HaService::act(const View& v) {
         const std::string& name = res_entry.first;
         const Doc& r = res_entry.second;
         live.insert(name);
-        auto dir = read_one(*store, kGuestDir + name);
+        auto dir = v.dir(name);
         std::string owner = dir ? s(dir->j, "owner") : "";
         if (owner.empty() && v.status.count(name)) owner = s(v.status.at(name).j, "host");
         std::optional<guest::GuestStatus> local;
@@ -344,7 +351,7 @@ bool HaService::act(const View& v) {
     // After a fence of this host: "cleaned" tells the manager that no stale copy is left here,
     // so it may lift the storage fence.
     if (fenced_here && !stale_left) cleaned_ = n(v.fences.at(me).j, "since");
-    write_agent(v, false);
+    write_agent(false);
     return ok && !stale_left;
 }
 
@@ -496,7 +503,7 @@ bool HaService::manage(const View& v) {
         const Doc& r = res_entry.second;
         json st = v.status.count(name) ? v.status.at(name).j : json::object();
         const std::int64_t st_rev = v.status.count(name) ? v.status.at(name).rev : 0;
-        auto dir = read_one(*store, kGuestDir + name);
+        auto dir = v.dir(name);
         std::string host = dir ? s(dir->j, "owner") : s(st, "host");
         if (host.empty()) host = s(r.j, "enabled_on");
         json want = st;
@@ -510,6 +517,15 @@ bool HaService::manage(const View& v) {
         if (!want.contains("relocates")) want["relocates"] = 0;
         std::vector<Op> extra;
         std::vector<Compare> guards{mine};
+        // The directory record names the new host (state "recovering") in the same
+        // transaction as the status, guarded by its revision.
+        auto hand_over = [&](const std::string& to) {
+            json d = dir->j;
+            d["owner"] = to;
+            d["state"] = "recovering";
+            extra.push_back(Op::put(kGuestDir + name, d.dump()));
+            guards.push_back(Compare::mod_revision_is(kGuestDir + name, dir->rev));
+        };
         auto agent = v.agents.find(host);
         const bool alive = cluster_.online(host);
         if (s(r.j, "state") == "stopped") {
@@ -521,11 +537,7 @@ bool HaService::manage(const View& v) {
                 if (auto to = choose(name, r, host, why); to && dir) {
                     want["relocates"] = n(want, "relocates") + 1;
                     set("recovery", *to, fmt::format("start failed on {} ({}): relocated to {}", host, err, *to));
-                    json d = dir->j;
-                    d["owner"] = *to;
-                    d["state"] = "recovering";
-                    extra.push_back(Op::put(kGuestDir + name, d.dump()));
-                    guards.push_back(Compare::mod_revision_is(kGuestDir + name, dir->rev));
+                    hand_over(*to);
                 } else {
                     set("error", host, fmt::format("start failed on {} ({}); no host to relocate to: {}", host, err, why));
                 }
@@ -554,11 +566,7 @@ bool HaService::manage(const View& v) {
             } else if (dir) {
                 want["restarts"] = n(want, "restarts") + 1;
                 set("recovery", *to, fmt::format("{} failed and is fenced: restarting on {}", host, *to));
-                json d = dir->j;
-                d["owner"] = *to;
-                d["state"] = "recovering";
-                extra.push_back(Op::put(kGuestDir + name, d.dump()));
-                guards.push_back(Compare::mod_revision_is(kGuestDir + name, dir->rev));
+                hand_over(*to);
             } else {
                 set("error", host, "its directory record is gone");
             }

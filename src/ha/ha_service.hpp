@@ -102,7 +102,7 @@ private:
     bool manage(const View& v);
     bool act(const View& v);
     void watchdog_loop();
-    void write_agent(const View& v, bool frozen);
+    void write_agent(bool frozen);
 
     Options o_;
     cluster::Cluster& cluster_;
