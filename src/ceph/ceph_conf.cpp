@@ -43,6 +43,13 @@ std::string render_ceph_conf(const ConfInput& in) {
     out += "osd_pool_default_size = 3\n"
            "osd_pool_default_min_size = 2\n"
            "mon_allow_pool_delete = true\n";
+    // HA (docs/ha.md): the OSDs of a host whose link is cut (no connection reset) are marked
+    // down after osd_heartbeat_grace; until then I/O to the PGs they lead waits, and with it the
+    // restarted guest's QEMU. Ceph's defaults: a ping every <= 6 s, 20 s grace, stretched for
+    // OSDs it thinks laggy. Read by the monitors and the OSDs both, so [global].
+    out += "osd_heartbeat_interval = 1\n"
+           "osd_heartbeat_grace = 6\n"
+           "mon_osd_adjust_heartbeat_grace = false\n";
     out += "[mon]\n";
     out += fmt::format("mon_data = {}/mon/$cluster-$id\n", d);
     out += fmt::format("keyring = {}/mon/$cluster-$id/keyring\n", d);
