@@ -244,7 +244,8 @@ void to_json(json& j, Provision v) { j = to_string(v); }
 
 void to_json(json& j, const PoolCaps& v) {
     j = json{{"content", v.content}, {"formats", v.formats}, {"provision", v.provision},
-             {"snapshots", v.snapshots}, {"clones", v.clones}, {"shared", v.shared}};
+             {"snapshots", v.snapshots}, {"clones", v.clones}, {"shared", v.shared},
+             {"linked_clones", v.linked_clones}};
 }
 void to_json(json& j, const PoolSpec& v) {
     j = json{{"name", v.name}, {"type", v.type}, {"path", v.path}, {"content", v.content}};
@@ -277,6 +278,7 @@ void to_json(json& j, const VolumeInfo& v) {
     j = json{{"name", v.name},         {"pool", v.pool},           {"format", v.format},
              {"provision", v.provision}, {"capacity", v.capacity}, {"allocation", v.allocation},
              {"path", v.path},         {"used_by", v.used_by}};
+    if (!v.base.empty()) j["base"] = v.base;
 }
 void to_json(json& j, const IsoInfo& v) {
     j = json{{"name", v.name}, {"pool", v.pool}, {"size", v.size}, {"sha256", v.sha256},
@@ -371,6 +373,7 @@ PoolInfo pool_info_from_json(const json& j) {
         p.caps.snapshots = val<bool>(c, "snapshots", false);
         p.caps.clones = val<bool>(c, "clones", false);
         p.caps.shared = val<bool>(c, "shared", false);
+        p.caps.linked_clones = val<bool>(c, "linked_clones", false);
     }
     p.active = val<bool>(j, "active", false);
     p.error = val<std::string>(j, "error", "");
@@ -399,6 +402,7 @@ VolumeInfo volume_info_from_json(const json& j) {
     v.allocation = val<std::uint64_t>(j, "allocation", 0);
     v.path = val<std::string>(j, "path", "");
     v.used_by = val<std::vector<std::string>>(j, "used_by", {});
+    v.base = val<std::string>(j, "base", "");
     return v;
 }
 

@@ -300,6 +300,7 @@ void to_json(json& j, const VmSpec& v) {
              {"cmdline", v.cmdline},
              {"description", v.description},
              {"tags", v.tags}};
+    if (v.is_template) j["template"] = true;
 }
 void to_json(json& j, const VmPatch& v) {
     j = json::object();
@@ -407,6 +408,7 @@ VmSpec spec_from_reader(ObjectReader& r, JsonOrigin origin) {
     s.initrd = r.opt<std::string>("initrd").value_or("");
     s.cmdline = r.opt<std::string>("cmdline").value_or("");
     detail::read_labels(r, s);
+    if (origin == JsonOrigin::hvd) s.is_template = r.opt<bool>("template").value_or(false);
     return s;
 }
 }  // namespace

@@ -51,6 +51,7 @@ void add_ceph_commands(CLI::App& app, Context& ctx);  // ceph init|status|mon|os
 void add_migrate_command(CLI::App& app, Context& ctx);  // vm migrate, ct migrate (after vm and ct)
 void add_snapshot_commands(CLI::App& app, Context& ctx);  // vm snapshot ... (after vm)
 void add_ha_commands(CLI::App& app, Context& ctx);  // ha enable|disable|status|group
+void add_clone_command(CLI::App& app, Context& ctx);  // vm clone (after vm)
 void add_maintenance_command(CLI::App& app, Context& ctx);  // host maintenance (after host)
 
 // Parses argv, runs the command, maps errors to exit codes.

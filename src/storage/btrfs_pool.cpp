@@ -101,6 +101,7 @@ api::PoolCaps btrfs_caps() {
     c.snapshots = true;  // qcow2 volumes: internal snapshots (docs/snapshots.md); raw: reflink copies, not used by hv yet
     c.clones = true;     // thin volumes clone by reflink
     c.shared = false;
+    c.linked_clones = true;  // qcow2 overlays on a base volume
     return c;
 }
 

@@ -167,6 +167,22 @@ std::uint64_t qcow2_virtual_size(const std::string& path) {
     return size;
 }
 
+std::string qcow2_backing_file(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.fd < 0) return "";
+    unsigned char h[20];
+    if (::pread(fd.fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return "";
+    if (!(h[0] == 'Q' && h[1] == 'F' && h[2] == 'I' && h[3] == 0xfb)) return "";
+    std::uint64_t off = 0;
+    for (int i = 8; i < 16; ++i) off = (off << 8) | h[i];
+    std::uint32_t len = 0;
+    for (int i = 16; i < 20; ++i) len = (len << 8) | h[i];
+    if (off == 0 || len == 0 || len > 1023) return "";  // qcow2 limits the name to 1023 bytes
+    std::string name(len, '\0');
+    if (::pread(fd.fd, name.data(), len, static_cast<off_t>(off)) != static_cast<ssize_t>(len)) return "";
+    return name;
+}
+
 bool copy_file(const std::string& src, const std::string& dst, Reflink reflink, util::Progress& progress) {
     Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
     if (in.fd < 0) io_fail("cannot open", src, errno);

@@ -40,6 +40,9 @@ void zero_fill(const std::string& path, std::uint64_t from, std::uint64_t to, Ze
 
 // Virtual size of a qcow2 image (from its header), or 0 when `path` is not qcow2.
 std::uint64_t qcow2_virtual_size(const std::string& path);
+// The backing file named in a qcow2 image's header (as written, usually absolute), or "" when
+// it has none or `path` is not qcow2.
+std::string qcow2_backing_file(const std::string& path);
 
 // Copies src to a new file dst (which must not exist): a reflink (FICLONE) when allowed and
 // the filesystem can, else a sparse-preserving copy (SEEK_DATA/SEEK_HOLE + copy_file_range)

@@ -30,6 +30,8 @@ public:
     api::VolumeInfo resize_volume(const std::string& name, std::uint64_t size, util::Progress& progress) override;
     api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                  util::Progress& progress) override;
+    // A qcow2 overlay whose backing file is the source's path (any format of source).
+    api::VolumeInfo link_volume(const std::string& source, const std::string& target) override;
     void revert_grow(const std::string& name, std::uint64_t old_size) override;
     // A file source: the volume's path.
     api::DiskSource disk_source(const std::string& name) const override;

@@ -485,15 +485,24 @@ api::VolumeInfo PoolManager::resize_volume(const std::string& pool_name, const s
 }
 
 api::VolumeInfo PoolManager::clone_volume(const std::string& pool_name, const std::string& source,
-                                          const std::string& target, util::Progress& progress) {
+                                          const std::string& target, util::Progress& progress, bool linked,
+                                          util::IntentLog::Intent* outer) {
     auto p = pool(pool_name);
     auto g1 = mark_busy(pool_name, source);
     auto g2 = mark_busy(pool_name, target);
     if (p->find_volume(target)) fail(Errc::conflict, "volume '{}' already exists in pool '{}'", target, pool_name);
-    auto intent = intents_.begin("volume.clone", "volume/" + pool_name + "/" + target);
-    intent.add("volume", {{"pool", pool_name}, {"name", target}});
-    auto v = p->clone_volume(source, target, progress);
-    intent.finish();
+    util::IntentLog::Intent own;
+    if (!outer) own = intents_.begin("volume.clone", "volume/" + pool_name + "/" + target);
+    auto& intent = outer ? *outer : own;
+    auto item = intent.add("volume", {{"pool", pool_name}, {"name", target}});
+    auto v = linked ? p->link_volume(source, target) : p->clone_volume(source, target, progress);
+    if (outer) {
+        auto d = identity_of(v.path);
+        d["pool"] = pool_name;
+        d["name"] = target;
+        outer->update(item, std::move(d));
+    }
+    own.finish();
     if (mirror_.refresh) mirror_.refresh(pool_name);
     return v;
 }

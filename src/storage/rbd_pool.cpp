@@ -47,6 +47,7 @@ namespace {
 
 constexpr const char* kPartial = ".partial.";  // + host tag + "." + volume name
 constexpr const char* kProvisionKey = "hv.provision";
+constexpr const char* kBaseSnap = "hv-base";   // the snapshot linked clones of a volume are made from
 constexpr std::uint64_t kZeroChunk = 4 * 1024 * 1024;  // RBD's default object size
 constexpr int kZeroInFlight = 8;
 
@@ -222,6 +223,14 @@ public:
             if (rbd_diff_iterate2(img, nullptr, 0, v.capacity, 1, 1, sum_extent, &used) == 0) v.allocation = used;
         }
         v.path = path_of(name);
+        // A linked clone: its parent (the base snapshot of a volume in this pool).
+        rbd_linked_image_spec_t parent{};
+        rbd_snap_spec_t psnap{};
+        if (rbd_get_parent(img, &parent, &psnap) == 0) {
+            if (parent.image_name) v.base = parent.image_name;
+            rbd_linked_image_spec_cleanup(&parent);
+            rbd_snap_spec_cleanup(&psnap);
+        }
         return v;
     }
 
@@ -256,6 +265,7 @@ public:
         auto conn = this->conn();
         rados_ioctx_t ctx = conn->io;
         if (!find_volume(name)) fail(Errc::not_found, "volume {} does not exist in pool {}", name, spec_.name);
+        drop_base_snapshot(ctx, name);
         int r = rbd_remove(ctx, name.c_str());
         if (r == -EBUSY)
             fail(Errc::conflict, "volume {} of pool {} is open by a client (a running VM, or another host): not deleted",
@@ -331,6 +341,45 @@ public:
                     zero_holes(copy.get(), src->capacity, fmt::format("zeroing the holes of {}", target), progress);
             }
             if (progress.cancelled()) fail(Errc::cancelled, "cancelled while copying {}", source);
+            publish(ctx, partial, target);
+        } catch (...) {
+            drop_partial(ctx, partial);
+            throw;
+        }
+        return *find_volume(target);
+    }
+
+    // A clone of the source's protected snapshot kBaseSnap (made on the first linked clone and
+    // kept while the source is a base): copy-on-write in Ceph, the clone holds only its writes.
+    api::VolumeInfo link_volume(const std::string& source, const std::string& target) override {
+        auto conn = this->conn();
+        rados_ioctx_t ctx = conn->io;
+        if (!find_volume(source)) fail(Errc::not_found, "volume {} does not exist in pool {}", source, spec_.name);
+        if (find_volume(target)) fail(Errc::conflict, "volume {} already exists in pool {}", target, spec_.name);
+        {
+            Image img(ctx, source, false, spec_.name);
+            int r = rbd_snap_create(img.get(), kBaseSnap);
+            if (r < 0 && r != -EEXIST) failed(r, fmt::format("snapshotting image {}", source));
+            int prot = 0;
+            r = rbd_snap_is_protected(img.get(), kBaseSnap, &prot);
+            if (r < 0) failed(r, fmt::format("reading the snapshot {}@{}", source, kBaseSnap));
+            if (!prot) {
+                r = rbd_snap_protect(img.get(), kBaseSnap);
+                if (r < 0 && r != -EBUSY) failed(r, fmt::format("protecting the snapshot {}@{}", source, kBaseSnap));
+            }
+        }
+        const std::string partial = partial_name(target);
+        remove_image(ctx, partial);
+        try {
+            rbd_image_options_t opts;
+            rbd_image_options_create(&opts);
+            int r = rbd_clone3(ctx, source.c_str(), kBaseSnap, ctx, partial.c_str(), opts);
+            rbd_image_options_destroy(opts);
+            if (r < 0) failed(r, fmt::format("cloning image {}@{} to {}", source, kBaseSnap, target));
+            {
+                Image c(ctx, partial, false, spec_.name);
+                set_provision(c.get(), api::Provision::thin);
+            }
             publish(ctx, partial, target);
         } catch (...) {
             drop_partial(ctx, partial);
@@ -601,6 +650,32 @@ private:
         }
     }
 
+    // Before an image is deleted: its base snapshot goes when no clone depends on it (a base
+    // with clones is refused: conflict, nothing changed).
+    void drop_base_snapshot(rados_ioctx_t ctx, const std::string& name) const {
+        std::vector<std::string> clones;
+        for (const auto& n : image_names()) {
+            if (n == name) continue;
+            if (auto v = find_volume(n); v && v->base == name) clones.push_back(n.rfind(kPartial, 0) == 0 ? n + " (being made)" : n);
+        }
+        if (!clones.empty())
+            fail(Errc::conflict, "volume {} of pool {} is the base of linked clone(s) {}: delete them first", name,
+                 spec_.name, fmt::join(clones, ", "));
+        Image img(ctx, name, false, spec_.name);
+        int prot = 0;
+        int r = rbd_snap_is_protected(img.get(), kBaseSnap, &prot);
+        if (r == -ENOENT) return;
+        if (r < 0) failed(r, fmt::format("reading the snapshot {}@{}", name, kBaseSnap));
+        if (prot) {
+            r = rbd_snap_unprotect(img.get(), kBaseSnap);
+            if (r == -EBUSY)
+                fail(Errc::conflict, "volume {} of pool {} has linked clones elsewhere: not deleted", name, spec_.name);
+            if (r < 0 && r != -EINVAL) failed(r, fmt::format("unprotecting the snapshot {}@{}", name, kBaseSnap));
+        }
+        r = rbd_snap_remove(img.get(), kBaseSnap);
+        if (r < 0 && r != -ENOENT) failed(r, fmt::format("removing the snapshot {}@{}", name, kBaseSnap));
+    }
+
     // True when it existed and is gone now.
     bool remove_image(rados_ioctx_t ctx, const std::string& name) const {
         int r = rbd_remove(ctx, name.c_str());
@@ -626,6 +701,7 @@ api::PoolCaps rbd_caps() {
     c.snapshots = false;
     c.clones = false;
     c.shared = true;
+    c.linked_clones = true;  // RBD clones of a protected snapshot
     return c;
 }
 

@@ -90,6 +90,7 @@ VmManager::DeviceEdit VmManager::begin_edit(const std::string& vm) {
 VmInfo VmManager::attach_disk(const std::string& vm, api::DiskSpec disk, util::Progress& progress) {
     require_ready();
     auto edit = begin_edit(vm);
+    refuse_template(edit.spec, "get another disk");
     auto& dom = edit.dom;
     const bool active = edit.active;
 
@@ -225,6 +226,7 @@ VmInfo VmManager::detach_disk(const std::string& vm, const std::string& disk_nam
     bool still_live = false;
     {
         auto edit = begin_edit(vm);
+        refuse_template(edit.spec, "lose a disk");
         auto& dom = edit.dom;
         const bool active = edit.active;
         auto spec = std::move(edit.spec);

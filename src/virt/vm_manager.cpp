@@ -559,6 +559,24 @@ void VmManager::remove(const std::string& name, bool purge, util::Progress& prog
     if (is_active(map_state(st)))
         fail(Errc::conflict, "vm '{}' is {}: stop it before deleting it", name, api::to_string(map_state(st)));
     auto info = read_domain(dom.get(), nullptr);
+    // A template's disks that are the base of linked clones: refused before anything changes
+    // (the volume delete would refuse them after the domain was gone).
+    if (purge)
+        for (const auto& d : info.spec.disks) {
+            if (!d.owned || d.pool.empty() || d.volume.empty()) continue;
+            std::vector<std::string> clones;
+            try {
+                for (const auto& v : pools_.volumes(d.pool))
+                    if (v.base == d.volume) clones.push_back(v.name);
+            } catch (const Error&) {
+                continue;  // the pool is gone: nothing of it to refuse for
+            }
+            if (!clones.empty())
+                fail(Errc::conflict,
+                     "vm '{}': disk '{}' ({}:{}) is the base of linked clone(s) {}: delete those VMs first (or "
+                     "delete this one without --purge)",
+                     name, d.name, d.pool, d.volume, fmt::join(clones, ", "));
+        }
     // With purge, a crash between the undefine and the last volume must not leave volumes no VM
     // owns: the same record as a create's, so recovery finishes the delete (see register_undo).
     auto intent = pools_.intents().begin("vm.delete", "vm/" + name);
@@ -675,6 +693,7 @@ VmInfo VmManager::action(const std::string& name, const std::string& act) {
                 std::lock_guard lk(cache_mu_);
                 if (auto it = cache_.find(name); it != cache_.end() && it->second.managed) spec = it->second.spec;
             }
+            if (spec) refuse_template(*spec, "be started");
             bool bridged = false;
             if (spec && opts_.ports.plug)
                 for (const auto& n : spec->nics) bridged |= !n.bridge.empty();

@@ -133,6 +133,21 @@ public:
     std::vector<std::string> delete_snapshot(const std::string& vm, const std::string& snap, bool children,
                                              util::Progress& progress);
 
+    // Clone of a stopped hv VM or template (vm_clone.cpp): a new domain `dst` with a new uuid
+    // and new MACs, every disk copied by its pool's clone operation into "<dst>-<disk>" (same
+    // format and mode), or with `linked` (templates only) a linked clone of it
+    // (StoragePool::link_volume). `pool` "" = each disk's own pool; another pool is refused
+    // (501) for now. Nothing half-made: a failed or cancelled clone deletes the volumes it
+    // made, an interrupted one is undone at the next start (one intent record).
+    api::VmInfo clone(const std::string& src, const std::string& dst, const std::string& pool, bool linked,
+                      util::Progress& progress);
+    // Makes a stopped hv VM without snapshots a template (vm_clone.cpp): it is never started
+    // again (409), its disks do not change (disk edits, snapshots: 409) and may be the base of
+    // linked clones. One way, as Proxmox's `qm template`.
+    api::VmInfo make_template(const std::string& name);
+    // 409 when `spec` is a template's: `what` names the refused action.
+    static void refuse_template(const api::VmSpec& spec, const char* what);
+
     // Image path -> VMs whose definition uses it (disks and CD/DVD), from the cache.
     // With `live`, also what running domains really have open (libvirt calls).
     std::map<std::string, std::vector<std::string>> image_users(bool live = false) const;

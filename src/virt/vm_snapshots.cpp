@@ -177,6 +177,7 @@ void VmManager::check_snapshot(const std::string& vm, const api::SnapshotCreate&
     require_ready();
     auto dom = conn_->domain(vm);
     auto info = read_domain(dom.get(), nullptr);
+    refuse_template(info.spec, "have snapshots");
     plan_snapshot(dom.get(), vm, rq, info.managed ? &info.spec : nullptr);
 }
 
@@ -186,6 +187,7 @@ SnapshotInfo VmManager::create_snapshot(const std::string& vm, const api::Snapsh
     auto lock = op_lock(vm);
     auto dom = conn_->domain(vm);
     auto info = read_domain(dom.get(), nullptr);
+    refuse_template(info.spec, "have snapshots");
     auto plan = plan_snapshot(dom.get(), vm, rq, info.managed ? &info.spec : nullptr);
     if (progress.cancelled()) fail(Errc::cancelled, "snapshot '{}' of vm '{}' was cancelled", rq.name, vm);
 

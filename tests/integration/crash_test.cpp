@@ -1,6 +1,6 @@
 // Crashes in the middle of long operations (issue 12): hvd is killed with SIGKILL while a VM
 // create zeroes its second disk, a volume grows, an ISO upload streams, a container's root
-// filesystem is unpacked and a template is built; after a restart with the same state dir
+// filesystem is unpacked, a template is built and a VM clone copies its second disk; after a restart with the same state dir
 // nothing half-made remains (no .partial, no volume no domain owns, no domain without its
 // disks, no intent record), the task is failed with what was rolled back, and the same
 // operation then works. And libvirtd killed while a VM create zeroes a disk.
@@ -149,6 +149,43 @@ TEST_CASE("crash: hvd killed while a VM create zeroes its second disk leaves no 
         CHECK(xml.out.find(d["path"].get<std::string>()) != std::string::npos);
     }
     CHECK(hvd.ctl({"vm", "delete", name, "--purge"}).exit_code == 0);
+}
+
+TEST_CASE("crash: hvd killed while a VM clone copies its second disk leaves no volume, no domain",
+          "[integration][crash][clone]") {
+    Hvd hvd;
+    auto src = hvd.vm("crashcs");
+    auto dst = hvd.vm("crashcd");
+    std::uint64_t big = free_bytes(hvd.pool_dir) > (10ull << 30) ? 2048 : 1024;  // MiB
+    auto made = hvd.ctl({"vm", "create", src, "--memory", "64M", "--disk", "size=16M,provision=eager-zeroed,format=raw",
+                         "--disk", "size=" + std::to_string(big) + "M,provision=eager-zeroed,format=raw"},
+                        300s);
+    INFO(made.describe());
+    REQUIRE(made.exit_code == 0);
+    auto t = hvd.ctl_json({"vm", "clone", src, dst, "--async"});
+    std::string id = t["id"];
+    // The first copy is a complete volume once the second one's partial file exists.
+    const std::string second = hvd.image_dir + "/." + dst + "-disk1.raw.partial";
+    REQUIRE(wait_until([&] { return file_exists(second); }, 120s, 10ms));
+    CHECK(file_exists(hvd.image_dir + "/" + dst + "-disk0.raw"));
+    CHECK(pending_records(hvd).size() >= 1);
+    hvd.kill_hard();
+    wait_orphans(hvd.dir);
+
+    hvd.start();
+    CHECK(partials(hvd.pool_dir).empty());
+    CHECK_FALSE(file_exists(hvd.image_dir + "/" + dst + "-disk0.raw"));
+    CHECK_FALSE(domain_exists(dst));
+    CHECK(pending_records(hvd).empty());
+    check_failed_with_rollback(hvd, id, "removed volume local:" + dst + "-disk0");
+    // The source is untouched and the same clone works now.
+    CHECK(file_exists(hvd.image_dir + "/" + src + "-disk1.raw"));
+    auto again = hvd.ctl({"vm", "clone", src, dst}, 300s);
+    INFO(again.describe());
+    REQUIRE(again.exit_code == 0);
+    CHECK(hvd.show(dst)["disks"].size() == 2);
+    CHECK(hvd.ctl({"vm", "delete", dst, "--purge"}, 60s).exit_code == 0);
+    CHECK(hvd.ctl({"vm", "delete", src, "--purge"}, 60s).exit_code == 0);
 }
 
 TEST_CASE("crash: hvd killed while a volume is created or grown: gone, or back at its old size",

@@ -238,6 +238,33 @@ TEST_CASE("rbd pool: volumes in a real Ceph pool through librbd, a VM with an rb
         auto busy = hvd.ctl({"storage", "volume", "delete", "vmpool", image});
         CHECK(busy.exit_code == 5);
         REQUIRE(hvd.ctl({"vm", "stop", name}, 60s).exit_code == 0);
+
+        // The VM as a template: a linked clone's disks are RBD clones of its images' protected
+        // snapshot; the clone's guest reads the template's data through them.
+        REQUIRE(hvd.ctl({"vm", "template", name}).exit_code == 0);
+        auto lc = hvd.vm("rbdlc");
+        auto linked = hvd.ctl({"vm", "clone", name, lc, "--linked"}, 120s);
+        INFO(linked.describe());
+        REQUIRE(linked.exit_code == 0);
+        auto lcd = hvd.show(lc).at("disks");
+        REQUIRE(lcd.size() == 2);
+        auto lvol = hvd.ctl_json({"storage", "volume", "show", "vmpool", lcd.at(0).value("volume", "")});
+        CHECK(lvol.value("base", "") == "marked");
+        auto rinfo = lab.rbd({"info", "rbd/" + lcd.at(0).value("volume", ""), "--format", "json"});
+        CHECK_THAT(rinfo.out, Catch::Contains("\"parent\"") && Catch::Contains("hv-base"));
+        auto lstart = hvd.ctl({"vm", "start", lc}, 120s);
+        INFO(lstart.describe() << hvd.log_tail());
+        REQUIRE(lstart.exit_code == 0);
+        std::string lserial = hvd.log_dir + "/" + lc + ".serial.log";
+        CHECK(wait_until([&] { return read_file(lserial).find("HV-GUEST-DISK HV-DISK-MARK-42") != std::string::npos; },
+                         90s, 250ms));
+        REQUIRE(hvd.ctl({"vm", "stop", lc}, 60s).exit_code == 0);
+        // The bases stay while the clone lives; nothing changes on a refused delete.
+        CHECK(hvd.ctl({"vm", "delete", name, "--purge"}).exit_code == 5);
+        CHECK(hvd.ctl({"storage", "volume", "delete", "vmpool", "marked"}).exit_code == 5);
+        CHECK(hvd.ctl({"storage", "volume", "delete", "vmpool", image}).exit_code == 5);
+        REQUIRE(hvd.ctl({"vm", "delete", lc, "--purge"}, 120s).exit_code == 0);
+        CHECK(lab.rbd({"ls", "rbd"}).out.find(lc) == std::string::npos);
         REQUIRE(hvd.ctl({"vm", "delete", name, "--purge"}, 120s).exit_code == 0);
         // --purge removes what hv made with the VM, not the image attached by name.
         auto left = lab.rbd({"ls", "rbd"}).out;

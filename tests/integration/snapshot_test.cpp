@@ -302,3 +302,164 @@ TEST_CASE("snapshot: bad input is refused and leaves nothing", "[integration][sn
     CHECK(del.exit_code == 0);
     CHECK(!domain_exists(vm));
 }
+
+TEST_CASE("clone: a full copy of a stopped VM with its own disks, new uuid and MACs", "[integration][snapshot][clone]") {
+    Hvd hvd;
+    auto src = hvd.vm("clsrc");
+    auto dst = hvd.vm("cldst");
+    REQUIRE(hvd.ctl({"vm", "create", src, "--memory", "64M", "--disk", "size=16M", "--disk", "size=8M,format=raw",
+                     "--net", "network=default"})
+                .exit_code == 0);
+    auto s = hvd.show(src);
+    // Something on each disk to compare.
+    for (const auto& d : s["disks"]) {
+        auto path = d.value("path", "");
+        REQUIRE(!path.empty());
+        auto w = run({"qemu-io", "-f", d.value("format", "qcow2"), "-c", "write -P 0x5a 0 64k", path});
+        INFO(w.describe());
+        REQUIRE(w.exit_code == 0);
+    }
+    // Refusals first: nothing made.
+    CHECK(hvd.http("POST", "/v1/vms/" + src + "/clone", R"({"name":"bad name"})").status == 400);
+    CHECK(hvd.http("POST", "/v1/vms/" + src + "/clone", R"({"name":"x","colour":1})").status == 400);
+    CHECK(hvd.http("POST", "/v1/vms/it-no-such-vm/clone", R"({"name":"x"})").status == 404);
+    CHECK(hvd.http("POST", "/v1/vms/" + src + "/clone", R"({"name":")" + src + R"("})").status == 409);
+    CHECK(hvd.http("POST", "/v1/vms/" + src + "/clone", R"({"name":"x","pool":"nosuchpool"})").status == 404);
+
+    auto c = hvd.ctl({"vm", "clone", src, dst, "-o", "json"}, 180s);
+    INFO(c.describe());
+    REQUIRE(c.exit_code == 0);
+    auto d = hvd.show(dst);
+    CHECK(d["uuid"] != s["uuid"]);
+    REQUIRE(d["nics"].size() == 1);
+    CHECK(d["nics"][0]["mac"] != s["nics"][0]["mac"]);
+    REQUIRE(d["disks"].size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const auto& a = s["disks"][i];
+        const auto& b = d["disks"][i];
+        CHECK(b["volume"] == dst + "-" + a["name"].get<std::string>());
+        CHECK(b["format"] == a["format"]);
+        CHECK(b["owned"] == true);
+        CHECK(b["path"] != a["path"]);
+        auto cmp = run({"qemu-img", "compare", "-f", a.value("format", ""), "-F", b.value("format", ""),
+                        a.value("path", ""), b.value("path", "")});
+        INFO(cmp.describe());
+        CHECK(cmp.exit_code == 0);  // identical contents
+    }
+    // The copy is independent: deleting it with --purge leaves the source's volumes.
+    auto del = hvd.ctl({"vm", "delete", dst, "--purge"}, 120s);
+    INFO(del.describe());
+    REQUIRE(del.exit_code == 0);
+    for (const auto& a : s["disks"]) CHECK(file_exists(a.value("path", "")));
+    for (const auto& b : d["disks"]) CHECK(!file_exists(b.value("path", "")));
+
+    // A running VM is refused (409) and nothing is made.
+    REQUIRE(hvd.ctl({"vm", "start", src}).exit_code == 0);
+    CHECK(hvd.http("POST", "/v1/vms/" + src + "/clone", R"({"name":")" + dst + R"("})").status == 409);
+    CHECK(!domain_exists(dst));
+}
+
+TEST_CASE("template: never started, linked clones read from it and keep it", "[integration][snapshot][clone]") {
+    Hvd hvd;
+    auto tpl = hvd.vm("tplsrc");
+    auto lc = hvd.vm("tpllc");
+    auto fc = hvd.vm("tplfc");
+    REQUIRE(hvd.ctl({"vm", "create", tpl, "--memory", "64M", "--disk", "size=16M", "--disk", "size=8M,format=raw"})
+                .exit_code == 0);
+    auto t = hvd.show(tpl);
+    for (const auto& d : t["disks"]) {
+        auto w = run({"qemu-io", "-f", d.value("format", "qcow2"), "-c", "write -P 0x5a 0 64k", d.value("path", "")});
+        INFO(w.describe());
+        REQUIRE(w.exit_code == 0);
+    }
+    // A linked clone needs a template: refused, nothing made.
+    CHECK(hvd.http("POST", "/v1/vms/" + tpl + "/clone", R"({"name":")" + lc + R"(","linked":true})").status == 409);
+    CHECK(hvd.http("POST", "/v1/vms/" + tpl + "/clone", R"({"name":")" + lc + R"(","linked":"yes"})").status == 400);
+    CHECK_FALSE(domain_exists(lc));
+
+    // A VM with snapshots cannot become a template.
+    {
+        auto snapped = hvd.vm("tplsnap");
+        REQUIRE(hvd.ctl({"vm", "create", snapped, "--memory", "64M", "--disk", "size=8M"}).exit_code == 0);
+        REQUIRE(hvd.ctl({"vm", "snapshot", "create", snapped, "s1"}, 120s).exit_code == 0);
+        auto refused = hvd.ctl({"vm", "template", snapped});
+        CHECK(refused.exit_code == 5);
+        CHECK_THAT(refused.err, Catch::Contains("snapshot"));
+        CHECK(hvd.show(snapped).value("template", false) == false);
+        CHECK(hvd.ctl({"vm", "delete", snapped, "--purge"}, 60s).exit_code == 0);
+    }
+
+    auto mk = hvd.ctl({"vm", "template", tpl, "-o", "json"});
+    INFO(mk.describe());
+    REQUIRE(mk.exit_code == 0);
+    CHECK(hvd.show(tpl).value("template", false) == true);
+    CHECK(hvd.ctl({"vm", "template", tpl}).exit_code == 0);  // idempotent
+    // A template is never started and its disks do not change.
+    auto start = hvd.ctl({"vm", "start", tpl});
+    CHECK(start.exit_code == 5);
+    CHECK_THAT(start.err, Catch::Contains("template"));
+    CHECK(hvd.ctl({"vm", "snapshot", "create", tpl, "s2"}).exit_code == 5);
+    CHECK(hvd.ctl({"vm", "disk", "attach", tpl, "--disk", "size=8M"}).exit_code == 5);
+    CHECK(hvd.show(tpl)["disks"].size() == 2);
+
+    auto c = hvd.ctl({"vm", "clone", tpl, lc, "--linked", "-o", "json"}, 120s);
+    INFO(c.describe());
+    REQUIRE(c.exit_code == 0);
+    auto l = hvd.show(lc);
+    CHECK(l.value("template", false) == false);
+    CHECK(l["uuid"] != t["uuid"]);
+    REQUIRE(l["disks"].size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const auto& a = t["disks"][i];
+        const auto& b = l["disks"][i];
+        auto vol = hvd.ctl_json({"storage", "volume", "show", "local", b["volume"].get<std::string>()});
+        CHECK(vol["base"] == a["volume"]);
+        CHECK(vol["format"] == "qcow2");  // an overlay, whatever the base's format
+        CHECK(vol["allocation"].get<std::uint64_t>() < (2u << 20));  // holds only its own writes
+        auto info = run({"qemu-img", "info", "--output=json", "-U", b.value("path", "")});
+        REQUIRE(info.exit_code == 0);
+        CHECK(json::parse(info.out).value("backing-filename", "") == a.value("path", ""));
+        auto cmp = run({"qemu-img", "compare", "-U", a.value("path", ""), b.value("path", "")});
+        INFO(cmp.describe());
+        CHECK(cmp.exit_code == 0);
+    }
+    // Writes to the clone stay in the clone.
+    const std::string lpath = l["disks"][0]["path"];
+    REQUIRE(run({"qemu-io", "-f", "qcow2", "-c", "write -P 0xa5 0 64k", lpath}).exit_code == 0);
+    CHECK(run({"qemu-io", "-f", "qcow2", "-c", "read -P 0xa5 0 64k", lpath}).exit_code == 0);
+    auto base_read = run({"qemu-io", "-f", t["disks"][0].value("format", "qcow2"), "-c", "read -P 0x5a 0 64k",
+                          t["disks"][0].value("path", "")});
+    CHECK(base_read.out.find("Pattern verification failed") == std::string::npos);
+    // The clone runs.
+    auto st = hvd.ctl({"vm", "start", lc});
+    INFO(st.describe());
+    CHECK(st.exit_code == 0);
+    CHECK(hvd.ctl({"vm", "stop", lc}, 60s).exit_code == 0);
+
+    // The template's disks are the clone's base: not deleted while it exists; nothing changes.
+    auto del = hvd.ctl({"vm", "delete", tpl, "--purge"});
+    CHECK(del.exit_code == 5);
+    CHECK_THAT(del.err, Catch::Contains(lc + "-disk0"));
+    CHECK(domain_exists(tpl));
+    for (const auto& a : t["disks"]) CHECK(file_exists(a.value("path", "")));
+    CHECK(hvd.ctl({"storage", "volume", "delete", "local", t["disks"][0]["volume"].get<std::string>()}).exit_code == 5);
+
+    // A full clone of the linked clone is a volume of its own (no base), same contents.
+    auto f = hvd.ctl({"vm", "clone", lc, fc}, 120s);
+    INFO(f.describe());
+    REQUIRE(f.exit_code == 0);
+    auto fv = hvd.show(fc);
+    for (std::size_t i = 0; i < 2; ++i) {
+        auto vol = hvd.ctl_json({"storage", "volume", "show", "local", fv["disks"][i]["volume"].get<std::string>()});
+        CHECK(vol.value("base", "") == "");
+        auto cmp = run({"qemu-img", "compare", "-U", l["disks"][i].value("path", ""), fv["disks"][i].value("path", "")});
+        CHECK(cmp.exit_code == 0);
+    }
+
+    CHECK(hvd.ctl({"vm", "delete", lc, "--purge"}, 60s).exit_code == 0);
+    CHECK(hvd.ctl({"vm", "delete", fc, "--purge"}, 60s).exit_code == 0);
+    auto gone = hvd.ctl({"vm", "delete", tpl, "--purge"}, 60s);
+    INFO(gone.describe());
+    CHECK(gone.exit_code == 0);
+    for (const auto& a : t["disks"]) CHECK(!file_exists(a.value("path", "")));
+}

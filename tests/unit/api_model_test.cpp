@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hv/api/host.hpp"
+#include "hv/api/storage.hpp"
 #include "hv/api/task.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/error.hpp"
@@ -130,6 +131,22 @@ TEST_CASE("VmSpec JSON field names and size forms", "[api][json]") {
     CHECK(m.machine == "q35");
     CHECK(m.firmware == api::Firmware::bios);
     CHECK(m.disks.empty());
+}
+
+TEST_CASE("VmSpec template flag: written by hvd when set, refused in a request", "[api][json]") {
+    api::VmSpec s;
+    s.name = "base";
+    CHECK_FALSE(json(s).contains("template"));  // golden metadata of ordinary VMs unchanged
+    s.is_template = true;
+    json j = s;
+    CHECK(j.at("template") == true);
+    CHECK(api::vm_spec_from_json(j, api::JsonOrigin::hvd).is_template);
+    CHECK_THROWS_AS(api::vm_spec_from_json(j), hv::Error);  // a create cannot make a template
+    api::VolumeInfo v;
+    v.name = "c1";
+    CHECK_FALSE(json(v).contains("base"));
+    v.base = "b1";
+    CHECK(api::volume_info_from_json(json(v)).base == "b1");
 }
 
 TEST_CASE("VmPatch JSON round trip carries only present fields", "[api][json]") {

@@ -32,6 +32,7 @@ struct PoolCaps {
     bool snapshots = false;               // volume snapshots by the backend itself
     bool clones = false;                  // cheap copy-on-write clones (reflink, subvolume snapshot)
     bool shared = false;                  // the same pool is reachable from several hosts
+    bool linked_clones = false;           // volumes that read unwritten blocks from a base volume
 };
 
 struct PoolSpec {
@@ -109,6 +110,9 @@ struct VolumeInfo {
     std::string path;
     // VMs whose definition uses this volume.
     std::vector<std::string> used_by;
+    // A linked clone: the volume of the same pool it reads unwritten blocks from (a template's
+    // disk); "" for a volume of its own. Example: "base-debian-disk1".
+    std::string base;
 };
 
 // Where QEMU reads a volume from, as libvirt's <disk type=...> needs it: a file (dir and btrfs

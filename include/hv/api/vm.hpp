@@ -147,6 +147,9 @@ struct VmSpec {
     std::string cmdline;
     std::string description;
     std::vector<std::string> tags;
+    // A template (`hvctl vm template`): never started, its disks are the base of linked clones.
+    // Set by hvd only (JSON "template", written when true; refused in a create request).
+    bool is_template = false;
 };
 
 // Checks ranges and consistency; throws invalid_input naming the field.

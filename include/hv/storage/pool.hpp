@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "hv/error.hpp"
 #include "hv/api/storage.hpp"
 #include "hv/util/progress.hpp"
 
@@ -62,6 +63,16 @@ public:
     // A copy with the same format and mode (reflink where the filesystem can).
     virtual api::VolumeInfo clone_volume(const std::string& source, const std::string& target,
                                          util::Progress& progress) = 0;
+    // A linked clone (caps().linked_clones): a new thin volume `target` that holds only what is
+    // written to it and reads the rest from `source`, whose contents must not change from now
+    // on (a template's disk: docs/snapshots.md). Its VolumeInfo::base names `source`, and
+    // delete_volume refuses (conflict) a volume that is the base of another. Same
+    // all-or-nothing and conflict rules as clone_volume. Without the capability: unsupported.
+    virtual api::VolumeInfo link_volume(const std::string& source, const std::string& target) {
+        (void)source;
+        (void)target;
+        fail(Errc::unsupported, "pool '{}' ({}) has no linked clones; make a full clone", spec().name, spec().type);
+    }
     // Where QEMU reads volume `name` from (what a VM's <disk> needs): file pools return a file
     // source with the volume's path (VolumeInfo::path); network backends (rbd) a network
     // source. Missing volumes are not_found.

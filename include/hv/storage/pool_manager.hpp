@@ -71,8 +71,12 @@ public:
                        const std::function<void(const std::vector<std::string>& vms, const std::string& path)>& detach = {});
     api::VolumeInfo resize_volume(const std::string& pool, const std::string& name, std::uint64_t size,
                                   util::Progress& progress);
+    // A full copy (StoragePool::clone_volume), or with `linked` a linked clone
+    // (StoragePool::link_volume). With `outer`, the volume is an item of that operation's
+    // intent record (as create_volume's), so a crash leaves nothing of it.
     api::VolumeInfo clone_volume(const std::string& pool, const std::string& source, const std::string& target,
-                                 util::Progress& progress);
+                                 util::Progress& progress, bool linked = false,
+                                 util::IntentLog::Intent* outer = nullptr);
 
     // For VMs: where QEMU reads a volume from (StoragePool::disk_source); not_found when the
     // pool or the volume does not exist.
