@@ -24,7 +24,12 @@
 #     "HV-GUEST-DISK <that line>" (the guest read its disk);
 #   * prints "HV-GUEST-BOOTED" on the console (also without NIC or agent port; it does not wait
 #     for DHCP) and then idles; with "hv.tick" on the command line it prints "HV-GUEST-TICK n"
-#     every second (n = 1, 2, ...: a live migration shows as numbers that go on).
+#     every second (n = 1, 2, ...: a live migration shows as numbers that go on); with "hv.epoch"
+#     it is an epoch writer on /dev/vda for HA's "never two copies" check: at boot it reads the
+#     ring of records "HVEPOCH <epoch> <seq>" in 512-byte sectors 1..8192, takes epoch = the
+#     largest + 1 and seq = the largest + 1, prints "HV-GUEST-EPOCH <epoch> from <seq>" and then
+#     writes record seq at sector 1 + seq % 8192 every 0.2 s (synced). Two copies running at once
+#     show as an older epoch after a newer one in seq order (tests/integration/ceph_test.cpp).
 #   Boot with cmdline "console=ttyS0 quiet panic=-1"; under TCG the marker appears ~4-5 s after
 #   start, guest-ping answers about then, and an ACPI or agent shutdown stops the domain ~1-2 s
 #   later.
@@ -32,7 +37,7 @@
 # GUEST_VERSION (bump it when the guest changes: test fixtures cache the guest in the build dir).
 set -euo pipefail
 
-GUEST_VERSION=4-agent-net-blk-tick
+GUEST_VERSION=5-agent-net-blk-tick-epoch
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
@@ -262,6 +267,21 @@ case " $(cat /proc/cmdline) " in
   *" hv.tick "*)
     n=0
     while true; do n=$((n + 1)); echo "HV-GUEST-TICK $n" >/dev/console; sleep 1; done
+    ;;
+  *" hv.epoch "*)
+    if [ -e /dev/vda ]; then
+      last=$(dd if=/dev/vda bs=512 skip=1 count=8192 2>/dev/null | tr -d '\000' |
+        awk '$1 == "HVEPOCH" { if ($2 > e) e = $2; if ($3 > s) s = $3 } END { print e + 0, s + 0 }')
+      epoch=$((${last% *} + 1))
+      seq=$((${last#* } + 1))
+      echo "HV-GUEST-EPOCH $epoch from $seq" >/dev/console
+      while true; do
+        printf 'HVEPOCH %d %d\n' "$epoch" "$seq" |
+          dd of=/dev/vda bs=512 seek=$((1 + seq % 8192)) count=1 conv=notrunc,sync,fsync 2>/dev/null
+        seq=$((seq + 1))
+        sleep 0.2
+      done
+    fi
     ;;
 esac
 # PID 1 must never exit (the kernel would panic; panic=-1 would then reboot).

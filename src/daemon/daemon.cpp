@@ -292,6 +292,21 @@ int run(const Config& cfg) {
     // Declared after the cluster: it stops (freezing this host's HA guests) before the lease goes.
     ha::HaService ha({cfg.ha_watchdog, cfg.ha_watchdog_timeout, cfg.cluster_lease_ttl}, cluster, guests, vms, pools, autostart);
     autostart.set_left_out([&ha](const std::string& name) { return ha.managed(name); });
+    // Failback: the agent's live migration is a task like `vm migrate`'s (tasks end before ha).
+    ha.set_migrate([&ha, &tasks, &migrator](const std::string& vm, const std::string& to) {
+        api::MigrateRequest rq;
+        rq.to = to;
+        tasks.submit("vm.migrate", "vm/" + vm, [&ha, &migrator, vm, rq](util::Progress& p) {
+            try {
+                auto report = migrator.migrate(vm, rq, p);
+                ha.migration_done(vm, "");
+                return api::to_json(report);
+            } catch (const std::exception& e) {
+                ha.migration_done(vm, e.what());
+                throw;
+            }
+        });
+    });
     guests.set_request_hook([&ha](api::GuestKind k, const std::string& name, const std::string& action) {
         if (k == api::GuestKind::vm) ha.requested(name, action);
     });

@@ -35,8 +35,10 @@ void register_guest_routes(Router& r, guest::Guests& guests, TaskManager& tasks)
             const auto& name = req.param("name");
             bool purge = req.flag("purge");
             guests.expect_state(d.kind(), name, {GuestState::stopped, GuestState::crashed}, "delete");
-            return Response{202, tasks.submit(kind + ".delete", kind + "/" + name, [&d, name, purge](util::Progress& p) {
-                                return d.remove(name, purge, p);
+            return Response{202, tasks.submit(kind + ".delete", kind + "/" + name, [&d, &guests, name, purge](util::Progress& p) {
+                                auto out = d.remove(name, purge, p);
+                                guests.requested(d.kind(), name, "deleted");  // HA lets it go
+                                return out;
                             })};
         });
         for (const auto& action : d.actions()) {

@@ -163,7 +163,8 @@ public:
     void set_directory(Directory* d) { directory_ = d; }
     // What an admin asks of a guest through the API (an action: start, stop, reboot, ...; or
     // "shutdown"), told before it is done: HA records a requested stop, so its agent does not
-    // start the guest again, and a requested start. Set once at start.
+    // start the guest again, and a requested start; and "deleted", told after a delete: HA
+    // lets the guest go. Set once at start.
     using RequestHook = std::function<void(GuestKind, const std::string& name, const std::string& action)>;
     void set_request_hook(RequestHook h) { request_hook_ = std::move(h); }
     void requested(GuestKind k, const std::string& name, const std::string& action) const {

@@ -1,6 +1,7 @@
 #include "ha_service.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,7 @@ constexpr const char* kManager = "/hv/ha/manager";
 constexpr const char* kFence = "/hv/ha/fence/";
 constexpr const char* kAgent = "/hv/ha/agent/";
 constexpr const char* kGuestDir = "/hv/guests/";
+constexpr const char* kAlive = "/hv/alive/";    // the members' alive keys (src/cluster: on their leases)
 
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -51,6 +53,12 @@ struct HaService::View {
     std::map<std::string, Doc> directory;  // /hv/guests/<name> of the guests under HA
     std::optional<Doc> manager;
     std::int64_t revision = 0;
+    // The members whose alive key exists, read from the store after /hv/ha/ (not from the
+    // cluster's watch, which may lag: a host's agent writes "active" only after its alive key,
+    // so reading the agents first and the alive keys second never sees an active agent of a
+    // host that is online without its key).
+    std::set<std::string> alive;
+    bool online(const std::string& node) const { return alive.count(node) > 0; }
     std::optional<Doc> dir(const std::string& guest) const {
         auto it = directory.find(guest);
         return it == directory.end() ? std::nullopt : std::optional<Doc>(it->second);
@@ -196,6 +204,7 @@ bool HaService::pass() {
     // The directory records of the guests under HA, once per pass (act and manage both ask).
     for (const auto& [g, d] : v.resources)
         if (auto rec = read_one(*store, kGuestDir + g)) v.directory[g] = *rec;
+    for (const auto& kv : store->list(kAlive).kvs) v.alive.insert(kv.key.substr(std::strlen(kAlive)));
     {
         std::lock_guard lk(mu_);
         managed_.clear();
@@ -223,7 +232,8 @@ void HaService::write_agent(bool frozen) {
                {"pools", pools},
                {"cleaned", cleaned_},
                {"ready", ready_},
-               {"failed", failed_}};
+               {"failed", failed_},
+               {"migrate_failed", migrate_failed_}};
     }
     if (doc == agent_written_) return;
     store->put(kAgent + cluster_.node(), doc.dump());
@@ -232,6 +242,11 @@ void HaService::write_agent(bool frozen) {
 
 bool HaService::act(const View& v) {
     const std::string me = cluster_.node();
+    // Not before this host's alive key is in the store (Cluster::lease_id() is set once its put
+    // succeeded): an "active" agent record of a host that is not online tells the manager it
+    // failed (not frozen) and gets it fenced. Seen at the restart of a frozen host: its new hvd
+    // wrote "active" before its alive key, and the manager recovered guests whose QEMUs ran on.
+    if (cluster_.lease_id() == 0) return false;
     auto store = cluster_.shared_store();
     auto& vm = guests_.driver(api::GuestKind::vm);
     const bool fenced_here = v.fences.count(me) > 0;
@@ -291,10 +306,11 @@ bool HaService::act(const View& v) {
         }
         try {
             if (!local && s(st, "state") != "recovery") {
-                // Deleted here by its admin (not moved here by the manager): out of HA, not
-                // brought back from the stored definition.
-                if (store->txn({Compare::mod_revision_is(kResources + name, r.rev)}, {Op::del(kResources + name)}).succeeded)
-                    spdlog::warn("ha: vm {} was deleted on its host: taken out of HA", name);
+                // Not here although the directory names this host, and not assigned here by a
+                // recovery: on its way out (a live migration undefines it here a moment before
+                // the directory names the destination) or removed outside hv. Never defined
+                // again from the stored definition: that could make a second copy. (A delete
+                // through hv takes it out of HA: requested("deleted").)
                 continue;
             }
             if (!local) {
@@ -312,6 +328,24 @@ bool HaService::act(const View& v) {
             } else {
                 std::lock_guard lk(mu_);
                 if (!ready_.count(name) && !started_at_.count(name)) started_at_[name] = std::chrono::steady_clock::now();
+            }
+            // The manager's failback: a live migration to the group's better host (a task; the
+            // directory follows the guest there, and that host's agent reports it ready).
+            if (running && s(st, "state") == "migrate" && s(st, "host") == me) {
+                const std::string to = s(st, "target");
+                MigrateFn go;
+                {
+                    std::lock_guard lk(mu_);
+                    if (migrate_ && !to.empty() && to != me && !migrating_.count(name) && !migrate_failed_.count(name)) {
+                        migrating_.insert(name);
+                        go = migrate_;
+                    }
+                }
+                if (go && !util::guarded("ha: starting a failback", [&] {
+                        spdlog::info("ha: vm {}: failback to {} (live migration)", name, to);
+                        go(name, to);
+                    }))
+                    migration_done(name, "the migration could not be started");
             }
             // The readiness gate of its autostart settings ("running" without any).
             auto settings = autostart_.get(api::GuestKind::vm, name);
@@ -346,6 +380,8 @@ bool HaService::act(const View& v) {
         want_armed_ = arm;
         for (auto it = ready_.begin(); it != ready_.end();) it = live.count(it->first) ? std::next(it) : ready_.erase(it);
         for (auto it = failed_.begin(); it != failed_.end();) it = live.count(it->first) ? std::next(it) : failed_.erase(it);
+        for (auto it = migrate_failed_.begin(); it != migrate_failed_.end();)
+            it = live.count(it->first) ? std::next(it) : migrate_failed_.erase(it);
     }
     cv_.notify_all();
     // After a fence of this host: "cleaned" tells the manager that no stale copy is left here,
@@ -410,7 +446,7 @@ bool HaService::manage(const View& v) {
 
     // A host back after a fence: lifted once its agent reported in (stale copies removed) after it.
     for (const auto& [node, f] : v.fences) {
-        if (!cluster_.online(node)) continue;
+        if (!v.online(node)) continue;
         auto a = v.agents.find(node);
         if (a == v.agents.end() || s(a->second.j, "state") != "active" || n(a->second.j, "cleaned") < n(f.j, "since")) continue;
         try {
@@ -438,7 +474,7 @@ bool HaService::manage(const View& v) {
         for (const auto& h : cluster_.member_names()) {
             if (h == exclude) continue;
             auto no = [&](const std::string& w) { reasons.push_back(h + ": " + w); };
-            if (!cluster_.online(h)) { no("offline"); continue; }
+            if (!v.online(h)) { no("offline"); continue; }
             if (cluster_.maintenance(h)) { no("in maintenance"); continue; }
             if (v.fences.count(h)) { no("fenced"); continue; }
             auto a = v.agents.find(h);
@@ -462,6 +498,24 @@ bool HaService::manage(const View& v) {
         why = reasons.empty() ? "no other member" : fmt::format("{}", fmt::join(reasons, "; "));
         (void)guest;
         return cands.empty() ? std::optional<std::string>() : std::get<2>(cands.front());
+    };
+
+    // A host's priority in the guest's group (-1: not in it, or no group).
+    auto prio_of = [&](const Doc& r, const std::string& h) {
+        auto it = v.groups.find(s(r.j, "group"));
+        if (it == v.groups.end()) return -1;
+        auto hosts = it->second.j.value("hosts", json::object());
+        return hosts.contains(h) && hosts[h].is_number_integer() ? hosts[h].get<int>() : -1;
+    };
+    // Failback (a group without nofailback): a host of higher priority than the guest's that
+    // could take it. Equal priorities never move a guest (no ping-pong on load).
+    auto failback_to = [&](const std::string& name, const Doc& r, const std::string& host) -> std::optional<std::string> {
+        auto it = v.groups.find(s(r.j, "group"));
+        if (it == v.groups.end() || it->second.j.value("nofailback", false)) return std::nullopt;
+        std::string why;
+        auto best = choose(name, r, "", why);
+        if (!best || *best == host || prio_of(r, *best) <= prio_of(r, host)) return std::nullopt;
+        return best;
     };
 
     // Fences `node` for the guests on `pools`: the lease is gone (its watchdog fired: the
@@ -512,6 +566,7 @@ bool HaService::manage(const View& v) {
             want["state"] = state;
             want["host"] = h;
             want["why"] = why;
+            if (state != "migrate") want.erase("target");
         };
         if (!want.contains("restarts")) want["restarts"] = 0;
         if (!want.contains("relocates")) want["relocates"] = 0;
@@ -527,7 +582,7 @@ bool HaService::manage(const View& v) {
             guards.push_back(Compare::mod_revision_is(kGuestDir + name, dir->rev));
         };
         auto agent = v.agents.find(host);
-        const bool alive = cluster_.online(host);
+        const bool alive = v.online(host);
         if (s(r.j, "state") == "stopped") {
             set("stopped", host, "requested stopped: HA does not start it");
         } else if (alive && agent != v.agents.end() && agent->second.j.value("failed", json::object()).contains(name)) {
@@ -547,7 +602,17 @@ bool HaService::manage(const View& v) {
             }
         } else if (alive) {
             bool ready = agent != v.agents.end() && agent->second.j.value("ready", json::object()).contains(name);
-            if (ready) set("started", host, "running and ready on " + host);
+            auto mfail = agent != v.agents.end() ? agent->second.j.value("migrate_failed", json::object()) : json::object();
+            std::optional<std::string> back;
+            if (ready && !mfail.contains(name)) back = failback_to(name, r, host);
+            if (back) {
+                set("migrate", host, fmt::format("failback: {} has a higher priority in group {} than {}", *back,
+                                                 s(r.j, "group"), host));
+                want["target"] = *back;
+            } else if (ready && mfail.contains(name) && mfail[name].is_string())
+                set("started", host, fmt::format("running and ready on {} (failback failed: {})", host,
+                                                 mfail[name].get<std::string>()));
+            else if (ready) set("started", host, "running and ready on " + host);
             else if (s(want, "state") == "recovery" && s(want, "host") == host) {
                 // keeps its why (what it recovers from) until ready
             } else set("started", host, "starting on " + host);
@@ -582,6 +647,21 @@ bool HaService::manage(const View& v) {
     for (const auto& [name, d] : v.status)
         if (!v.resources.count(name)) store->txn({mine, Compare::mod_revision_is(kStatus + name, d.rev)}, {Op::del(kStatus + name)});
     return ok;
+}
+
+void HaService::set_migrate(MigrateFn f) {
+    std::lock_guard lk(mu_);
+    migrate_ = std::move(f);
+}
+
+void HaService::migration_done(const std::string& vm, const std::string& error) {
+    {
+        std::lock_guard lk(mu_);
+        migrating_.erase(vm);
+        if (!error.empty()) migrate_failed_[vm] = error;
+    }
+    if (!error.empty()) spdlog::warn("ha: vm {}: failback failed: {}", vm, error);
+    trigger();
 }
 
 // ---- the routes ----------------------------------------------------------------------------
@@ -629,12 +709,22 @@ nlohmann::json HaService::enable(const std::string& guest, const api::HaEnable& 
 
 void HaService::requested(const std::string& guest, const std::string& action) {
     std::string want = action == "start" ? "started" : (action == "stop" || action == "shutdown") ? "stopped" : "";
+    if (action == "deleted") want = "deleted";
     if (want.empty() || !cluster_.member()) return;
     {
         std::lock_guard lk(mu_);
         if (!managed_.count(guest)) return;
     }
     auto store = cluster_.shared_store();
+    if (want == "deleted") {
+        // Deleted by its admin (on its host, through hv): out of HA, never defined again from
+        // the stored definition. A failure here is logged (the delete itself succeeded).
+        util::guarded("ha: taking a deleted guest out of HA", [&] {
+            if (store->del(kResources + guest) > 0) spdlog::warn("ha: vm {} was deleted: taken out of HA", guest);
+        });
+        trigger();
+        return;
+    }
     auto kv = store->get(kResources + guest);
     if (!kv) return;
     json doc = json::parse(kv->value, nullptr, false);

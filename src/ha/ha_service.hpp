@@ -13,15 +13,18 @@
 //
 // Store layout:
 //   /hv/ha/resources/<guest>  {guest, kind, state, group, max_restart, max_relocate, xml, disks, enabled}
-//   /hv/ha/status/<guest>     {state, host, since, why, restarts, relocates}       (manager)
+//   /hv/ha/status/<guest>     {state, host, since, why, restarts, relocates, target} (manager;
+//                             target: where a "migrate" (failback) goes)
 //   /hv/ha/groups/<group>     {name, hosts: {host: priority}, restricted, nofailback}
 //   /hv/ha/manager            {node, since}                    (on the manager's alive lease)
 //   /hv/ha/fence/<node>       {node, address, since, storage: [...], watchdog}      (manager)
-//   /hv/ha/agent/<node>       {state: active|frozen, since, watchdog, pools, ready, failed}
+//   /hv/ha/agent/<node>       {state: active|frozen, since, watchdog, pools, ready, failed,
+//                              migrate_failed}
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,6 +95,12 @@ public:
     // An admin's stop/shutdown of an HA guest becomes its requested state `stopped` (the agent
     // does not start it again), a start `started` (Proxmox's ha-manager does the same).
     void requested(const std::string& guest, const std::string& action);
+    // How the agent moves a guest the manager put in state "migrate" (the failback of a group
+    // with nofailback=false): starts a live migration to `to` (a task) and returns; the task
+    // calls migration_done() when it ends ("" = it arrived). Without it, no failback.
+    using MigrateFn = std::function<void(const std::string& vm, const std::string& to)>;
+    void set_migrate(MigrateFn f);
+    void migration_done(const std::string& vm, const std::string& error);
 
     struct View;  // one reading of /hv/ha/ (ha_service.cpp)
 
@@ -125,6 +134,9 @@ private:
     std::map<std::string, std::string> failed_;           // guest -> why (gave up)
     std::map<std::string, std::int64_t> ready_;           // guest -> ready at (unix s)
     std::map<std::string, std::chrono::steady_clock::time_point> started_at_;
+    MigrateFn migrate_;
+    std::set<std::string> migrating_;                     // failbacks under way from here
+    std::map<std::string, std::string> migrate_failed_;   // guest -> why its failback failed
     nlohmann::json agent_written_;                       // what /hv/ha/agent/<me> holds
     std::int64_t active_since_ = 0;
     std::int64_t cleaned_ = 0;

@@ -17,10 +17,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "harness.hpp"
@@ -178,8 +181,10 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     // to h2 through hvd's TLS tunnel; a cancelled one runs on where it was; a stopped one moves
     // offline; a VM with a disk on a local pool is refused with the reason.
     const std::string guest = env("HV_TEST_GUEST_DIR");
+    // hv.epoch: the guest writes epoch records on its disk (the HA steps check "never two copies").
     REQUIRE(rig.ctl("h1", {"vm", "create", "mig01", "--memory", "128M", "--disk", "size=64M,pool=vmpool", "--kernel",
-                           guest + "/vmlinuz", "--initrd", guest + "/initrd.gz", "--cmdline", "console=ttyS0 quiet panic=-1"},
+                           guest + "/vmlinuz", "--initrd", guest + "/initrd.gz", "--cmdline",
+                           "console=ttyS0 quiet panic=-1 hv.epoch"},
                     180s)
                 .exit_code == 0);
     REQUIRE(rig.ctl("h1", {"vm", "start", "mig01"}).exit_code == 0);
@@ -517,77 +522,100 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     REQUIRE(rig.ctl("h2", {"ha", "group", "create", "prefer-h1", "--host", "h1:2", "--host", "h3:1"}).exit_code == 0);
     CHECK(rig.ctl("h3", {"ha", "group", "create", "prefer-h1", "--host", "h1:2"}).exit_code == 5);
 
-    // mig01 (rbd disk, on h2) under HA: started, h2's watchdog armed.
+    // mig01 (rbd disk, on h2) under HA with group prefer-h1 (h1:2, h3:1, failback on): h2 is
+    // not in the group, so the manager moves it to h1 at once (state "migrate", a live
+    // migration by h2's agent), where it is started and ready; h1's watchdog armed.
     REQUIRE(rig.ctl("h2", {"vm", "start", "mig01"}).exit_code == 0);
+    auto ready_on = [&](const std::string& from, const std::string& host) {
+        auto g = ha_of(from, "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == host &&
+               g.value("why", "").find("ready") != std::string::npos;
+    };
+    // How often the rig's emulated watchdog reset h1 so far (one log line each).
+    auto resets = [&] {
+        auto log = read_file(rig.dir() + "/h1/watchdog.log");
+        std::size_t n = 0;
+        for (auto p = log.find("is reset"); p != std::string::npos; p = log.find("is reset", p + 1)) ++n;
+        return n;
+    };
+    auto fb0 = Clock::now();
     auto en = rig.ctl("h1", {"ha", "enable", "mig01", "--group", "prefer-h1"});
     INFO(en.describe() << rig.log("h2"));
     REQUIRE(en.exit_code == 0);
-    bool ha_ready = wait_until([&] {
-        auto g = ha_of("h3", "mig01");
-        return g.value("state", "") == "started" && g.value("host", "") == "h2" &&
-               g.value("why", "").find("ready") != std::string::npos;
-    },
-                               60s, 500ms);
-    INFO(last_ha << rig.log("h1"));
+    bool ha_ready = wait_until([&] { return ready_on("h3", "h1"); }, 120s, 300ms);
+    auto fb_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - fb0).count();
+    INFO(last_ha << rig.log("h1") << rig.log("h2"));
     REQUIRE(ha_ready);
+    WARN("HA placement by group priority (h2 -> h1, live migration, until ready): " << fb_ms << " ms");
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(!runs_on("h2", "mig01"));
+    CHECK(ha_of("h3", "mig01").value("restarts", -1) == 0);  // moved, not restarted
+    CHECK(rig.log("h2").find("failback to h1") != std::string::npos);
     auto hs = rig.ctl_json("h1", {"ha", "status"});
     CHECK(hs.at("manager").is_string());
     for (const auto& h : hs.at("hosts"))
-        if (h.at("host") == "h2") CHECK(h.at("watchdog").value("armed", false));
+        if (h.at("host") == "h1") CHECK(h.at("watchdog").value("armed", false));
     CHECK(mentions(json::array({hs.at("guests")[0].at("fencing")[0]}), "Ceph blocklist"));
 
-    // h2's hvd killed: nobody pets its watchdog, which resets the host (every process of it);
-    // its lease runs out; the manager fences it (Ceph blocklist) and restarts mig01 on h1 (the
-    // group's first choice), ready. Never two copies: h2's QEMU is gone before h1's starts.
+    // h1's hvd killed: nobody pets its watchdog, which resets the host (every process of it);
+    // its lease runs out; the manager fences it (Ceph blocklist) and restarts mig01 on h3 (the
+    // group's next), ready. Never two copies: h1's QEMU is gone before h3's starts.
     auto f0 = Clock::now();
-    REQUIRE(rig.kill_hvd("h2"));
+    const auto resets0 = resets();
+    REQUIRE(rig.kill_hvd("h1"));
     bool recovered = wait_until([&] {
-        auto g = ha_of("h3", "mig01");
-        return g.value("state", "") == "started" && g.value("host", "") == "h1";
+        auto g = ha_of("h2", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h3";
     },
                                 120s, 200ms);
     auto failover = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f0).count();
-    INFO(last_ha << rig.log("h1") << rig.log("h3"));
+    INFO(last_ha << rig.log("h2") << rig.log("h3"));
     REQUIRE(recovered);
-    WARN("HA failover of a TCG guest on rbd (hvd of its host killed -> watchdog -> fenced -> ready on h1): " << failover
+    WARN("HA failover of a TCG guest on rbd (hvd of its host killed -> watchdog -> fenced -> ready on h3): " << failover
                                                                                                              << " ms");
-    CHECK(read_file(rig.dir() + "/h2/watchdog.log").find("reset") != std::string::npos);
-    CHECK(runs_on("h1", "mig01"));
-    CHECK(!runs_on("h3", "mig01"));
-    CHECK(rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--name"}).exit_code != 0);  // h2's libvirtd died with it
-    hs = rig.ctl_json("h3", {"ha", "status"});
+    CHECK(resets() == resets0 + 1);
+    CHECK(runs_on("h3", "mig01"));
+    CHECK(!runs_on("h2", "mig01"));
+    CHECK(rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--name"}).exit_code != 0);  // h1's libvirtd died with it
+    hs = rig.ctl_json("h2", {"ha", "status"});
     for (const auto& h : hs.at("hosts"))
-        if (h.at("host") == "h2") {
+        if (h.at("host") == "h1") {
             REQUIRE(h.at("fenced").is_object());
             CHECK(h.at("fenced").at("storage").dump().find("blocklisted") != std::string::npos);
         }
-    CHECK(ha_of("h1", "mig01").value("restarts", 0) == 1);
+    CHECK(ha_of("h2", "mig01").value("restarts", 0) == 1);
 
-    // h2 back: its stale definition of mig01 goes (the disk stays), the fence is lifted, mig01
-    // runs once, on h1.
-    REQUIRE(rig.rig({"start", "h2"}).exit_code == 0);
+    // h1 back: its stale definition of mig01 goes (the disk stays), the fence is lifted, and
+    // then mig01 fails back to h1 (higher priority) by live migration: once, never two copies.
+    auto back0 = Clock::now();
+    REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
     CHECK(wait_until([&] {
-        auto r = rig.exec("h2", {"virsh", "-c", h2virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && !names(r.out, "mig01");
-    },
-                     60s, 500ms));
-    CHECK(wait_until([&] {
-        auto all = rig.ctl_json("h3", {"ha", "status"});
+        auto all = rig.ctl_json("h2", {"ha", "status"});
         for (const auto& h : all.at("hosts"))
-            if (h.at("host") == "h2") return h.at("fenced").is_null();
+            if (h.at("host") == "h1") return h.at("fenced").is_null();
         return false;
     },
-                     60s, 500ms));
+                     90s, 500ms));
+    bool failed_back = wait_until([&] { return ready_on("h2", "h1"); }, 120s, 300ms);
+    auto back_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - back0).count();
+    INFO(last_ha << rig.log("h1") << rig.log("h3"));
+    REQUIRE(failed_back);
+    WARN("HA failback after the host came back (h1 started -> fence lifted -> mig01 migrated h3 -> h1, ready): "
+         << back_ms << " ms");
     CHECK(runs_on("h1", "mig01"));
-    CHECK(rig.ctl("h2", {"storage", "volume", "show", "vmpool", "mig01-disk0"}).exit_code == 0);
+    CHECK(!runs_on("h3", "mig01"));
+    CHECK(ha_of("h2", "mig01").value("restarts", 0) == 1);  // a migration is no restart
+    CHECK(rig.ctl("h1", {"storage", "volume", "show", "vmpool", "mig01-disk0"}).exit_code == 0);
 
     // A planned stop of h1's hvd (SIGTERM): mig01 is frozen, not recovered, and runs on; hvd
     // back: started again on h1.
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
+    const auto resets1 = resets();
     REQUIRE(rig.kill_hvd("h1", SIGTERM));
     CHECK(wait_until([&] { return ha_of("h3", "mig01").value("state", "") == "freeze"; }, 30s, 500ms));
     std::this_thread::sleep_for(8s);  // past the lease and the watchdog: nothing moves
     CHECK(ha_of("h3", "mig01").value("state", "") == "freeze");
-    CHECK(read_file(rig.dir() + "/h1/watchdog.log").find("reset") == std::string::npos);
+    CHECK(resets() == resets1);  // disarmed with the magic close: no reset
     CHECK(runs_on("h1", "mig01"));
     CHECK(!runs_on("h3", "mig01"));
     REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
@@ -601,6 +629,7 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     // its watchdog resets it; the others fence it and restart mig01 on h3 (the group's next).
     REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
     auto c0 = Clock::now();
+    const auto resets2 = resets();
     REQUIRE(rig.rig({"cut", "h1"}).exit_code == 0);
     bool moved = wait_until([&] {
         auto g = ha_of("h2", "mig01");
@@ -611,35 +640,74 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     INFO(last_ha << rig.log("h2") << rig.log("h3"));
     REQUIRE(moved);
     WARN("HA failover after a cut link (h1 -> h3): " << cut_ms << " ms");
-    CHECK(read_file(rig.dir() + "/h1/watchdog.log").find("reset") != std::string::npos);
+    CHECK(resets() == resets2 + 1);
     CHECK(runs_on("h3", "mig01"));
+    // Healed and restarted: the stale copy on h1 goes before the fence is lifted, then mig01
+    // fails back to h1.
     REQUIRE(rig.rig({"heal", "h1"}).exit_code == 0);
     REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
-    CHECK(wait_until([&] {
-        auto r = rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && !names(r.out, "mig01");
-    },
-                     60s, 500ms));
+    CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 150s, 500ms));
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(!runs_on("h3", "mig01"));
 
-    // h3's hvd frozen (SIGSTOP) with mig01 on it: no pets, its watchdog resets the host (the
-    // frozen hvd with it, so it never thaws into a second copy); mig01 back on h1.
+    // h1's hvd frozen (SIGSTOP) with mig01 on it: no pets, its watchdog resets the host (the
+    // frozen hvd with it, so it never thaws into a second copy); mig01 restarted on h3, and
+    // back on h1 when h1 is.
     REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
-    REQUIRE(rig.kill_hvd("h3", SIGSTOP));
+    const auto resets3 = resets();
+    REQUIRE(rig.kill_hvd("h1", SIGSTOP));
     CHECK(wait_until([&] {
         auto g = ha_of("h2", "mig01");
-        return g.value("state", "") == "started" && g.value("host", "") == "h1";
+        return g.value("state", "") == "started" && g.value("host", "") == "h3";
     },
                      120s, 200ms));
-    INFO(last_ha << rig.log("h1") << rig.log("h2"));
-    CHECK(read_file(rig.dir() + "/h3/watchdog.log").find("reset") != std::string::npos);
+    INFO(last_ha << rig.log("h2") << rig.log("h3"));
+    CHECK(resets() == resets3 + 1);
+    CHECK(runs_on("h3", "mig01"));
+    REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
+    CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 150s, 500ms));
     CHECK(runs_on("h1", "mig01"));
-    REQUIRE(rig.rig({"start", "h3"}).exit_code == 0);
-    CHECK(wait_until([&] {
-        auto r = rig.exec("h3", {"virsh", "-c", h3virsh, "list", "--all", "--name"});
-        return r.exit_code == 0 && !names(r.out, "mig01");
-    },
-                     60s, 500ms));
+    CHECK(!runs_on("h3", "mig01"));
     CHECK(ha_of("h2", "mig01").value("restarts", 0) == 3);
+
+    // Never two copies, by the guest's own account: mig01 writes "HVEPOCH <epoch> <seq>" records
+    // on its disk (hv.epoch, scripts/build-test-guest.sh), a new epoch at every boot, seq going
+    // on from the largest it found. Read from the image: in seq order the epoch never goes
+    // down (no older copy wrote after a newer one had started), over every start, restart and
+    // live migration above.
+    {
+        const std::string img = rig.dir() + "/mig01-epochs.img";
+        auto ex = rig.exec("h2", {"rbd", "-c", rig.dir() + "/h2/state/ceph/ceph.conf", "export", "vmpool/mig01-disk0", img});
+        INFO(ex.describe());
+        REQUIRE(ex.exit_code == 0);
+        std::ifstream f(img, std::ios::binary);
+        std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        std::vector<std::pair<long long, long long>> recs;  // seq, epoch
+        for (std::size_t i = 1; i <= 8192 && (i + 1) * 512 <= data.size(); ++i) {
+            long long e = 0, q = 0;
+            if (std::sscanf(data.c_str() + i * 512, "HVEPOCH %lld %lld", &e, &q) == 2) recs.emplace_back(q, e);
+        }
+        std::filesystem::remove(img);
+        std::sort(recs.begin(), recs.end());
+        std::set<long long> epochs;
+        std::string back;
+        for (std::size_t i = 0; i < recs.size(); ++i) {
+            epochs.insert(recs[i].second);
+            if (i > 0 && recs[i].second < recs[i - 1].second && back.empty())
+                back = "seq " + std::to_string(recs[i].first) + " by epoch " + std::to_string(recs[i].second) +
+                       " after seq " + std::to_string(recs[i - 1].first) + " by epoch " +
+                       std::to_string(recs[i - 1].second);
+            if (i > 0 && recs[i].first == recs[i - 1].first && back.empty())
+                back = "seq " + std::to_string(recs[i].first) + " written by epochs " +
+                       std::to_string(recs[i - 1].second) + " and " + std::to_string(recs[i].second);
+        }
+        INFO("older writer after a newer one: " << back);
+        CHECK(back.empty());
+        CHECK(recs.size() > 100);
+        CHECK(epochs.size() >= 4);  // the first boot and the three HA restarts at least
+        WARN("epoch checker: " << recs.size() << " records of " << epochs.size()
+                               << " boots on mig01's disk, none by an older copy after a newer one");
+    }
 
     // An admin's stop becomes HA's requested state: not started again; a start: started.
     REQUIRE(rig.ctl("h2", {"vm", "stop", "mig01"}).exit_code == 0);  // forwarded to h1
@@ -655,4 +723,17 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     CHECK(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 4);
     CHECK(rig.ctl("h2", {"ha", "group", "delete", "prefer-h1"}).exit_code == 0);
     CHECK(rig.ctl("h1", {"vm", "stop", "mig01"}).exit_code == 0);
+
+    // An HA guest deleted through hv (forwarded to its host) leaves HA; it is not defined again.
+    REQUIRE(rig.ctl("h2", {"ha", "enable", "mig01", "--state", "stopped"}).exit_code == 0);
+    auto gone = rig.ctl("h3", {"vm", "delete", "mig01"}, 60s);
+    INFO(gone.describe());
+    REQUIRE(gone.exit_code == 0);
+    CHECK(wait_until([&] { return ha_of("h2", "mig01").empty(); }, 30s, 500ms));
+    CHECK(rig.ctl("h2", {"ha", "disable", "mig01"}).exit_code == 4);
+    std::this_thread::sleep_for(2s);
+    for (const auto& h : {"h1", "h2", "h3"}) {
+        auto uri = "qemu:///system?socket=" + rig.dir() + "/" + h + "/libvirt/run/libvirt-sock";
+        CHECK(!names(rig.exec(h, {"virsh", "-c", uri, "list", "--all", "--name"}).out, "mig01"));
+    }
 }
