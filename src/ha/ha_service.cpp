@@ -461,6 +461,13 @@ bool HaService::manage(const View& v) {
         }
     }
 
+    // A host's priority in the guest's group (-1: not in it, or no group).
+    auto prio_of = [&](const Doc& r, const std::string& h) {
+        auto it = v.groups.find(s(r.j, "group"));
+        if (it == v.groups.end()) return -1;
+        auto hosts = it->second.j.value("hosts", json::object());
+        return hosts.contains(h) && hosts[h].is_number_integer() ? hosts[h].get<int>() : -1;
+    };
     // Candidate hosts for a guest, best first.
     auto choose = [&](const std::string& guest, const Doc& r, const std::string& exclude, std::string& why) {
         std::vector<std::string> pools;
@@ -485,13 +492,8 @@ bool HaService::manage(const View& v) {
             for (const auto& p : pools)
                 if (std::find(have.begin(), have.end(), p) == have.end()) missing = p;
             if (!missing.empty()) { no("no pool " + missing); continue; }
-            int prio = 0;
-            if (g) {
-                auto hosts = g->j.value("hosts", json::object());
-                if (hosts.contains(h) && hosts[h].is_number_integer()) prio = hosts[h].get<int>();
-                else if (g->j.value("restricted", false)) { no("not in group " + s(g->j, "name")); continue; }
-                else prio = -1;
-            }
+            int prio = g ? prio_of(r, h) : 0;
+            if (g && prio < 0 && g->j.value("restricted", false)) { no("not in group " + s(g->j, "name")); continue; }
             cands.emplace_back(-prio, load[h], h);
         }
         std::sort(cands.begin(), cands.end());
@@ -500,13 +502,6 @@ bool HaService::manage(const View& v) {
         return cands.empty() ? std::optional<std::string>() : std::get<2>(cands.front());
     };
 
-    // A host's priority in the guest's group (-1: not in it, or no group).
-    auto prio_of = [&](const Doc& r, const std::string& h) {
-        auto it = v.groups.find(s(r.j, "group"));
-        if (it == v.groups.end()) return -1;
-        auto hosts = it->second.j.value("hosts", json::object());
-        return hosts.contains(h) && hosts[h].is_number_integer() ? hosts[h].get<int>() : -1;
-    };
     // Failback (a group without nofailback): a host of higher priority than the guest's that
     // could take it. Equal priorities never move a guest (no ping-pong on load).
     auto failback_to = [&](const std::string& name, const Doc& r, const std::string& host) -> std::optional<std::string> {
@@ -708,8 +703,10 @@ nlohmann::json HaService::enable(const std::string& guest, const api::HaEnable& 
 }
 
 void HaService::requested(const std::string& guest, const std::string& action) {
-    std::string want = action == "start" ? "started" : (action == "stop" || action == "shutdown") ? "stopped" : "";
-    if (action == "deleted") want = "deleted";
+    std::string want = action == "start"                          ? "started"
+                       : (action == "stop" || action == "shutdown") ? "stopped"
+                       : action == "deleted"                        ? "deleted"
+                                                                    : "";
     if (want.empty() || !cluster_.member()) return;
     {
         std::lock_guard lk(mu_);

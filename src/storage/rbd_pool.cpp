@@ -651,8 +651,14 @@ private:
     }
 
     // Before an image is deleted: its base snapshot goes when no clone depends on it (a base
-    // with clones is refused: conflict, nothing changed).
+    // with clones is refused: conflict, nothing changed). Only an image with that snapshot can
+    // be a base, so only then are the pool's images looked at.
     void drop_base_snapshot(rados_ioctx_t ctx, const std::string& name) const {
+        Image img(ctx, name, false, spec_.name);
+        int prot = 0;
+        int r = rbd_snap_is_protected(img.get(), kBaseSnap, &prot);
+        if (r == -ENOENT) return;
+        if (r < 0) failed(r, fmt::format("reading the snapshot {}@{}", name, kBaseSnap));
         std::vector<std::string> clones;
         for (const auto& n : image_names()) {
             if (n == name) continue;
@@ -661,11 +667,6 @@ private:
         if (!clones.empty())
             fail(Errc::conflict, "volume {} of pool {} is the base of linked clone(s) {}: delete them first", name,
                  spec_.name, fmt::join(clones, ", "));
-        Image img(ctx, name, false, spec_.name);
-        int prot = 0;
-        int r = rbd_snap_is_protected(img.get(), kBaseSnap, &prot);
-        if (r == -ENOENT) return;
-        if (r < 0) failed(r, fmt::format("reading the snapshot {}@{}", name, kBaseSnap));
         if (prot) {
             r = rbd_snap_unprotect(img.get(), kBaseSnap);
             if (r == -EBUSY)
