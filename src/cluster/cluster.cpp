@@ -181,6 +181,11 @@ void Cluster::hold(const std::string& name) {
     if (!claims_.insert(name).second) fail(Errc::conflict, "'{}' is being created or moved on this host already", name);
 }
 
+bool Cluster::held(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    return claims_.count(name) > 0;
+}
+
 void Cluster::release(const std::string& name) {
     {
         std::lock_guard lk(mu_);
@@ -477,7 +482,17 @@ void Cluster::lease_loop() {
                 lease_seen_ = 0;
                 lease_ = s.grant(o_.lease_ttl);
                 if (since_ == 0) since_ = now_s();
-                s.put(kAlive + o_.node_name, alive_doc().dump(), lease_);
+                std::vector<Op> ops{Op::put(kAlive + o_.node_name, alive_doc().dump(), lease_)};
+                for (const auto& f : online_ops_)
+                    util::guarded("cluster online ops", [&] {
+                        for (auto& op : f()) ops.push_back(std::move(op));
+                    });
+                try {
+                    s.txn({}, ops);
+                } catch (const Error&) {
+                    lease_ = 0;  // not online: a new lease and the whole transaction again (this one expires)
+                    throw;
+                }
                 beat = 0;
                 spdlog::info("cluster: online as {} (lease {:x}, ttl {} s)", o_.node_name, lease_, o_.lease_ttl.count());
             } else {
@@ -830,6 +845,7 @@ std::chrono::steady_clock::time_point Cluster::last_keepalive_sent() const {
 }
 
 void Cluster::add_listener(std::function<void()> f) { listeners_.push_back(std::move(f)); }
+void Cluster::add_online_ops(std::function<std::vector<Op>()> f) { online_ops_.push_back(std::move(f)); }
 
 bool Cluster::online(const std::string& node) const {
     std::lock_guard lk(mu_);

@@ -156,6 +156,8 @@ public:
     void hold(const std::string& name);
     void hand_over(const std::string& name, const std::string& to);
     void release(const std::string& name);
+    // Whether a create or a move of `name` runs on this host now (hold() or claim()).
+    bool held(const std::string& name) const;
     // Host maintenance (docs/migration.md): the record of a member in maintenance (from the
     // cache), and its writes (this host's own record; put_maintenance replaces it).
     std::optional<nlohmann::json> maintenance(const std::string& node) const;
@@ -170,6 +172,11 @@ public:
     std::int64_t lease_id() const;
     std::chrono::steady_clock::time_point last_keepalive_sent() const;
     void add_listener(std::function<void()> f);
+    // Writes put in the same transaction as this host's alive key each time it comes online
+    // (set before start(); called on the keepalive thread, without the cluster's lock). HA's
+    // agent record: a host that was stopped on purpose ("frozen") is "active" again exactly
+    // when it is online again, never one without the other.
+    void add_online_ops(std::function<std::vector<Op>()> f);
     // At stop, the alive lease is left to expire instead of being revoked (HA: a watchdog that
     // could not be disarmed must fire before the host counts as gone).
     void keep_lease_at_stop() { keep_lease_ = true; }
@@ -239,6 +246,7 @@ private:
     std::atomic<std::int64_t> lease_seen_{0};          // lease_, readable from other threads
     std::atomic<std::int64_t> keepalive_sent_ns_{0};   // steady clock, of the last good keepalive
     std::vector<std::function<void()>> listeners_;     // set before start()
+    std::vector<std::function<std::vector<Op>()>> online_ops_;  // set before start()
     std::atomic<bool> keep_lease_{false};
     std::int64_t since_ = 0;
     bool test_mode_ = false;

@@ -51,6 +51,7 @@ public:
     void end_claim(const std::string& name) override;
     std::string self() const override;
     nlohmann::json others(guest::GuestKind kind) const override;
+    bool held(const std::string& name) const override { return c_.held(name); }
 
 private:
     cluster::Cluster& c_;

@@ -27,14 +27,16 @@ void register_guest_routes(Router& r, guest::Guests& guests, TaskManager& tasks)
         r.add("GET", all, "host", [&d, &guests](const Request&) { return Response{200, guests.list_json(d)}; }, fast);
         r.add("GET", one, "guest:{name}", [&d](const Request& req) { return Response{200, d.info(req.param("name"))}; },
               fast);
-        r.add("PATCH", one, "guest:{name}", [&d](const Request& req) {
+        r.add("PATCH", one, "guest:{name}", [&d, &guests](const Request& req) {
             auto patch = api::vm_patch_from_json(req.json());
+            guests.expect_not_moving(d.kind(), req.param("name"));
             return Response{200, d.update(req.param("name"), patch)};
         });
         r.add("DELETE", one, "guest:{name}", [&d, &guests, &tasks, kind](const Request& req) {
             const auto& name = req.param("name");
             bool purge = req.flag("purge");
             guests.expect_state(d.kind(), name, {GuestState::stopped, GuestState::crashed}, "delete");
+            guests.expect_not_moving(d.kind(), name);
             return Response{202, tasks.submit(kind + ".delete", kind + "/" + name, [&d, &guests, name, purge](util::Progress& p) {
                                 auto out = d.remove(name, purge, p);
                                 guests.requested(d.kind(), name, "deleted");  // HA lets it go

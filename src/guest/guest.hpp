@@ -158,6 +158,9 @@ public:
         // this kind on the other hosts, each with "host" (and "stale" when that host is offline).
         virtual std::string self() const = 0;
         virtual nlohmann::json others(GuestKind kind) const = 0;
+        // A create or a move of the name runs on this host (a migration: the guest is on
+        // neither host, or on both).
+        virtual bool held(const std::string& name) const = 0;
     };
     // Set once at start, before any request.
     void set_directory(Directory* d) { directory_ = d; }
@@ -167,9 +170,15 @@ public:
     // lets the guest go. Set once at start.
     using RequestHook = std::function<void(GuestKind, const std::string& name, const std::string& action)>;
     void set_request_hook(RequestHook h) { request_hook_ = std::move(h); }
+    // Every request but "deleted" is refused (409) while the guest moves to another host
+    // (expect_not_moving), before the hook hears of it.
     void requested(GuestKind k, const std::string& name, const std::string& action) const {
+        if (action != "deleted") expect_not_moving(k, name);
         if (request_hook_) request_hook_(k, name, action);
     }
+    // 409 while a migration of the guest runs here: a `ct start` during a container's move
+    // would make a second copy; a change or a delete would be lost on the way.
+    void expect_not_moving(GuestKind k, const std::string& name) const;
     // GET /v1/{vms,cts}: this host's guests of the kind, and in a cluster the other hosts' too.
     nlohmann::json list_json(GuestDriver& d) const;
 

@@ -113,6 +113,12 @@ std::vector<std::string> Guests::release_image(const std::vector<std::string>& u
     return done;
 }
 
+void Guests::expect_not_moving(GuestKind k, const std::string& name) const {
+    if (directory_ && directory_->held(name) && driver(k).find(name))
+        fail(Errc::conflict, "{} '{}' is being moved to another host (or made) here: try again when that task has ended",
+             api::kind_noun(k), name);
+}
+
 void Guests::expect_state(GuestKind k, const std::string& name, std::initializer_list<GuestState> states,
                           const char* verb) const {
     auto s = driver(k).find(name);

@@ -81,6 +81,22 @@ HaService::HaService(Options o, cluster::Cluster& cluster, guest::Guests& guests
       wd_(o_.watchdog, o_.watchdog_timeout) {
     check_timing(o_);
     cluster_.add_listener([this] { trigger(); });
+    // "active" in the alive key's transaction: a host back from a planned stop never counts
+    // as frozen once it is online (if it fails right after, it is fenced and its guests
+    // recovered), and never as active while it is not online (docs/ha.md).
+    cluster_.add_online_ops([this] {
+        {
+            std::lock_guard lk(mu_);
+            if (quit_) return std::vector<cluster::Op>{};  // stopping: "frozen" is (about to be) written
+        }
+        json doc = agent_doc(false);
+        {
+            std::lock_guard wl(write_mu_);
+            agent_written_ = json();  // the loop writes it again once it knows more
+        }
+        trigger();
+        return std::vector<cluster::Op>{cluster::Op::put(kAgent + cluster_.node(), doc.dump())};
+    });
 }
 
 HaService::~HaService() { stop(); }
@@ -218,25 +234,29 @@ bool HaService::pass() {
 
 // ---- the local agent -----------------------------------------------------------------------
 
+nlohmann::json HaService::agent_doc(bool frozen) {
+    json pools = pools_.shared_names();
+    std::lock_guard lk(mu_);
+    return {{"node", cluster_.node()},
+            {"state", frozen ? "frozen" : "active"},
+            {"since", frozen ? now_s() : active_since_},
+            {"watchdog", {{"ok", wd_error_.empty()}, {"what", wd_.what().empty() ? wd_.path() : wd_.what()},
+                          {"armed", wd_.armed()}, {"error", wd_error_}}},
+            {"pools", pools},
+            {"cleaned", cleaned_},
+            {"ready", ready_},
+            {"failed", failed_},
+            {"migrate_failed", migrate_failed_}};
+}
+
 void HaService::write_agent(bool frozen) {
     auto store = cluster_.shared_store();
-    json pools = pools_.shared_names();
-    json doc;
-    {
-        std::lock_guard lk(mu_);
-        doc = {{"node", cluster_.node()},
-               {"state", frozen ? "frozen" : "active"},
-               {"since", frozen ? now_s() : active_since_},
-               {"watchdog", {{"ok", wd_error_.empty()}, {"what", wd_.what().empty() ? wd_.path() : wd_.what()},
-                             {"armed", wd_.armed()}, {"error", wd_error_}}},
-               {"pools", pools},
-               {"cleaned", cleaned_},
-               {"ready", ready_},
-               {"failed", failed_},
-               {"migrate_failed", migrate_failed_}};
-    }
+    json doc = agent_doc(frozen);
+    std::lock_guard wl(write_mu_);
     if (doc == agent_written_) return;
     store->put(kAgent + cluster_.node(), doc.dump());
+    if (!agent_written_.is_object() || agent_written_.value("state", "") != doc.value("state", ""))
+        spdlog::info("ha: the agent of this host is {}", doc.value("state", ""));
     agent_written_ = doc;
 }
 
@@ -246,7 +266,12 @@ bool HaService::act(const View& v) {
     // succeeded): an "active" agent record of a host that is not online tells the manager it
     // failed (not frozen) and gets it fenced. Seen at the restart of a frozen host: its new hvd
     // wrote "active" before its alive key, and the manager recovered guests whose QEMUs ran on.
-    if (cluster_.lease_id() == 0) return false;
+    if (cluster_.lease_id() == 0) {
+        if (!waiting_alive_) spdlog::info("ha: the agent waits for this host's alive key");
+        waiting_alive_ = true;
+        return false;
+    }
+    waiting_alive_ = false;
     auto store = cluster_.shared_store();
     auto& vm = guests_.driver(api::GuestKind::vm);
     const bool fenced_here = v.fences.count(me) > 0;

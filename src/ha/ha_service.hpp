@@ -111,6 +111,7 @@ private:
     bool manage(const View& v);
     bool act(const View& v);
     void watchdog_loop();
+    nlohmann::json agent_doc(bool frozen);
     void write_agent(bool frozen);
 
     Options o_;
@@ -122,6 +123,7 @@ private:
     Watchdog wd_;
 
     mutable std::mutex mu_;
+    std::mutex write_mu_;  // agent_written_
     std::condition_variable cv_;
     bool dirty_ = true, quit_ = false, started_ = false;
     std::thread loop_, wd_thread_;
@@ -138,6 +140,7 @@ private:
     std::set<std::string> migrating_;                     // failbacks under way from here
     std::map<std::string, std::string> migrate_failed_;   // guest -> why its failback failed
     nlohmann::json agent_written_;                       // what /hv/ha/agent/<me> holds
+    bool waiting_alive_ = false;                         // act() logged that it waits for the lease
     std::int64_t active_since_ = 0;
     std::int64_t cleaned_ = 0;
     std::map<std::string, std::string> unfence_errors_;  // node -> the last error lifting its fence (logged once)  // the fence of this host whose stale copies are gone (its since)

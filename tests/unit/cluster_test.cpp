@@ -138,6 +138,32 @@ TEST_CASE("cluster: a member that stops renewing its lease shows offline within 
     REQUIRE(eventually([&] { return h1.online("h2"); }));
 }
 
+TEST_CASE("cluster: the online writes go in the alive key's transaction, also when it comes back", "[cluster]") {
+    test::TempDir tmp;
+    auto store = std::make_shared<MemoryStore>();
+    FakeHost a;
+    Cluster h1(options("h1", tmp.path), a.hooks());
+    std::atomic<int> calls{0};
+    h1.add_online_ops([&] {
+        ++calls;
+        return std::vector<Op>{Op::put("/hv/ha/agent/h1", "{\"state\":\"active\",\"n\":" + std::to_string(calls) + "}")};
+    });
+    h1.attach_for_test(store, "test", "10.0.0.1");
+    auto same_txn = [&] {
+        auto alive = store->get("/hv/alive/h1");
+        auto agent = store->get("/hv/ha/agent/h1");
+        return alive && agent && alive->create_revision == agent->mod_revision;
+    };
+    REQUIRE(eventually(same_txn));
+    CHECK(calls == 1);
+    // The lease expires (a cut host): back online, the agent record is written with the new key.
+    std::int64_t lease = store->get("/hv/alive/h1")->lease;
+    store->put("/hv/ha/agent/h1", R"({"state":"frozen"})");
+    store->expire(lease);
+    REQUIRE(eventually([&] { return calls == 2 && same_txn(); }));
+    CHECK(store->get("/hv/ha/agent/h1")->value.find("active") != std::string::npos);
+}
+
 TEST_CASE("cluster: of two hosts creating the same name at once, exactly one wins", "[cluster]") {
     test::TempDir tmp;
     auto store = std::make_shared<MemoryStore>();

@@ -1,5 +1,6 @@
 // The guest layer on fake drivers: one name space across kinds (claims), the lifecycle
 // engine's shutdown, the guest.lifecycle events; and route resources.
+#include <set>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -249,4 +250,45 @@ TEST_CASE("router: every route declares its resource, a match resolves it", "[ro
     q.path = "/v1/host";
     r.match(q);
     CHECK(q.resource == "host");
+}
+
+namespace {
+// A directory where some names are being moved (or made) on this host.
+class FakeDirectory final : public guest::Guests::Directory {
+public:
+    void claim(GuestKind, const std::string&) override {}
+    void end_claim(const std::string&) override {}
+    std::string self() const override { return "h1"; }
+    json others(GuestKind) const override { return json::array(); }
+    bool held(const std::string& name) const override { return moving.count(name) > 0; }
+    std::set<std::string> moving;
+};
+}  // namespace
+
+TEST_CASE("guests: requests of a guest that is being moved are refused (409) before the hook hears them", "[guest]") {
+    guest::Guests g([](const std::string&, const std::string&, const json&) {});
+    FakeDriver cts(GuestKind::ct);
+    g.add(cts);
+    FakeDirectory dir;
+    g.set_directory(&dir);
+    std::vector<std::string> heard;
+    g.set_request_hook([&](GuestKind, const std::string& name, const std::string& action) { heard.push_back(name + " " + action); });
+    cts.guests["app01"] = GuestState::stopped;
+    cts.guests["app02"] = GuestState::stopped;
+    dir.moving.insert("app01");
+    try {
+        g.requested(GuestKind::ct, "app01", "start");
+        FAIL("a start during a move was let through");
+    } catch (const Error& e) {
+        CHECK(e.code() == Errc::conflict);
+        CHECK_THAT(std::string(e.what()), Catch::Contains("container 'app01' is being moved"));
+    }
+    CHECK_THROWS_AS(g.expect_not_moving(GuestKind::ct, "app01"), Error);
+    CHECK(heard.empty());
+    g.requested(GuestKind::ct, "app02", "start");  // another guest: as before
+    g.requested(GuestKind::ct, "app01", "deleted");  // told after the fact: never refused
+    CHECK(heard == std::vector<std::string>{"app02 start", "app01 deleted"});
+    dir.moving.clear();
+    g.requested(GuestKind::ct, "app01", "start");
+    CHECK(heard.size() == 3);
 }
