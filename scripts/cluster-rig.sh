@@ -17,7 +17,8 @@
 # a [ceph] section for hosts that share one disk (mon_data_avail_warn = 5, osd_memory_target_mb
 # = 896); RIG_ACCEL (tcg), RIG_LOG_LEVEL (info) for hvd.toml; RIG_TIMEOUT (60) seconds `up`/`start`
 # wait for an hvd to answer; RIG_WATCHDOG_TIMEOUT (3) seconds of each host's emulated watchdog
-# ([ha] watchdog = DIR/hI/watchdog, a FIFO; see watchdog_emu).
+# ([ha] watchdog = DIR/hI/watchdog, a FIFO; see watchdog_emu); RIG_HVD_NICE (-5) the nice
+# value hvd (with its etcd and Ceph daemons) runs at.
 #
 # Layout (README.md "A cluster on one machine"):
 # - Host hI has the address 10.77.0.(10+I)/24 (h1 = 10.77.0.11, h2 = 10.77.0.12, ...), on the
@@ -45,6 +46,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 PRIVATE_LIBVIRTD=$ROOT/scripts/private-libvirtd.sh
 HVD=${HVD:-$ROOT/build/src/daemon/hvd}
+RIG_HVD_NICE=${RIG_HVD_NICE:--5}
 HVCTL=${HVCTL:-$ROOT/build/src/cli/hvctl}
 SUBNET=10.77.0
 BRIDGE_ADDR=$SUBNET.1
@@ -258,7 +260,9 @@ start_host() { # start_host NAME: libvirtd (+ holder, virtlogd) and hvd; returns
     echo "--- $(date -u '+%F %T') started by cluster-rig.sh" >>"$d/hvd.log"
     # setsid: not in the caller's process group (a Ctrl-C of a test run does not hit it).
     # nsenter without -p and setsid of a non-leader exec: $! is hvd's own pid.
-    setsid nsenter -t "$holder" -m -n -u -- "$HVD" --config "$d/hvd.toml" --foreground \
+    # nice: the control plane (hvd, its etcd and Ceph daemons) ahead of other load on this
+    # machine (tests beside the rig), as a real host gives it a core: the HA timing assumes it.
+    nice -n "$RIG_HVD_NICE" setsid nsenter -t "$holder" -m -n -u -- "$HVD" --config "$d/hvd.toml" --foreground \
       </dev/null >>"$d/hvd.log" 2>&1 &
     pid=$!
     want=$(realpath -- "$HVD")

@@ -23,7 +23,10 @@ cmake_args=""
 if command -v ccache >/dev/null; then cmake_args="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
 # debian/files would keep the previous build's list (e.g. a -dbgsym package built without noddebs).
 rm -f debian/debhelper-build-stamp debian/files
+# DEB_CXXFLAGS_STRIP=-g: no debug information in this build (no -dbgsym package is made of it,
+# and generating it is a quarter of the compile time: 53.6 s -> 40.3 s for two heavy files); `dpkg-buildpackage` alone keeps Debian's -g.
 HV_BUILD_DIR="$BUILD_DIR" HV_CMAKE_ARGS="$cmake_args" \
+  DEB_CXXFLAGS_STRIP="-g ${DEB_CXXFLAGS_STRIP:-}" \
   DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
   dpkg-buildpackage -us -uc -b --no-pre-clean
 
