@@ -932,9 +932,44 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
     std::vector<std::thread> pool;
     for (int i = 0; i < std::max(1, parallel); ++i) pool.emplace_back([&] { util::guarded("maintenance", worker); });
     for (auto& t : pool) t.join();
-    if (running_cts_)
-        for (const auto& ct : running_cts_())
-            blockers.push_back(fmt::format("ct {}: containers do not migrate yet (stop it or move it by hand)", ct));
+    // Then the running containers, one at a time (a container moves by restart: shut down
+    // here, root filesystem copied unless on a shared pool, started there) to the member with
+    // the most free memory that passes its pre-flight.
+    std::vector<std::string> cts;
+    if (running_cts_ && cts_ && !progress.cancelled()) cts = running_cts_();
+    for (std::size_t i = 0; i < cts.size() && !progress.cancelled(); ++i) {
+        const std::string& ct = cts[i];
+        progress.step(95, fmt::format("moving container {} ({} of {})", ct, i + 1, cts.size()));
+        try {
+            const auto memory = cts_->get(ct).spec.memory;
+            std::string best;
+            std::uint64_t best_free = 0;
+            std::vector<std::string> why;
+            for (const auto& h : cluster_.hosts()) {
+                if (h.name == self || !h.online || cluster_.maintenance(h.name)) continue;
+                api::MigrateRequest rq;
+                rq.to = h.name;
+                auto r = check_ct(ct, rq);
+                std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
+                free = free > planned[h.name] ? free - planned[h.name] : 0;
+                if (!r.ok) why.push_back(fmt::format("{}: {}", h.name, fmt::join(r.blockers, "; ")));
+                else if (free >= memory && (best.empty() || free > best_free)) best = h.name, best_free = free;
+            }
+            if (best.empty()) {
+                blockers.push_back(fmt::format("ct {}: no member can take it{}{}", ct, why.empty() ? "" : ": ", fmt::join(why, " | ")));
+                continue;
+            }
+            api::MigrateRequest rq;
+            rq.to = best;
+            GuestProgress sub(progress, shared, ct);
+            migrate_ct(ct, rq, sub);
+            planned[best] += memory;
+            doc["moved"].push_back(json{{"guest", ct}, {"kind", "ct"}, {"to", best}});
+            progress.log(fmt::format("ct {} -> {}", ct, best));
+        } catch (const std::exception& e) {
+            blockers.push_back(fmt::format("ct {}: {}", ct, e.what()));
+        }
+    }
     doc["blockers"] = blockers;
     doc["state"] = blockers.empty() ? "in" : "entering";
     cluster_.put_maintenance(doc);
@@ -962,21 +997,22 @@ json Migrator::exit_maintenance(bool bring_back, util::Progress& progress) {
         for (const auto& m : moved) {
             ++i;
             std::string vm = m.value("guest", ""), from = m.value("to", "");
+            const std::string kind = m.value("kind", "vm") == "ct" ? "ct" : "vm";
             if (vm.empty() || from.empty() || cluster_.owner_of(vm) != from) continue;
-            progress.step(static_cast<int>(100 * i / (moved.size() + 1)), "bringing back vm " + vm + " from " + from);
+            progress.step(static_cast<int>(100 * i / (moved.size() + 1)), fmt::format("bringing back {} {} from {}", kind, vm, from));
             // The request runs on the VM's owner: through that member's API. That member may
             // not have seen the end of the maintenance yet (its cache follows the watch): a
             // blocker "in maintenance" is asked again for 10 s. One at a time: they all come
             // back to this one host.
             try {
-                auto task = member_task(cluster_, from, "POST", "/v1/vms/" + escape_segment(vm) + "/migrate",
+                auto task = member_task(cluster_, from, "POST", "/v1/" + kind + "s/" + escape_segment(vm) + "/migrate",
                                         json{{"to", self}}.dump(), progress, std::chrono::minutes(10),
                                         [](const cluster::HttpsResponse& r) {
                                             return r.status == 409 && r.body.find("in maintenance") != std::string::npos;
                                         });
-                back.push_back(json{{"guest", vm}, {"from", from}, {"task", task.value("id", "")}});
+                back.push_back(json{{"guest", vm}, {"kind", kind}, {"from", from}, {"task", task.value("id", "")}});
             } catch (const std::exception& e) {
-                failed.push_back(json{{"guest", vm}, {"error", e.what()}});
+                failed.push_back(json{{"guest", vm}, {"kind", kind}, {"error", e.what()}});
             }
         }
     }

@@ -59,7 +59,8 @@ public:
     // guests here; every running VM moves live to the member with the most free memory that
     // passes the pre-flight (at most `parallel` at once); a guest that cannot move is named
     // with its blocker and the state stays "entering" (else "in"). Called again, it tries what
-    // is left. exit: the record goes; with bring_back, the VMs it moved come back (live).
+    // is left; then the running containers, one at a time (ct migrate). exit: the record goes;
+    // with bring_back, the guests it moved come back (VMs live, containers by restart).
     nlohmann::json enter_maintenance(int parallel, util::Progress& progress);
     void precheck_maintenance() const;  // 409 outside a cluster (before the task)
     nlohmann::json exit_maintenance(bool bring_back, util::Progress& progress);
@@ -68,7 +69,7 @@ public:
     std::string stream_socket(const std::string& name) const;
     // {host, maintenance: the record or null}
     nlohmann::json maintenance_status() const;
-    // The running containers of this host (they cannot move yet: blockers of maintenance).
+    // The running containers of this host (maintenance moves them after the VMs).
     void set_running_containers(std::function<std::vector<std::string>()> f) { running_cts_ = std::move(f); }
 
     // Containers: restart migration (shut down here, the root filesystem copied — or reattached

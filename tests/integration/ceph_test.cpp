@@ -392,6 +392,36 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     CHECK(std::filesystem::exists(app02_root));
     CHECK(lxc_names(h2lxc).find("app02") == std::string::npos);
 
+    // Maintenance moves the running containers too (after the VMs; app02 is on the shared pool:
+    // defined and started there), and exit --return brings them back.
+    REQUIRE(rig.ctl("h1", {"ct", "start", "app02"}).exit_code == 0);
+    auto cme = rig.ctl("h2", {"host", "maintenance", "enter", "h1", "--wait", "-o", "json"}, 300s);
+    INFO(cme.describe() << rig.log("h1"));
+    REQUIRE(cme.exit_code == 0);
+    auto cmj = json::parse(cme.out);
+    CHECK(cmj.at("maintenance").at("state") == "in");
+    std::string ct_went;
+    for (const auto& m : cmj.at("maintenance").at("moved"))
+        if (m.value("guest", "") == "app02") {
+            CHECK(m.value("kind", "") == "ct");
+            ct_went = m.value("to", "");
+        }
+    REQUIRE(!ct_went.empty());
+    auto app02_there = rig.ctl_json(ct_went, {"ct", "show", "app02"});
+    CHECK(app02_there.at("state") == "running");
+    CHECK(app02_there.at("rootfs").at("path") == app02_root);
+    CHECK(rig.ctl("h1", {"ct", "start", "app02"}).exit_code != 0);  // not here any more
+    auto cmx = rig.ctl("h2", {"host", "maintenance", "exit", "h1", "--return", "-o", "json"}, 300s);
+    INFO(cmx.describe());
+    REQUIRE(cmx.exit_code == 0);
+    CHECK(json::parse(cmx.out).at("failed").empty());
+    CHECK(wait_until([&] {
+        auto r = rig.ctl("h1", {"ct", "show", "app02", "-o", "json"});
+        return r.exit_code == 0 && json::parse(r.out).value("state", "") == "running";
+    },
+                     120s, 500ms));
+    REQUIRE(rig.ctl("h1", {"ct", "stop", "app02"}).exit_code == 0);
+
     // hvd of the source killed (-9) in the middle of a migration that copies a disk: the
     // tunnel goes with it, so libvirt aborts; after the restart the task says it was
     // interrupted, the VM runs on the source and only there, and the volume made on the
