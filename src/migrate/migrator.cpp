@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -863,8 +864,9 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
     std::vector<std::string> blockers;
     std::size_t done = 0;
     GuestProgress::Shared shared;
-    auto pick = [&](const std::string& vm) -> std::string {
-        auto info = vms_.get(vm);
+    // The member with the most free memory (minus what this run sent there) that passes the
+    // guest's pre-flight; "" and a blocker naming every member's reasons when none does.
+    auto pick = [&](const char* kind, const std::string& name, std::uint64_t memory) -> std::string {
         std::string best;
         std::uint64_t best_free = 0;
         std::vector<std::string> why;
@@ -872,7 +874,7 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
             if (h.name == self || !h.online || cluster_.maintenance(h.name)) continue;
             api::MigrateRequest rq;
             rq.to = h.name;
-            auto r = check(vm, rq);
+            auto r = std::string_view(kind) == "ct" ? check_ct(name, rq) : check(name, rq);
             std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
             std::lock_guard lk(mu);
             free = free > planned[h.name] ? free - planned[h.name] : 0;
@@ -880,16 +882,17 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
                 why.push_back(fmt::format("{}: {}", h.name, fmt::join(r.blockers, "; ")));
                 continue;
             }
-            if (free >= info.spec.memory && (best.empty() || free > best_free)) {
+            if (free >= memory && (best.empty() || free > best_free)) {
                 best = h.name;
                 best_free = free;
             }
         }
         std::lock_guard lk(mu);
         if (best.empty())
-            blockers.push_back(fmt::format("vm {}: no member can take it{}{}", vm, why.empty() ? "" : ": ", fmt::join(why, " | ")));
+            blockers.push_back(
+                fmt::format("{} {}: no member can take it{}{}", kind, name, why.empty() ? "" : ": ", fmt::join(why, " | ")));
         else
-            planned[best] += info.spec.memory;
+            planned[best] += memory;
         return best;
     };
     auto worker = [&] {
@@ -903,7 +906,7 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
             }
             std::string to;
             try {
-                to = pick(vm);
+                to = pick("vm", vm, vms_.get(vm).spec.memory);
                 if (!to.empty()) {
                     api::MigrateRequest rq;
                     rq.to = to;
@@ -941,29 +944,12 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
         const std::string& ct = cts[i];
         progress.step(95, fmt::format("moving container {} ({} of {})", ct, i + 1, cts.size()));
         try {
-            const auto memory = cts_->get(ct).spec.memory;
-            std::string best;
-            std::uint64_t best_free = 0;
-            std::vector<std::string> why;
-            for (const auto& h : cluster_.hosts()) {
-                if (h.name == self || !h.online || cluster_.maintenance(h.name)) continue;
-                api::MigrateRequest rq;
-                rq.to = h.name;
-                auto r = check_ct(ct, rq);
-                std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
-                free = free > planned[h.name] ? free - planned[h.name] : 0;
-                if (!r.ok) why.push_back(fmt::format("{}: {}", h.name, fmt::join(r.blockers, "; ")));
-                else if (free >= memory && (best.empty() || free > best_free)) best = h.name, best_free = free;
-            }
-            if (best.empty()) {
-                blockers.push_back(fmt::format("ct {}: no member can take it{}{}", ct, why.empty() ? "" : ": ", fmt::join(why, " | ")));
-                continue;
-            }
+            std::string best = pick("ct", ct, cts_->get(ct).spec.memory);
+            if (best.empty()) continue;
             api::MigrateRequest rq;
             rq.to = best;
             GuestProgress sub(progress, shared, ct);
             migrate_ct(ct, rq, sub);
-            planned[best] += memory;
             doc["moved"].push_back(json{{"guest", ct}, {"kind", "ct"}, {"to", best}});
             progress.log(fmt::format("ct {} -> {}", ct, best));
         } catch (const std::exception& e) {
