@@ -8,7 +8,9 @@ namespace hv::api {
 using nlohmann::json;
 
 json to_json(const BackupStoreSpec& s) { return {{"name", s.name}, {"path", s.path}}; }
-json to_json(const BackupCreate& c) { return {{"store", c.store}, {"mode", c.mode}}; }
+json to_json(const BackupCreate& c) {
+    return {{"store", c.store}, {"mode", c.mode}, {"shutdown_timeout", c.shutdown_timeout}};
+}
 json to_json(const BackupRestore& r) { return {{"as", r.as}, {"pool", r.pool}, {"start", r.start}}; }
 json to_json(const BackupPrune& p) {
     return {{"guest", p.guest},           {"keep_last", p.keep_last},       {"keep_daily", p.keep_daily},
@@ -31,7 +33,10 @@ BackupCreate backup_create_from_json(const json& j) {
     BackupCreate c;
     c.store = rd.req<std::string>("store");
     c.mode = rd.opt<std::string>("mode").value_or("snapshot");
+    c.shutdown_timeout = rd.opt_int("shutdown_timeout").value_or(60);
     rd.finish();
+    if (c.shutdown_timeout < 1 || c.shutdown_timeout > 3600)
+        fail(Errc::invalid_input, "field 'shutdown_timeout' must be 1-3600 seconds");
     validate_name(c.store, "backup store name");
     if (c.mode != "snapshot" && c.mode != "stop") fail(Errc::invalid_input, "field 'mode' must be snapshot or stop");
     return c;

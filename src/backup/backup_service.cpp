@@ -267,7 +267,7 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
     if (running && rq.mode == "stop") {
         progress.step(0, fmt::format("shutting down vm {}", vm));
         bool forced = false;
-        guest::shutdown(guests_.driver(api::GuestKind::vm), vm, 300, false, progress, &forced);
+        guest::shutdown(guests_.driver(api::GuestKind::vm), vm, rq.shutdown_timeout, false, progress, &forced);
         restart.add([this, vm, &progress] {
             progress.log(fmt::format("starting vm {} again", vm));
             vms_.action(vm, "start");

@@ -93,6 +93,8 @@ void add_backup_commands(CLI::App& app, Context& ctx) {
     create->add_option("--store", ca->rq.store, "The backup store")->required();
     create->add_option("--mode", ca->rq.mode, "snapshot (as it is, running or not) or stop (shut down, back up, start)")
         ->check(CLI::IsMember({"snapshot", "stop"}));
+    create->add_option("--shutdown-timeout", ca->rq.shutdown_timeout,
+                       "--mode stop: seconds the guest has to shut down, else the backup fails (default 60)");
     create->add_flag("--async", ca->async, "Do not wait: print the task and exit");
     on_run(create, ctx, [&g = ctx.g, ca] {
         Client c = g.client();

@@ -186,3 +186,59 @@ TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verif
     CHECK(v.err.find(id) != std::string::npos);
     CHECK(v.err.find("missing") != std::string::npos);
 }
+
+TEST_CASE("backup: a running VM through libvirt's backup job, and --mode stop starts it again",
+          "[integration][backup][guest]") {
+    Hvd hvd;
+    const std::string guest = env("HV_TEST_GUEST_DIR");
+    auto src = hvd.vm("bklive");
+    auto dst = hvd.vm("bklivedst");
+    {
+        auto r = hvd.ctl({"vm", "create", src, "--memory", "128M", "--disk", "size=32M", "--disk", "size=6M,format=raw",
+                          "--kernel", guest + "/vmlinuz", "--initrd", guest + "/initrd.gz", "--cmdline",
+                          "console=ttyS0 quiet panic=-1"},
+                         180s);
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+    }
+    auto s = hvd.show(src);
+    // Known data on both disks (the guest only reads its first disk's first line).
+    for (const auto& [i, w] : std::vector<std::pair<int, std::string>>{
+             {0, "write -P 0x61 1M 128k"}, {0, "write -P 0x62 20M 4M"}, {1, "write -P 0x63 0 5M"}}) {
+        auto r = run({"qemu-io", "-f", s["disks"][i].value("format", ""), "-c", w, s["disks"][i].value("path", "")});
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+    }
+    REQUIRE(hvd.ctl({"vm", "start", src}).exit_code == 0);
+    REQUIRE(domstate(src) == "running");
+    const std::string serial = hvd.log_dir + "/" + src + ".serial.log";
+
+    const std::string store = hvd.dir + "/store";
+    fs::create_directories(store);
+    REQUIRE(hvd.ctl({"backup", "store", "add", "st", "--path", store}).exit_code == 0);
+
+    auto b1 = backup_json(hvd, {"backup", "create", src, "--store", "st", "-o", "json"});
+    CHECK(b1["mode"] == "snapshot");
+    CHECK(b1["new_data"].get<std::uint64_t>() > 0);
+    CHECK(domstate(src) == "running");  // it ran all along
+    CHECK(list_dir(store + "/tmp").empty());
+
+    // --mode stop: shut down (once the guest listens to ACPI), back up, started again;
+    // nothing new on the disks.
+    REQUIRE(wait_until([&] { return read_file(serial).find("HV-GUEST-BOOTED") != std::string::npos; }, 120s, 250ms));
+    auto started = hvd.show(src)["started_at"].get<std::int64_t>();
+    REQUIRE(started > 0);
+    std::this_thread::sleep_for(1100ms);
+    auto b2 = backup_json(hvd, {"backup", "create", src, "--store", "st", "--mode", "stop", "-o", "json"});
+    CHECK(b2["mode"] == "stop");
+    CHECK(b2["new_data"] == 0);
+    CHECK(domstate(src) == "running");
+    // Started again after the backup: a later start time than before it.
+    CHECK(hvd.show(src)["started_at"].get<std::int64_t>() > started);
+
+    auto r = backup_json(hvd, {"backup", "restore", "st", src + "/" + b1["time"].get<std::string>(), "--as", dst,
+                               "-o", "json"});
+    CHECK(r["name"] == dst);
+    same_disks(s, hvd.show(dst));
+    REQUIRE(hvd.ctl({"backup", "verify", "st", src}, 300s).exit_code == 0);
+}

@@ -20,6 +20,7 @@ struct BackupStoreSpec {
 struct BackupCreate {
     std::string store;                // "nas"
     std::string mode = "snapshot";    // "snapshot" (as it runs, or as it is when stopped) | "stop"
+    int shutdown_timeout = 60;        // --mode stop: seconds the guest has to shut down (1-3600); then the backup fails
 };
 
 // POST /v1/backup-stores/{store}/backups/{guest}/{time}/restore
