@@ -16,6 +16,7 @@
 #include "hv/api/vm.hpp"
 #include "hv/error.hpp"
 #include "hv/util/atomic_file.hpp"
+#include "hv/util/fd.hpp"
 #include "hv/util/command.hpp"
 #include "hv/util/reverter.hpp"
 #include "hv/virt/domain_xml.hpp"
@@ -46,15 +47,7 @@ struct Scratch {
     Scratch& operator=(const Scratch&) = delete;
 };
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
+using Fd = util::UniqueFd;
 
 // Runs qemu-img (argv only); the task's cancel kills it.
 void qemu_img(const std::vector<std::string>& argv, util::Progress& progress, const std::string& what) {

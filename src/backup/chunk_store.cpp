@@ -17,6 +17,7 @@
 #include "hv/error.hpp"
 #include "hv/api/vm.hpp"
 #include "hv/util/atomic_file.hpp"
+#include "hv/util/fd.hpp"
 
 namespace hv::backup {
 namespace fs = std::filesystem;
@@ -24,15 +25,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
+using Fd = util::UniqueFd;
 
 void write_all(int fd, const char* p, std::size_t n, const std::string& what) {
     while (n > 0) {

@@ -18,14 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-api::TaskInfo task_of(const Client::Response& r) {
-    try {
-        return api::task_info_from_json(r.body);
-    } catch (const Error& e) {
-        fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
-    }
-}
-
 std::string size_text(const json& j, const char* key) { return api::format_size(j.value(key, std::uint64_t{0})); }
 
 std::string verified_text(const json& b) {
@@ -98,7 +90,8 @@ void add_backup_commands(CLI::App& app, Context& ctx) {
     create->add_flag("--async", ca->async, "Do not wait: print the task and exit");
     on_run(create, ctx, [&g = ctx.g, ca] {
         Client c = g.client();
-        auto t = task_of(c.request("POST", "/v1/vms/" + escape_segment(ca->vm) + "/backup", api::to_json(ca->rq)));
+        auto path = "/v1/vms/" + escape_segment(ca->vm) + "/backup";
+        auto t = task_from_body(c.request("POST", path, api::to_json(ca->rq)).body);
         return finish_task(g, c, t, ca->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             const auto& b = done.result;
@@ -148,10 +141,11 @@ void add_backup_commands(CLI::App& app, Context& ctx) {
     on_run(restore, ctx, [&g = ctx.g, ra] {
         auto [vm, time] = split_ref(ra->ref, false);
         Client c = g.client();
-        auto t = task_of(c.request("POST",
+        auto t = task_from_body(c.request("POST",
                                    "/v1/backup-stores/" + escape_segment(ra->store) + "/backups/" + escape_segment(vm) +
                                        "/" + escape_segment(time) + "/restore",
-                                   api::to_json(ra->rq)));
+                                   api::to_json(ra->rq))
+                                  .body);
         return finish_task(g, c, t, ra->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             print_line(fmt::format("restored {} as vm {}", ra->ref, done.result.value("name", "")));
@@ -177,7 +171,8 @@ void add_backup_commands(CLI::App& app, Context& ctx) {
             if (!time.empty()) body["time"] = time;
         }
         Client c = g.client();
-        auto t = task_of(c.request("POST", "/v1/backup-stores/" + escape_segment(va->store) + "/verify", body));
+        auto path = "/v1/backup-stores/" + escape_segment(va->store) + "/verify";
+        auto t = task_from_body(c.request("POST", path, body).body);
         return finish_task(g, c, t, va->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             for (const auto& b : done.result.value("backups", json::array()))
@@ -205,7 +200,8 @@ void add_backup_commands(CLI::App& app, Context& ctx) {
     prune->add_flag("--async", pa->async, "Do not wait: print the task and exit");
     on_run(prune, ctx, [&g = ctx.g, pa] {
         Client c = g.client();
-        auto t = task_of(c.request("POST", "/v1/backup-stores/" + escape_segment(pa->store) + "/prune", api::to_json(pa->rq)));
+        auto path = "/v1/backup-stores/" + escape_segment(pa->store) + "/prune";
+        auto t = task_from_body(c.request("POST", path, api::to_json(pa->rq)).body);
         return finish_task(g, c, t, pa->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             const auto& r = done.result;
