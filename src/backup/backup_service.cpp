@@ -142,6 +142,15 @@ BackupService::BackupService(std::string state_dir, virt::VmManager& vms, storag
             spdlog::error("{}: a store is skipped: {}", state_file_, e.what());
         }
     }
+    // Scratch files an hvd killed in the middle of a backup or restore left (nothing runs yet).
+    for (const auto& [name, spec] : stores_) {
+        try {
+            ChunkStore cs(spec.path);
+            if (auto n = cs.sweep_scratch()) spdlog::info("backup store {}: removed {} leftover scratch file(s)", name, n);
+        } catch (const Error& e) {
+            spdlog::warn("backup store {}: {}", name, e.what());
+        }
+    }
 }
 
 void BackupService::save_locked() const {
@@ -279,10 +288,10 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
         std::vector<LiveDisk> disks;
         std::vector<std::unique_ptr<Scratch>> scratch;
         for (const auto& d : info.spec.disks) {
-            scratch.push_back(std::make_unique<Scratch>(cs.tmp_dir(), vm + "-" + d.name));
+            scratch.push_back(std::make_unique<Scratch>(cs.scratch_dir(), vm + "-" + d.name));
             disks.push_back({d.path, scratch.back()->path});
         }
-        progress.step(0, fmt::format("libvirt backup job of vm {} into {}", vm, cs.tmp_dir()));
+        progress.step(0, fmt::format("libvirt backup job of vm {} into {}", vm, cs.scratch_dir()));
         live_backup(vms_.connection(), vm, disks, progress);
         for (std::size_t i = 0; i < info.spec.disks.size(); ++i) {
             const auto& d = info.spec.disks[i];
@@ -294,7 +303,7 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
         for (const auto& d : info.spec.disks) {
             // qemu-img holds the image's lock while it reads: QEMU cannot open it for writing
             // meanwhile. Its raw output is chunked.
-            Scratch s(cs.tmp_dir(), vm + "-" + d.name);
+            Scratch s(cs.scratch_dir(), vm + "-" + d.name);
             progress.step(static_cast<int>(total ? 100 * ch.done / total : 0),
                           fmt::format("reading {} ({}, {})", d.name, d.format, d.path));
             auto size = virtual_size(d.path, d.format);
@@ -313,7 +322,16 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
     progress.step(100, fmt::format("writing the manifest ({})", ch.rate()));
     cs.write_manifest(m);
     spdlog::info("backup of vm {} into store {}: {} ({} bytes, {} new)", vm, rq.store, m.time, m.size, m.new_data);
-    restart.revert();  // --mode stop: start it again now
+    if (m.mode == "stop") {
+        // Started again here, not by the reverter, so that a failed start is the task's error.
+        restart.release();
+        progress.step(100, fmt::format("starting vm {} again", vm));
+        try {
+            vms_.action(vm, "start");
+        } catch (const Error& e) {
+            fail(e.code(), "backup {}/{} is written, but vm '{}' did not start again: {}", vm, m.time, vm, e.what());
+        }
+    }
     return info_json(cs, m, rq.store);
 }
 
@@ -403,7 +421,7 @@ json BackupService::restore(const std::string& store_name, const std::string& gu
         std::unique_ptr<Scratch> scratch;
         std::string target = d.path;
         if (d.format != "raw") {
-            scratch = std::make_unique<Scratch>(cs.tmp_dir(), name + "-" + d.name);
+            scratch = std::make_unique<Scratch>(cs.scratch_dir(), name + "-" + d.name);
             target = scratch->path;
         }
         {

@@ -108,6 +108,24 @@ ChunkStore::ChunkStore(std::string root) : root_(std::move(root)) {
     make_dir(root_ + "/tmp");
 }
 
+std::string ChunkStore::scratch_dir() const {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
+    auto dir = tmp_dir() + "/" + host;
+    make_dir(dir);
+    return dir;
+}
+
+std::size_t ChunkStore::sweep_scratch() {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(scratch_dir(), ec)) {
+        std::error_code ec2;
+        if (e.is_regular_file(ec2) && fs::remove(e.path(), ec2)) ++n;
+    }
+    return n;
+}
+
 std::string ChunkStore::chunk_path(const std::string& id) const {
     return root_ + "/chunks/" + id.substr(0, 2) + "/" + id;
 }

@@ -3,7 +3,8 @@
 //                                 raw content, zstd-compressed, named by the SHA-256 of the plain data
 //   backups/<guest>/<time>.json   one manifest per backup (manifest.hpp), written last
 //   backups/<guest>/<time>.verified.json  the last verify of that backup
-//   tmp/                          scratch files of running operations (removed by them)
+//   tmp/<host>/                   scratch files of this host's running operations (removed by
+//                                 them; what a killed hvd left is swept at its next start)
 // Crash safety: a chunk is written to a dot-temp file beside its name, fsynced and renamed, so
 // a name always holds a whole chunk; manifests likewise, after fsyncing every chunk directory
 // the backup wrote into, so a manifest only ever names chunks that are durable. A backup
@@ -33,6 +34,12 @@ public:
 
     const std::string& root() const { return root_; }
     std::string tmp_dir() const { return root_ + "/tmp"; }
+    // tmp/<this host's name>/, made when missing: a store shared by hosts keeps their scratch
+    // files apart, so one host's sweep never removes another's.
+    std::string scratch_dir() const;
+    // Removes every file in scratch_dir() (at hvd start: no operation of this host runs).
+    // Returns how many.
+    std::size_t sweep_scratch();
     std::string chunk_path(const std::string& id) const;
 
     struct Put {

@@ -1,14 +1,17 @@
 // Backups against a real hvd + private libvirtd (docs/backup.md): a stopped VM with known data
 // on its disks is backed up into a store, a second backup of the unchanged disks adds no new
 // data, a restore --as another name gives disks of the same guest-visible content, verify
-// passes, then finds and names a corrupted chunk; a restore that meets it leaves nothing; and
-// bad input is refused with nothing made.
+// passes, then finds and names a corrupted and a missing chunk; a restore that meets it leaves
+// nothing; prune (dry run, then real) keeps the newest and collects the chunk only the others
+// named; bad input is refused with nothing made. A running VM is backed up through libvirt's
+// backup job, and --mode stop starts it again.
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "harness.hpp"
 
@@ -23,6 +26,13 @@ std::vector<std::string> chunk_files(const std::string& store) {
     for (const auto& e : fs::recursive_directory_iterator(store + "/chunks"))
         if (e.is_regular_file()) out.push_back(e.path().string());
     return out;
+}
+
+// No scratch file left in the store's tmp/<host>/ (or anywhere below tmp/).
+bool scratch_empty(const std::string& store) {
+    for (const auto& e : fs::recursive_directory_iterator(store + "/tmp"))
+        if (!e.is_directory()) return false;
+    return true;
 }
 
 json backup_json(const Hvd& hvd, const std::vector<std::string>& args) {
@@ -52,7 +62,7 @@ void same_disks(const json& a, const json& b) {
 
 }  // namespace
 
-TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verify finds a corrupt chunk",
+TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verify finds a corrupt chunk, prune",
           "[integration][backup]") {
     Hvd hvd;
     auto src = hvd.vm("bksrc");
@@ -102,7 +112,7 @@ TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verif
     CHECK(b1["disks"][1]["zero_chunks"] == 1);
     auto files = chunk_files(store);
     CHECK(files.size() == 4);
-    CHECK(list_dir(store + "/tmp").empty());  // scratch files removed
+    CHECK(scratch_empty(store));  // scratch files removed
     CHECK(domstate(src) == "shut off");
 
     // A second backup of the unchanged disks: no new data, no new chunk.
@@ -136,7 +146,7 @@ TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verif
     CHECK(d["nics"].size() == s["nics"].size());
     for (const auto& disk : d["disks"]) CHECK(disk["owned"] == true);
     same_disks(s, d);
-    CHECK(list_dir(store + "/tmp").empty());
+    CHECK(scratch_empty(store));
 
     // Verify: every chunk good.
     {
@@ -177,7 +187,7 @@ TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verif
     CHECK(f.exit_code != 0);
     CHECK(!domain_exists(dst2));
     for (const auto& name : list_dir(hvd.image_dir)) CHECK(name.find(dst2) == std::string::npos);
-    CHECK(list_dir(store + "/tmp").empty());
+    CHECK(scratch_empty(store));
 
     // A missing chunk is named too.
     fs::remove(victim);
@@ -185,6 +195,36 @@ TEST_CASE("backup: a stopped VM, deduplicated second backup, restore --as, verif
     CHECK(v.exit_code != 0);
     CHECK(v.err.find(id) != std::string::npos);
     CHECK(v.err.find("missing") != std::string::npos);
+
+    // New data on disk0's first chunk, a third backup; prune keeps only it: a dry run first
+    // changes nothing, then the two older manifests go and the chunk only they named.
+    {
+        auto w = run({"qemu-io", "-f", s["disks"][0].value("format", ""), "-c", "write -P 0x77 0 64k",
+                      s["disks"][0].value("path", "")});
+        INFO(w.describe());
+        REQUIRE(w.exit_code == 0);
+    }
+    std::this_thread::sleep_for(1100ms);
+    auto b3 = backup_json(hvd, {"backup", "create", src, "--store", "st", "-o", "json"});
+    CHECK(b3["new_data"].get<std::uint64_t>() > 0);
+    auto before = chunk_files(store).size();
+    CHECK(hvd.http("POST", "/v1/backup-stores/st/prune", R"({"guest":")" + src + R"("})").status == 400);
+    auto dry = backup_json(hvd, {"backup", "prune", "st", src, "--keep-last", "1", "--dry-run", "-o", "json"});
+    CHECK(dry["kept"] == json::array({b3["time"]}));
+    CHECK(dry["removed"] == json::array({b1["time"], b2["time"]}));
+    CHECK(hvd.ctl_json({"backup", "list", "--store", "st", src}).size() == 3);
+    CHECK(chunk_files(store).size() == before);
+    auto pr = backup_json(hvd, {"backup", "prune", "st", src, "--keep-last", "1", "-o", "json"});
+    CHECK(pr["removed"].size() == 2);
+    CHECK(pr["gc"]["chunks_removed"] == 1);  // the old first chunk of disk0
+    CHECK(chunk_files(store).size() == before - 1);
+    auto left = hvd.ctl_json({"backup", "list", "--store", "st", src});
+    REQUIRE(left.size() == 1);
+    CHECK(left[0]["time"] == b3["time"]);
+    // What is left is whole: the garbage collection kept every chunk the last backup names.
+    auto ok = hvd.ctl({"backup", "verify", "st"}, 300s);
+    INFO(ok.describe());
+    CHECK(ok.exit_code == 0);
 }
 
 TEST_CASE("backup: a running VM through libvirt's backup job, and --mode stop starts it again",
@@ -221,7 +261,7 @@ TEST_CASE("backup: a running VM through libvirt's backup job, and --mode stop st
     CHECK(b1["mode"] == "snapshot");
     CHECK(b1["new_data"].get<std::uint64_t>() > 0);
     CHECK(domstate(src) == "running");  // it ran all along
-    CHECK(list_dir(store + "/tmp").empty());
+    CHECK(scratch_empty(store));
 
     // --mode stop: shut down (once the guest listens to ACPI), back up, started again;
     // nothing new on the disks.
@@ -241,4 +281,42 @@ TEST_CASE("backup: a running VM through libvirt's backup job, and --mode stop st
     CHECK(r["name"] == dst);
     same_disks(s, hvd.show(dst));
     REQUIRE(hvd.ctl({"backup", "verify", "st", src}, 300s).exit_code == 0);
+}
+
+TEST_CASE("backup: hvd killed in the middle of a backup leaves no backup, and the next one works", "[integration][backup]") {
+    Hvd hvd;
+    auto src = hvd.vm("bkkill");
+    {
+        auto r = hvd.ctl({"vm", "create", src, "--memory", "64M", "--disk", "size=384M,format=raw"});
+        INFO(r.describe());
+        REQUIRE(r.exit_code == 0);
+    }
+    auto s = hvd.show(src);
+    // Data in every chunk (one pattern per 64 MiB), so the backup takes a while.
+    for (int i = 0; i < 6; ++i) {
+        auto w = run({"qemu-io", "-f", "raw", "-c",
+                      fmt::format("write -P {} {}M 64M", 0x10 + i, i * 64), s["disks"][0].value("path", "")});
+        INFO(w.describe());
+        REQUIRE(w.exit_code == 0);
+    }
+    const std::string store = hvd.dir + "/store";
+    fs::create_directories(store);
+    REQUIRE(hvd.ctl({"backup", "store", "add", "st", "--path", store}).exit_code == 0);
+    auto task = hvd.ctl_json({"backup", "create", src, "--store", "st", "--async"});
+    // Killed once its scratch file exists (qemu-img is reading the disk, or it is being chunked).
+    REQUIRE(wait_until([&] { return !scratch_empty(store); }, 60s, 20ms));
+    hvd.kill_hard();
+    CHECK((list_dir(store + "/backups").empty() || list_dir(store + "/backups/" + src).empty()));
+    hvd.start();
+    // The scratch file is swept at start, the store has no backup, and the next one works.
+    CHECK(scratch_empty(store));
+    CHECK(hvd.ctl_json({"backup", "list", "--store", "st"}).empty());
+    auto t = hvd.ctl_json({"task", "show", task.value("id", "")});
+    CHECK(t["state"] == "failed");
+    auto b = backup_json(hvd, {"backup", "create", src, "--store", "st", "-o", "json"});
+    CHECK(b["size"] == 384ull * 1024 * 1024);
+    CHECK(hvd.ctl_json({"backup", "list", "--store", "st"}).size() == 1);
+    auto v = hvd.ctl({"backup", "verify", "st"}, 300s);
+    INFO(v.describe());
+    CHECK(v.exit_code == 0);
 }
