@@ -226,7 +226,7 @@ json BackupService::info_json(const ChunkStore& cs, const Manifest& m, const std
                          {"zero_chunks", zero}});
     }
     return {{"store", store},       {"guest", m.guest},       {"time", m.time},
-            {"mode", m.mode},       {"size", m.size},         {"new_data", m.new_data},
+            {"mode", m.mode},       {"quiesced", m.quiesced}, {"size", m.size}, {"new_data", m.new_data},
             {"duration_ms", m.duration_ms}, {"disks", disks}, {"verified", cs.verified(m.guest, m.time)}};
 }
 
@@ -292,7 +292,7 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
             disks.push_back({d.path, scratch.back()->path});
         }
         progress.step(0, fmt::format("libvirt backup job of vm {} into {}", vm, cs.scratch_dir()));
-        live_backup(vms_.connection(), vm, disks, progress);
+        m.quiesced = live_backup(vms_.connection(), vm, disks, progress);
         for (std::size_t i = 0; i < info.spec.disks.size(); ++i) {
             const auto& d = info.spec.disks[i];
             progress.step(static_cast<int>(total ? 100 * ch.done / total : 0), fmt::format("chunking {}", d.name));

@@ -3,11 +3,13 @@
 #include <libvirt/libvirt.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "hv/error.hpp"
+#include "fs_freeze.hpp"
 #include "hv/virt/domain_xml.hpp"
 
 namespace hv::backup {
@@ -36,7 +38,7 @@ std::string backup_xml(const std::string& domain_xml, const std::vector<LiveDisk
     return x;
 }
 
-void live_backup(virt::Connection& conn, const std::string& vm, const std::vector<LiveDisk>& disks,
+bool live_backup(virt::Connection& conn, const std::string& vm, const std::vector<LiveDisk>& disks,
                  util::Progress& progress) {
     auto dom = conn.domain(vm);
     char* xml = virDomainGetXMLDesc(dom.get(), 0);
@@ -44,8 +46,19 @@ void live_backup(virt::Connection& conn, const std::string& vm, const std::vecto
     std::string live(xml);
     free(xml);
     auto doc = backup_xml(live, disks);
-    if (virDomainBackupBegin(dom.get(), doc.c_str(), nullptr, 0) < 0)
-        virt::throw_libvirt_error(fmt::format("cannot begin the backup job of vm '{}'", vm));
+    bool quiesced = false;
+    {
+        std::optional<virt::FsFreeze> frozen;
+        try {
+            frozen.emplace(dom.get(), vm);
+            quiesced = true;
+            progress.log("froze the guest's filesystems (guest agent) for the start of the job");
+        } catch (const Error& e) {
+            progress.log(fmt::format("not frozen (crash-consistent copy): {}", e.what()));
+        }
+        if (virDomainBackupBegin(dom.get(), doc.c_str(), nullptr, 0) < 0)
+            virt::throw_libvirt_error(fmt::format("cannot begin the backup job of vm '{}'", vm));
+    }  // thawed: the job's point in time is set
     // From here, any way out but the job's end aborts it.
     struct Abort {
         virDomainPtr d;
@@ -76,6 +89,7 @@ void live_backup(virt::Connection& conn, const std::string& vm, const std::vecto
     virTypedParamsFree(params, n);
     if (type != VIR_DOMAIN_JOB_COMPLETED)
         fail(Errc::internal, "the backup job of vm '{}' failed{}", vm, err.empty() ? "" : ": " + err);
+    return quiesced;
 }
 
 }  // namespace hv::backup

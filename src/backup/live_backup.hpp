@@ -21,7 +21,10 @@ struct LiveDisk {
 // `domain_xml` is the live definition (its <disk> elements are read for the target devs).
 std::string backup_xml(const std::string& domain_xml, const std::vector<LiveDisk>& disks);
 
-void live_backup(virt::Connection& conn, const std::string& vm, const std::vector<LiveDisk>& disks,
+// The guest's filesystems are frozen through its agent for the start of the job (the moment
+// whose disks it copies) and thawed right after, when the agent answers; without one the copy
+// is crash-consistent. Returns whether they were frozen.
+bool live_backup(virt::Connection& conn, const std::string& vm, const std::vector<LiveDisk>& disks,
                  util::Progress& progress);
 
 }  // namespace hv::backup

@@ -33,7 +33,7 @@ json to_json(const Manifest& m) {
     for (const auto& d : m.disks)
         disks.push_back({{"name", d.name}, {"format", d.format}, {"size", d.size}, {"chunks", d.chunks}});
     return {{"version", m.version}, {"guest", m.guest},       {"time", m.time},
-            {"mode", m.mode},       {"chunk_size", m.chunk_size}, {"spec", m.spec},
+            {"mode", m.mode},       {"quiesced", m.quiesced}, {"chunk_size", m.chunk_size}, {"spec", m.spec},
             {"disks", disks},       {"size", m.size},         {"new_data", m.new_data},
             {"duration_ms", m.duration_ms}};
 }
@@ -52,6 +52,7 @@ Manifest manifest_from_json(const json& j) {
     m.mode = rd.req<std::string>("mode");
     if (m.mode != "snapshot" && m.mode != "stop" && m.mode != "offline")
         fail(Errc::invalid_input, "field 'mode' must be snapshot, stop or offline");
+    m.quiesced = rd.opt<bool>("quiesced").value_or(false);
     m.chunk_size = rd.req<std::uint64_t>("chunk_size");
     if (m.chunk_size != kChunkSize) fail(Errc::invalid_input, "field 'chunk_size' must be {}", kChunkSize);
     const auto* spec = rd.raw("spec");

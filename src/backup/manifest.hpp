@@ -30,6 +30,7 @@ struct Manifest {
     std::string guest;  // "web01"
     std::string time;   // UTC, "2026-12-07T12:00:00Z": the file's name without ".json"
     std::string mode;   // "snapshot" | "stop" | "offline" (the VM was stopped already)
+    bool quiesced = false;  // snapshot mode: the guest's filesystems were frozen for the job's start
     std::uint64_t chunk_size = kChunkSize;
     nlohmann::json spec;  // the VmSpec JSON the VM had (hvd's own form, JsonOrigin::hvd)
     std::vector<DiskIndex> disks;

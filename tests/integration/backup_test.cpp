@@ -257,20 +257,27 @@ TEST_CASE("backup: a running VM through libvirt's backup job, and --mode stop st
     fs::create_directories(store);
     REQUIRE(hvd.ctl({"backup", "store", "add", "st", "--path", store}).exit_code == 0);
 
+    // Once its agent answers, the guest's filesystems are frozen for the start of the job.
+    REQUIRE(wait_until([&] { return read_file(serial).find("HV-GUEST-BOOTED") != std::string::npos; }, 120s, 250ms));
+    REQUIRE(wait_until([&] { return virsh({"qemu-agent-command", src, R"({"execute":"guest-ping"})"}).exit_code == 0; },
+                       60s, 500ms));
     auto b1 = backup_json(hvd, {"backup", "create", src, "--store", "st", "-o", "json"});
     CHECK(b1["mode"] == "snapshot");
+    CHECK(b1["quiesced"] == true);
+    // Thawed after the start of the job.
+    CHECK(virsh({"qemu-agent-command", src, R"({"execute":"guest-fsfreeze-status"})"}).out.find("thawed") !=
+          std::string::npos);
     CHECK(b1["new_data"].get<std::uint64_t>() > 0);
     CHECK(domstate(src) == "running");  // it ran all along
     CHECK(scratch_empty(store));
 
-    // --mode stop: shut down (once the guest listens to ACPI), back up, started again;
-    // nothing new on the disks.
-    REQUIRE(wait_until([&] { return read_file(serial).find("HV-GUEST-BOOTED") != std::string::npos; }, 120s, 250ms));
+    // --mode stop: shut down, back up, started again; nothing new on the disks.
     auto started = hvd.show(src)["started_at"].get<std::int64_t>();
     REQUIRE(started > 0);
     std::this_thread::sleep_for(1100ms);
     auto b2 = backup_json(hvd, {"backup", "create", src, "--store", "st", "--mode", "stop", "-o", "json"});
     CHECK(b2["mode"] == "stop");
+    CHECK(b2["quiesced"] == false);
     CHECK(b2["new_data"] == 0);
     CHECK(domstate(src) == "running");
     // Started again after the backup: a later start time than before it.
