@@ -16,6 +16,8 @@ PACKAGES=(
   libsystemd-dev libtomlplusplus-dev catch2 libssl-dev
   # host networking: rtnetlink through libnl (pkg-config libnl-route-3.0)
   libnl-route-3-dev
+  # src/backup: chunk compression
+  libzstd-dev
   # run: libvirt + QEMU (TCG works without /dev/kvm), UEFI firmware
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
   # containers: libvirt's LXC driver (docs/containers.md); debootstrap builds Debian templates

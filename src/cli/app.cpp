@@ -36,6 +36,7 @@ int run(int argc, const char* const* argv) {
     add_snapshot_commands(app, ctx);
     add_ha_commands(app, ctx);
     add_clone_command(app, ctx);
+    add_backup_commands(app, ctx);
     add_maintenance_command(app, ctx);
     add_ct_autostart_command(app, ctx);
     add_completion_commands(app, ctx);  // hidden; walks the commands above

@@ -22,13 +22,7 @@ namespace {
 
 std::string host_query(const std::string& host) { return host.empty() ? std::string() : "?host=" + escape_segment(host); }
 
-api::TaskInfo task_of(const Client::Response& r) {
-    try {
-        return api::task_info_from_json(r.body);
-    } catch (const Error& e) {
-        fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
-    }
-}
+api::TaskInfo task_of(const Client::Response& r) { return task_from_body(r.body); }
 
 std::string str(const json& j, const char* k) {
     auto it = j.find(k);

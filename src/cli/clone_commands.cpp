@@ -35,12 +35,7 @@ void add_clone_command(CLI::App& app, Context& ctx) {
         if (!a->pool.empty()) body["pool"] = a->pool;
         if (a->linked) body["linked"] = true;
         auto r = c.request("POST", "/v1/vms/" + escape_segment(a->src) + "/clone", body);
-        api::TaskInfo t;
-        try {
-            t = api::task_info_from_json(r.body);
-        } catch (const Error& e) {
-            fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
-        }
+        auto t = task_from_body(r.body);
         return finish_task(g, c, t, a->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             print_line(fmt::format("{} vm {} to {} ({})", a->linked ? "linked clone of" : "cloned", a->src, a->dst,

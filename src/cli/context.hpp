@@ -52,6 +52,7 @@ void add_migrate_command(CLI::App& app, Context& ctx);  // vm migrate, ct migrat
 void add_snapshot_commands(CLI::App& app, Context& ctx);  // vm snapshot ... (after vm)
 void add_ha_commands(CLI::App& app, Context& ctx);  // ha enable|disable|status|group
 void add_clone_command(CLI::App& app, Context& ctx);  // vm clone (after vm)
+void add_backup_commands(CLI::App& app, Context& ctx);  // backup store|create|list|restore|verify|prune
 void add_maintenance_command(CLI::App& app, Context& ctx);  // host maintenance (after host)
 
 // Parses argv, runs the command, maps errors to exit codes.

@@ -80,12 +80,7 @@ void add_migrate_verb(CLI::App& app, Context& ctx, const std::string& kind) {
         Client c = g.client();
         auto r = c.request("POST", "/v1/" + kind + "s/" + escape_segment(a->name) + "/migrate", api::to_json(a->rq));
         if (a->rq.dry_run) return print_report(g, kind, a->name, a->rq, r.body);
-        api::TaskInfo t;
-        try {
-            t = api::task_info_from_json(r.body);
-        } catch (const Error& e) {
-            fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
-        }
+        auto t = task_from_body(r.body);
         return finish_task(g, c, t, a->async,
                            [&](const api::TaskInfo& done) { return print_report(g, kind, a->name, a->rq, done.result); });
     });

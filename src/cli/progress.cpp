@@ -13,6 +13,14 @@
 #include "output.hpp"
 
 namespace hv::cli {
+
+api::TaskInfo task_from_body(const nlohmann::json& body) {
+    try {
+        return api::task_info_from_json(body);
+    } catch (const Error& e) {
+        fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
+    }
+}
 namespace {
 constexpr auto kPoll = std::chrono::milliseconds(200);
 

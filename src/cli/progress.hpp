@@ -13,6 +13,9 @@ namespace hv::cli {
 // Ctrl-C stops waiting (the task goes on in hvd) and exits 130 with a hint.
 api::TaskInfo wait_for_task(Client& client, const std::string& id);
 
+// The TaskInfo of a 202 answer; internal ("hvd sent a malformed task") when it is none.
+api::TaskInfo task_from_body(const nlohmann::json& body);
+
 // 0 for a succeeded task; else the task's error code as exit code (9 for a cancelled task
 // without one, 11 for a failed task without one).
 int task_exit_code(const api::TaskInfo& t);

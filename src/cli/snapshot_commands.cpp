@@ -24,14 +24,6 @@ std::string snapshot_path(const std::string& vm, const std::string& snap) {
     return snapshots_path(vm) + "/" + escape_segment(snap);
 }
 
-api::TaskInfo task_of(const json& body) {
-    try {
-        return api::task_info_from_json(body);
-    } catch (const Error& e) {
-        fail(Errc::internal, "hvd sent a malformed task: {}", e.what());
-    }
-}
-
 }  // namespace
 
 // The rows of `snapshot list`: the tree drawn by indenting each name under its parent.
@@ -66,7 +58,7 @@ void add_snapshot_commands(CLI::App& app, Context& ctx) {
     create->add_flag("--async", a->async, "Do not wait: print the task and exit");
     on_run(create, ctx, [&g = ctx.g, a] {
         Client c = g.client();
-        auto t = task_of(c.request("POST", snapshots_path(a->vm), api::to_json(a->create)).body);
+        auto t = task_from_body(c.request("POST", snapshots_path(a->vm), api::to_json(a->create)).body);
         return finish_task(g, c, t, a->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             print_line(fmt::format("snapshot {} of vm {} taken{}", a->create.name, a->vm,
@@ -110,7 +102,7 @@ void add_snapshot_commands(CLI::App& app, Context& ctx) {
         Client c = g.client();
         api::SnapshotRevert rq;
         rq.start = a->start;
-        auto t = task_of(c.request("POST", snapshot_path(a->vm, a->snap) + "/revert", api::to_json(rq)).body);
+        auto t = task_from_body(c.request("POST", snapshot_path(a->vm, a->snap) + "/revert", api::to_json(rq)).body);
         return finish_task(g, c, t, a->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             print_line(fmt::format("vm {} reverted to {}: {}", a->vm, a->snap, done.result.value("state", "?")));
@@ -125,7 +117,8 @@ void add_snapshot_commands(CLI::App& app, Context& ctx) {
     del->add_flag("--async", a->async, "Do not wait: print the task and exit");
     on_run(del, ctx, [&g = ctx.g, a] {
         Client c = g.client();
-        auto t = task_of(c.request("DELETE", snapshot_path(a->vm, a->snap) + (a->children ? "?children=1" : "")).body);
+        auto target = snapshot_path(a->vm, a->snap) + (a->children ? "?children=1" : "");
+        auto t = task_from_body(c.request("DELETE", target).body);
         return finish_task(g, c, t, a->async, [&](const api::TaskInfo& done) {
             if (g.json()) return print_json(done.result), 0;
             for (const auto& n : done.result.value("deleted", json::array()))

@@ -2,6 +2,7 @@
 
 #include "hv/api/host.hpp"
 #include "hv/api/json_reader.hpp"
+#include "backup_routes.hpp"
 #include "clone_routes.hpp"
 #include "iso_routes.hpp"
 #include "net_routes.hpp"
@@ -19,6 +20,7 @@ void register_routes(Router& r, ApiContext& c) {
     register_vm_disk_routes(r, c);
     register_snapshot_routes(r, c);
     register_clone_routes(r, c);
+    register_backup_routes(r, c);
     register_iso_routes(r, c);
     r.add("GET", "/v1/host", "host", [&c](const Request&) { return Response{200, c.host.info()}; });
 

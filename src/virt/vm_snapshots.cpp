@@ -19,6 +19,7 @@
 
 #include "hv/error.hpp"
 #include "hv/util/reverter.hpp"
+#include "fs_freeze.hpp"
 #include "hv/virt/snapshot_xml.hpp"
 #include "vm_manager.hpp"
 
@@ -95,27 +96,6 @@ std::string domain_xml_of(virDomainPtr d, unsigned flags) {
     free(xml);
     return text;
 }
-
-// Thaws the guest's filesystems when it leaves scope, if they were frozen.
-class FsFreeze {
-public:
-    FsFreeze(virDomainPtr d, const std::string& vm) : d_(d), vm_(vm) {
-        if (virDomainFSFreeze(d_, nullptr, 0, 0) < 0)
-            throw_libvirt_error(fmt::format("cannot freeze the filesystems of vm '{}' through its guest agent", vm_));
-    }
-    FsFreeze(const FsFreeze&) = delete;
-    FsFreeze& operator=(const FsFreeze&) = delete;
-    ~FsFreeze() {
-        if (virDomainFSThaw(d_, nullptr, 0, 0) < 0) {
-            virErrorPtr e = virGetLastError();
-            spdlog::error("vm {}: cannot thaw the guest's filesystems: {}", vm_, e && e->message ? e->message : "?");
-        }
-    }
-
-private:
-    virDomainPtr d_;
-    std::string vm_;
-};
 
 }  // namespace
 
