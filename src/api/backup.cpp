@@ -75,4 +75,15 @@ BackupPrune backup_prune_from_json(const json& j) {
     return p;
 }
 
+BackupVerify backup_verify_from_json(const json& j) {
+    ObjectReader rd(j, "");
+    BackupVerify v;
+    v.guest = rd.opt<std::string>("guest").value_or("");
+    v.time = rd.opt<std::string>("time").value_or("");
+    rd.finish();
+    if (!v.guest.empty()) validate_name(v.guest, "guest");
+    if (!v.time.empty() && v.guest.empty()) fail(Errc::invalid_input, "field 'time' needs 'guest'");
+    return v;
+}
+
 }  // namespace hv::api

@@ -31,6 +31,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
+// Garbage collection keeps unreferenced chunks written or found within this (docs/backup.md).
+constexpr std::int64_t kGcGraceSeconds = 24 * 3600;
 
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -185,7 +187,7 @@ api::BackupStoreSpec BackupService::add_store(const api::BackupStoreSpec& in) {
     if (stores_.count(spec.name)) fail(Errc::conflict, "backup store '{}' exists already", spec.name);
     for (const auto& [n, s] : stores_)
         if (s.path == spec.path) fail(Errc::conflict, "backup store '{}' has that directory already", n);
-    ChunkStore cs(spec.path);  // makes the layout
+    ChunkStore cs(spec.path, true);  // makes the layout
     stores_[spec.name] = spec;
     try {
         save_locked();
@@ -243,6 +245,17 @@ void BackupService::precheck_create(const std::string& vm, const api::BackupCrea
     if (!running && !stopped) fail(Errc::conflict, "vm '{}' is {}: wait until it runs or is stopped", vm, api::to_string(info.state));
 }
 
+// --mode stop: the VM started again, told as an admin's start (HA records it); HA's agent may
+// have started it first, which is as good.
+void BackupService::start_again(const std::string& vm) {
+    guests_.requested(api::GuestKind::vm, vm, "start");
+    try {
+        vms_.action(vm, "start");
+    } catch (const Error& e) {
+        if (e.code() != Errc::conflict || vms_.get(vm).state != api::VmState::running) throw;
+    }
+}
+
 json BackupService::create(const std::string& vm, const api::BackupCreate& rq, util::Progress& progress) {
     precheck_create(vm, rq);
     auto st = store(rq.store);
@@ -269,10 +282,18 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
     if (running && rq.mode == "stop") {
         progress.step(0, fmt::format("shutting down vm {}", vm));
         bool forced = false;
+        // Told like an admin's shutdown and start (HA records it: its agent does not start the
+        // VM again in the middle of the backup).
+        guests_.requested(api::GuestKind::vm, vm, "shutdown");
         guest::shutdown(guests_.driver(api::GuestKind::vm), vm, rq.shutdown_timeout, false, progress, &forced);
         restart.add([this, vm, &progress] {
             progress.log(fmt::format("starting vm {} again", vm));
-            vms_.action(vm, "start");
+            try {
+                start_again(vm);
+            } catch (const Error& e) {
+                progress.log(fmt::format("vm {} did not start again: {}", vm, e.what()));
+                spdlog::error("backup: vm {} did not start again after a failed backup: {}", vm, e.what());
+            }
         });
         running = false;
         m.mode = "stop";
@@ -296,7 +317,12 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
         for (std::size_t i = 0; i < info.spec.disks.size(); ++i) {
             const auto& d = info.spec.disks[i];
             progress.step(static_cast<int>(total ? 100 * ch.done / total : 0), fmt::format("chunking {}", d.name));
-            m.disks.push_back(ch.read(scratch[i]->path, d.name, d.format, d.size));
+            // The size of what libvirt wrote, not the spec's: a volume grown while the VM was
+            // stopped is bigger than the size the spec recorded at create.
+            struct stat st {};
+            if (::stat(scratch[i]->path.c_str(), &st) != 0)
+                fail(Errc::internal, "the backup job wrote no file for disk {}: {}", d.name, ::strerror(errno));
+            m.disks.push_back(ch.read(scratch[i]->path, d.name, d.format, static_cast<std::uint64_t>(st.st_size)));
             ::unlink(scratch[i]->path.c_str());
         }
     } else {
@@ -312,7 +338,7 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
             m.disks.push_back(ch.read(s.path, d.name, d.format, size));
         }
         auto now = vms_.get(vm);
-        if (rq.mode != "stop" && now.state != api::VmState::stopped && now.state != api::VmState::crashed)
+        if (now.state != api::VmState::stopped && now.state != api::VmState::crashed)
             fail(Errc::conflict, "vm '{}' was started during its backup: the disks may not be consistent; backup dropped", vm);
     }
     m.size = 0;
@@ -327,7 +353,7 @@ json BackupService::create(const std::string& vm, const api::BackupCreate& rq, u
         restart.release();
         progress.step(100, fmt::format("starting vm {} again", vm));
         try {
-            vms_.action(vm, "start");
+            start_again(vm);
         } catch (const Error& e) {
             fail(e.code(), "backup {}/{} is written, but vm '{}' did not start again: {}", vm, m.time, vm, e.what());
         }
@@ -556,14 +582,23 @@ json BackupService::prune(const std::string& store_name, const api::BackupPrune&
     std::set<std::string> used;
     for (const auto& m : all)
         for (const auto& d : m.disks) used.insert(d.chunks.begin(), d.chunks.end());
-    std::uint64_t freed = 0, n = 0;
+    // A chunk no manifest names but written or found within the grace period stays: a backup
+    // running on another host that shares the store may have found it and not written its
+    // manifest yet (this host's lock does not reach there). Proxmox Backup Server's rule too.
+    const std::int64_t cutoff = now_s() - kGcGraceSeconds;
+    std::uint64_t freed = 0, n = 0, recent = 0;
     for (const auto& id : cs.chunk_ids())
         if (!used.count(id)) {
-            freed += cs.remove_chunk(id);
-            ++n;
+            if (auto size = cs.remove_chunk(id, cutoff)) {
+                freed += *size;
+                ++n;
+            } else {
+                ++recent;
+            }
         }
-    progress.log(fmt::format("garbage collection: {} chunk(s), {} bytes freed", n, freed));
-    out["gc"] = json{{"chunks_removed", n}, {"bytes_freed", freed}};
+    progress.log(fmt::format("garbage collection: {} chunk(s), {} bytes freed; {} unreferenced chunk(s) of the last {} h kept",
+                             n, freed, recent, kGcGraceSeconds / 3600));
+    out["gc"] = json{{"chunks_removed", n}, {"bytes_freed", freed}, {"recent_kept", recent}};
     return out;
 }
 

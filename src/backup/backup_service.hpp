@@ -63,6 +63,7 @@ private:
     virt::VmManager& vms_;
     storage::PoolManager& pools_;
     guest::Guests& guests_;
+    void start_again(const std::string& vm);
     mutable std::mutex mu_;
     std::map<std::string, api::BackupStoreSpec> stores_;
     // Backups, restores and verifies hold their store's lock shared; garbage collection holds it

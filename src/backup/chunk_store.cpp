@@ -100,11 +100,16 @@ bool all_zero(std::string_view data) {
     return true;
 }
 
-ChunkStore::ChunkStore(std::string root) : root_(std::move(root)) {
+ChunkStore::ChunkStore(std::string root, bool create) : root_(std::move(root)) {
     std::error_code ec;
     if (!fs::is_directory(root_, ec)) fail(Errc::not_found, "backup store directory {} does not exist", root_);
-    make_dir(root_ + "/chunks");
-    make_dir(root_ + "/backups");
+    if (create) {
+        make_dir(root_ + "/chunks");
+        make_dir(root_ + "/backups");
+    } else if (!fs::is_directory(root_ + "/chunks", ec) || !fs::is_directory(root_ + "/backups", ec)) {
+        // An unmounted NAS leaves its empty mount point: never fill the root filesystem.
+        fail(Errc::unavailable, "backup store directory {} has no chunks/ and backups/ (not mounted?)", root_);
+    }
     make_dir(root_ + "/tmp");
 }
 
@@ -113,6 +118,10 @@ std::string ChunkStore::scratch_dir() const {
     if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
     auto dir = tmp_dir() + "/" + host;
     make_dir(dir);
+    // Swept at start as root: never a link to somewhere else.
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(Errc::conflict, "the scratch directory {} is not a directory (a symbolic link?)", dir);
     return dir;
 }
 
@@ -144,15 +153,27 @@ ChunkStore::Put ChunkStore::put(std::string_view data) {
         return p;
     }
     p.id = sha256_hex(data);
-    if (has(p.id)) return p;  // deduplicated
+    auto dir = root_ + "/chunks/" + p.id.substr(0, 2);
+    if (has(p.id)) {
+        // Deduplicated. Its directory is synced with this backup's (the chunk may come from a
+        // backup that failed before it synced), and its time is now: garbage collection keeps
+        // chunks touched within its grace period, so a backup on another host sharing the
+        // store never loses a chunk it found.
+        dirty_dirs_.insert(dir);
+        ::utimensat(AT_FDCWD, chunk_path(p.id).c_str(), nullptr, 0);
+        return p;
+    }
 
     std::string comp(ZSTD_compressBound(data.size()), '\0');
     auto n = ZSTD_compress(comp.data(), comp.size(), data.data(), data.size(), 3);
     if (ZSTD_isError(n)) fail(Errc::internal, "zstd compression failed: {}", ZSTD_getErrorName(n));
     comp.resize(n);
 
-    auto dir = root_ + "/chunks/" + p.id.substr(0, 2);
-    make_dir(dir);
+    std::error_code dec;
+    if (!fs::is_directory(dir, dec)) {
+        make_dir(dir);
+        dirty_dirs_.insert(root_ + "/chunks");  // the new directory's entry
+    }
     std::string tmp = dir + "/." + p.id + ".tmp.XXXXXX";
     Fd f(::mkostemp(tmp.data(), O_CLOEXEC));
     if (f.fd < 0) fail(Errc::internal, "cannot make a temp file in {}: {}", dir, std::strerror(errno));
@@ -297,8 +318,8 @@ std::vector<std::string> ChunkStore::chunk_ids() const {
     std::vector<std::string> out;
     std::error_code ec;
     for (const auto& d : fs::directory_iterator(root_ + "/chunks", ec)) {
-        if (!d.is_directory()) continue;
         std::error_code ec2;
+        if (!d.is_directory(ec2)) continue;
         for (const auto& f : fs::directory_iterator(d.path(), ec2)) {
             auto n = f.path().filename().string();
             if (valid_chunk_id(n)) out.push_back(n);
@@ -308,11 +329,12 @@ std::vector<std::string> ChunkStore::chunk_ids() const {
     return out;
 }
 
-std::uint64_t ChunkStore::remove_chunk(const std::string& id) {
+std::optional<std::uint64_t> ChunkStore::remove_chunk(const std::string& id, std::int64_t older_than) {
     if (!valid_chunk_id(id)) fail(Errc::invalid_input, "'{}' is no chunk name", id);
     auto path = chunk_path(id);
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0) return 0;
+    if (static_cast<std::int64_t>(st.st_mtime) >= older_than) return std::nullopt;  // written or found lately
     if (::unlink(path.c_str()) != 0) fail(Errc::internal, "cannot remove {}: {}", path, std::strerror(errno));
     return static_cast<std::uint64_t>(st.st_size);
 }

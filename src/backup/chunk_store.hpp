@@ -30,7 +30,9 @@ bool all_zero(std::string_view data);
 class ChunkStore {
 public:
     // Opens (and makes the layout of) the store at `root`, which must be an existing directory.
-    explicit ChunkStore(std::string root);
+    // `create`: make the layout (store add); otherwise it must be there (a store whose
+    // directory lost it, e.g. an unmounted NAS, answers 503).
+    explicit ChunkStore(std::string root, bool create = false);
 
     const std::string& root() const { return root_; }
     std::string tmp_dir() const { return root_ + "/tmp"; }
@@ -72,8 +74,9 @@ public:
 
     // Every chunk file name in the store.
     std::vector<std::string> chunk_ids() const;
-    // Removes a chunk file (garbage collection). Returns its size.
-    std::uint64_t remove_chunk(const std::string& id);
+    // Removes a chunk file (garbage collection) unless its time (written, or found by a backup:
+    // put() touches it) is at or after `older_than` (Unix seconds): nullopt. Returns its size.
+    std::optional<std::uint64_t> remove_chunk(const std::string& id, std::int64_t older_than);
 
 private:
     std::string manifest_path(const std::string& guest, const std::string& time) const;

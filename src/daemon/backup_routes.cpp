@@ -54,13 +54,8 @@ void register_backup_routes(Router& r, ApiContext& c) {
     });
     // Body {"guest": G (optional), "time": T (optional, with guest)}.
     r.add("POST", "/v1/backup-stores/{store}/verify", "host", [&c, svc](const Request& req) {
-        auto body = req.body.empty() ? json::object() : req.json();
-        api::ObjectReader rd(body, "");
-        auto guest = rd.opt<std::string>("guest").value_or("");
-        auto time = rd.opt<std::string>("time").value_or("");
-        rd.finish();
-        if (!guest.empty()) api::validate_name(guest, "guest");
-        if (!time.empty() && guest.empty()) fail(Errc::invalid_input, "field 'time' needs 'guest'");
+        auto v = api::backup_verify_from_json(req.body.empty() ? json::object() : req.json());
+        const auto guest = v.guest, time = v.time;
         auto store = req.param("store");
         svc->store(store);  // 404
         return Response{202, c.tasks.submit("backup.verify", "backup-store/" + store,

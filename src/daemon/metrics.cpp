@@ -217,6 +217,18 @@ std::string render_metrics(const MetricsSnapshot& s) {
     for (const auto& f : s.tasks_finished)
         out.add("hv_tasks_finished_total", "Tasks finished since hvd started, by kind and final state", T::counter,
                 {{"kind", f.kind}, {"state", f.state}}, f.count);
+    for (const auto& m : s.migrations) {
+        const char* help = "Migrations of guests from this host since hvd started, by kind and result";
+        out.add("hv_migrations_total", help, T::counter, {{"kind", m.kind}, {"result", "ok"}}, m.ok);
+        out.add("hv_migrations_total", help, T::counter, {{"kind", m.kind}, {"result", "failed"}}, m.failed);
+    }
+    for (const auto& m : s.migrations)
+        out.add("hv_migration_seconds_total", "Time the migrations that ended well took, from start to running there",
+                T::counter, {{"kind", m.kind}}, m.seconds);
+    for (const auto& m : s.migrations)
+        out.add("hv_migration_downtime_seconds_total",
+                "Time the guests of the migrations that ended well were paused (VMs) or stopped (containers)", T::counter,
+                {{"kind", m.kind}}, m.downtime_seconds);
     render_domains(out, "hv_vm", "vm", s.vms);
     render_containers(out, s.cts);
     return out.text();

@@ -76,6 +76,14 @@ struct MetricsSnapshot {
         std::uint64_t count = 0;
     };
     std::vector<Finished> tasks_finished;
+    // Migrations that left this host since hvd started (migrate::Migrator::counters), by kind
+    // ("vm", "ct"): how many ended well / failed, and the seconds and downtime of those that did.
+    struct Migrations {
+        std::string kind;
+        std::uint64_t ok = 0, failed = 0;
+        double seconds = 0, downtime_seconds = 0;
+    };
+    std::vector<Migrations> migrations;
 };
 
 std::string render_metrics(const MetricsSnapshot& s);

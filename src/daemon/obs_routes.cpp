@@ -13,12 +13,16 @@
 #include "domain_stats.hpp"
 #include "hv/api/host.hpp"
 #include "metrics.hpp"
+#include "migrator.hpp"
 
 namespace hv::daemon {
 namespace {
 
-MetricsSnapshot collect(ApiContext& c, virt::CtManager* cts) {
+MetricsSnapshot collect(ApiContext& c, virt::CtManager* cts, const migrate::Migrator* migrator) {
     MetricsSnapshot s;
+    if (migrator)
+        for (const auto& [kind, m] : migrator->counters())
+            s.migrations.push_back({kind, m.ok, m.failed, m.seconds, m.downtime_seconds});
     s.version = HV_VERSION;
     s.escaped_exceptions = util::escaped_exceptions();
     s.uptime_seconds =
@@ -67,9 +71,9 @@ std::uint64_t after_param(const Request& req) {
 
 }  // namespace
 
-void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts) {
+void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts, const migrate::Migrator* migrator) {
     auto cache = std::make_shared<MetricsCache>(std::chrono::seconds(c.config.metrics_cache),
-                                                [&c, cts] { return render_metrics(collect(c, cts)); });
+                                                [&c, cts, migrator] { return render_metrics(collect(c, cts, migrator)); });
     // Not fast: the first scrape of a period makes the libvirt call (a worker thread).
     r.add("GET", "/v1/metrics", "host", [cache](const Request&) {
         return Response{200, cache->get(), "text/plain; version=0.0.4; charset=utf-8"};

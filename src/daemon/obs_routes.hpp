@@ -7,10 +7,14 @@
 namespace hv::virt {
 class CtManager;
 }
+namespace hv::migrate {
+class Migrator;
+}
 
 namespace hv::daemon {
 
-// `cts`: the containers' manager (their metrics); nullptr when hvd has none.
-void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts);
+// `cts`: the containers' manager (their metrics); nullptr when hvd has none. `migrator`: the
+// migration counters (hv_migrations_total, ...); nullptr: none.
+void register_obs_routes(Router& r, ApiContext& c, virt::CtManager* cts, const migrate::Migrator* migrator);
 
 }  // namespace hv::daemon

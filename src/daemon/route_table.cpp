@@ -33,7 +33,7 @@ void register_all_routes(Router& r, const RouteParts& p) {
     // The guest routes first: GET /v1/vms before POST /v1/vms (the Allow header's order).
     register_guest_routes(r, p.api.guests, p.api.tasks);
     register_routes(r, p.api);
-    register_obs_routes(r, p.api, &p.cts);
+    register_obs_routes(r, p.api, &p.cts, &p.migrator);
     register_net_routes(r, p.net);
     register_ct_routes(r, p.api, p.cts, p.templates);
     register_autostart_routes(r, p.autostart);

@@ -747,6 +747,7 @@ api::MigrateReport Migrator::migrate_ct(const std::string& name, const api::Migr
         r.warnings.push_back(fmt::format("container {} is left defined here (stopped): {}", name, e.what()));
     }
     r.total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    if (was_running) r.downtime_ms = r.total_ms;  // stopped here at the start, running there at the end
     r.ok = true;
     progress.step(100, fmt::format("container {} {} on {} ({} ms)", name, was_running ? "runs" : "is", rq.to, r.total_ms));
     spdlog::info("container {}: moved to {} in {} ms", name, rq.to, r.total_ms);
@@ -828,6 +829,17 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
 
 void Migrator::announce(const std::string& kind, const std::string& name, const std::string& to,
                         const api::MigrateReport* r, const std::string& error) const {
+    {
+        std::lock_guard lk(counters_mu_);
+        auto& c = counters_[kind];
+        if (r) {
+            ++c.ok;
+            c.seconds += static_cast<double>(r->total_ms) / 1000.0;
+            c.downtime_seconds += static_cast<double>(r->downtime_ms) / 1000.0;
+        } else {
+            ++c.failed;
+        }
+    }
     if (!publish_) return;
     json d{{"to", to}, {"from", cluster_.node()}, {"ok", r != nullptr}};
     if (r) {
@@ -839,6 +851,13 @@ void Migrator::announce(const std::string& kind, const std::string& name, const 
         d["error"] = error;
     }
     publish_(kind + ".migrate", kind + "/" + name, d);
+}
+
+std::map<std::string, Migrator::Counters> Migrator::counters() const {
+    std::lock_guard lk(counters_mu_);
+    auto out = counters_;
+    for (const char* k : {"vm", "ct"}) out.try_emplace(k);  // both kinds always present (zeros)
+    return out;
 }
 
 void Migrator::precheck_maintenance() const {

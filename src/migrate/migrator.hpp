@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <string>
@@ -84,6 +85,12 @@ public:
     // lifecycle event says it arrived ("started", reason "migrated").
     using Publish = std::function<void(const std::string& type, const std::string& target, const nlohmann::json& data)>;
     void set_publisher(Publish p) { publish_ = std::move(p); }
+    // Migrations that left this host since hvd started, by kind ("vm", "ct"): GET /v1/metrics.
+    struct Counters {
+        std::uint64_t ok = 0, failed = 0;
+        double seconds = 0, downtime_seconds = 0;  // of those that ended well
+    };
+    std::map<std::string, Counters> counters() const;
     api::MigrateReport check_ct(const std::string& ct, const api::MigrateRequest& rq) const;
     api::MigrateReport migrate_ct(const std::string& ct, const api::MigrateRequest& rq, util::Progress& progress);
     // The destination's side of a root filesystem copy (GET /v1/host/ct-rootfs): check()s
@@ -106,6 +113,8 @@ private:
     Publish publish_;
     void announce(const std::string& kind, const std::string& name, const std::string& to, const api::MigrateReport* r,
                   const std::string& error) const;
+    mutable std::mutex counters_mu_;
+    mutable std::map<std::string, Counters> counters_;  // by kind
     std::function<void(const std::string&, util::Progress&)> shut_down_ct_;
 };
 

@@ -2,6 +2,7 @@
 // the backup request bodies (src/api/backup.cpp).
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -66,7 +67,7 @@ Manifest sample(const std::string& guest, const std::string& time, std::vector<s
 
 TEST_CASE("backup store: a chunk is stored compressed under its SHA-256 and reads back checked", "[backup]") {
     hv::test::TempDir dir;
-    ChunkStore cs(dir.path);
+    ChunkStore cs(dir.path, true);
     for (const char* d : {"chunks", "backups", "tmp"}) CHECK(fs::is_directory(dir.path + "/" + d));
     auto data = pattern(kChunkSize, 1);
     auto p = cs.put(data);
@@ -90,24 +91,40 @@ TEST_CASE("backup store: a chunk is stored compressed under its SHA-256 and read
 
 TEST_CASE("backup store: deduplication writes an existing chunk once", "[backup]") {
     hv::test::TempDir dir;
-    ChunkStore cs(dir.path);
+    ChunkStore cs(dir.path, true);
     auto a = pattern(kChunkSize, 3), b = pattern(kChunkSize, 4);
     auto p1 = cs.put(a);
-    auto mtime = fs::last_write_time(cs.chunk_path(p1.id));
+    struct stat st1 {};
+    REQUIRE(::stat(cs.chunk_path(p1.id).c_str(), &st1) == 0);
+    const auto old = fs::file_time_type::clock::now() - std::chrono::hours(48);
+    fs::last_write_time(cs.chunk_path(p1.id), old);
     auto p2 = cs.put(a);
     CHECK(p2.id == p1.id);
     CHECK_FALSE(p2.written);
     CHECK(p2.stored == 0);
-    CHECK(fs::last_write_time(cs.chunk_path(p1.id)) == mtime);
+    // Not written again (the same file), but its time is now: garbage collection's grace
+    // period counts from the last backup that found it.
+    struct stat st2 {};
+    REQUIRE(::stat(cs.chunk_path(p1.id).c_str(), &st2) == 0);
+    CHECK(st2.st_ino == st1.st_ino);
+    CHECK(fs::last_write_time(cs.chunk_path(p1.id)) > old + std::chrono::hours(47));
+    const std::int64_t now = std::time(nullptr);
+    CHECK_FALSE(cs.remove_chunk(p1.id, now - 24 * 3600).has_value());  // recent: kept
+    CHECK(cs.has(p1.id));
     auto p3 = cs.put(b);
     CHECK(p3.written);
     CHECK(p3.id != p1.id);
     CHECK(cs.chunk_ids().size() == 2);
+    fs::last_write_time(cs.chunk_path(p1.id), old);
+    auto freed = cs.remove_chunk(p1.id, now - 24 * 3600);
+    REQUIRE(freed.has_value());
+    CHECK(*freed > 0);
+    CHECK_FALSE(cs.has(p1.id));
 }
 
 TEST_CASE("backup store: all-zero chunks are recorded as zero and never stored", "[backup]") {
     hv::test::TempDir dir;
-    ChunkStore cs(dir.path);
+    ChunkStore cs(dir.path, true);
     auto p = cs.put(std::string(kChunkSize, '\0'));
     CHECK(p.id == kZeroChunk);
     CHECK_FALSE(p.written);
@@ -122,7 +139,7 @@ TEST_CASE("backup store: all-zero chunks are recorded as zero and never stored",
 
 TEST_CASE("backup store: a corrupt or missing chunk is named", "[backup]") {
     hv::test::TempDir dir;
-    ChunkStore cs(dir.path);
+    ChunkStore cs(dir.path, true);
     auto p = cs.put(pattern(kChunkSize, 5));
     auto path = cs.chunk_path(p.id);
     {
@@ -147,7 +164,7 @@ TEST_CASE("backup store: a corrupt or missing chunk is named", "[backup]") {
 
 TEST_CASE("backup store: manifests are written atomically, once, and a half-written one is invisible", "[backup]") {
     hv::test::TempDir dir;
-    ChunkStore cs(dir.path);
+    ChunkStore cs(dir.path, true);
     auto c = cs.put(pattern(kChunkSize, 7));
     auto m = sample("web01", "2026-12-07T12:00:00Z", {c.id, kZeroChunk}, kChunkSize + 100);
     cs.write_manifest(m);

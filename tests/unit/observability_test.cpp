@@ -179,6 +179,7 @@ TEST_CASE("metrics: a snapshot renders host, task and per-VM families", "[metric
     s.libvirt_up = true;
     s.tasks_by_state = {{"pending", 0}, {"running", 1}, {"succeeded", 4}, {"failed", 1}, {"cancelled", 0}};
     s.tasks_finished = {{"vm.create", "succeeded", 3}, {"vm.create", "failed", 1}};
+    s.migrations = {{"vm", 2, 1, 9.5, 0.25}, {"ct", 0, 0, 0, 0}};
     hv::virt::DomainStats web;
     web.name = "web01";
     web.state = "running";
@@ -202,6 +203,13 @@ TEST_CASE("metrics: a snapshot renders host, task and per-VM families", "[metric
              "hv_tasks{state=\"running\"} 1",
              "hv_tasks{state=\"pending\"} 0",
              "hv_tasks_finished_total{kind=\"vm.create\",state=\"failed\"} 1",
+             "# TYPE hv_migrations_total counter",
+             "hv_migrations_total{kind=\"vm\",result=\"ok\"} 2",
+             "hv_migrations_total{kind=\"vm\",result=\"failed\"} 1",
+             "hv_migrations_total{kind=\"ct\",result=\"ok\"} 0",
+             "hv_migration_seconds_total{kind=\"vm\"} 9.5",
+             "hv_migration_downtime_seconds_total{kind=\"vm\"} 0.25",
+             "hv_migration_downtime_seconds_total{kind=\"ct\"} 0",
              "# TYPE hv_vm_cpu_seconds_total counter",
              "hv_vm_cpu_seconds_total{vm=\"web01\"} 4.649376423",
              "hv_vm_cpu_user_seconds_total{vm=\"web01\"} 2.5",

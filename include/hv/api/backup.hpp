@@ -45,5 +45,11 @@ BackupStoreSpec backup_store_from_json(const nlohmann::json& j);
 BackupCreate backup_create_from_json(const nlohmann::json& j);
 BackupRestore backup_restore_from_json(const nlohmann::json& j);
 BackupPrune backup_prune_from_json(const nlohmann::json& j);
+// POST /v1/backup-stores/{store}/verify: {"guest": G (optional), "time": T (optional, with
+// guest)}; an empty body is {}.
+struct BackupVerify {
+    std::string guest, time;
+};
+BackupVerify backup_verify_from_json(const nlohmann::json& j);
 
 }  // namespace hv::api
