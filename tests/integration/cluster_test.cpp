@@ -31,10 +31,12 @@ json member(const json& status, const std::string& name) {
     return json();
 }
 
+// The VM's object in a list, or {} (not null: value() on the answer never throws while the
+// directory has not caught up yet).
 json find_vm(const json& list, const std::string& name) {
     for (const auto& v : list)
         if (v.value("name", "") == name) return v;
-    return json();
+    return json::object();
 }
 
 
