@@ -657,6 +657,16 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
 
     // h1's link cut (its hvd runs on but reaches no etcd quorum): no good keepalive, no pet,
     // its watchdog resets it; the others fence it and restart mig01 on h3 (the group's next).
+    // First h1's agent is back with its watchdog armed (a cut before that is fenced through
+    // Ceph alone, with no reset: the clean run caught the test cutting that early).
+    REQUIRE(wait_until([&] {
+        auto st = rig.ctl_json("h2", {"ha", "status"});
+        for (const auto& h : st.value("hosts", json::array()))
+            if (h.value("host", "") == "h1")
+                return h.value("agent", "") == "active" && h.value("watchdog", json::object()).value("armed", false);
+        return false;
+    },
+                       60s, 500ms));
     REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
     auto c0 = Clock::now();
     const auto resets2 = resets();
