@@ -154,13 +154,12 @@ ChunkStore::Put ChunkStore::put(std::string_view data) {
     }
     p.id = sha256_hex(data);
     auto dir = root_ + "/chunks/" + p.id.substr(0, 2);
-    if (has(p.id)) {
-        // Deduplicated. Its directory is synced with this backup's (the chunk may come from a
-        // backup that failed before it synced), and its time is now: garbage collection keeps
-        // chunks touched within its grace period, so a backup on another host sharing the
-        // store never loses a chunk it found.
+    // Present: deduplicated. One call both finds it and sets its time to now (garbage
+    // collection keeps chunks touched within its grace period, so a backup on another host
+    // sharing the store never loses a chunk it found); its directory is synced with this
+    // backup's (the chunk may come from a backup that failed before it synced).
+    if (::utimensat(AT_FDCWD, chunk_path(p.id).c_str(), nullptr, 0) == 0 || errno != ENOENT) {
         dirty_dirs_.insert(dir);
-        ::utimensat(AT_FDCWD, chunk_path(p.id).c_str(), nullptr, 0);
         return p;
     }
 
