@@ -743,7 +743,9 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         }
         INFO("older writer after a newer one: " << back);
         CHECK(back.empty());
-        CHECK(recs.size() > 100);
+        // The guest writes a record every 0.2 s of its own (TCG) time plus an fsync; how many land depends
+        // on the machine's load (81 to 369 seen). Enough that every boot wrote several is the point.
+        CHECK(recs.size() > 40);
         CHECK(epochs.size() >= 4);  // the first boot and the three HA restarts at least
         WARN("epoch checker: " << recs.size() << " records of " << epochs.size()
                                << " boots on mig01's disk, none by an older copy after a newer one");
