@@ -132,7 +132,8 @@ json to_json(const MemberStatus& m) {
            {"online", m.online},   {"since", m.since},               {"role", m.role},
            {"version", m.version}, {"clock_offset_ms", nullptr},     {"guests", m.guests},
            {"cpus", m.cpus},       {"memory_total", m.memory_total}, {"memory_used", m.memory_used},
-           {"fingerprint", m.fingerprint}};
+           {"fingerprint", m.fingerprint}, {"cpu_model", m.cpu_model},
+           {"cpu_features", m.cpu_features}};
     if (m.clock_offset_ms) j["clock_offset_ms"] = *m.clock_offset_ms;
     return j;
 }
@@ -152,6 +153,8 @@ MemberStatus member_status_from_json(const json& j) {
     m.memory_total = rd.opt<std::uint64_t>("memory_total").value_or(0);
     m.memory_used = rd.opt<std::uint64_t>("memory_used").value_or(0);
     m.fingerprint = rd.opt<std::string>("fingerprint").value_or("");
+    m.cpu_model = rd.opt<std::string>("cpu_model").value_or("");
+    m.cpu_features = string_list(rd, "cpu_features");
     rd.finish();
     return m;
 }

@@ -148,8 +148,90 @@ NicSpec apply_patch(NicSpec n, const NicPatch& p) {
     return n;
 }
 
+namespace {
+bool cpu_word(const std::string& w) {
+    if (w.empty() || w.size() > 63) return false;
+    for (unsigned char c : w)
+        if (!std::isalnum(c) && c != '_' && c != '.' && c != '-') return false;
+    return std::isalnum(static_cast<unsigned char>(w[0])) != 0;
+}
+}  // namespace
+
+void validate(const CpuSpec& c, bool request) {
+    static const std::set<std::string> modes{"", "host-passthrough", "host-model", "custom", "cluster"};
+    if (!modes.count(c.mode) || (c.mode == "cluster" && !request))
+        fail(Errc::invalid_input, "cpu.mode '{}' is not one of host-passthrough, host-model, custom{}", name_excerpt(c.mode),
+             request ? ", cluster" : "");
+    if (c.mode != "custom") {
+        if (!c.model.empty() || !c.vendor.empty() || !c.features.empty())
+            fail(Errc::invalid_input, "cpu: model, vendor and features go with mode custom (mode is '{}')", c.mode);
+        return;
+    }
+    if (!cpu_word(c.model)) fail(Errc::invalid_input, "cpu.model '{}' is not a CPU model name (such as EPYC, Skylake-Server)", name_excerpt(c.model));
+    if (!c.vendor.empty() && !cpu_word(c.vendor)) fail(Errc::invalid_input, "cpu.vendor '{}' is not a vendor name", name_excerpt(c.vendor));
+    if (c.features.size() > 256) fail(Errc::invalid_input, "cpu: at most 256 features (got {})", c.features.size());
+    std::set<std::string> seen;
+    for (const auto& f : c.features) {
+        if (f.size() < 2 || (f[0] != '+' && f[0] != '-') || !cpu_word(f.substr(1)))
+            fail(Errc::invalid_input, "cpu feature '{}' is not +name (required) or -name (disabled)", name_excerpt(f));
+        if (!seen.insert(f.substr(1)).second) fail(Errc::invalid_input, "cpu feature '{}' is named twice", name_excerpt(f.substr(1)));
+    }
+}
+
+std::string describe(const CpuSpec& c) {
+    if (c.mode.empty()) return "default";
+    if (c.mode != "custom") return c.mode;
+    std::string out = c.model;
+    for (const auto& f : c.features) out += " " + f;
+    return out;
+}
+
+void to_json(json& j, const CpuSpec& v) {
+    j = json{{"mode", v.mode}};
+    if (v.mode == "custom") {
+        j["model"] = v.model;
+        if (!v.vendor.empty()) j["vendor"] = v.vendor;
+        j["features"] = v.features;
+    }
+}
+
+CpuSpec cpu_from_json(const json& j, const std::string& path) {
+    ObjectReader r(j, path);
+    CpuSpec c;
+    c.mode = r.req<std::string>("mode");
+    c.model = r.opt<std::string>("model").value_or("");
+    c.vendor = r.opt<std::string>("vendor").value_or("");
+    c.features = r.opt<std::vector<std::string>>("features").value_or(std::vector<std::string>{});
+    r.finish();
+    return c;
+}
+
+CpuSpec parse_cpu_arg(const std::string& arg) {
+    CpuSpec c;
+    if (arg == "host") c.mode = "host-passthrough";
+    else if (arg == "host-passthrough" || arg == "host-model" || arg == "cluster") c.mode = arg;
+    else if (arg == "default") c.mode = "";
+    else {
+        c.mode = "custom";
+        std::size_t at = 0;
+        bool first = true;
+        while (at <= arg.size()) {
+            auto comma = arg.find(',', at);
+            auto part = arg.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+            if (first) c.model = part;
+            else c.features.push_back(part);
+            first = false;
+            if (comma == std::string::npos) break;
+            at = comma + 1;
+        }
+    }
+    validate(c, true);
+    return c;
+}
+
 void validate(const VmSpec& s) {
     validate_name(s.name, "vm name");
+    validate(s.cpu, true);
     validate_cpus(s.cpus);
     validate_memory(s.memory);
     validate_description(s.description);
@@ -301,6 +383,7 @@ void to_json(json& j, const VmSpec& v) {
              {"description", v.description},
              {"tags", v.tags}};
     if (v.is_template) j["template"] = true;
+    if (!v.cpu.mode.empty()) j["cpu"] = v.cpu;
 }
 void to_json(json& j, const VmPatch& v) {
     j = json::object();
@@ -404,6 +487,7 @@ VmSpec spec_from_reader(ObjectReader& r, JsonOrigin origin) {
     s.cdrom = r.opt<std::string>("cdrom").value_or("");
     if (auto f = r.opt<std::string>("firmware")) s.firmware = firmware_from_string(*f);
     s.machine = r.opt<std::string>("machine").value_or(s.machine);
+    if (const auto* c = r.raw("cpu")) s.cpu = cpu_from_json(*c, "cpu");
     s.kernel = r.opt<std::string>("kernel").value_or("");
     s.initrd = r.opt<std::string>("initrd").value_or("");
     s.cmdline = r.opt<std::string>("cmdline").value_or("");

@@ -169,7 +169,7 @@ void add_cluster_commands(CLI::App& app, Context& ctx) {
 // hvctl host list (added to `hvctl host` by add_host_commands' caller).
 void add_host_list_command(CLI::App& app, Context& ctx) {
     auto* host = app.get_subcommand("host");
-    on_run(host->add_subcommand("list", "The cluster's hosts: state, CPUs, memory used/total, guests"), ctx,
+    on_run(host->add_subcommand("list", "The cluster's hosts: state, CPUs, memory used/total, CPU model, guests"), ctx,
            [&g = ctx.g] {
                auto r = g.client().request("GET", "/v1/cluster/hosts");
                std::vector<api::MemberStatus> hosts = decode("host list", [&] {
@@ -190,8 +190,8 @@ void add_host_list_command(CLI::App& app, Context& ctx) {
                                    h.memory_total ? fmt::format("{} / {}", api::format_size(h.memory_used),
                                                                 api::format_size(h.memory_total))
                                                   : "-",
-                                   std::to_string(h.guests)});
-               print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "GUESTS"}, rows);
+                                   h.cpu_model.empty() ? "-" : h.cpu_model, std::to_string(h.guests)});
+               print_table(g, {"NAME", "STATE", "CPUS", "MEMORY", "CPU MODEL", "GUESTS"}, rows);
                return 0;
            });
 }

@@ -168,6 +168,10 @@ void print_vm(const Globals& g, const api::VmInfo& vm) {
         {"state", state_text(vm)},
         {"managed", vm.managed ? "yes" : "no (defined outside hv)"},
         {"cpus", std::to_string(s.cpus)},
+        {"cpu", s.cpu.mode == "custom" ? fmt::format("{}{} ({} feature flags)", s.cpu.model,
+                                                     s.cpu.vendor.empty() ? "" : ", " + s.cpu.vendor, s.cpu.features.size())
+                : s.cpu.mode.empty() ? "default (the host's: host-passthrough on KVM, qemu64 on TCG)"
+                                     : s.cpu.mode},
         {"memory", api::format_size(s.memory)},
         {"firmware", api::to_string(s.firmware)},
         {"machine", s.machine},

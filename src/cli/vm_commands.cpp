@@ -15,7 +15,7 @@ namespace {
 
 struct CreateOpts {
     std::string name, memory = "512M", cdrom, firmware = "bios", machine = "q35", description;
-    std::string kernel, initrd, cmdline, host;
+    std::string kernel, initrd, cmdline, host, cpu;
     int cpus = 1;
     std::vector<std::string> disks, nets, tags;
     bool start = false, async = false;
@@ -31,6 +31,7 @@ api::VmSpec build_spec(const CreateOpts& o) {
     s.cdrom = o.cdrom;
     s.firmware = api::firmware_from_string(o.firmware);
     s.machine = o.machine;
+    if (!o.cpu.empty()) s.cpu = api::parse_cpu_arg(o.cpu);
     s.kernel = o.kernel;
     s.initrd = o.initrd;
     s.cmdline = o.cmdline;
@@ -62,6 +63,9 @@ void add_create(CLI::App& vm, Context& ctx) {
     cmd->add_option("--cdrom", o->cdrom, "ISO image to attach as a CD/DVD drive (absolute path)");
     cmd->add_option("--firmware", o->firmware, "bios or uefi")->capture_default_str();
     cmd->add_option("--machine", o->machine, "QEMU machine type (q35, pc, ...)")->capture_default_str();
+    cmd->add_option("--cpu", o->cpu,
+                    "CPU model: cluster (the baseline every member runs; the default in a cluster), host "
+                    "(host-passthrough), host-model, default (the host's default), or MODEL[,+feature,-feature...]");
     cmd->add_option("--description", o->description, "Free text");
     cmd->add_option("--tag", o->tags, "Tag (repeatable)")->allow_extra_args(false);
     cmd->add_option("--kernel", o->kernel, "Kernel for direct boot (absolute path)");

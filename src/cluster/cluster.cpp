@@ -75,6 +75,13 @@ std::int64_t num(const json& j, const char* k) {
     auto it = j.find(k);
     return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
 }
+// A member's published CPU (api::CpuSpec JSON) into its status; strings only.
+void set_cpu(api::MemberStatus& m, const json& cpu) {
+    m.cpu_model = str(cpu, "model");
+    if (auto it = cpu.find("features"); it != cpu.end() && it->is_array())
+        for (const auto& f : *it)
+            if (f.is_string()) m.cpu_features.push_back(f.get<std::string>());
+}
 bool flag(const json& j, const char* k) {
     auto it = j.find(k);
     return it != j.end() && it->is_boolean() && it->get<bool>();
@@ -458,7 +465,16 @@ json Cluster::alive_doc() {
            {"version", o_.version},
            {"clock_offset_ms", nullptr}};
     if (f.clock_offset_ms) j["clock_offset_ms"] = *f.clock_offset_ms;
+    if (f.cpu.is_object()) j["cpu"] = f.cpu;
     return j;
+}
+
+std::map<std::string, json> Cluster::member_cpus() const {
+    std::lock_guard lk(mu_);
+    std::map<std::string, json> out;
+    for (const auto& [n, a] : alive_)
+        if (members_.count(n) && a.is_object() && a.contains("cpu") && a["cpu"].is_object()) out[n] = a["cpu"];
+    return out;
 }
 
 // Keeps /hv/alive/<node> on a lease: granted, renewed every ttl/3, its value (capacity, clock
@@ -1363,6 +1379,7 @@ api::ClusterStatus Cluster::status() {
                 offsets.push_back(*ms.clock_offset_ms);
             }
             if (!str(a->second, "version").empty()) ms.version = str(a->second, "version");
+            if (a->second.contains("cpu") && a->second["cpu"].is_object()) set_cpu(ms, a->second["cpu"]);
         } else {
             auto o = offline_since_.find(n);
             ms.since = o == offline_since_.end() ? 0 : o->second;
@@ -1401,6 +1418,7 @@ std::vector<api::MemberStatus> Cluster::hosts() {
     m.memory_total = f.memory_total;
     m.memory_used = f.memory_used;
     m.clock_offset_ms = f.clock_offset_ms;
+    if (f.cpu.is_object()) set_cpu(m, f.cpu);
     if (hooks_.guests) m.guests = static_cast<int>(hooks_.guests().size());
     return {m};
 }

@@ -8,7 +8,7 @@
 // Store layout:
 //   /hv/cluster               {name, created, ca_fingerprint}
 //   /hv/members/<node>        {name, address, port, fingerprint, version, voter, etcd_id, joined}
-//   /hv/alive/<node>          {since, cpus, memory_total, memory_used, clock_offset_ms, version}  (lease)
+//   /hv/alive/<node>          {since, cpus, memory_total, memory_used, clock_offset_ms, version, cpu}  (lease)
 //   /hv/tokens/<id>           {expires, created_by, used_by?}  (lease: expiry + 1 day)
 //   /hv/guests/<name>         {name, kind, uuid, owner, state, info, updated}
 //   /hv/maintenance/<node>    {state: entering|in, since, moved: [{guest, to}], blockers}
@@ -84,6 +84,8 @@ struct HostFacts {
     std::uint64_t memory_total = 0;
     std::uint64_t memory_used = 0;
     std::optional<double> clock_offset_ms;
+    // The CPU this host's hypervisor gives guests (api::CpuSpec JSON of VmManager::host_cpu), or null.
+    nlohmann::json cpu;
 };
 
 struct LocalHooks {
@@ -138,6 +140,9 @@ public:
     std::optional<std::string> owner_of(const std::string& guest) const;
     std::optional<std::pair<std::string, int>> address_of(const std::string& node) const;
     bool online(const std::string& node) const;
+    // The CPU (api::CpuSpec JSON) each online member published in its alive record, by node
+    // (members that published none are left out).
+    std::map<std::string, nlohmann::json> member_cpus() const;
     std::vector<GuestRecord> records() const;
     // GET /v1/{vms,cts} in a cluster: the wire objects of the guests of `kind` on the other
     // hosts, each with "host", "stale" while that host is offline and "uptime" as of now. Built

@@ -241,8 +241,13 @@ int run(const Config& cfg) {
         }
         return std::nullopt;
     };
-    hooks.facts = [&chrony] {
+    hooks.facts = [&chrony, &vms] {
         cluster::HostFacts f;
+        try {
+            if (auto cpu = vms.host_cpu()) f.cpu = *cpu;  // read once, then cached
+        } catch (const std::exception& e) {
+            spdlog::debug("host cpu not read: {}", e.what());
+        }
         f.cpus = static_cast<int>(std::thread::hardware_concurrency());
         f.memory_total = HostService::meminfo("MemTotal:");
         auto avail = HostService::meminfo("MemAvailable:");
@@ -257,6 +262,20 @@ int run(const Config& cfg) {
     std::function<void()> follow_cluster;
     hooks.changed = [&io, &follow_cluster] { boost::asio::post(io, [&follow_cluster] { follow_cluster(); }); };
     cluster::Cluster cluster(clo, hooks);
+    // A VM created in a cluster gets the baseline of the members' CPUs (docs/migration.md).
+    vms.set_cluster_cpus([&cluster_ptr] {
+        std::vector<api::CpuSpec> out;
+        auto* c = cluster_ptr.load();
+        if (!c || !c->member()) return out;
+        for (const auto& [node, j] : c->member_cpus()) try {
+                auto cpu = api::cpu_from_json(j, "cpu of " + node);
+                api::validate(cpu, false);
+                if (cpu.mode == "custom") out.push_back(std::move(cpu));
+            } catch (const Error& e) {
+                spdlog::warn("member {}: its published cpu is not used: {}", node, e.what());
+            }
+        return out;
+    });
     // Guest events stop reaching the cluster before it goes (the managers outlive it).
     struct Unhook {
         std::atomic<cluster::Cluster*>& p;

@@ -41,6 +41,17 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
                             return m.exit_maintenance(back, p);
                         })};
     });
+    // The destination's CPU pre-flight: can this host's hypervisor run {"cpu": CpuSpec}?
+    r.add("POST", "/v1/host/cpu-check", "host", [&m](const Request& req) {
+        auto body = req.json();
+        api::ObjectReader rd(body, "");
+        const auto* cpu = rd.raw("cpu");
+        if (!cpu) fail(Errc::invalid_input, "field 'cpu' is required");
+        auto spec = api::cpu_from_json(*cpu, "cpu");
+        rd.finish();
+        api::validate(spec, false);
+        return Response{200, m.check_cpu_here(spec)};
+    });
     // POST /v1/{vms,cts}/{name}/migrate: the pre-flight (the dry run's answer, or 409 with the
     // blockers), then the move as a task.
     for (const bool vm : {true, false}) {

@@ -363,11 +363,46 @@ api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRe
                 b.push_back(fmt::format("host {} has {} of memory free, vm '{}' needs {}", rq.to, api::format_size(free), name,
                                         api::format_size(spec.memory)));
         }
+        check_cpu(spec, rq.to, b);
     } catch (const Error& e) {
         b.push_back(fmt::format("host {} cannot be asked: {}", rq.to, e.what()));
     }
     r.ok = b.empty();
     return r;
+}
+
+json Migrator::check_cpu_here(const api::CpuSpec& cpu) const {
+    auto why = vms_.cpu_incompatibility(cpu);
+    return json{{"compatible", why.empty()}, {"reason", why}};
+}
+
+// The VM's CPU on the destination: a named model (the cluster baseline, or the admin's) is
+// checked by the destination's libvirt; the host's own CPU (host-passthrough, host-model, and
+// KVM's default) moves only to a host whose hypervisor offers the same CPU.
+void Migrator::check_cpu(const api::VmSpec& spec, const std::string& to, std::vector<std::string>& b) const {
+    const auto& cpu = spec.cpu;
+    if (cpu.mode == "custom") {
+        auto r = member_call(cluster_, to, "POST", "/v1/host/cpu-check", json{{"cpu", cpu}}.dump());
+        auto j = json::parse(r.body, nullptr, false);
+        if (r.status != 200 || !j.is_object() || !j.contains("compatible") || !j["compatible"].is_boolean())
+            b.push_back(fmt::format("host {} cannot say whether it runs the vm's CPU {} (HTTP {})", to, api::describe(cpu),
+                                    r.status));
+        else if (!j["compatible"].get<bool>())
+            b.push_back(fmt::format("host {} cannot run vm '{}''s CPU ({}): {}", to, spec.name, cpu.model,
+                                    j.contains("reason") && j["reason"].is_string() ? j["reason"].get<std::string>() : "incompatible"));
+        return;
+    }
+    const bool own = cpu.mode == "host-passthrough" || cpu.mode == "host-model" ||
+                     (cpu.mode.empty() && vms_.accel().domain_type == "kvm");
+    if (!own) return;  // QEMU's default model (TCG): every member runs it
+    auto cpus = cluster_.member_cpus();
+    auto here = cpus.find(cluster_.node()), there = cpus.find(to);
+    if (here == cpus.end() || there == cpus.end()) return;  // not published (older hvd): libvirt decides
+    if (here->second != there->second)
+        b.push_back(fmt::format("vm '{}' uses this host's own CPU ({}) and host {}'s CPU differs ({} here, {} there): give "
+                                "the vm a model every member runs (create it with --cpu cluster)",
+                                spec.name, cpu.mode.empty() ? "host-passthrough" : cpu.mode, to,
+                                here->second.value("model", "?"), there->second.value("model", "?")));
 }
 
 api::MigrateReport Migrator::migrate(const std::string& name, const api::MigrateRequest& rq, util::Progress& progress) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hv/api/migrate.hpp"
+#include "hv/api/vm.hpp"
 #include "hv/util/progress.hpp"
 
 namespace hv::cluster {
@@ -91,6 +92,9 @@ public:
         double seconds = 0, downtime_seconds = 0;  // of those that ended well
     };
     std::map<std::string, Counters> counters() const;
+    // The destination's side of the CPU pre-flight (POST /v1/host/cpu-check): whether this
+    // host's hypervisor can run `cpu` ({compatible, reason}).
+    nlohmann::json check_cpu_here(const api::CpuSpec& cpu) const;
     api::MigrateReport check_ct(const std::string& ct, const api::MigrateRequest& rq) const;
     api::MigrateReport migrate_ct(const std::string& ct, const api::MigrateRequest& rq, util::Progress& progress);
     // The destination's side of a root filesystem copy (GET /v1/host/ct-rootfs): check()s
@@ -111,6 +115,7 @@ private:
     std::function<std::vector<std::string>()> running_cts_;
     virt::CtManager* cts_ = nullptr;
     Publish publish_;
+    void check_cpu(const api::VmSpec& spec, const std::string& to, std::vector<std::string>& blockers) const;
     void announce(const std::string& kind, const std::string& name, const std::string& to, const api::MigrateReport* r,
                   const std::string& error) const;
     mutable std::mutex counters_mu_;

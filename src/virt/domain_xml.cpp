@@ -389,8 +389,10 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
     x.add(2, "<acpi/>");
     x.add(2, "<apic/>");
     x.add(1, "</features>");
-    // kvm: the host CPU as is. qemu (TCG): no <cpu>, QEMU's default model (qemu64).
-    if (opts.domain_type == "kvm") x.add(1, "<cpu mode='host-passthrough'/>");
+    // The spec's CPU; by default: kvm the host CPU as is, qemu (TCG) no <cpu>, QEMU's
+    // default model (qemu64).
+    if (!spec.cpu.mode.empty()) x.block(1, cpu_xml(spec.cpu));
+    else if (opts.domain_type == "kvm") x.add(1, "<cpu mode='host-passthrough'/>");
     x.add(1, "<clock offset='utc'/>");
     x.add(1, "<on_poweroff>destroy</on_poweroff>");
     x.add(1, "<on_reboot>restart</on_reboot>");
@@ -448,6 +450,48 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
     x.add(1, "</devices>");
     x.add(0, "</domain>");
     return x.take();
+}
+
+std::string cpu_xml(const api::CpuSpec& cpu) {
+    const auto e = [](const std::string& s) { return xml_escape(s); };
+    if (cpu.mode.empty()) return "";
+    if (cpu.mode == "host-passthrough" || cpu.mode == "host-model") return fmt::format("<cpu mode='{}'/>", e(cpu.mode));
+    if (cpu.mode != "custom") fail(Errc::internal, "cpu mode '{}' has no XML (it is resolved at create)", cpu.mode);
+    Lines x;
+    x.add(0, "<cpu mode='custom' match='exact' check='partial'>");
+    x.add(1, fmt::format("<model fallback='forbid'>{}</model>", e(cpu.model)));
+    if (!cpu.vendor.empty()) x.add(1, fmt::format("<vendor>{}</vendor>", e(cpu.vendor)));
+    for (const auto& f : cpu.features)
+        if (f.size() > 1)
+            x.add(1, fmt::format("<feature policy='{}' name='{}'/>", f[0] == '-' ? "disable" : "require", e(f.substr(1))));
+    x.add(0, "</cpu>");
+    return element(x);
+}
+
+std::optional<api::CpuSpec> parse_cpu_xml(const std::string& xml) {
+    auto doc = parse_xml(xml);
+    if (!doc) return std::nullopt;
+    const ptree* cpu = nullptr;
+    if (auto c = doc->get_child_optional("cpu")) cpu = &*c;
+    else if (auto caps = doc->get_child_optional("domainCapabilities.cpu"))
+        for (const auto& [name, mode] : *caps)
+            if (name == "mode" && attr(mode, "name") == "host-model" && attr(mode, "supported") == "yes") cpu = &mode;
+    if (!cpu) return std::nullopt;
+    api::CpuSpec out;
+    out.mode = "custom";
+    for (const auto& [name, child] : *cpu) {
+        if (name == "model") out.model = child.data();
+        else if (name == "vendor") out.vendor = child.data();
+        else if (name == "feature") {
+            auto policy = attr(child, "policy");
+            auto fname = attr(child, "name");
+            if (fname.empty()) continue;
+            if (policy == "disable" || policy == "forbid") out.features.push_back("-" + fname);
+            else if (policy == "require" || policy == "force" || policy.empty()) out.features.push_back("+" + fname);
+        }
+    }
+    if (out.model.empty()) return std::nullopt;
+    return out;
 }
 
 std::optional<api::VmSpec> spec_from_metadata(const std::string& element_xml) {

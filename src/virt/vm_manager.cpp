@@ -163,6 +163,7 @@ void VmManager::reconnected() {
             std::lock_guard lk(accel_mu_);
             if (choice.accel != accel_.accel) spdlog::info("accelerator: {} ({})", choice.accel, choice.reason);
             accel_ = choice;
+            host_cpu_.reset();  // read again for this connection's hypervisor
         }
         rebuild_cache();
         // After an hvd (or libvirtd) restart: every running VM's taps get their VLANs again.
@@ -414,7 +415,11 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
         }
     }
     name_nics(spec.nics);
+    resolve_cpu(spec, progress);
     api::validate(spec);
+    if (spec.cpu.mode == "custom")  // refused now rather than at every start
+        if (auto why = cpu_incompatibility(spec.cpu); !why.empty())
+            fail(Errc::conflict, "this host cannot run cpu {}: {}", spec.cpu.model, why);
     check_nics(opts_.ports, spec.nics);
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
     for (const auto& d : spec.disks)  // file sources only: a network one (rbd) is no local file
@@ -756,6 +761,88 @@ VmManager::Versions VmManager::versions() const {
         out.connected = false;
     }
     return out;
+}
+
+std::optional<api::CpuSpec> VmManager::host_cpu() {
+    {
+        std::lock_guard lk(accel_mu_);
+        if (host_cpu_) return *host_cpu_;
+    }
+    auto c = conn_->get();
+    const auto type = xml_options().domain_type;
+    char* caps = virConnectGetDomainCapabilities(c.get(), nullptr, "x86_64", nullptr, type.c_str(), 0);
+    if (!caps) throw_libvirt_error("cannot read the domain capabilities (" + type + ")");
+    std::string xml(caps);
+    free(caps);
+    auto cpu = parse_cpu_xml(xml);
+    if (cpu) try {
+            api::validate(*cpu, false);
+        } catch (const Error& e) {
+            spdlog::warn("host cpu from libvirt not used: {}", e.what());
+            cpu.reset();
+        }
+    std::lock_guard lk(accel_mu_);
+    host_cpu_ = cpu;
+    return cpu;
+}
+
+api::CpuSpec VmManager::baseline_cpu(const std::vector<api::CpuSpec>& cpus) {
+    if (cpus.empty()) fail(Errc::invalid_input, "a CPU baseline needs at least one CPU");
+    std::vector<std::string> xmls;
+    for (const auto& cpu : cpus) {
+        api::validate(cpu, false);
+        if (cpu.mode != "custom") fail(Errc::invalid_input, "a CPU baseline is made of named CPU models, not '{}'", cpu.mode);
+        xmls.push_back(cpu_xml(cpu));
+    }
+    std::vector<const char*> ptrs;
+    for (const auto& x : xmls) ptrs.push_back(x.c_str());
+    auto c = conn_->get();
+    const auto type = xml_options().domain_type;
+    char* out = virConnectBaselineHypervisorCPU(c.get(), nullptr, "x86_64", nullptr, type.c_str(), ptrs.data(),
+                                                static_cast<unsigned>(ptrs.size()), VIR_CONNECT_BASELINE_CPU_MIGRATABLE);
+    if (!out) {
+        virErrorPtr e = virGetLastError();
+        fail(Errc::conflict, "no CPU model runs on all of them: {}", e && e->message ? e->message : "libvirt gave no baseline");
+    }
+    std::string xml(out);
+    free(out);
+    auto cpu = parse_cpu_xml(xml);
+    if (!cpu) fail(Errc::internal, "libvirt's CPU baseline has no model: {}", xml.substr(0, 200));
+    api::validate(*cpu, false);
+    return *cpu;
+}
+
+std::string VmManager::cpu_incompatibility(const api::CpuSpec& cpu) {
+    api::validate(cpu, false);
+    if (cpu.mode != "custom") return "";
+    auto c = conn_->get();
+    const auto type = xml_options().domain_type;
+    const auto xml = cpu_xml(cpu);
+    int r = virConnectCompareHypervisorCPU(c.get(), nullptr, "x86_64", nullptr, type.c_str(), xml.c_str(),
+                                           VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE);
+    if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) return "";
+    virErrorPtr e = virGetLastError();
+    return e && e->message ? e->message : "the CPU is incompatible with this host's";
+}
+
+void VmManager::resolve_cpu(api::VmSpec& spec, util::Progress& progress) {
+    const bool asked = spec.cpu.mode == "cluster";
+    if (!asked && !spec.cpu.mode.empty()) return;
+    std::vector<api::CpuSpec> cpus = cluster_cpus_ ? cluster_cpus_() : std::vector<api::CpuSpec>{};
+    if (cpus.empty()) {
+        if (asked) fail(Errc::conflict, "cpu cluster: this host is in no cluster (or no member has published its CPU yet)");
+        return;
+    }
+    try {
+        spec.cpu = baseline_cpu(cpus);
+        progress.log(fmt::format("cpu: {}, the baseline of {} member(s)' CPUs", api::describe(spec.cpu), cpus.size()));
+    } catch (const Error& e) {
+        if (asked) throw;
+        // The VM gets the host's default CPU; a migration's pre-flight names a member that cannot run it.
+        spec.cpu = {};
+        spdlog::warn("vm {}: no cluster CPU baseline, the host's default CPU: {}", spec.name, e.what());
+        progress.log(fmt::format("warning: no cluster CPU baseline ({}): the host's default CPU", e.what()));
+    }
 }
 
 void VmManager::request_shutdown(const std::string& name, util::Progress& progress) {

@@ -58,6 +58,19 @@ public:
     Versions versions() const;
 
     api::VmInfo create(api::VmSpec spec, util::Progress& progress);
+
+    // CPU models (docs/migration.md "CPU model"). host_cpu: what this host's hypervisor can
+    // give a guest (the host-model of its domain capabilities, for this host's accelerator),
+    // read once; nullopt when libvirt offers none. baseline_cpu: libvirt's baseline of `cpus`
+    // for this host's hypervisor (migratable features only); 409 when there is none (CPUs of
+    // different vendors). cpu_incompatibility: "" when this host can run `cpu`, else libvirt's
+    // reason (the features it lacks).
+    std::optional<api::CpuSpec> host_cpu();
+    api::CpuSpec baseline_cpu(const std::vector<api::CpuSpec>& cpus);
+    std::string cpu_incompatibility(const api::CpuSpec& cpu);
+    // The members' CPUs (host_cpu of each) in a cluster, empty outside one: create() gives a VM
+    // whose request names no cpu (or "cluster") their baseline.
+    void set_cluster_cpus(std::function<std::vector<api::CpuSpec>()> f) { cluster_cpus_ = std::move(f); }
     void remove(const std::string& name, bool purge, util::Progress& progress);
     api::VmInfo update(const std::string& name, const api::VmPatch& patch);
     // action: start|stop|reboot|reset|suspend|resume
@@ -196,6 +209,9 @@ private:
     void set_ready(bool r);
     mutable std::mutex accel_mu_;
     AccelChoice accel_;
+    std::optional<std::optional<api::CpuSpec>> host_cpu_;  // under accel_mu_; outer: read yet
+    std::function<std::vector<api::CpuSpec>()> cluster_cpus_;
+    void resolve_cpu(api::VmSpec& spec, util::Progress& progress);
 
     mutable std::mutex cache_mu_;
     std::map<std::string, api::VmInfo> cache_;

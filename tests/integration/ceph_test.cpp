@@ -188,6 +188,8 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
                     180s)
                 .exit_code == 0);
     REQUIRE(rig.ctl("h1", {"vm", "start", "mig01"}).exit_code == 0);
+    // Its CPU is the members' baseline, a named model: the pre-flight asks h2's libvirt (cpu-check).
+    CHECK(rig.ctl_json("h1", {"vm", "show", "mig01"})["cpu"].value("mode", "") == "custom");
     auto dry = rig.ctl_json("h3", {"vm", "migrate", "mig01", "--to", "h2", "--dry-run"});
     CHECK(dry.at("ok") == true);
     CHECK(dry.at("blockers").empty());

@@ -144,6 +144,15 @@ TEST_CASE("cluster: four hosts on the rig (three voters and a client), end to en
     REQUIRE(made.exit_code == 0);
     REQUIRE(wait_until([&] { return find_vm(rig.ctl_json("h3", {"vm", "list"}), "web01").value("host", "") == "h2"; },
                        15s));
+    // Made in a cluster: its CPU is the baseline of the members' (identical hosts here: their
+    // own model), which every member can run (docs/migration.md "CPU model").
+    {
+        auto web = rig.ctl_json("h2", {"vm", "show", "web01"});
+        INFO(web.dump());
+        CHECK(web["cpu"].value("mode", "") == "custom");
+        CHECK(!web["cpu"].value("model", "").empty());
+        for (const auto& h : hosts) CHECK(h.value("cpu_model", "") == web["cpu"].value("model", ""));
+    }
     auto started = rig.ctl("h3", {"vm", "start", "web01", "-o", "json"});
     INFO(started.describe());
     REQUIRE(started.exit_code == 0);

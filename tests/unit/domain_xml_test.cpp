@@ -729,3 +729,46 @@ TEST_CASE("relocate_source: a migration's definition names the new volume, in <s
     CHECK_THROWS_AS(hv::virt::relocate_source(xml, "file", "/not/there.raw", "/x.raw"), hv::Error);
     CHECK_THROWS_AS(hv::virt::relocate_source(xml, "dir", "/a/other.raw", "/x.raw"), hv::Error);
 }
+
+TEST_CASE("CPU models: hvctl's form, the JSON, libvirt's XML both ways", "[vm][cpu]") {
+    using hv::api::CpuSpec;
+    auto c = hv::api::parse_cpu_arg("EPYC,+aes,-vme");
+    CHECK(c.mode == "custom");
+    CHECK(c.model == "EPYC");
+    CHECK(c.features == std::vector<std::string>{"+aes", "-vme"});
+    CHECK(hv::api::parse_cpu_arg("host").mode == "host-passthrough");
+    CHECK(hv::api::parse_cpu_arg("cluster").mode == "cluster");
+    CHECK(hv::api::parse_cpu_arg("default").mode.empty());
+    for (const char* bad : {"EPYC,aes", "EPYC,+aes,+aes", "EP YC", "<x>", "EPYC,+", ",+aes", "EPYC,+a'b"})
+        CHECK_THROWS_AS(hv::api::parse_cpu_arg(bad), hv::Error);
+    // Round trip; only the stored modes: "cluster" is a request that create resolves.
+    CpuSpec back = hv::api::cpu_from_json(json(c));
+    CHECK(back == c);
+    CHECK_THROWS_AS(hv::api::validate(CpuSpec{"cluster", "", "", {}}, false), hv::Error);
+    CHECK_THROWS_AS(hv::api::validate(CpuSpec{"host-model", "EPYC", "", {}}, true), hv::Error);
+    CHECK_THROWS_AS(hv::api::cpu_from_json(json{{"mode", "custom"}, {"model", "EPYC"}, {"extra", 1}}), hv::Error);
+    // A VM without a cpu keeps its JSON (and the golden files' metadata) as it was.
+    hv::api::VmSpec s;
+    s.name = "v";
+    CHECK_FALSE(json(s).contains("cpu"));
+    s.cpu = c;
+    CHECK(hv::api::vm_spec_from_json(json(s), hv::api::JsonOrigin::hvd).cpu == c);
+
+    // What libvirt answers: a baseline's <cpu>, and the host-model of domain capabilities.
+    auto b = hv::virt::parse_cpu_xml(
+        "<cpu mode='custom' match='exact'>\n  <model fallback='forbid'>EPYC</model>\n  <vendor>AMD</vendor>\n"
+        "  <feature policy='require' name='acpi'/>\n  <feature policy='disable' name='vme'/>\n</cpu>\n");
+    REQUIRE(b);
+    CHECK(*b == CpuSpec{"custom", "EPYC", "AMD", {"+acpi", "-vme"}});
+    auto h = hv::virt::parse_cpu_xml(
+        "<domainCapabilities><cpu><mode name='host-passthrough' supported='no'/>"
+        "<mode name='host-model' supported='yes'><model fallback='forbid'>Skylake-Server</model><vendor>Intel</vendor>"
+        "<feature policy='require' name='ss'/></mode><mode name='custom' supported='yes'><model usable='yes'>qemu64</model>"
+        "</mode></cpu></domainCapabilities>");
+    REQUIRE(h);
+    CHECK(*h == CpuSpec{"custom", "Skylake-Server", "Intel", {"+ss"}});
+    CHECK_FALSE(hv::virt::parse_cpu_xml("<domainCapabilities><cpu><mode name='host-model' supported='no'/></cpu></domainCapabilities>"));
+    CHECK_FALSE(hv::virt::parse_cpu_xml("not xml"));
+    CHECK(hv::virt::cpu_xml(CpuSpec{"host-passthrough", "", "", {}}) == "<cpu mode='host-passthrough'/>");
+    CHECK(hv::virt::cpu_xml(CpuSpec{}).empty());
+}

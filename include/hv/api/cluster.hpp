@@ -76,6 +76,8 @@ struct MemberStatus {
     std::uint64_t memory_total = 0;  // bytes
     std::uint64_t memory_used = 0;   // bytes
     std::string fingerprint;         // of its host certificate
+    std::string cpu_model;           // the CPU model its hypervisor gives guests (host-model), "" unknown
+    std::vector<std::string> cpu_features;  // and its features: "+name" required, "-name" disabled
 };
 
 struct ClusterStatus {

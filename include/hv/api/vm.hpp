@@ -125,6 +125,28 @@ struct NicState {
 
 enum class Firmware { bios, uefi };
 
+// The CPU the guest sees (docs/migration.md "CPU model"). mode "" = the host's default (kvm:
+// host-passthrough; TCG: QEMU's default model), "host-passthrough", "host-model", or "custom":
+// `model` (a QEMU CPU model such as "EPYC" or "Skylake-Server") with `features`, each "+name"
+// (required) or "-name" (disabled), and optionally `vendor`. A create request may also say
+// "cluster": hvd computes the baseline of the cluster members' CPUs (libvirt's
+// virConnectBaselineHypervisorCPU) and stores it as custom. In a cluster that is the default
+// of a create, so every member can run the VM (vCenter's EVC, Proxmox's cpu type).
+struct CpuSpec {
+    std::string mode;
+    std::string model;
+    std::string vendor;
+    std::vector<std::string> features;
+    bool operator==(const CpuSpec&) const = default;
+};
+// The mode's name as shown ("host-passthrough", "EPYC +aes -vme", "default").
+std::string describe(const CpuSpec& c);
+void validate(const CpuSpec& c, bool request);  // request: "cluster" is allowed
+void to_json(nlohmann::json& j, const CpuSpec& v);
+CpuSpec cpu_from_json(const nlohmann::json& j, const std::string& path = "cpu");
+// hvctl's form: "host" | "host-model" | "cluster" | "default" | "MODEL[,+feature,-feature...]".
+CpuSpec parse_cpu_arg(const std::string& arg);
+
 struct VmSpec {
     // Example: "web01".
     std::string name;
@@ -141,6 +163,8 @@ struct VmSpec {
     Firmware firmware = Firmware::bios;
     // QEMU machine type: "q35" (default) or "pc" (i440fx), or a versioned name like "pc-q35-7.2".
     std::string machine = "q35";
+    // The guest's CPU (JSON "cpu", written when its mode is not the default).
+    CpuSpec cpu;
     // Direct kernel boot (optional; for appliance guests and tests): absolute paths on the host.
     std::string kernel;
     std::string initrd;

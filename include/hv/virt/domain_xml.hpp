@@ -61,6 +61,16 @@ struct LiveFacts {
 };
 LiveFacts parse_live_xml(const std::string& domain_xml);
 
+// The <cpu> element of a CpuSpec (no trailing newline), "" for mode "" (the host's default).
+// custom: <cpu mode='custom' match='exact' check='partial'> + <model fallback='forbid'>,
+// <vendor>, <feature policy='require|disable'>: the guest gets exactly that CPU or does not
+// start (and a migration destination that cannot give it is refused).
+std::string cpu_xml(const api::CpuSpec& cpu);
+// The CPU of a libvirt <cpu> element (virConnectBaselineHypervisorCPU's answer), or of the
+// host-model <mode> of a domain capabilities document: as a custom CpuSpec. nullopt when the
+// XML has none (no model, host-model not supported).
+std::optional<api::CpuSpec> parse_cpu_xml(const std::string& xml);
+
 std::string xml_escape(const std::string& s);
 // Element content only (not attributes): & < and > (the last for "]]>").
 std::string xml_escape_text(const std::string& s);
