@@ -80,6 +80,10 @@ for o in objs:
 # of issue 12.
 K = lambda t, s: add(t, s)
 K('vm_json', 'a{"name":"a\xc3\xa9","cpus":1,"memory":"64M"}')
+K('vm_json', 'a{"name":"evc","memory":"64M","cpu":{"mode":"cluster"}}')
+K('vm_json', 'i{"name":"evc","memory":"64M","cpu":{"mode":"custom","model":"EPYC","vendor":"AMD","features":["+acpi","-vme"]}}')
+K('vm_json', 'm{"cpu":{"mode":"custom","model":"Skylake-Server","features":["+avx512f","-hle"]}}')
+K('vm_json', 'm{"cpu":{"mode":"host-passthrough"}}')
 K('vm_json', b'a{"name":"a\xff","cpus":1,"memory":"64M"}')
 K('vm_json', 'a{"name":"caf\u00e9","cpus":1,"memory":"64M"}')
 K('vm_json', 'a{"name":"x","cpus":1e300,"memory":"64M"}')

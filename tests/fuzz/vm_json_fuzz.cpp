@@ -14,7 +14,7 @@ namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 12);
+    std::size_t which = hvfuzz::select(data, size, 13);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -90,6 +90,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 for (const auto& [h, p] : g.hosts) {
                     auto back = api::parse_ha_host(h + ":" + std::to_string(p));
                     if (back.first != h || back.second != p) hvfuzz::bug("ha host", "HOST:PRIORITY changed in a round trip: " + h);
+                }
+                break;
+            }
+            case 12: {  // m: POST /v1/host/cpu-check ({"cpu": ...}); a valid CPU survives hvctl's form
+                api::ObjectReader rd(*j, "");
+                const auto* c = rd.raw("cpu");
+                if (!c) break;
+                auto cpu = api::cpu_from_json(*c, "cpu");
+                rd.finish();
+                api::validate(cpu, false);
+                hvfuzz::render_value(cpu);
+                if (cpu.mode == "custom") {
+                    std::string arg = cpu.model;
+                    for (const auto& f : cpu.features) arg += "," + f;
+                    auto back = api::parse_cpu_arg(arg);
+                    back.vendor = cpu.vendor;
+                    if (!(back == cpu)) hvfuzz::bug("cpu", "MODEL,+feature form changed in a round trip: " + arg);
                 }
                 break;
             }
