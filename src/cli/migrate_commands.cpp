@@ -100,19 +100,23 @@ void add_maintenance_command(CLI::App& app, Context& ctx) {
     m->require_subcommand(1);
     struct Args {
         std::string host;
-        bool wait = false, back = false;
+        bool wait = false, back = false, local = false;
     };
     auto a = std::make_shared<Args>();
     auto q = [a] { return a->host.empty() ? std::string() : "?host=" + escape_segment(a->host); };
     auto* enter = m->add_subcommand("enter", "Move every running VM to other members (a task); stays across restarts");
     enter->add_option("host", a->host, "The member (default: the host asked)");
     enter->add_flag("--wait", a->wait, "Wait until the host is empty (or says what blocks it)");
+    enter->add_flag("--with-local-disks", a->local,
+                    "VMs with disks only this host sees move with them copied (exit --return copies them back)");
     on_run(enter, ctx, [&g = ctx.g, a, q] {
         Client c = g.client();
-        auto t = api::task_info_from_json(c.request("POST", "/v1/host/maintenance" + q(), json::object()).body);
+        json body = json::object();
+        if (a->local) body["with_local_disks"] = true;
+        auto t = api::task_info_from_json(c.request("POST", "/v1/host/maintenance" + q(), body).body);
         return finish_task(g, c, t, !a->wait, [&](const api::TaskInfo& done) {
             auto doc = done.result.value("maintenance", json::object());
-            if (g.json()) return print_json(done.result), 0;
+            if (g.json()) return print_json(done.result), doc.value("state", "") == "in" ? 0 : 5;
             print_line(fmt::format("{}: {}", done.result.value("host", ""),
                                    doc.value("state", "") == "in" ? "in maintenance" : "entering maintenance"));
             for (const auto& mv : doc.value("moved", json::array()))

@@ -27,10 +27,11 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
     r.add("POST", "/v1/host/maintenance", "host", [&m, &tasks, parallel](const Request& req) {
         auto body = req.json();
         api::ObjectReader rd(body, "");
+        const bool local = rd.opt<bool>("with_local_disks").value_or(false);
         rd.finish();
         m.precheck_maintenance();
-        return Response{202, tasks.submit("host.maintenance.enter", "host", [&m, parallel](util::Progress& p) {
-                            return m.enter_maintenance(parallel, p);
+        return Response{202, tasks.submit("host.maintenance.enter", "host", [&m, parallel, local](util::Progress& p) {
+                            return m.enter_maintenance(parallel, local, p);
                         })};
     });
     r.add("DELETE", "/v1/host/maintenance", "host", [&m, &tasks](const Request& req) {

@@ -899,7 +899,7 @@ void Migrator::precheck_maintenance() const {
     if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster: maintenance moves its guests to other members");
 }
 
-json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
+json Migrator::enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress) {
     precheck_maintenance();
     const std::string self = cluster_.node();
     json doc = cluster_.maintenance(self).value_or(json::object());
@@ -928,7 +928,9 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
             if (h.name == self || !h.online || cluster_.maintenance(h.name)) continue;
             api::MigrateRequest rq;
             rq.to = h.name;
-            auto r = std::string_view(kind) == "ct" ? check_ct(name, rq) : check(name, rq);
+            const bool ct = std::string_view(kind) == "ct";
+            rq.with_local_disks = with_local_disks && !ct;
+            auto r = ct ? check_ct(name, rq) : check(name, rq);
             std::uint64_t free = h.memory_total > h.memory_used ? h.memory_total - h.memory_used : 0;
             std::lock_guard lk(mu);
             free = free > planned[h.name] ? free - planned[h.name] : 0;
@@ -959,13 +961,15 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
                 queue.pop_back();
             }
             std::string to;
+            bool copied = false;
             try {
                 to = pick("vm", vm, vms_.get(vm).spec.memory);
                 if (!to.empty()) {
                     api::MigrateRequest rq;
                     rq.to = to;
+                    rq.with_local_disks = with_local_disks;
                     GuestProgress sub(progress, shared, vm);
-                    migrate(vm, rq, sub);
+                    copied = !migrate(vm, rq, sub).copied_disks.empty();
                 }
             } catch (const std::exception& e) {
                 std::lock_guard lk(mu);
@@ -975,7 +979,9 @@ json Migrator::enter_maintenance(int parallel, util::Progress& progress) {
             std::lock_guard lk(mu);
             ++done;
             if (!to.empty()) {
-                doc["moved"].push_back(json{{"guest", vm}, {"to", to}});
+                json mv{{"guest", vm}, {"to", to}};
+                if (copied) mv["local_disks"] = true;  // exit --return copies them back
+                doc["moved"].push_back(mv);
                 progress.log(fmt::format("vm {} -> {}", vm, to));
             }
             const int pct = static_cast<int>(5 + 90 * done / std::max<std::size_t>(1, done + queue.size()));
@@ -1045,8 +1051,10 @@ json Migrator::exit_maintenance(bool bring_back, util::Progress& progress) {
             // blocker "in maintenance" is asked again for 10 s. One at a time: they all come
             // back to this one host.
             try {
+                json body{{"to", self}};
+                if (m.value("local_disks", false)) body["with_local_disks"] = true;
                 auto task = member_task(cluster_, from, "POST", "/v1/" + kind + "s/" + escape_segment(vm) + "/migrate",
-                                        json{{"to", self}}.dump(), progress, std::chrono::minutes(10),
+                                        body.dump(), progress, std::chrono::minutes(10),
                                         [](const cluster::HttpsResponse& r) {
                                             return r.status == 409 && r.body.find("in maintenance") != std::string::npos;
                                         });

@@ -63,7 +63,9 @@ public:
     // with its blocker and the state stays "entering" (else "in"). Called again, it tries what
     // is left; then the running containers, one at a time (ct migrate). exit: the record goes;
     // with bring_back, the guests it moved come back (VMs live, containers by restart).
-    nlohmann::json enter_maintenance(int parallel, util::Progress& progress);
+    // with_local_disks: VMs with disks only this host sees move with them copied (as `vm migrate
+    // --with-local-disks`; exit --return copies them back); without it such a VM is a blocker.
+    nlohmann::json enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress);
     void precheck_maintenance() const;  // 409 outside a cluster (before the task)
     nlohmann::json exit_maintenance(bool bring_back, util::Progress& progress);
     // The destination's side of a data stream: the path of socket `name` (one of the names a

@@ -456,6 +456,46 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         return false;
     },
                      30s));
+    // Maintenance of h3, where lmig01 runs with a disk only h3 sees: a blocker (h3 stays
+    // "entering"), until enter --with-local-disks moves it with the disk copied; exit --return
+    // copies it back.
+    {
+        auto blocked = rig.ctl("h1", {"host", "maintenance", "enter", "h3", "--wait", "-o", "json"}, 300s);
+        INFO(blocked.describe());
+        CHECK(blocked.exit_code == 5);
+        auto bj = json::parse(blocked.out, nullptr, false);
+        REQUIRE(bj.is_object());
+        CHECK(bj["maintenance"].value("state", "") == "entering");
+        CHECK(mentions(bj["maintenance"]["blockers"], "--with-local-disks"));
+        CHECK(rig.ctl_json("h3", {"vm", "show", "lmig01"}).value("state", "") == "running");
+        auto moved = rig.ctl("h1", {"host", "maintenance", "enter", "h3", "--wait", "--with-local-disks", "-o", "json"}, 300s);
+        INFO(moved.describe() << rig.log("h3"));
+        REQUIRE(moved.exit_code == 0);
+        auto mj2 = json::parse(moved.out);
+        CHECK(mj2["maintenance"].value("state", "") == "in");
+        std::string lto;
+        for (const auto& m : mj2["maintenance"]["moved"])
+            if (m.value("guest", "") == "lmig01") {
+                CHECK(m.value("local_disks", false));
+                lto = m.value("to", "");
+            }
+        REQUIRE(!lto.empty());
+        CHECK(rig.ctl_json(lto, {"vm", "show", "lmig01"}).value("state", "") == "running");
+        CHECK(rig.ctl(lto, {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 0);
+        CHECK(rig.ctl("h3", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4);
+        auto back = rig.ctl("h1", {"host", "maintenance", "exit", "h3", "--return", "-o", "json"}, 300s);
+        INFO(back.describe() << rig.log(lto));
+        REQUIRE(back.exit_code == 0);
+        CHECK(json::parse(back.out).at("failed").empty());
+        CHECK(wait_until([&] {
+            auto r = rig.ctl("h3", {"vm", "show", "lmig01", "-o", "json"});
+            return r.exit_code == 0 && json::parse(r.out).value("state", "") == "running";
+        },
+                         120s, 500ms));
+        CHECK(rig.ctl("h3", {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 0);
+        CHECK(read_file(rig.ctl_json("h3", {"storage", "volume", "show", "local", "lmig01-disk0"}).at("path").get<std::string>())
+                  .rfind("HV-DISK-MARK copied by NBD", 0) == 0);
+    }
     REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
 
     // The destination host dies (all its processes) in the middle of a migration: the VM
