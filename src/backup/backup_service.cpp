@@ -514,21 +514,30 @@ json BackupService::verify(const std::string& store_name, const std::string& gue
     for (const auto& m : list) {
         json bad = json::array();
         for (const auto& d : m.disks)
-            for (const auto& id : d.chunks) {
+            for (std::size_t i = 0; i < d.chunks.size(); ++i) {
+                const auto& id = d.chunks[i];
                 if (progress.cancelled()) fail(Errc::cancelled, "the verify was cancelled");
                 if (++seen % 16 == 0)
                     progress.update(static_cast<int>(100 * seen / std::max<std::size_t>(total, 1)),
                                     fmt::format("{}/{}: chunk {} of {}", m.guest, m.time, seen, total));
                 if (id == kZeroChunk) continue;
-                auto it = verdict.find(id);
+                // The index's length of chunk i (the last one of a disk may be short): a chunk
+                // whose content hashes right but has another length cannot restore the disk.
+                const std::uint64_t off = static_cast<std::uint64_t>(i) * m.chunk_size;
+                const std::uint64_t want = off < d.size ? std::min<std::uint64_t>(m.chunk_size, d.size - off) : 0;
+                const std::string key = id + ":" + std::to_string(want);
+                auto it = verdict.find(key);
                 if (it == verdict.end()) {
                     std::string err;
                     try {
-                        cs.get(id);
+                        auto data = cs.get(id);
+                        if (data.size() != want)
+                            err = fmt::format("chunk {} has {} bytes where disk {} of {}/{} needs {}", id, data.size(), d.name,
+                                              m.guest, m.time, want);
                     } catch (const Error& e) {
                         err = e.what();
                     }
-                    it = verdict.emplace(id, err).first;
+                    it = verdict.emplace(key, err).first;
                     if (!err.empty()) bad_chunks.push_back({{"chunk", id}, {"error", err}});
                 }
                 if (!it->second.empty()) bad.push_back({{"disk", d.name}, {"chunk", id}});

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -42,6 +44,21 @@ void write_all(int fd, const char* p, std::size_t n, const std::string& what) {
 void fsync_dir(const std::string& dir) {
     Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d.fd < 0 || ::fsync(d.fd) != 0) fail(Errc::internal, "cannot fsync directory {}: {}", dir, std::strerror(errno));
+}
+
+// The entry names of `dir`, never throwing: a directory that cannot be read, or an entry that
+// goes while it is read, gives what could be read (a range-for over directory_iterator throws
+// filesystem_error from its increment).
+std::vector<std::string> entries(const std::string& dir, bool dirs_only = false) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        std::error_code ec2;
+        if (dirs_only && !it->is_directory(ec2)) continue;
+        out.push_back(it->path().filename().string());
+    }
+    return out;
 }
 
 void make_dir(const std::string& p) {
@@ -128,9 +145,9 @@ std::string ChunkStore::scratch_dir() const {
 std::size_t ChunkStore::sweep_scratch() {
     std::size_t n = 0;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(scratch_dir(), ec)) {
-        std::error_code ec2;
-        if (e.is_regular_file(ec2) && fs::remove(e.path(), ec2)) ++n;
+    for (const auto& name : entries(scratch_dir())) {
+        const fs::path p = scratch_dir() + "/" + name;
+        if (fs::is_regular_file(p, ec) && fs::remove(p, ec)) ++n;
     }
     return n;
 }
@@ -232,9 +249,20 @@ void ChunkStore::write_manifest(const Manifest& m) {
     make_dir(dir);
     fsync_dir(root_ + "/backups");
     auto path = manifest_path(m.guest, m.time);
-    std::error_code ec;
-    if (fs::exists(path, ec)) fail(Errc::conflict, "a backup of '{}' at {} exists already", m.guest, m.time);
-    util::write_file_atomic(path, to_json(m).dump() + "\n");
+    // Published with link(2), which fails when the name exists: of two backups of one guest in
+    // the same second, one gets 409 and neither overwrites the other. The temp name starts with
+    // a dot (listings skip it); a crash leaves at most that.
+    static std::atomic<unsigned> seq{0};
+    const std::string tmp = fmt::format("{}/.{}.{}.{}.tmp", dir, m.time, ::getpid(), seq++);
+    util::write_file_atomic(tmp, to_json(m).dump() + "\n");
+    if (::link(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        if (e == EEXIST) fail(Errc::conflict, "a backup of '{}' at {} exists already", m.guest, m.time);
+        fail(Errc::internal, "cannot write {}: {}", path, std::strerror(e));
+    }
+    ::unlink(tmp.c_str());
+    fsync_dir(dir);
 }
 
 Manifest ChunkStore::read_manifest(const std::string& guest, const std::string& time) const {
@@ -257,21 +285,13 @@ Manifest ChunkStore::read_manifest(const std::string& guest, const std::string& 
 
 std::vector<Manifest> ChunkStore::manifests(const std::string& guest, std::vector<std::string>* bad) const {
     std::vector<Manifest> out;
-    std::error_code ec;
     std::vector<std::string> guests;
-    if (!guest.empty()) {
-        guests.push_back(guest);
-    } else {
-        for (const auto& e : fs::directory_iterator(root_ + "/backups", ec))
-            if (e.is_directory()) guests.push_back(e.path().filename().string());
-    }
+    if (!guest.empty()) guests.push_back(guest);
+    else guests = entries(root_ + "/backups", true);
     for (const auto& g : guests) {
-        std::error_code ec2;
         std::vector<std::string> times;
-        for (const auto& e : fs::directory_iterator(root_ + "/backups/" + g, ec2)) {
-            auto n = e.path().filename().string();
+        for (const auto& n : entries(root_ + "/backups/" + g))
             if (n.size() == 25 && n.ends_with(".json") && n[0] != '.') times.push_back(n.substr(0, 20));
-        }
         for (const auto& t : times) {
             if (!valid_backup_time(t)) continue;
             try {
@@ -315,15 +335,9 @@ void ChunkStore::set_verified(const std::string& guest, const std::string& time,
 
 std::vector<std::string> ChunkStore::chunk_ids() const {
     std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& d : fs::directory_iterator(root_ + "/chunks", ec)) {
-        std::error_code ec2;
-        if (!d.is_directory(ec2)) continue;
-        for (const auto& f : fs::directory_iterator(d.path(), ec2)) {
-            auto n = f.path().filename().string();
+    for (const auto& d : entries(root_ + "/chunks", true))
+        for (const auto& n : entries(root_ + "/chunks/" + d))
             if (valid_chunk_id(n)) out.push_back(n);
-        }
-    }
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -2,10 +2,12 @@
 // the backup request bodies (src/api/backup.cpp).
 #include <sys/stat.h>
 
+#include <atomic>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -187,6 +189,33 @@ TEST_CASE("backup store: manifests are written atomically, once, and a half-writ
     CHECK_THAT(bad[0], Catch::Contains("2026-12-09T12:00:00Z"));
     CHECK(code_of([&] { cs.read_manifest("web01", "2026-12-08T12:00:00Z"); }) == Errc::not_found);
     CHECK(code_of([&] { cs.read_manifest("web01", "../x"); }) == Errc::invalid_input);
+
+    // Two backups of one guest in the same second, at once: one is published, the other gets
+    // 409, and neither overwrote the other (link(2), not rename).
+    for (int round = 0; round < 20; ++round) {
+        const std::string t = fmt::format("2026-12-10T12:00:{:02d}Z", round);
+        auto a = sample("web01", t, {c.id}, kChunkSize), b = sample("web01", t, {kZeroChunk, c.id}, 2 * kChunkSize);
+        std::atomic<int> ok{0}, conflict{0};
+        auto write = [&](const hv::backup::Manifest& mm) {
+            try {
+                cs.write_manifest(mm);
+                ++ok;
+            } catch (const hv::Error& e) {
+                if (e.code() == Errc::conflict) ++conflict;
+            }
+        };
+        std::thread ta(write, a), tb(write, b);
+        ta.join();
+        tb.join();
+        CHECK(ok == 1);
+        CHECK(conflict == 1);
+        auto won = to_json(cs.read_manifest("web01", t));
+        CHECK((won == to_json(a) || won == to_json(b)));
+        cs.remove_manifest("web01", t);
+    }
+    CHECK(cs.manifests("web01", &bad).size() == 1);
+    for (const auto& e : fs::directory_iterator(dir.path + "/backups/web01"))  // no temp file left behind
+        CHECK(e.path().filename().string().rfind(".2026-12-10", 0) != 0);
 
     CHECK(cs.verified("web01", m.time).is_null());
     cs.set_verified("web01", m.time, true, "2026-12-07T13:00:00Z");
