@@ -93,6 +93,21 @@ void register_migrate_routes(Router& r, migrate::Migrator& m, TaskManager& tasks
             }).detach();
         };
     });
+    // A stopped VM's disk from the member it leaves (vm migrate --offline --with-local-disks):
+    // written into the volume that member made here for it.
+    r.add_upgrade("GET", "/v1/host/volume-data", "host", "hv-volume", [&m](const Request& req) -> Takeover {
+        if (req.peer_subject.rfind("host:", 0) != 0)
+            fail(Errc::forbidden, "volume copies are for cluster members only (a migration)");
+        auto pool = req.query.count("pool") ? req.query.at("pool") : std::string();
+        auto name = req.query.count("name") ? req.query.at("name") : std::string();
+        if (pool.empty() || name.empty()) fail(Errc::invalid_input, "query parameters 'pool' and 'name' are required");
+        m.check_volume_receive(pool, name);  // 4xx before the upgrade
+        return [&m, pool, name](int fd, std::string pending) {
+            std::thread([&m, fd, pending = std::move(pending), pool, name]() mutable {
+                util::guarded("volume receive", [&] { m.receive_volume(fd, std::move(pending), pool, name); });
+            }).detach();
+        };
+    });
     // QEMU's data sockets of a migration that copies disks or may switch to post-copy: the
     // source's hvd joins its socket to the one of the same name that this host's QEMU listens on.
     r.add_upgrade("GET", "/v1/host/migration-stream", "host", "hv-migration", [&m](const Request& req) -> Takeover {

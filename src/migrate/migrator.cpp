@@ -1,5 +1,6 @@
 #include "migrator.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "hv/api/size.hpp"
 #include "hv/error.hpp"
 #include "hv/storage/pool_manager.hpp"
+#include "hv/util/fd.hpp"
 #include "hv/util/guard.hpp"
 #include "https_client.hpp"
 #include "libvirt_tunnel.hpp"
@@ -174,6 +176,17 @@ std::set<std::string> names_of(const json& list) {
 
 std::atomic<int> tunnel_seq{0};
 
+// A qcow2 image over a backing file (bytes 8-15 of its header: the backing file name's offset).
+bool has_backing_file(const std::string& path) {
+    util::UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    unsigned char h[16];
+    if (f.fd < 0 || ::pread(f.fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return false;
+    if (!(h[0] == 'Q' && h[1] == 'F' && h[2] == 'I' && h[3] == 0xfb)) return false;
+    std::uint64_t off = 0;
+    for (int i = 8; i < 16; ++i) off = (off << 8) | h[i];
+    return off != 0;
+}
+
 }  // namespace
 
 Migrator::Migrator(virt::VmManager& vms, storage::PoolManager& pools, cluster::Cluster& cluster, Options opts)
@@ -304,14 +317,14 @@ api::MigrateReport Migrator::check(const std::string& name, const api::MigrateRe
             b.push_back(fmt::format("disk {} is on pool '{}' ({}), which only this host sees: --with-local-disks copies it, "
                                     "or move it to a shared pool (rbd, or a dir pool added with --shared)",
                                     d.name, d.pool, type));
-        else if (rq.offline)
-            b.push_back(fmt::format("disk {} is on pool '{}' ({}), which only this host sees: --with-local-disks copies the "
-                                    "disks of a running vm; an offline copy is not there yet",
-                                    d.name, d.pool, type));
         else if (!pool || (pool->spec.type != "dir" && pool->spec.type != "btrfs"))
             b.push_back(fmt::format("disk {} is on pool '{}' ({}): only file volumes are copied", d.name, d.pool, type));
         else if (d.mode == "independent-nonpersistent")
             b.push_back(fmt::format("disk {} is independent-nonpersistent (an overlay that ends with the vm): it is not copied",
+                                    d.name));
+        else if (rq.offline && has_backing_file(d.path))
+            b.push_back(fmt::format("disk {} is a linked clone (a qcow2 over a base image): an offline copy would leave its "
+                                    "base behind; migrate it live (the copy is flattened) or make it a full clone",
                                     d.name));
         else
             copies.push_back(&d);
@@ -405,136 +418,7 @@ void Migrator::check_cpu(const api::VmSpec& spec, const std::string& to, std::ve
                                 here->second.value("model", "?"), there->second.value("model", "?")));
 }
 
-api::MigrateReport Migrator::migrate(const std::string& name, const api::MigrateRequest& rq, util::Progress& progress) {
-    auto r = check(name, rq);
-    if (!r.ok)
-        fail(Errc::conflict, "cannot migrate vm '{}' to {}: {}", name, rq.to, fmt::join(r.blockers, "; "));
-    auto id = cluster_.identity();
-    auto addr = cluster_.address_of(rq.to);
-    if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", rq.to);
-    ::mkdir(opts_.run_dir.c_str(), 0700);
-    auto info = vms_.get(name);
-
-    // Disks only this host sees (check() let them through only with --with-local-disks).
-    struct Copy {
-        std::string disk, pool, volume, src, dst;
-        api::VolumeInfo vol;
-    };
-    std::vector<Copy> copies;
-    bool shared_files = false;
-    if (!rq.offline)
-        for (const auto& d : info.spec.disks) {
-            auto pool = pools_.get(d.pool);
-            if (shared_pool(pool)) {
-                shared_files = shared_files || pool.spec.type != "rbd";
-                continue;
-            }
-            copies.push_back(Copy{d.name, d.pool, d.volume, "", "", pools_.volume(d.pool, d.volume)});
-            copies.back().src = copies.back().vol.path;
-        }
-    const bool data_stream = !copies.empty() || rq.postcopy;
-    std::vector<Copy> made;  // volumes made on the destination: removed there unless the VM arrived
-    auto remove_made = [&] {
-        for (const auto& c : made) {
-            try {
-                auto d = member_call(cluster_, rq.to, "DELETE",
-                                     "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume), {}, 60);
-                if (d.status != 200) spdlog::warn("vm {}: removing volume {}/{} on {}: HTTP {}", name, c.pool, c.volume, rq.to, d.status);
-            } catch (const std::exception& e) {
-                spdlog::warn("vm {}: removing volume {}/{} on {}: {}", name, c.pool, c.volume, rq.to, e.what());
-            }
-        }
-    };
-    bool arrived = false;
-    cluster_.hold(name);
-    try {
-        std::uint64_t bytes = info.spec.memory;
-        for (auto& c : copies) {
-            progress.step(1, fmt::format("creating volume {}/{} ({}) on {}", c.pool, c.volume, api::format_size(c.vol.capacity), rq.to));
-            json body{{"name", c.volume},
-                      {"size", c.vol.capacity},
-                      {"format", c.vol.format},
-                      {"provision", api::to_string(c.vol.provision)}};
-            made.push_back(c);  // before the request: a create that answers late is removed too
-            if (!opts_.records_dir.empty()) {
-                json rec{{"vm", name}, {"to", rq.to}, {"volumes", json::array()}};
-                for (const auto& m : made) rec["volumes"].push_back(json{{"pool", m.pool}, {"volume", m.volume}});
-                ::mkdir(opts_.records_dir.c_str(), 0700);
-                util::write_file_atomic(record_path(opts_.records_dir, name), rec.dump(), 0600);
-            }
-            member_task(cluster_, rq.to, "POST", "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes", body.dump(), progress,
-                        std::chrono::hours(6));
-            auto v = member_get(cluster_, rq.to, "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume));
-            c.dst = v.is_object() ? v.value("path", "") : "";
-            if (c.dst.empty()) fail(Errc::unavailable, "host {} did not say where volume {}/{} is", rq.to, c.pool, c.volume);
-            bytes += c.vol.capacity;
-            r.copied_disks.push_back(fmt::format("{}: {}/{} ({})", c.disk, c.pool, c.volume, api::format_size(c.vol.capacity)));
-        }
-        cluster::LibvirtTunnel tunnel(*id, addr->first, addr->second,
-                                      fmt::format("{}/migrate-{}.sock", opts_.run_dir, ++tunnel_seq));
-        // QEMU's own streams (memory; NBD of the copied disks), each through hvd's TLS to the
-        // socket of the same name that the destination's QEMU listens on.
-        std::optional<cluster::LibvirtTunnel> mem, nbd;
-        virt::VmManager::MigrateParams mp;
-        if (data_stream) {
-            std::string tag;
-            std::random_device rd;
-            for (int i = 0; i < 2; ++i) tag += fmt::format("{:08x}", rd());
-            auto owner = qemu_owner(name);
-            auto open = [&](std::optional<cluster::LibvirtTunnel>& t, const std::string& kind) {
-                auto sock = fmt::format("hvm-{}-{}.sock", tag, kind);
-                t.emplace(*id, addr->first, addr->second, opts_.socket_dir + "/" + sock,
-                          "/v1/host/migration-stream?socket=" + sock, "hv-migration");
-                if (owner) t->allow(owner->first, owner->second);
-                return "unix://" + t->path();
-            };
-            mp.migrate_uri = open(mem, "mem");
-            if (!copies.empty()) mp.disks_uri = open(nbd, "nbd");
-            for (const auto& c : copies) mp.copy_disks[c.src] = c.dst;
-        }
-        mp.uri = tunnel.uri();
-        mp.live = !rq.offline;
-        mp.bandwidth_mib = rq.bandwidth;
-        mp.max_downtime_ms = rq.max_downtime;
-        mp.postcopy = rq.postcopy;
-        mp.shared_files = shared_files;
-        mp.timeout_s = static_cast<int>(std::max<std::uint64_t>(1, (bytes + kGiB - 1) / kGiB) * opts_.timeout_per_gib);
-        progress.log(fmt::format("vm {}: {} migration {} -> {}{}", name, mp.live ? "live" : "offline", r.from, rq.to,
-                                 copies.empty() ? "" : fmt::format(", copying {} disk(s)", copies.size())));
-        auto stats = vms_.migrate(name, mp, progress);
-        arrived = true;
-        r.total_ms = stats.value("total_ms", 0);
-        r.downtime_ms = stats.value("downtime_ms", -1);
-        r.transferred = stats.value("transferred", 0);
-        r.postcopy = stats.value("postcopy", false);
-    } catch (const std::exception& e) {
-        cluster_.release(name);
-        if (!arrived) remove_made();  // it runs on here: what was made there goes (a volume in use there stays)
-        if (!made.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
-        announce("vm", name, rq.to, nullptr, e.what());
-        throw;
-    }
-    cluster_.hand_over(name, rq.to);
-    // The VM runs there on its new volumes: the old ones here go.
-    for (const auto& c : copies) {
-        try {
-            pools_.delete_volume(c.pool, c.volume, {});
-        } catch (const std::exception& e) {
-            r.warnings.push_back(fmt::format("volume {}/{} stays here: {}", c.pool, c.volume, e.what()));
-            spdlog::warn("vm {}: volume {}/{} stays here: {}", name, c.pool, c.volume, e.what());
-        }
-    }
-    if (!copies.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
-    progress.step(100, fmt::format("vm {} runs on {} ({} ms, downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms));
-    spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms{})", name, rq.to, r.total_ms, r.downtime_ms,
-                 copies.empty() ? "" : fmt::format(", {} disk(s) copied", copies.size()));
-    r.ok = true;
-    announce("vm", name, rq.to, &r, "");
-    return r;
-}
-
-// --- containers: restart migration ---------------------------------------------------------
-
+// Streams of copies between members (a VM's disk offline, a container's root filesystem).
 namespace {
 
 // The root filesystem stream on an upgraded connection, both ways: frames of a 4-byte
@@ -578,15 +462,16 @@ struct FdReader {
 
 const std::vector<std::string> kTarFlags{"--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls"};
 
-// The sender: the stream to the destination's hvd, then define/start there, then commit.
-class RootfsSender {
+// An upgraded connection to another member's hvd (GET `target`, Upgrade: `proto`): 4xx there
+// becomes the error here; then frames one way and the receiver's one line back.
+class MemberStream {
 public:
-    RootfsSender(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& pool,
-                 const std::string& ct)
+    MemberStream(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& target,
+                 const std::string& proto)
         : c_(id, host, port, std::chrono::seconds(120)) {
-        c_.write_all(fmt::format("GET /v1/host/ct-rootfs?pool={}&name={} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
-                                 "Upgrade: hv-rootfs\r\nContent-Length: 0\r\n\r\n",
-                                 escape_segment(pool), escape_segment(ct), host, port));
+        c_.write_all(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
+                                 "Upgrade: {}\r\nContent-Length: 0\r\n\r\n",
+                                 target, host, port, proto));
         std::string rest;
         auto head = c_.read_header(rest);
         if (head.rfind("HTTP/1.1 101", 0) != 0) {
@@ -597,6 +482,84 @@ public:
         }
         rest_ = rest;
     }
+
+protected:
+    void frame(const char* data, std::uint32_t len) {
+        char h[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8), static_cast<char>(len)};
+        c_.write_all(h, 4);
+        if (data && len) c_.write_all(data, len);
+    }
+    std::string reply_line() {
+        std::string line = rest_;
+        char ch;
+        while (line.find('\n') == std::string::npos && line.size() < 4096 && c_.read_some(&ch, 1) == 1) line += ch;
+        return line.substr(0, line.find('\n'));
+    }
+    cluster::TlsConnection c_;
+    std::string rest_;
+};
+
+// A volume's file to the destination's pre-made volume of the same name (offline
+// --with-local-disks): data frames as for root filesystems, holes as frames with the top bit
+// set (that many bytes not written: the copy stays thin), length 0 at the end; the receiver
+// answers "OK <bytes>" once the file is written and synced.
+constexpr std::uint32_t kHoleBit = 0x80000000u;
+constexpr std::uint32_t kMaxHole = 1u << 30;
+
+class VolumeSender : public MemberStream {
+public:
+    VolumeSender(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& pool, const std::string& vol)
+        : MemberStream(id, host, port,
+                       fmt::format("/v1/host/volume-data?pool={}&name={}", escape_segment(pool), escape_segment(vol)), "hv-volume") {}
+    std::uint64_t send(const std::string& file, util::Progress& progress) {
+        util::UniqueFd f(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+        struct stat st {};
+        if (f.fd < 0 || ::fstat(f.fd, &st) != 0) fail(Errc::internal, "cannot open {}: {}", file, std::strerror(errno));
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        std::vector<char> buf(kMaxFrame);
+        std::uint64_t off = 0, sent = 0;
+        auto last = std::chrono::steady_clock::now();
+        while (off < size) {
+            off_t data = ::lseek(f.fd, static_cast<off_t>(off), SEEK_DATA);
+            std::uint64_t d = data < 0 ? size : static_cast<std::uint64_t>(data);
+            for (std::uint64_t hole = d - off; hole > 0;) {
+                auto k = static_cast<std::uint32_t>(std::min<std::uint64_t>(hole, kMaxHole));
+                frame(nullptr, kHoleBit | k);
+                hole -= k;
+            }
+            if (d >= size) break;
+            off_t h = ::lseek(f.fd, static_cast<off_t>(d), SEEK_HOLE);
+            std::uint64_t end = h < 0 ? size : std::min<std::uint64_t>(size, static_cast<std::uint64_t>(h));
+            for (off = d; off < end;) {
+                auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kMaxFrame, end - off));
+                auto n = ::pread(f.fd, buf.data(), want, static_cast<off_t>(off));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) fail(Errc::internal, "cannot read {}: {}", file, n < 0 ? std::strerror(errno) : "it shrank");
+                frame(buf.data(), static_cast<std::uint32_t>(n));
+                off += static_cast<std::uint64_t>(n);
+                sent += static_cast<std::uint64_t>(n);
+                if (progress.cancelled()) fail(Errc::cancelled, "cancelled while copying {}", file);
+                if (std::chrono::steady_clock::now() - last > std::chrono::milliseconds(500)) {
+                    last = std::chrono::steady_clock::now();
+                    progress.update(static_cast<int>(100 * off / std::max<std::uint64_t>(size, 1)),
+                                    fmt::format("disks: {} of {} sent", api::format_size(off), api::format_size(size)));
+                }
+            }
+        }
+        frame(nullptr, 0);
+        auto line = reply_line();
+        if (line != fmt::format("OK {}", size)) fail(Errc::conflict, "the destination did not keep the copy of {}: {}", file, line);
+        return sent;
+    }
+};
+
+// The sender: the stream to the destination's hvd, then define/start there, then commit.
+class RootfsSender : public MemberStream {
+public:
+    RootfsSender(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& pool,
+                 const std::string& ct)
+        : MemberStream(id, host, port, fmt::format("/v1/host/ct-rootfs?pool={}&name={}", escape_segment(pool), escape_segment(ct)),
+                       "hv-rootfs") {}
     // tar of `dir` into the stream; returns the path the destination unpacked it at.
     std::string send(const std::string& dir, util::Progress& progress) {
         std::uint64_t sent = 0;
@@ -627,21 +590,152 @@ public:
             fail(Errc::internal, "tar of {} failed (exit {}): {}", dir, res.exit_status, res.err.substr(0, 300));
         c_.write_all(std::string(4, '\0'));
         progress.log(fmt::format("root filesystem: {} sent", api::format_size(sent)));
-        std::string line = rest_;
-        char ch;
-        while (line.find('\n') == std::string::npos && line.size() < 4096 && c_.read_some(&ch, 1) == 1) line += ch;
-        line = line.substr(0, line.find('\n'));
+        auto line = reply_line();
         if (line.rfind("OK ", 0) != 0) fail(Errc::conflict, "the destination did not keep the root filesystem: {}", line);
         return line.substr(3);
     }
     void commit() { c_.write_all("COMMIT\n"); }
-
-private:
-    cluster::TlsConnection c_;
-    std::string rest_;
 };
 
 }  // namespace
+
+api::MigrateReport Migrator::migrate(const std::string& name, const api::MigrateRequest& rq, util::Progress& progress) {
+    auto r = check(name, rq);
+    if (!r.ok)
+        fail(Errc::conflict, "cannot migrate vm '{}' to {}: {}", name, rq.to, fmt::join(r.blockers, "; "));
+    auto id = cluster_.identity();
+    auto addr = cluster_.address_of(rq.to);
+    if (!id || !addr) fail(Errc::unavailable, "host {} cannot be reached", rq.to);
+    ::mkdir(opts_.run_dir.c_str(), 0700);
+    auto info = vms_.get(name);
+
+    // Disks only this host sees (check() let them through only with --with-local-disks).
+    struct Copy {
+        std::string disk, pool, volume, src, dst;
+        api::VolumeInfo vol;
+    };
+    std::vector<Copy> copies;
+    bool shared_files = false;
+    for (const auto& d : info.spec.disks) {
+            auto pool = pools_.get(d.pool);
+            if (shared_pool(pool)) {
+                shared_files = shared_files || pool.spec.type != "rbd";
+                continue;
+            }
+            copies.push_back(Copy{d.name, d.pool, d.volume, "", "", pools_.volume(d.pool, d.volume)});
+            copies.back().src = copies.back().vol.path;
+        }
+    // Live: QEMU's streams (the NBD mirror of the copied disks, post-copy). Offline: the copied
+    // disks' files go first, each in its own stream to its new volume there.
+    const bool data_stream = !rq.offline && (!copies.empty() || rq.postcopy);
+    std::vector<Copy> made;  // volumes made on the destination: removed there unless the VM arrived
+    auto remove_made = [&] {
+        for (const auto& c : made) {
+            try {
+                auto d = member_call(cluster_, rq.to, "DELETE",
+                                     "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume), {}, 60);
+                if (d.status != 200) spdlog::warn("vm {}: removing volume {}/{} on {}: HTTP {}", name, c.pool, c.volume, rq.to, d.status);
+            } catch (const std::exception& e) {
+                spdlog::warn("vm {}: removing volume {}/{} on {}: {}", name, c.pool, c.volume, rq.to, e.what());
+            }
+        }
+    };
+    bool arrived = false;
+    cluster_.hold(name);
+    try {
+        std::uint64_t bytes = info.spec.memory;
+        for (auto& c : copies) {
+            progress.step(1, fmt::format("creating volume {}/{} ({}) on {}", c.pool, c.volume, api::format_size(c.vol.capacity), rq.to));
+            json body{{"name", c.volume},
+                      {"size", c.vol.capacity},
+                      {"format", c.vol.format},
+                      {"provision", api::to_string(c.vol.provision)}};
+            made.push_back(c);  // before the request: a create that answers late is removed too
+            if (!opts_.records_dir.empty()) {
+                json rec{{"vm", name}, {"to", rq.to}, {"volumes", json::array()}};
+                for (const auto& m : made) rec["volumes"].push_back(json{{"pool", m.pool}, {"volume", m.volume}});
+                ::mkdir(opts_.records_dir.c_str(), 0700);
+                util::write_file_atomic(record_path(opts_.records_dir, name), rec.dump(), 0600);
+            }
+            member_task(cluster_, rq.to, "POST", "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes", body.dump(), progress,
+                        std::chrono::hours(6));
+            auto v = member_get(cluster_, rq.to, "/v1/storage/pools/" + escape_segment(c.pool) + "/volumes/" + escape_segment(c.volume));
+            c.dst = v.is_object() ? v.value("path", "") : "";
+            if (c.dst.empty()) fail(Errc::unavailable, "host {} did not say where volume {}/{} is", rq.to, c.pool, c.volume);
+            bytes += c.vol.capacity;
+            r.copied_disks.push_back(fmt::format("{}: {}/{} ({})", c.disk, c.pool, c.volume, api::format_size(c.vol.capacity)));
+        }
+        if (rq.offline)
+            for (const auto& c : copies) {
+                progress.step(5, fmt::format("copying {} ({}) to {}", c.disk, c.src, rq.to));
+                VolumeSender sender(*id, addr->first, addr->second, c.pool, c.volume);
+                auto sent = sender.send(c.src, progress);
+                progress.log(fmt::format("{}: {} of data copied to {}:{}", c.disk, api::format_size(sent), rq.to, c.dst));
+            }
+        cluster::LibvirtTunnel tunnel(*id, addr->first, addr->second,
+                                      fmt::format("{}/migrate-{}.sock", opts_.run_dir, ++tunnel_seq));
+        // QEMU's own streams (memory; NBD of the copied disks), each through hvd's TLS to the
+        // socket of the same name that the destination's QEMU listens on.
+        std::optional<cluster::LibvirtTunnel> mem, nbd;
+        virt::VmManager::MigrateParams mp;
+        if (data_stream) {
+            std::string tag;
+            std::random_device rd;
+            for (int i = 0; i < 2; ++i) tag += fmt::format("{:08x}", rd());
+            auto owner = qemu_owner(name);
+            auto open = [&](std::optional<cluster::LibvirtTunnel>& t, const std::string& kind) {
+                auto sock = fmt::format("hvm-{}-{}.sock", tag, kind);
+                t.emplace(*id, addr->first, addr->second, opts_.socket_dir + "/" + sock,
+                          "/v1/host/migration-stream?socket=" + sock, "hv-migration");
+                if (owner) t->allow(owner->first, owner->second);
+                return "unix://" + t->path();
+            };
+            mp.migrate_uri = open(mem, "mem");
+            if (!copies.empty()) mp.disks_uri = open(nbd, "nbd");
+        }
+        for (const auto& c : copies) mp.copy_disks[c.src] = c.dst;
+        mp.uri = tunnel.uri();
+        mp.live = !rq.offline;
+        mp.bandwidth_mib = rq.bandwidth;
+        mp.max_downtime_ms = rq.max_downtime;
+        mp.postcopy = rq.postcopy;
+        mp.shared_files = shared_files;
+        mp.timeout_s = static_cast<int>(std::max<std::uint64_t>(1, (bytes + kGiB - 1) / kGiB) * opts_.timeout_per_gib);
+        progress.log(fmt::format("vm {}: {} migration {} -> {}{}", name, mp.live ? "live" : "offline", r.from, rq.to,
+                                 copies.empty() ? "" : fmt::format(", copying {} disk(s)", copies.size())));
+        auto stats = vms_.migrate(name, mp, progress);
+        arrived = true;
+        r.total_ms = stats.value("total_ms", 0);
+        r.downtime_ms = stats.value("downtime_ms", -1);
+        r.transferred = stats.value("transferred", 0);
+        r.postcopy = stats.value("postcopy", false);
+    } catch (const std::exception& e) {
+        cluster_.release(name);
+        if (!arrived) remove_made();  // it runs on here: what was made there goes (a volume in use there stays)
+        if (!made.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
+        announce("vm", name, rq.to, nullptr, e.what());
+        throw;
+    }
+    cluster_.hand_over(name, rq.to);
+    // The VM runs there on its new volumes: the old ones here go.
+    for (const auto& c : copies) {
+        try {
+            pools_.delete_volume(c.pool, c.volume, {});
+        } catch (const std::exception& e) {
+            r.warnings.push_back(fmt::format("volume {}/{} stays here: {}", c.pool, c.volume, e.what()));
+            spdlog::warn("vm {}: volume {}/{} stays here: {}", name, c.pool, c.volume, e.what());
+        }
+    }
+    if (!copies.empty() && !opts_.records_dir.empty()) ::unlink(record_path(opts_.records_dir, name).c_str());
+    progress.step(100, fmt::format("vm {} runs on {} ({} ms, downtime {} ms)", name, rq.to, r.total_ms, r.downtime_ms));
+    spdlog::info("vm {}: migrated to {} in {} ms (downtime {} ms{})", name, rq.to, r.total_ms, r.downtime_ms,
+                 copies.empty() ? "" : fmt::format(", {} disk(s) copied", copies.size()));
+    r.ok = true;
+    announce("vm", name, rq.to, &r, "");
+    return r;
+}
+
+// --- containers: restart migration ---------------------------------------------------------
 
 api::MigrateReport Migrator::check_ct(const std::string& name, const api::MigrateRequest& rq) const {
     if (!cts_) fail(Errc::internal, "containers are not wired to migration");
@@ -860,6 +954,58 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
     } catch (const std::exception& e) {
         spdlog::error("container {}: cleaning up a received root filesystem: {}", ct, e.what());
     }
+}
+
+void Migrator::check_volume_receive(const std::string& pool, const std::string& name) const {
+    api::validate_name(name, "query parameter 'name'");
+    auto v = pools_.volume(pool, name);  // 404
+    if (!v.used_by.empty()) fail(Errc::conflict, "volume '{}' is used by {}: only a new, unused volume is written", name, fmt::join(v.used_by, ", "));
+    if (v.path.empty()) fail(Errc::invalid_input, "volume '{}' of pool '{}' is no file", name, pool);
+}
+
+void Migrator::receive_volume(int fd, std::string pending, const std::string& pool, const std::string& name) {
+    FdReader in{fd, std::move(pending)};
+    try {
+        check_volume_receive(pool, name);
+        auto v = pools_.volume(pool, name);
+        // The file may grow past the capacity by a qcow2's metadata; not by more.
+        const std::uint64_t limit = v.capacity + v.capacity / 8 + (64ULL << 20);
+        util::UniqueFd out(::open(v.path.c_str(), O_WRONLY | O_CLOEXEC));
+        if (out.fd < 0 || ::ftruncate(out.fd, 0) != 0) fail(Errc::internal, "cannot write {}: {}", v.path, std::strerror(errno));
+        std::vector<char> buf(kMaxFrame);
+        std::uint64_t off = 0;
+        for (;;) {
+            unsigned char h[4];
+            if (!in.read(reinterpret_cast<char*>(h), 4, 60000)) fail(Errc::unavailable, "the stream ended before its end");
+            std::uint32_t len = (std::uint32_t{h[0]} << 24) | (std::uint32_t{h[1]} << 16) | (std::uint32_t{h[2]} << 8) | h[3];
+            if (len == 0) break;
+            const bool hole = (len & kHoleBit) != 0;
+            len &= ~kHoleBit;
+            if (!hole && len > kMaxFrame) fail(Errc::invalid_input, "a frame of {} bytes", len);
+            if (off + len > limit) fail(Errc::invalid_input, "the copy is larger than volume '{}' can be", name);
+            if (!hole) {
+                if (!in.read(buf.data(), len, 60000)) fail(Errc::unavailable, "the stream ended in a frame");
+                for (std::size_t done = 0; done < len;) {
+                    auto w = ::pwrite(out.fd, buf.data() + done, len - done, static_cast<off_t>(off + done));
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w <= 0) fail(Errc::internal, "cannot write {}: {}", v.path, std::strerror(errno));
+                    done += static_cast<std::size_t>(w);
+                }
+            }
+            off += len;
+        }
+        if (::ftruncate(out.fd, static_cast<off_t>(off)) != 0 || ::fsync(out.fd) != 0)
+            fail(Errc::internal, "cannot finish {}: {}", v.path, std::strerror(errno));
+        spdlog::info("volume {}/{}: {} received", pool, name, api::format_size(off));
+        auto ok = fmt::format("OK {}\n", off);
+        cluster::write_fully(fd, ok.data(), ok.size());
+    } catch (const std::exception& e) {
+        // The sender removes the volume it made here (or its record's recovery does).
+        spdlog::warn("volume {}/{}: not received: {}", pool, name, e.what());
+        auto err = std::string("ERR ") + e.what() + "\n";
+        cluster::write_fully(fd, err.data(), err.size());
+    }
+    ::close(fd);
 }
 
 void Migrator::announce(const std::string& kind, const std::string& name, const std::string& to,

@@ -935,6 +935,8 @@ nlohmann::json VmManager::migrate(const std::string& name, const MigrateParams& 
         if (!xml) throw_libvirt_error("reading the definition of vm '" + name + "'");
         std::string text(xml);
         free(xml);
+        // Disks copied before (offline --with-local-disks): the definition names the new volumes.
+        for (const auto& [src, dst] : mp.copy_disks) text = relocate_source(text, "file", src, dst);
         virDomainPtr nd = virDomainDefineXML(dest, text.c_str());
         if (!nd) throw_libvirt_error("defining vm '" + name + "' on the destination");
         progress.step(80, "removing the definition here");

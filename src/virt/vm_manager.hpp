@@ -97,7 +97,8 @@ public:
         // stream ("unix:///..."), and the NBD server of copied disks (disks_uri).
         std::string migrate_uri;
         std::string disks_uri;
-        // Disks copied by NBD mirror: source path here -> path of the new volume there.
+        // Disks copied by NBD mirror (live), or copied before (offline: the definition is
+        // relocated): source path here -> path of the new volume there.
         std::map<std::string, std::string> copy_disks;
         bool postcopy = false;  // may switch to post-copy when it does not converge
         // A disk stays on a file pool the admin declared shared (--shared: NFS, CephFS...):

@@ -497,6 +497,33 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
                   .rfind("HV-DISK-MARK copied by NBD", 0) == 0);
     }
     REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
+    // Stopped, it moves offline with its local disk copied (file to file, thin), to h2 and
+    // back: the disk's content (the mark) goes with it, the source's volume goes after it.
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"h3", "h2"}, {"h2", "h3"}}) {
+        auto odry = rig.ctl_json("h1", {"vm", "migrate", "lmig01", "--to", to, "--offline", "--dry-run"});
+        CHECK(mentions(odry.at("blockers"), "--with-local-disks copies it"));
+        auto om = rig.ctl("h1", {"vm", "migrate", "lmig01", "--to", to, "--offline", "--with-local-disks", "-o", "json"}, 300s);
+        INFO(om.describe() << rig.log(from) << rig.log(to));
+        REQUIRE(om.exit_code == 0);
+        CHECK(json::parse(om.out).at("copied_disks").size() == 1);
+        CHECK(rig.ctl_json(to, {"vm", "show", "lmig01"}).value("state", "") == "stopped");
+        auto there = rig.ctl_json(to, {"storage", "volume", "show", "local", "lmig01-disk0"});
+        CHECK(there.at("used_by") == json::array({"lmig01"}));
+        CHECK(read_file(there.at("path").get<std::string>()).rfind("HV-DISK-MARK copied by NBD", 0) == 0);
+        CHECK(rig.ctl(from, {"storage", "volume", "show", "local", "lmig01-disk0"}).exit_code == 4);
+    }
+    {
+        // It boots on h3 from the copied disk and reads the mark.
+        const std::string s3 = rig.dir() + "/h3/state/logs/lmig01.serial.log";
+        const auto seen = read_file(s3).size();  // its earlier runs on h3 logged there too
+        REQUIRE(rig.ctl("h3", {"vm", "start", "lmig01"}).exit_code == 0);
+        CHECK(wait_until([&] {
+            auto log = read_file(s3);
+            return log.size() > seen && log.find("HV-GUEST-DISK HV-DISK-MARK copied by NBD", seen) != std::string::npos;
+        },
+                         60s, 250ms));
+        REQUIRE(rig.ctl("h3", {"vm", "stop", "lmig01"}).exit_code == 0);
+    }
 
     // The destination host dies (all its processes) in the middle of a migration: the VM
     // runs on where it was. h3 stays down for the degraded-pool checks below.
