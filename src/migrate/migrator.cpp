@@ -36,6 +36,7 @@
 #include "vm_manager.hpp"
 #include "ct_manager.hpp"
 #include "tls_relay.hpp"
+#include "volume_stream.hpp"
 #include "../storage/ct_templates.hpp"
 #include "hv/util/atomic_file.hpp"
 #include "hv/util/command.hpp"
@@ -503,8 +504,8 @@ protected:
 // --with-local-disks): data frames as for root filesystems, holes as frames with the top bit
 // set (that many bytes not written: the copy stays thin), length 0 at the end; the receiver
 // answers "OK <bytes>" once the file is written and synced.
-constexpr std::uint32_t kHoleBit = 0x80000000u;
-constexpr std::uint32_t kMaxHole = 1u << 30;
+constexpr std::uint32_t kHoleBit = kFrameHoleBit;
+constexpr std::uint32_t kMaxHole = kMaxHoleFrame;
 
 class VolumeSender : public MemberStream {
 public:
@@ -972,28 +973,8 @@ void Migrator::receive_volume(int fd, std::string pending, const std::string& po
         const std::uint64_t limit = v.capacity + v.capacity / 8 + (64ULL << 20);
         util::UniqueFd out(::open(v.path.c_str(), O_WRONLY | O_CLOEXEC));
         if (out.fd < 0 || ::ftruncate(out.fd, 0) != 0) fail(Errc::internal, "cannot write {}: {}", v.path, std::strerror(errno));
-        std::vector<char> buf(kMaxFrame);
-        std::uint64_t off = 0;
-        for (;;) {
-            unsigned char h[4];
-            if (!in.read(reinterpret_cast<char*>(h), 4, 60000)) fail(Errc::unavailable, "the stream ended before its end");
-            std::uint32_t len = (std::uint32_t{h[0]} << 24) | (std::uint32_t{h[1]} << 16) | (std::uint32_t{h[2]} << 8) | h[3];
-            if (len == 0) break;
-            const bool hole = (len & kHoleBit) != 0;
-            len &= ~kHoleBit;
-            if (!hole && len > kMaxFrame) fail(Errc::invalid_input, "a frame of {} bytes", len);
-            if (off + len > limit) fail(Errc::invalid_input, "the copy is larger than volume '{}' can be", name);
-            if (!hole) {
-                if (!in.read(buf.data(), len, 60000)) fail(Errc::unavailable, "the stream ended in a frame");
-                for (std::size_t done = 0; done < len;) {
-                    auto w = ::pwrite(out.fd, buf.data() + done, len - done, static_cast<off_t>(off + done));
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w <= 0) fail(Errc::internal, "cannot write {}: {}", v.path, std::strerror(errno));
-                    done += static_cast<std::size_t>(w);
-                }
-            }
-            off += len;
-        }
+        const std::uint64_t off =
+            receive_frames([&in](char* b, std::size_t n) { return in.read(b, n, 60000); }, out.fd, limit);
         if (::ftruncate(out.fd, static_cast<off_t>(off)) != 0 || ::fsync(out.fd) != 0)
             fail(Errc::internal, "cannot finish {}: {}", v.path, std::strerror(errno));
         spdlog::info("volume {}/{}: {} received", pool, name, api::format_size(off));
