@@ -24,7 +24,7 @@ void add_clone_command(CLI::App& app, Context& ctx) {
         "clone", "Clone a stopped VM or a template: new uuid, new MACs, a full copy of every disk (or --linked)");
     cmd->add_option("source", a->src, "The VM or template to copy (stopped)")->required();
     cmd->add_option("name", a->dst, "Name of the new VM")->required();
-    cmd->add_option("--pool", a->pool, "Pool of the copies (today: the disks' own pool)");
+    cmd->add_option("--pool", a->pool, "Pool of the full copies (default: each disk's own pool; another file pool: copied with qemu-img)");
     cmd->add_flag("--linked", a->linked,
                   "Of a template: linked clones of its disks (they hold only their own writes; the template's disks "
                   "stay their base)");

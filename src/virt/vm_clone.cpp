@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hv/error.hpp"
+#include "hv/util/command.hpp"
 #include "hv/util/intent_log.hpp"
 #include "hv/util/reverter.hpp"
 #include "vm_manager.hpp"
@@ -47,23 +48,28 @@ api::VmInfo VmManager::clone(const std::string& src, const std::string& dst, con
     for (const auto& d : spec.disks) {
         if (d.volume.empty() || d.pool.empty())
             fail(Errc::conflict, "disk '{}' of vm '{}' is no pool volume: it cannot be cloned", d.name, src);
-        if (!pool.empty() && pool != d.pool)
-            fail(Errc::unsupported,
-                 "disk '{}' of vm '{}' is in pool '{}': a clone into another pool ('{}') is not supported yet (the "
-                 "pools' clone is within one pool)",
-                 d.name, src, d.pool, pool);
+        if (!pool.empty() && pool != d.pool) {
+            // Another pool: a full copy through qemu-img, file volume to file volume.
+            if (linked)
+                fail(Errc::invalid_input, "disk '{}' of vm '{}' is in pool '{}': a linked clone reads from its base, so it "
+                     "stays in that pool (leave --pool out, or make a full clone)", d.name, src, d.pool);
+            if (!api::source_of(d).is_file() || pools_.get(pool).spec.type == "rbd")
+                fail(Errc::unsupported, "disk '{}' of vm '{}': a clone into another pool copies file volumes (dir, btrfs) "
+                     "only; '{}' -> '{}' is not one of those", d.name, src, d.pool, pool);
+        }
         if (linked && !pools_.get(d.pool).caps.linked_clones)
             fail(Errc::unsupported, "disk '{}' of vm '{}' is in pool '{}' ({}), which has no linked clones; make a full clone",
                  d.name, src, d.pool, pools_.get(d.pool).spec.type);
         auto target = dst + "-" + d.name;
+        const auto& into = pool.empty() ? d.pool : pool;
         bool taken = true;
         try {
-            pools_.volume(d.pool, target);
+            pools_.volume(into, target);
         } catch (const Error& e) {
             if (e.code() != Errc::not_found) throw;
             taken = false;
         }
-        if (taken) fail(Errc::conflict, "volume '{}' already exists in pool '{}'", target, d.pool);
+        if (taken) fail(Errc::conflict, "volume '{}' already exists in pool '{}'", target, into);
     }
 
     // Declared before the reverter: after the reverter ran, the record goes (intent_log.hpp).
@@ -74,9 +80,34 @@ api::VmInfo VmManager::clone(const std::string& src, const std::string& dst, con
     for (auto& d : spec.disks) {
         if (progress.cancelled()) fail(Errc::cancelled, "clone of vm '{}' was cancelled", src);
         auto target = dst + "-" + d.name;
-        progress.step(100 * step / total, fmt::format("{} {} ({}:{} -> {})", linked ? "linking" : "copying", d.name,
-                                                      d.pool, d.volume, target));
-        pools_.clone_volume(d.pool, d.volume, target, progress, linked, &intent);
+        const std::string into = pool.empty() ? d.pool : pool;
+        progress.step(100 * step / total, fmt::format("{} {} ({}:{} -> {}:{})", linked ? "linking" : "copying", d.name,
+                                                      d.pool, d.volume, into, target));
+        if (into == d.pool) {
+            pools_.clone_volume(d.pool, d.volume, target, progress, linked, &intent);
+        } else {
+            // The same capacity and provisioning in the other pool, in that pool's format;
+            // qemu-img writes the guest-visible content into it (holes stay holes).
+            auto from = pools_.volume(d.pool, d.volume);
+            api::VolumeSpec vs{target, into, from.capacity, pools_.default_format(into), from.provision};
+            pools_.create_volume(vs, progress, &intent);
+            revert.add([this, &progress, into, target] {
+                progress.log(fmt::format("clone failed: deleting volume {}:{} it made", into, target));
+                pools_.delete_volume(into, target);
+            });
+            auto to = pools_.volume(into, target);
+            auto r = util::run_command({"qemu-img", "convert", "-n", "-f", from.format, "-O", to.format, from.path, to.path},
+                                       std::chrono::hours(12));
+            if (r.exit_status != 0)
+                fail(Errc::internal, "copying {}:{} into {}:{} failed: qemu-img: {}", d.pool, d.volume, into, target, r.err.substr(0, 300));
+            d.pool = into;
+            d.format = to.format;
+            d.volume = target;
+            api::set_source(d, pools_.disk_source(d.pool, target));
+            d.owned = true;
+            ++step;
+            continue;
+        }
         revert.add([this, &progress, p = d.pool, target] {
             progress.log(fmt::format("clone failed: deleting volume {}:{} it made", p, target));
             pools_.delete_volume(p, target);

@@ -5,6 +5,7 @@
 // they were), delete in the middle of a chain keeps the children, --children, and bad input
 // answered 4xx/501 with nothing made.
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -352,6 +353,34 @@ TEST_CASE("clone: a full copy of a stopped VM with its own disks, new uuid and M
     REQUIRE(del.exit_code == 0);
     for (const auto& a : s["disks"]) CHECK(file_exists(a.value("path", "")));
     for (const auto& b : d["disks"]) CHECK(!file_exists(b.value("path", "")));
+
+    // Into another (dir) pool: full copies there with the same contents, in that pool's format.
+    const std::string other_dir = hvd.state_dir + "/other-pool";
+    std::filesystem::create_directories(other_dir);
+    auto addp = hvd.ctl({"storage", "pool", "add", "other", "--path", other_dir});
+    INFO(addp.describe());
+    REQUIRE(addp.exit_code == 0);
+    auto linked_other = hvd.ctl({"vm", "clone", src, dst, "--pool", "other", "--linked"});
+    CHECK(linked_other.exit_code != 0);
+    CHECK(!domain_exists(dst));
+    auto co = hvd.ctl({"vm", "clone", src, dst, "--pool", "other", "-o", "json"}, 180s);
+    INFO(co.describe());
+    REQUIRE(co.exit_code == 0);
+    auto o = hvd.show(dst);
+    REQUIRE(o["disks"].size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const auto& a = s["disks"][i];
+        const auto& b = o["disks"][i];
+        CHECK(b["pool"] == "other");
+        CHECK(b.value("path", "").rfind(other_dir + "/", 0) == 0);
+        CHECK(b["format"] == "qcow2");  // the dir pool's default, whatever the source's
+        auto cmp = run({"qemu-img", "compare", "-f", a.value("format", ""), "-F", b.value("format", ""),
+                        a.value("path", ""), b.value("path", "")});
+        INFO(cmp.describe());
+        CHECK(cmp.exit_code == 0);
+    }
+    REQUIRE(hvd.ctl({"vm", "delete", dst, "--purge"}, 120s).exit_code == 0);
+    for (const auto& b : o["disks"]) CHECK(!file_exists(b.value("path", "")));
 
     // A running VM is refused (409) and nothing is made.
     REQUIRE(hvd.ctl({"vm", "start", src}).exit_code == 0);
