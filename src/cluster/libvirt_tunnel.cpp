@@ -108,11 +108,8 @@ void LibvirtTunnel::accept_loop() {
 void LibvirtTunnel::serve(int fd) {
     try {
         TlsConnection c(id_, host_, port_, std::chrono::seconds(10));
-        c.write_all(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
-                                "Upgrade: {}\r\nContent-Length: 0\r\n\r\n",
-                                target_, host_, port_, protocol_));
         std::string rest;
-        auto head = c.read_header(rest);
+        auto head = c.upgrade(host_, port_, target_, protocol_, rest);
         if (head.rfind("HTTP/1.1 101", 0) != 0) {
             spdlog::warn("tunnel to {} ({}): {}", host_, target_, head.substr(0, head.find('\r')));
             return;

@@ -1,5 +1,7 @@
 #include "tls_relay.hpp"
 
+#include <fmt/format.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
@@ -117,6 +119,13 @@ std::size_t TlsConnection::read_some(char* buf, std::size_t n) {
     if (ec == asio::error::eof || ec == ssl::error::stream_truncated) return got;
     if (ec) fail(Errc::unavailable, "{}: reading failed: {}", im.where, ec.message());
     return got;
+}
+
+std::string TlsConnection::upgrade(const std::string& host, int port, const std::string& target, const std::string& protocol,
+                                   std::string& rest) {
+    write_all(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nContent-Length: 0\r\n\r\n",
+                          target, host, port, protocol));
+    return read_header(rest);
 }
 
 std::string TlsConnection::read_header(std::string& rest) {

@@ -29,6 +29,10 @@ public:
     // Reads an HTTP response header (up to the blank line, at most 16 KiB): returns the
     // header text; what came after it is left in `rest`.
     std::string read_header(std::string& rest);
+    // GET `target` with "Upgrade: `protocol`" to hvd at host:port, then read_header(rest): the
+    // response header ("HTTP/1.1 101 ..." when the upgrade was taken).
+    std::string upgrade(const std::string& host, int port, const std::string& target, const std::string& protocol,
+                        std::string& rest);
 
     // Copies bytes both ways between `fd` (a plain socket) and this connection until either
     // side ends or `stop` becomes true (checked every 250 ms). No timeout: a console may idle.

@@ -427,7 +427,7 @@ namespace {
 // line ("OK <path>" or "ERR <why>"), then the sender's "COMMIT" (anything else, or the
 // connection ending, makes the receiver remove what it unpacked unless a container of that
 // name uses it by then).
-constexpr std::uint32_t kMaxFrame = 1u << 20;
+constexpr std::uint32_t kMaxFrame = kMaxDataFrame;  // the rootfs stream's frames too
 
 // Reads from a plain fd, what came with the upgrade first; waits at most `wait_ms` for each read.
 struct FdReader {
@@ -470,11 +470,8 @@ public:
     MemberStream(const cluster::TlsIdentity& id, const std::string& host, int port, const std::string& target,
                  const std::string& proto)
         : c_(id, host, port, std::chrono::seconds(120)) {
-        c_.write_all(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\n"
-                                 "Upgrade: {}\r\nContent-Length: 0\r\n\r\n",
-                                 target, host, port, proto));
         std::string rest;
-        auto head = c_.read_header(rest);
+        auto head = c_.upgrade(host, port, target, proto, rest);
         if (head.rfind("HTTP/1.1 101", 0) != 0) {
             auto j = json::parse(rest, nullptr, false);
             std::string why = j.is_object() ? j.value("message", rest) : rest;
@@ -504,8 +501,6 @@ protected:
 // --with-local-disks): data frames as for root filesystems, holes as frames with the top bit
 // set (that many bytes not written: the copy stays thin), length 0 at the end; the receiver
 // answers "OK <bytes>" once the file is written and synced.
-constexpr std::uint32_t kHoleBit = kFrameHoleBit;
-constexpr std::uint32_t kMaxHole = kMaxHoleFrame;
 
 class VolumeSender : public MemberStream {
 public:
@@ -524,8 +519,8 @@ public:
             off_t data = ::lseek(f.fd, static_cast<off_t>(off), SEEK_DATA);
             std::uint64_t d = data < 0 ? size : static_cast<std::uint64_t>(data);
             for (std::uint64_t hole = d - off; hole > 0;) {
-                auto k = static_cast<std::uint32_t>(std::min<std::uint64_t>(hole, kMaxHole));
-                frame(nullptr, kHoleBit | k);
+                auto k = static_cast<std::uint32_t>(std::min<std::uint64_t>(hole, kMaxHoleFrame));
+                frame(nullptr, kFrameHoleBit | k);
                 hole -= k;
             }
             if (d >= size) break;
@@ -957,18 +952,18 @@ void Migrator::receive_rootfs(int fd, std::string pending, const std::string& po
     }
 }
 
-void Migrator::check_volume_receive(const std::string& pool, const std::string& name) const {
+api::VolumeInfo Migrator::check_volume_receive(const std::string& pool, const std::string& name) const {
     api::validate_name(name, "query parameter 'name'");
     auto v = pools_.volume(pool, name);  // 404
     if (!v.used_by.empty()) fail(Errc::conflict, "volume '{}' is used by {}: only a new, unused volume is written", name, fmt::join(v.used_by, ", "));
     if (v.path.empty()) fail(Errc::invalid_input, "volume '{}' of pool '{}' is no file", name, pool);
+    return v;
 }
 
 void Migrator::receive_volume(int fd, std::string pending, const std::string& pool, const std::string& name) {
     FdReader in{fd, std::move(pending)};
     try {
-        check_volume_receive(pool, name);
-        auto v = pools_.volume(pool, name);
+        const auto v = check_volume_receive(pool, name);
         // The file may grow past the capacity by a qcow2's metadata; not by more.
         const std::uint64_t limit = v.capacity + v.capacity / 8 + (64ULL << 20);
         util::UniqueFd out(::open(v.path.c_str(), O_WRONLY | O_CLOEXEC));

@@ -106,7 +106,7 @@ public:
     // The destination's side of an offline disk copy (GET /v1/host/volume-data): the volume
     // exists and no VM uses it (4xx before the upgrade); then its file is written from the
     // stream (never throws).
-    void check_volume_receive(const std::string& pool, const std::string& name) const;
+    api::VolumeInfo check_volume_receive(const std::string& pool, const std::string& name) const;
     void receive_volume(int fd, std::string pending, const std::string& pool, const std::string& name);
 
 private:
