@@ -307,7 +307,8 @@ void validate(const VmPatch& p) {
     if (p.memory) validate_memory(*p.memory);
     if (p.description) validate_description(*p.description);
     if (p.tags) validate_tags(*p.tags);
-    if (!p.cpus && !p.memory && !p.description && !p.tags) fail(Errc::invalid_input, "nothing to change");
+    if (p.cpu) validate(*p.cpu, true);
+    if (!p.cpus && !p.memory && !p.description && !p.tags && !p.cpu) fail(Errc::invalid_input, "nothing to change");
 }
 
 std::string to_string(Firmware f) { return f == Firmware::uefi ? "uefi" : "bios"; }
@@ -391,6 +392,7 @@ void to_json(json& j, const VmPatch& v) {
     if (v.memory) j["memory"] = *v.memory;
     if (v.description) j["description"] = *v.description;
     if (v.tags) j["tags"] = *v.tags;
+    if (v.cpu) j["cpu"] = *v.cpu;
 }
 void to_json(json& j, const VmInfo& v) {
     to_json(j, v.spec);
@@ -512,6 +514,7 @@ VmPatch vm_patch_from_json(const json& j) {
     p.memory = r.opt_size("memory");
     p.description = r.opt<std::string>("description");
     p.tags = r.opt<std::vector<std::string>>("tags");
+    if (const auto* c = r.raw("cpu")) p.cpu = cpu_from_json(*c, "cpu");
     r.finish();
     return p;
 }

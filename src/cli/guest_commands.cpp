@@ -27,7 +27,7 @@ struct Kind {
     std::string noun;       // in messages: "deleted vm web01", "deleted container app01"
     std::string name_help;  // the NAME argument of every verb
     struct Help {
-        std::string list, show, shutdown, shutdown_timeout, shutdown_force, set, set_cpus, set_memory, del;
+        std::string list, show, shutdown, shutdown_timeout, shutdown_force, set, set_cpus, set_memory, set_cpu, del;
         std::string del_purge;  // empty: delete has no --purge
     } help;
     std::vector<Action> actions;  // in the order they are listed
@@ -55,9 +55,11 @@ const Kind<api::VmInfo> kVm{
              .shutdown = "Shut a VM down through ACPI (the guest powers itself off)",
              .shutdown_timeout = "Seconds to wait for the guest",
              .shutdown_force = "Power off when the guest has not shut down within the timeout",
-             .set = "Change a VM's settings (cpus/memory only while it is stopped)",
+             .set = "Change a VM's settings (cpus, memory and cpu only while it is stopped)",
              .set_cpus = "Virtual CPUs (1-512)",
              .set_memory = "Memory, e.g. 2G",
+             .set_cpu = "CPU while stopped: host | host-model | cluster (the members' baseline) | default | "
+                        "MODEL[,+feature,-feature...]",
              .del = "Delete a stopped VM",
              .del_purge = "Also delete the disk images hvd created for it"},
     .actions = {{"start", "started", "Start a stopped VM"},
@@ -172,7 +174,7 @@ void add_shutdown(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
 template <typename Info>
 void add_set(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     struct Opts {
-        std::string name, memory, description;
+        std::string name, memory, description, cpu;
         int cpus = 0;
         std::vector<std::string> tags;
     };
@@ -181,11 +183,13 @@ void add_set(CLI::App& parent, Context& ctx, const Kind<Info>& k) {
     cmd->add_option("name", o->name, k.name_help)->required();
     auto* cpus = cmd->add_option("--cpus", o->cpus, k.help.set_cpus);
     auto* memory = cmd->add_option("--memory", o->memory, k.help.set_memory);
+    CLI::Option* cpu = k.help.set_cpu.empty() ? nullptr : cmd->add_option("--cpu", o->cpu, k.help.set_cpu);
     auto* desc = cmd->add_option("--description", o->description, "Free text");
     auto* tags = cmd->add_option("--tag", o->tags, "Tag (repeatable; replaces all tags)")->allow_extra_args(false);
-    on_run(cmd, ctx, [&g = ctx.g, &k, o, cpus, memory, desc, tags] {
+    on_run(cmd, ctx, [&g = ctx.g, &k, o, cpus, memory, cpu, desc, tags] {
         api::VmPatch p;
         if (cpus->count()) p.cpus = o->cpus;
+        if (cpu && cpu->count()) p.cpu = api::parse_cpu_arg(o->cpu);
         if (memory->count()) p.memory = api::parse_size(o->memory, "memory");
         if (desc->count()) p.description = o->description;
         if (tags->count()) p.tags = o->tags;

@@ -475,6 +475,7 @@ void CtManager::undefine_remote(const std::string& uri, const std::string& name)
 
 CtInfo CtManager::update(const std::string& name, const api::CtPatch& patch) {
     api::validate(patch);
+    if (patch.cpu) fail(Errc::invalid_input, "cpu: a container has no CPU model of its own (it runs on the host's)");
     OpLock lock(*this, name);
     auto dom = conn_->domain(name);
     auto info = read_domain(dom.get());

@@ -103,9 +103,12 @@ void read_guest_domain(virDomainPtr d, const char* ns, Info& info, Parse parse) 
     info.spec.name = name;
 }
 
-// A PATCH (cpus, memory, description, tags) applied to a guest spec (VmSpec, CtSpec), validated.
+// A PATCH (cpus, memory, description, tags; a VM's cpu) applied to a guest spec (VmSpec,
+// CtSpec), validated.
 template <class Spec>
 Spec apply_patch(Spec spec, const api::VmPatch& patch) {
+    if constexpr (requires { spec.cpu; })
+        if (patch.cpu) spec.cpu = *patch.cpu;
     if (patch.cpus) spec.cpus = *patch.cpus;
     if (patch.memory) spec.memory = *patch.memory;
     if (patch.description) spec.description = *patch.description;

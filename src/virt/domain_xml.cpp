@@ -391,8 +391,7 @@ std::string domain_xml(const api::VmSpec& spec, const DomainXmlOptions& opts, co
     x.add(1, "</features>");
     // The spec's CPU; by default: kvm the host CPU as is, qemu (TCG) no <cpu>, QEMU's
     // default model (qemu64).
-    if (!spec.cpu.mode.empty()) x.block(1, cpu_xml(spec.cpu));
-    else if (opts.domain_type == "kvm") x.add(1, "<cpu mode='host-passthrough'/>");
+    if (auto cpu = cpu_element(spec.cpu, opts); !cpu.empty()) x.block(1, cpu);
     x.add(1, "<clock offset='utc'/>");
     x.add(1, "<on_poweroff>destroy</on_poweroff>");
     x.add(1, "<on_reboot>restart</on_reboot>");
@@ -466,6 +465,72 @@ std::string cpu_xml(const api::CpuSpec& cpu) {
             x.add(1, fmt::format("<feature policy='{}' name='{}'/>", f[0] == '-' ? "disable" : "require", e(f.substr(1))));
     x.add(0, "</cpu>");
     return element(x);
+}
+
+std::string cpu_element(const api::CpuSpec& cpu, const DomainXmlOptions& opts) {
+    if (!cpu.mode.empty()) return cpu_xml(cpu);
+    return opts.domain_type == "kvm" ? "<cpu mode='host-passthrough'/>" : "";
+}
+
+std::string with_cpu_element(const std::string& xml, const std::string& element) {
+    // libvirt's own XML: one <cpu> child of <domain> (its children are <model>, <feature>,
+    // <topology>, <numa>: no nested <cpu>); <metadata> may hold anything, so it is skipped.
+    auto is_cpu_tag = [&](std::size_t at) {
+        if (xml.compare(at, 4, "<cpu") != 0 || at + 4 >= xml.size()) return false;
+        char c = xml[at + 4];
+        return c == ' ' || c == '>' || c == '/' || c == '\n' || c == '\t';
+    };
+    const auto md_begin = xml.find("<metadata>");
+    const auto md_end = md_begin == std::string::npos ? std::string::npos : xml.find("</metadata>", md_begin);
+    if (md_begin != std::string::npos && md_end == std::string::npos)
+        fail(Errc::internal, "the domain's XML has an unclosed <metadata>");
+    std::size_t start = std::string::npos;
+    for (auto at = xml.find("<cpu"); at != std::string::npos; at = xml.find("<cpu", at + 1)) {
+        if (md_begin != std::string::npos && at > md_begin && at < md_end) continue;
+        if (is_cpu_tag(at)) {
+            start = at;
+            break;
+        }
+    }
+    // The indentation of the line the element starts on, and where that line begins.
+    auto line_of = [&](std::size_t at) {
+        auto bol = xml.rfind('\n', at);
+        bol = bol == std::string::npos ? 0 : bol + 1;
+        return std::pair{bol, xml.substr(bol, at - bol)};
+    };
+    auto indented = [&](const std::string& indent) {
+        std::string out;
+        std::size_t from = 0;
+        while (from < element.size()) {
+            auto nl = element.find('\n', from);
+            if (nl == std::string::npos) nl = element.size();
+            out += indent + element.substr(from, nl - from) + "\n";
+            from = nl + 1;
+        }
+        return out;
+    };
+    if (start == std::string::npos) {
+        if (element.empty()) return xml;
+        auto before = xml.find("<clock");
+        if (before == std::string::npos) before = xml.rfind("</domain>");
+        if (before == std::string::npos) fail(Errc::internal, "the domain's XML has no </domain>");
+        auto [bol, indent] = line_of(before);
+        if (indent.find_first_not_of(" \t") != std::string::npos) bol = before;  // not at a line's start
+        return xml.substr(0, bol) + indented("  ") + xml.substr(bol);
+    }
+    auto close = xml.find('>', start);
+    if (close == std::string::npos) fail(Errc::internal, "the domain's <cpu> element is not closed");
+    std::size_t end = close + 1;
+    if (xml[close - 1] != '/') {
+        auto tail = xml.find("</cpu>", close);
+        if (tail == std::string::npos) fail(Errc::internal, "the domain's <cpu> element has no </cpu>");
+        end = tail + 6;
+    }
+    auto [bol, indent] = line_of(start);
+    if (indent.find_first_not_of(" \t") != std::string::npos)
+        fail(Errc::internal, "the domain's <cpu> element does not start a line");
+    std::size_t eol = end < xml.size() && xml[end] == '\n' ? end + 1 : end;
+    return xml.substr(0, bol) + indented(indent) + xml.substr(eol);
 }
 
 std::optional<api::CpuSpec> parse_cpu_xml(const std::string& xml) {

@@ -635,17 +635,46 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
     auto dom = conn_->domain(name);
     auto info = read_domain(dom.get(), nullptr);
     if (!info.managed) fail(Errc::conflict, "vm '{}' was not created by hv; change it with virsh", name);
-    bool hw = (patch.cpus && *patch.cpus != info.spec.cpus) || (patch.memory && *patch.memory != info.spec.memory);
+    // The CPU as it will be defined: "cluster" becomes the members' baseline now, and a named
+    // model must run here (as at create).
+    api::VmPatch resolved = patch;
+    if (patch.cpu && patch.cpu->mode == "cluster") {
+        api::VmSpec probe;
+        probe.name = name;
+        probe.cpu = *patch.cpu;
+        util::NullProgress quiet;
+        resolve_cpu(probe, quiet);
+        resolved.cpu = probe.cpu;
+    }
+    const bool cpu_changes = resolved.cpu && *resolved.cpu != info.spec.cpu;
+    bool hw = (patch.cpus && *patch.cpus != info.spec.cpus) || (patch.memory && *patch.memory != info.spec.memory) ||
+              cpu_changes;
     if (hw && is_active(info.state))
-        fail(Errc::conflict, "vm '{}' is {}: cpus and memory can only be changed while it is stopped", name,
+        fail(Errc::conflict, "vm '{}' is {}: cpus, memory and cpu can only be changed while it is stopped", name,
              api::to_string(info.state));
-    auto spec = apply_patch(info.spec, patch);
+    if (cpu_changes && resolved.cpu->mode == "custom")
+        if (auto why = cpu_incompatibility(*resolved.cpu); !why.empty())
+            fail(Errc::conflict, "this host cannot run cpu {}: {}", resolved.cpu->model, why);
+    auto spec = apply_patch(info.spec, resolved);
     // Change only what was asked, through libvirt's own calls, so anything else in the domain
     // (a disk attached with virsh, the domain type) stays as it is.
     const unsigned cfg = VIR_DOMAIN_AFFECT_CONFIG;
     auto check = [&](int rc, const char* what) {
         if (rc < 0) throw_libvirt_error(fmt::format("cannot set {} of vm '{}'", what, name));
     };
+    // No libvirt call sets the CPU model: the definition is written again with its <cpu> element
+    // replaced (before the calls below, which change the definition this one would overwrite).
+    if (cpu_changes) {
+        char* raw = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+        if (!raw) throw_libvirt_error(fmt::format("cannot read the definition of vm '{}'", name));
+        std::string xml(raw);
+        free(raw);
+        auto next = with_cpu_element(xml, cpu_element(spec.cpu, xml_options()));
+        auto c = conn_->get();
+        virDomainPtr redefined = virDomainDefineXML(c.get(), next.c_str());
+        if (!redefined) throw_libvirt_error(fmt::format("cannot set cpu of vm '{}'", name));
+        virDomainFree(redefined);
+    }
     if (spec.cpus != info.spec.cpus) {
         auto n = static_cast<unsigned>(spec.cpus);
         if (spec.cpus > info.spec.cpus) {

@@ -375,6 +375,63 @@ TEST_CASE("CPU models: the host's published CPU, a named model that boots, the c
     CHECK(h.status == 400);
     h = hvd.http("POST", "/v1/host/cpu-check", "{\"cpu\": 5}");
     CHECK(h.status == 400);
+
+    // vm set --cpu: only while stopped (409, nothing changed), refused models refused (409,
+    // 400), "cluster" outside a cluster 409; a new model is in the definition and boots; default
+    // takes the <cpu> out again (TCG: QEMU's own model). The rest of the definition stays.
+    r = hvd.ctl({"vm", "set", name, "--cpu", "host-model"});
+    INFO(r.describe());
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("stopped"));
+    CHECK(hvd.show(name)["cpu"]["model"] == model);
+    REQUIRE(hvd.ctl({"vm", "stop", name}).exit_code == 0);
+    const auto before = virsh({"dumpxml", "--inactive", name}).out;
+    r = hvd.ctl({"vm", "set", name, "--cpu", model + ",+avx512f"});
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("avx512f"));
+    CHECK(hvd.ctl({"vm", "set", name, "--cpu", "cluster"}).exit_code == 5);
+    CHECK(hvd.ctl({"vm", "set", name, "--cpu", "EPYC,aes"}).exit_code == 3);
+    h = hvd.http("PATCH", "/v1/vms/" + name, json{{"cpu", {{"mode", "custom"}, {"model", "x y"}}}}.dump());
+    CHECK(h.status == 400);
+    CHECK(virsh({"dumpxml", "--inactive", name}).out == before);
+    // The host's CPU less its first required feature (not required then; the model decides).
+    std::string fewer = model;
+    std::size_t kept = 0;
+    std::string dropped;
+    for (const auto& f : hosts[0]["cpu_features"]) {
+        auto fs = f.get<std::string>();
+        if (dropped.empty() && fs[0] == '+') {
+            dropped = fs.substr(1);
+            continue;
+        }
+        fewer += "," + fs;
+        ++kept;
+    }
+    REQUIRE(!dropped.empty());
+    r = hvd.ctl({"vm", "set", name, "--cpu", fewer, "-o", "json"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    auto set = json::parse(r.out);
+    CHECK(set["cpu"]["model"] == model);
+    CHECK(set["cpu"]["features"].size() == kept);
+    CHECK(set["memory"] == vm["memory"]);
+    CHECK(hvd.show(name)["cpu"]["features"].size() == kept);
+    xml = virsh({"dumpxml", "--inactive", name});
+    CHECK_THAT(xml.out, Catch::Contains("<model fallback='forbid'>" + model + "</model>"));
+    CHECK(xml.out.find("name='" + dropped + "'/>") == std::string::npos);
+    REQUIRE(hvd.ctl({"vm", "start", name}).exit_code == 0);
+    CHECK(domstate(name) == "running");
+    REQUIRE(hvd.ctl({"vm", "stop", name}).exit_code == 0);
+    r = hvd.ctl({"vm", "set", name, "--cpu", "default", "-o", "json"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK_FALSE(json::parse(r.out).contains("cpu"));
+    xml = virsh({"dumpxml", "--inactive", name});
+    // (libvirt may name QEMU's default model in the definition itself: not the one set before.)
+    CHECK(xml.out.find("<model fallback='forbid'>" + model + "</model>") == std::string::npos);
+    CHECK_THAT(xml.out, Catch::Contains("<name>" + name + "</name>"));
+    REQUIRE(hvd.ctl({"vm", "start", name}).exit_code == 0);
+    CHECK(domstate(name) == "running");
     hvd.ctl({"vm", "stop", name});
     hvd.ctl({"vm", "delete", name, "--purge"});
 }

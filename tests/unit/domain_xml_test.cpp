@@ -772,3 +772,41 @@ TEST_CASE("CPU models: hvctl's form, the JSON, libvirt's XML both ways", "[vm][c
     CHECK(hv::virt::cpu_xml(CpuSpec{"host-passthrough", "", "", {}}) == "<cpu mode='host-passthrough'/>");
     CHECK(hv::virt::cpu_xml(CpuSpec{}).empty());
 }
+
+TEST_CASE("with_cpu_element replaces, adds and removes a domain's <cpu>, nothing else") {
+    using hv::api::CpuSpec;
+    using hv::virt::with_cpu_element;
+    // As libvirt writes a definition (virDomainGetXMLDesc), with metadata that names a <cpu> of
+    // another namespace, which must stay.
+    const std::string head =
+        "<domain type='qemu'>\n  <name>v</name>\n  <metadata>\n    <x:vm xmlns:x='urn:x'><cpu xmlns='urn:x'/></x:vm>\n"
+        "  </metadata>\n  <vcpu placement='static'>2</vcpu>\n  <cputune>\n    <shares>1024</shares>\n  </cputune>\n";
+    const std::string tail = "  <clock offset='utc'/>\n  <devices>\n    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+                             "  </devices>\n</domain>\n";
+    const std::string custom = hv::virt::cpu_xml(CpuSpec{"custom", "EPYC", "", {"+aes", "-vme"}});
+    const std::string custom_block = "  <cpu mode='custom' match='exact' check='partial'>\n"
+                                     "    <model fallback='forbid'>EPYC</model>\n"
+                                     "    <feature policy='require' name='aes'/>\n"
+                                     "    <feature policy='disable' name='vme'/>\n  </cpu>\n";
+    // None (TCG's default) -> added before <clock>.
+    CHECK(with_cpu_element(head + tail, custom) == head + custom_block + tail);
+    // Replaced: a libvirt-expanded one with <topology>, and a self-closing one.
+    const std::string expanded = "  <cpu mode='custom' match='exact' check='full'>\n    <model fallback='forbid'>qemu64</model>\n"
+                                 "    <topology sockets='1' dies='1' cores='2' threads='1'/>\n  </cpu>\n";
+    CHECK(with_cpu_element(head + expanded + tail, custom) == head + custom_block + tail);
+    CHECK(with_cpu_element(head + "  <cpu mode='host-passthrough' check='none' migratable='on'/>\n" + tail, custom) ==
+          head + custom_block + tail);
+    CHECK(with_cpu_element(head + expanded + tail, "<cpu mode='host-model'/>") ==
+          head + "  <cpu mode='host-model'/>\n" + tail);
+    // Removed (mode "" on TCG), and nothing to remove.
+    CHECK(with_cpu_element(head + expanded + tail, "") == head + tail);
+    CHECK(with_cpu_element(head + tail, "") == head + tail);
+    // The default per domain type.
+    hv::virt::DomainXmlOptions kvm{.domain_type = "kvm"}, tcg{.domain_type = "qemu"};
+    CHECK(hv::virt::cpu_element(CpuSpec{}, kvm) == "<cpu mode='host-passthrough'/>");
+    CHECK(hv::virt::cpu_element(CpuSpec{}, tcg).empty());
+    CHECK(hv::virt::cpu_element(CpuSpec{"custom", "EPYC", "", {"+aes", "-vme"}}, tcg) == custom);
+    // XML it cannot place the element in.
+    CHECK_THROWS_AS(with_cpu_element("<domain><cpu mode='custom'>", custom), hv::Error);
+    CHECK_THROWS_AS(with_cpu_element("<domain><metadata>", custom), hv::Error);
+}

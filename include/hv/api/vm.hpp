@@ -200,6 +200,9 @@ struct VmPatch {
     std::optional<std::uint64_t> memory;
     std::optional<std::string> description;
     std::optional<std::vector<std::string>> tags;
+    // VMs only, while stopped: the guest's CPU ("cluster" is resolved to the members' baseline;
+    // mode "" is the host's default). Containers refuse it.
+    std::optional<CpuSpec> cpu;
 };
 void validate(const VmPatch& patch);
 

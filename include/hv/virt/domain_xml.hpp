@@ -66,6 +66,13 @@ LiveFacts parse_live_xml(const std::string& domain_xml);
 // <vendor>, <feature policy='require|disable'>: the guest gets exactly that CPU or does not
 // start (and a migration destination that cannot give it is refused).
 std::string cpu_xml(const api::CpuSpec& cpu);
+// What a VM of this spec's CPU gets in its definition: cpu_xml, or for mode "" the default of
+// the domain type (kvm: <cpu mode='host-passthrough'/>; qemu/TCG: no element, QEMU's qemu64).
+std::string cpu_element(const api::CpuSpec& cpu, const DomainXmlOptions& opts);
+// A domain definition (libvirt's own XML, virDomainGetXMLDesc) with its top-level <cpu>
+// element replaced by `element` (removed when it is ""; added before </domain> when there was
+// none), everything else as it was. Throws hv::Error(internal) on XML it cannot place it in.
+std::string with_cpu_element(const std::string& domain_xml, const std::string& element);
 // The CPU of a libvirt <cpu> element (virConnectBaselineHypervisorCPU's answer), or of the
 // host-model <mode> of a domain capabilities document: as a custom CpuSpec. nullopt when the
 // XML has none (no model, host-model not supported).
