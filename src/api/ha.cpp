@@ -4,6 +4,7 @@
 
 #include "hv/api/cluster.hpp"
 #include "hv/api/json_reader.hpp"
+#include "hv/api/vm.hpp"
 #include "hv/error.hpp"
 
 namespace hv::api {
@@ -62,6 +63,17 @@ HaGroup ha_group_from_json(const json& j) {
     g.nofailback = rd.opt<bool>("nofailback").value_or(false);
     rd.finish();
     return g;
+}
+
+json to_json(const HaSettings& s) { return json{{"shutdown_policy", s.shutdown_policy}}; }
+
+HaSettings ha_settings_from_json(const json& j, HaSettings base) {
+    ObjectReader rd(j, "");
+    if (auto p = rd.opt<std::string>("shutdown_policy")) base.shutdown_policy = *p;
+    rd.finish();
+    if (base.shutdown_policy != "freeze" && base.shutdown_policy != "migrate")
+        fail(Errc::invalid_input, "shutdown_policy '{}' is not one of freeze, migrate", name_excerpt(base.shutdown_policy));
+    return base;
 }
 
 std::pair<std::string, int> parse_ha_host(const std::string& s) {

@@ -1,4 +1,4 @@
-// hvctl ha enable|disable|status and hvctl ha group create|list|delete (docs/ha.md).
+// hvctl ha enable|disable|status|settings and hvctl ha group create|list|delete (docs/ha.md).
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -72,6 +72,21 @@ void add_ha_commands(CLI::App& app, Context& ctx) {
                 line += fmt::format("; fenced: {}", fmt::join(h["fenced"].value("storage", std::vector<std::string>{}), "; "));
             print_line(line);
         }
+        return 0;
+    });
+
+    auto policy = std::make_shared<std::string>();
+    auto* settings = ha->add_subcommand("settings", "The cluster's HA settings; with an option: change them");
+    auto* policy_opt = settings->add_option("--shutdown-policy", *policy,
+                                            "What a host's shutdown does with its HA guests: freeze (stopped with it, started "
+                                            "there again) or migrate (the host enters maintenance first, they move live)")
+                           ->check(CLI::IsMember({"freeze", "migrate"}));
+    on_run(settings, ctx, [&g = ctx.g, policy, policy_opt] {
+        Client c = g.client();
+        auto r = policy_opt->count() ? c.request("PUT", "/v1/ha/settings", json{{"shutdown_policy", *policy}})
+                                     : c.request("GET", "/v1/ha/settings");
+        if (g.json()) return print_json(r.body), 0;
+        print_line("shutdown policy: " + r.body.value("shutdown_policy", ""));
         return 0;
     });
 

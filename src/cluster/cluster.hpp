@@ -11,7 +11,7 @@
 //   /hv/alive/<node>          {since, cpus, memory_total, memory_used, clock_offset_ms, version, cpu}  (lease)
 //   /hv/tokens/<id>           {expires, created_by, used_by?}  (lease: expiry + 1 day)
 //   /hv/guests/<name>         {name, kind, uuid, owner, state, info, updated}
-//   /hv/maintenance/<node>    {state: entering|in, since, moved: [{guest, to}], blockers}
+//   /hv/maintenance/<node>    {state: entering|in, since, moved: [{guest, to}], blockers, reason?}
 #pragma once
 
 #include <atomic>

@@ -326,6 +326,16 @@ int run(const Config& cfg) {
             }
         });
     });
+    // The host shuts down (hv-guests.service's stop-all): HA's shutdown policy first (docs/ha.md).
+    // "migrate" enters maintenance, marked as the shutdown's (left again after the next boot),
+    // unless an admin's maintenance is already in (it stays theirs).
+    autostart.set_before_stop_all([&ha, &migrator, parallel = cfg.cluster_maintenance_parallel](util::Progress& p) {
+        return ha.host_shutdown(p, [&migrator, parallel](util::Progress& mp) {
+            auto cur = migrator.maintenance_status().at("maintenance");
+            bool admins = cur.is_object() && cur.value("reason", "") != "host shutdown";
+            return migrator.enter_maintenance(parallel, false, mp, admins ? "" : "host shutdown");
+        });
+    });
     guests.set_request_hook([&ha](api::GuestKind k, const std::string& name, const std::string& action) {
         if (k == api::GuestKind::vm) ha.requested(name, action);
     });
@@ -403,7 +413,10 @@ int run(const Config& cfg) {
     migrator.start();
     ha.start();
     follow_cluster();
-    if (vms.ready()) autostart.at_daemon_start();
+    if (vms.ready() && autostart.at_daemon_start())
+        ha.after_boot([&tasks, &migrator] {
+            tasks.submit("host.maintenance.exit", "host", [&migrator](util::Progress& p) { return migrator.exit_maintenance(true, p); });
+        });
     // systemd (Type=notify): READY=1 once the I/O loop serves the socket and libvirt is connected.
     SystemdNotifier notifier(io, [&vms] { return vms.ready(); });
     notifier.start(fmt::format("serving {} (libvirt {})", cfg.socket, cfg.libvirt_uri));

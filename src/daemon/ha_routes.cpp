@@ -22,6 +22,9 @@ void register_ha_routes(Router& r, ha::HaService& ha) {
     r.add("POST", "/v1/ha/groups", "host", [&ha](const Request& req) {
         return Response{201, ha.put_group(api::ha_group_from_json(req.json()))};
     });
+    // The cluster's HA settings (one record; any member reads and writes it).
+    r.add("GET", "/v1/ha/settings", "host", [&ha](const Request&) { return Response{200, api::to_json(ha.settings())}; });
+    r.add("PUT", "/v1/ha/settings", "host", [&ha](const Request& req) { return Response{200, ha.put_settings(req.json())}; });
     r.add("DELETE", "/v1/ha/groups/{group}", "host", [&ha](const Request& req) {
         ha.delete_group(req.param("group"));
         return Response{200, json{{"name", req.param("group")}, {"removed", true}}};

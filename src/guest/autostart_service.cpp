@@ -233,7 +233,7 @@ as::HostSettings AutostartService::set_host(const json& patch) {
     return h;
 }
 
-AutostartGuests AutostartService::guests() {
+AutostartGuests AutostartService::guests(bool with_ha) {
     AutostartGuests g;
     std::size_t asked = 0;
     std::optional<Error> down;
@@ -257,7 +257,7 @@ AutostartGuests AutostartService::guests() {
                              api::kind_noun(d->kind()), name, api::kind_noun(g.kind[name]), api::kind_noun(g.kind[name]));
                 continue;
             }
-            if (left_out_ && left_out_(name)) {
+            if (!with_ha && left_out_ && left_out_(name)) {
                 g.warnings.push_back(fmt::format("{} '{}' is left to HA", api::kind_noun(d->kind()), name));
                 continue;
             }
@@ -407,23 +407,44 @@ api::TaskInfo AutostartService::run(bool boot_delay) {
 api::TaskInfo AutostartService::stop_all() {
     if (busy_.exchange(true)) fail(Errc::conflict, "an autostart run or stop-all is already in progress");
     try {
-        auto guests = this->guests();
-        for (const auto& w : guests.warnings) spdlog::warn("autostart stop-all: {}", w);
-        std::map<std::string, as::Settings> running;
-        for (const auto& [name, st] : guests.state) {
-            if (st == GuestState::running || st == GuestState::paused || st == GuestState::shutting_down) {
-                auto s = guests.settings.at(name);
-                if (!s.enabled) s.order = 0, s.after.clear();  // not autostarted: stopped first, default timeout
-                running[name] = s;
+        // The running guests and their stop waves (again after the shutdown hook: it may have
+        // moved guests away).
+        struct Plan {
+            AutostartGuests guests;
+            std::map<std::string, as::Settings> running;
+            std::vector<std::vector<std::string>> waves;
+        };
+        auto plan = [this](bool with_ha) {
+            Plan pl{this->guests(with_ha), {}, {}};
+            for (const auto& [name, st] : pl.guests.state) {
+                if (st == GuestState::running || st == GuestState::paused || st == GuestState::shutting_down) {
+                    auto s = pl.guests.settings.at(name);
+                    if (!s.enabled) s.order = 0, s.after.clear();  // not autostarted: stopped first, default timeout
+                    pl.running[name] = s;
+                }
             }
-        }
-        auto waves = as::stop_waves(running);
+            pl.waves = as::stop_waves(pl.running);
+            return pl;
+        };
+        auto first = plan(false);
+        for (const auto& w : first.guests.warnings) spdlog::warn("autostart stop-all: {}", w);
         int parallel = host().max_parallel;
         auto hold = std::make_shared<BusyHold>(busy_);
-        return submit_("autostart.stop-all", "host", [this, running, waves, parallel, guests, hold](util::Progress& p) {
+        return submit_("autostart.stop-all", "host", [this, first, plan, parallel, hold](util::Progress& p) {
             hold->ran = true;
             BusyGuard bg{busy_};
             double t0 = steady_s();
+            json hook = nullptr;
+            Plan pl = first;
+            if (before_stop_all_) {
+                // HA's shutdown policy; then this host's agent starts nothing: its HA guests
+                // are stopped with the rest.
+                hook = before_stop_all_(p);
+                pl = plan(true);
+            }
+            const auto& guests = pl.guests;
+            const auto& running = pl.running;
+            const auto& waves = pl.waves;
             for (const auto& w : guests.warnings) p.log("warning: " + w);
             p.log(fmt::format("stopping {} running guest(s) in {} wave(s), {} at once", running.size(), waves.size(),
                               parallel));
@@ -479,10 +500,12 @@ api::TaskInfo AutostartService::stop_all() {
             json forced = json::array();
             for (const auto& r : out)
                 if (r["forced"].get<bool>()) forced.push_back(r["name"]);
-            return json{{"vms", out},
-                        {"forced", forced},
-                        {"warnings", guests.warnings},
-                        {"duration", std::round((steady_s() - t0) * 1000) / 1000}};
+            json res{{"vms", out},
+                     {"forced", forced},
+                     {"warnings", guests.warnings},
+                     {"duration", std::round((steady_s() - t0) * 1000) / 1000}};
+            if (!hook.is_null()) res["ha"] = hook;
+            return res;
         });
     } catch (...) {
         busy_ = false;
@@ -498,20 +521,20 @@ json AutostartService::status() const {
     return j;
 }
 
-void AutostartService::at_daemon_start() {
+bool AutostartService::at_daemon_start() {
     auto file = state_dir_ + "/boot_id";
     auto current = read_line("/proc/sys/kernel/random/boot_id");
-    if (current.empty()) return;
+    if (current.empty()) return false;
     auto saved = read_line(file);
     if (saved == current) {
         spdlog::info("autostart: same host boot as the last hvd start; not starting guests");
-        return;
+        return false;
     }
     write_file(file, current + "\n");
     if (saved.empty()) {
         // No record yet: a fresh install, whose VMs cannot have autostart settings yet.
         spdlog::info("autostart: recorded this host boot");
-        return;
+        return false;
     }
     spdlog::info("autostart: the host booted since hvd last ran; starting autostart guests");
     // The connections were started just before: give them a moment, so every kind comes along.
@@ -526,6 +549,7 @@ void AutostartService::at_daemon_start() {
     } catch (const std::exception& e) {
         spdlog::error("autostart at host boot: {}", e.what());
     }
+    return true;
 }
 
 }  // namespace hv::guest

@@ -47,8 +47,9 @@ public:
     autostart::Settings set(GuestKind kind, const std::string& name, const nlohmann::json& patch);
     // Every guest's settings (guests without autostart metadata get the defaults, disabled).
     // A kind whose libvirt connection is down is left out with a warning (the others keep
-    // working); unavailable when no kind can be asked.
-    AutostartGuests guests();
+    // working); unavailable when no kind can be asked. HA's guests are left out (HA starts them)
+    // unless with_ha (stop-all after HA's shutdown policy froze this host's agent).
+    AutostartGuests guests(bool with_ha = false);
 
     nlohmann::json plan();
     api::TaskInfo run(bool boot_delay);
@@ -57,10 +58,14 @@ public:
 
     // At hvd start: runs autostart (with the boot delay) when the host booted since the boot id
     // saved in the state dir; records the current boot id.
-    void at_daemon_start();
+    // True when the host booted since the last hvd start (what started autostart).
+    bool at_daemon_start();
     // Guests another module starts (HA: its agent, after checking who owns them): autostart
     // leaves them out. Set once at start.
     void set_left_out(std::function<bool(const std::string& name)> f) { left_out_ = std::move(f); }
+    // Runs in the stop-all task before any guest is stopped (HA's host shutdown policy); its
+    // answer is the result's "ha". The guests still running after it are stopped.
+    void set_before_stop_all(std::function<nlohmann::json(util::Progress&)> f) { before_stop_all_ = std::move(f); }
 
 private:
     // Publishes (and logs to the run's task, when given) each guest whose state changed.
@@ -69,6 +74,7 @@ private:
 
     Guests& guests_;
     std::function<bool(const std::string&)> left_out_;
+    std::function<nlohmann::json(util::Progress&)> before_stop_all_;
     SubmitTask submit_;
     Publisher publish_;
     std::string state_dir_;

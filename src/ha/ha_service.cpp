@@ -28,6 +28,8 @@ constexpr const char* kGroups = "/hv/ha/groups/";
 constexpr const char* kManager = "/hv/ha/manager";
 constexpr const char* kFence = "/hv/ha/fence/";
 constexpr const char* kAgent = "/hv/ha/agent/";
+constexpr const char* kSettings = "/hv/ha/settings";
+constexpr const char* kMaintenancePrefix = "/hv/maintenance/";  // the migrator's record (src/cluster/cluster.hpp)
 constexpr const char* kGuestDir = "/hv/guests/";
 constexpr const char* kAlive = "/hv/alive/";    // the members' alive keys (src/cluster: on their leases)
 
@@ -229,7 +231,71 @@ bool HaService::pass() {
     }
     bool ok = act(v);
     ok = manage(v) && ok;
+    // After a boot: the maintenance the last shutdown entered (policy "migrate") is left, once
+    // this host is online again (its guests come back to it).
+    std::function<void()> resume;
+    {
+        std::lock_guard lk(mu_);
+        if (resume_ && cluster_.lease_id() != 0) resume.swap(resume_);
+    }
+    if (resume) {
+        auto rec = read_one(*store, std::string(kMaintenancePrefix) + cluster_.node());
+        if (rec && s(rec->j, "reason") == "host shutdown") {
+            spdlog::info("ha: this host entered maintenance at its last shutdown (policy migrate): leaving it, its guests "
+                         "come back");
+            resume();
+        }
+    }
     return ok;
+}
+
+api::HaSettings HaService::settings() const {
+    if (!cluster_.member()) return {};
+    auto rec = read_one(*cluster_.shared_store(), kSettings);
+    if (!rec) return {};
+    try {
+        return api::ha_settings_from_json(rec->j);
+    } catch (const Error& e) {
+        spdlog::warn("ha: {} is not valid ({}); the defaults apply", kSettings, e.what());
+        return {};
+    }
+}
+
+nlohmann::json HaService::put_settings(const nlohmann::json& patch) {
+    if (!cluster_.member()) fail(Errc::conflict, "HA settings are the cluster's: this host is in no cluster");
+    auto next = api::ha_settings_from_json(patch, settings());
+    cluster_.shared_store()->put(kSettings, api::to_json(next).dump());
+    spdlog::info("ha: settings: shutdown_policy {}", next.shutdown_policy);
+    return api::to_json(next);
+}
+
+nlohmann::json HaService::host_shutdown(util::Progress& progress, const MaintenanceFn& maintenance) {
+    if (!cluster_.member()) return json{{"policy", nullptr}, {"why", "this host is in no cluster"}};
+    const auto policy = settings().shutdown_policy;
+    json out{{"policy", policy}};
+    if (policy == "migrate") {
+        progress.log("HA shutdown policy migrate: this host enters maintenance, its running guests move live");
+        try {
+            out["maintenance"] = maintenance(progress);
+        } catch (const std::exception& e) {
+            // What could not move is frozen below and stopped with the host, like under freeze.
+            out["error"] = e.what();
+            progress.log(fmt::format("maintenance: {}; what is still here is frozen", e.what()));
+        }
+    }
+    shutting_down_ = true;
+    util::guarded("ha: freezing for the host shutdown", [&] { write_agent(true); });
+    progress.log("HA: this host's agent is frozen: its HA guests are stopped with it, not recovered elsewhere");
+    trigger();
+    return out;
+}
+
+void HaService::after_boot(std::function<void()> resume) {
+    {
+        std::lock_guard lk(mu_);
+        resume_ = std::move(resume);
+    }
+    trigger();
 }
 
 // ---- the local agent -----------------------------------------------------------------------
@@ -237,9 +303,11 @@ bool HaService::pass() {
 nlohmann::json HaService::agent_doc(bool frozen) {
     json pools = pools_.shared_names();
     std::lock_guard lk(mu_);
+    frozen = frozen || shutting_down_;
     return {{"node", cluster_.node()},
             {"state", frozen ? "frozen" : "active"},
             {"since", frozen ? now_s() : active_since_},
+            {"shutdown", shutting_down_.load()},
             {"watchdog", {{"ok", wd_error_.empty()}, {"what", wd_.what().empty() ? wd_.path() : wd_.what()},
                           {"armed", wd_.armed()}, {"error", wd_error_}}},
             {"pools", pools},
@@ -338,6 +406,7 @@ bool HaService::act(const View& v) {
                 // through hv takes it out of HA: requested("deleted").)
                 continue;
             }
+            if (shutting_down_ && !running) continue;  // the host shuts down: stopped with it (frozen)
             if (!local) {
                 std::string xml = s(r.j, "xml");
                 if (xml.empty()) fail(Errc::internal, "no stored definition");
@@ -356,7 +425,7 @@ bool HaService::act(const View& v) {
             }
             // The manager's failback: a live migration to the group's better host (a task; the
             // directory follows the guest there, and that host's agent reports it ready).
-            if (running && s(st, "state") == "migrate" && s(st, "host") == me) {
+            if (running && !shutting_down_ && s(st, "state") == "migrate" && s(st, "host") == me) {
                 const std::string to = s(st, "target");
                 MigrateFn go;
                 {
@@ -620,6 +689,9 @@ bool HaService::manage(const View& v) {
                 set("error", host, fmt::format("start failed on {} ({}) after {} restarts and {} relocations", host, err,
                                                n(r.j, "max_restart"), n(want, "relocates")));
             }
+        } else if (alive && agent != v.agents.end() && s(agent->second.j, "state") == "frozen") {
+            set("freeze", host, fmt::format("{} shuts down (HA shutdown policy): its guests are frozen, stopped with it and "
+                                            "started there again when it is back, not recovered", host));
         } else if (alive) {
             bool ready = agent != v.agents.end() && agent->second.j.value("ready", json::object()).contains(name);
             auto mfail = agent != v.agents.end() ? agent->second.j.value("migrate_failed", json::object()) : json::object();

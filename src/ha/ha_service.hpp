@@ -19,7 +19,8 @@
 //   /hv/ha/manager            {node, since}                    (on the manager's alive lease)
 //   /hv/ha/fence/<node>       {node, address, since, storage: [...], watchdog}      (manager)
 //   /hv/ha/agent/<node>       {state: active|frozen, since, watchdog, pools, ready, failed,
-//                              migrate_failed}
+//                              migrate_failed, shutdown}
+//   /hv/ha/settings           {shutdown_policy: freeze|migrate}      (an admin's PUT)
 #pragma once
 
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -50,6 +52,9 @@ class VmManager;
 namespace hv::guest {
 class Guests;
 class AutostartService;
+}
+namespace hv::util {
+class Progress;
 }
 
 namespace hv::ha {
@@ -102,6 +107,21 @@ public:
     void set_migrate(MigrateFn f);
     void migration_done(const std::string& vm, const std::string& error);
 
+    // The cluster's HA settings (/hv/ha/settings; the defaults when there is no record).
+    api::HaSettings settings() const;
+    nlohmann::json put_settings(const nlohmann::json& patch);
+    // The host shuts down (hv-guests.service's stop-all, before any guest is stopped), by the
+    // shutdown policy: "migrate" first enters maintenance (`maintenance`, which moves every
+    // running guest and returns the record); then, either way, this host's agent is frozen:
+    // it starts no HA guest again (the stop-all stops them) and the manager sets them "freeze",
+    // not recovered. Outside a cluster: nothing. Returns {policy, maintenance?}.
+    using MaintenanceFn = std::function<nlohmann::json(util::Progress&)>;
+    nlohmann::json host_shutdown(util::Progress& progress, const MaintenanceFn& maintenance);
+    // After the host's next boot (hvd's first start in it): a maintenance that host_shutdown
+    // entered is left again, with its guests brought back (`resume`, a task), once the host is
+    // online in the cluster again.
+    void after_boot(std::function<void()> resume);
+
     struct View;  // one reading of /hv/ha/ (ha_service.cpp)
 
 private:
@@ -143,6 +163,8 @@ private:
     bool waiting_alive_ = false;                         // act() logged that it waits for the lease
     std::int64_t active_since_ = 0;
     std::int64_t cleaned_ = 0;
+    std::atomic<bool> shutting_down_{false};            // host_shutdown() ran: frozen, starts nothing
+    std::function<void()> resume_;                       // after_boot(): still to do (loop thread)
     std::map<std::string, std::string> unfence_errors_;  // node -> the last error lifting its fence (logged once)  // the fence of this host whose stale copies are gone (its since)
 };
 

@@ -1021,10 +1021,12 @@ void Migrator::precheck_maintenance() const {
     if (!cluster_.member()) fail(Errc::conflict, "this host is in no cluster: maintenance moves its guests to other members");
 }
 
-json Migrator::enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress) {
+json Migrator::enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress, const std::string& reason) {
     precheck_maintenance();
     const std::string self = cluster_.node();
     json doc = cluster_.maintenance(self).value_or(json::object());
+    if (reason.empty()) doc.erase("reason");
+    else doc["reason"] = reason;
     if (!doc.contains("since")) doc["since"] = static_cast<std::int64_t>(std::time(nullptr));
     if (!doc.contains("moved") || !doc["moved"].is_array()) doc["moved"] = json::array();
     doc["state"] = "entering";

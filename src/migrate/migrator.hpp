@@ -65,7 +65,10 @@ public:
     // with bring_back, the guests it moved come back (VMs live, containers by restart).
     // with_local_disks: VMs with disks only this host sees move with them copied (as `vm migrate
     // --with-local-disks`; exit --return copies them back); without it such a VM is a blocker.
-    nlohmann::json enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress);
+    // reason: "" for an admin's; "host shutdown" when the HA shutdown policy "migrate" enters
+    // it (HaService leaves such a maintenance after the next boot).
+    nlohmann::json enter_maintenance(int parallel, bool with_local_disks, util::Progress& progress,
+                                     const std::string& reason = "");
     void precheck_maintenance() const;  // 409 outside a cluster (before the task)
     nlohmann::json exit_maintenance(bool bring_back, util::Progress& progress);
     // The destination's side of a data stream: the path of socket `name` (one of the names a

@@ -14,7 +14,7 @@ namespace api = hv::api;
 using nlohmann::json;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::size_t which = hvfuzz::select(data, size, 13);
+    std::size_t which = hvfuzz::select(data, size, 14);
     auto j = hvfuzz::parse_json(hvfuzz::text(data, size));
     if (!j) return 0;
     hvfuzz::expect([&] {
@@ -91,6 +91,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     auto back = api::parse_ha_host(h + ":" + std::to_string(p));
                     if (back.first != h || back.second != p) hvfuzz::bug("ha host", "HOST:PRIORITY changed in a round trip: " + h);
                 }
+                break;
+            }
+            case 13: {  // n: PUT /v1/ha/settings (merged into the record), and the record read back
+                auto st = api::ha_settings_from_json(*j);
+                auto back = api::ha_settings_from_json(api::to_json(st));
+                if (back.shutdown_policy != st.shutdown_policy) hvfuzz::bug("ha settings", "changed in a round trip");
                 break;
             }
             case 12: {  // m: POST /v1/host/cpu-check ({"cpu": ...}); a valid CPU survives hvctl's form

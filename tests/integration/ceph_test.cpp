@@ -24,7 +24,9 @@
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 #include "rig.hpp"
@@ -631,6 +633,27 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         return g.value("state", "") == "started" && g.value("host", "") == host &&
                g.value("why", "").find("ready") != std::string::npos;
     };
+    // The epoch the copy of mig01 started last announced on its console ("HV-GUEST-EPOCH <e> from
+    // <seq>", hv.epoch), or -1 before it booted that far. The log is at the path of the host it
+    // was made on (h1; the rig's hosts share one filesystem), truncated at each start.
+    const std::string mig01_console = rig.dir() + "/h1/state/logs/mig01.serial.log";
+    auto boot_epoch = [&] {
+        auto log = read_file(mig01_console);
+        auto at = log.rfind("HV-GUEST-EPOCH ");
+        long long e = -1;
+        if (at == std::string::npos || std::sscanf(log.c_str() + at, "HV-GUEST-EPOCH %lld", &e) != 1) return -1LL;
+        return e;
+    };
+    // Each HA restart boots a new copy: it must come up far enough to take its epoch (the next
+    // step would otherwise kill a copy that never ran, and the epoch check below could not tell).
+    std::vector<long long> restart_epochs;
+    auto await_boot = [&](const char* step) {
+        long long e = -1;
+        bool booted = wait_until([&] { return (e = boot_epoch()) > (restart_epochs.empty() ? 0 : restart_epochs.back()); }, 120s, 250ms);
+        INFO(step << ": console of the restarted mig01: " << read_file(mig01_console));
+        CHECK(booted);
+        if (booted) restart_epochs.push_back(e);
+    };
     // How often the rig's emulated watchdog reset h1 so far (one log line each).
     auto resets = [&] {
         auto log = read_file(rig.dir() + "/h1/watchdog.log");
@@ -657,6 +680,45 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         if (h.at("host") == "h1") CHECK(h.at("watchdog").value("armed", false));
     CHECK(mentions(json::array({hs.at("guests")[0].at("fencing")[0]}), "Ceph blocklist"));
 
+    // The etcd leader lost with the host: h1 is made etcd's leader first (etcdctl move-leader
+    // with h1's host certificate), so the kill below takes the store's leader too and the
+    // others elect a new one while they detect, fence and recover.
+    auto etcd_role = [&](const std::string& host) {
+        for (const auto& m : rig.ctl_json("h2", {"cluster", "status"}).at("members"))
+            if (m.value("name", "") == host) return m.value("role", "");
+        return std::string();
+    };
+    {
+        const std::string tls = rig.dir() + "/h1/state/cluster/etcd-tls/";
+        std::string eps;
+        for (const auto& m : rig.ctl_json("h2", {"cluster", "status"}).at("members"))
+            eps += (eps.empty() ? "" : ",") + ("https://" + m.value("address", "") + ":2379");
+        std::vector<std::string> ctl{"env", "ETCDCTL_API=3", "etcdctl", "--cacert=" + tls + "ca.crt", "--cert=" + tls + "host.crt",
+                                     "--key=" + tls + "host.key", "--endpoints=" + eps};
+        auto with = [&](std::vector<std::string> args) {
+            auto argv = ctl;
+            argv.insert(argv.end(), args.begin(), args.end());
+            return rig.exec("h2", argv);
+        };
+        auto list = with({"member", "list", "-w", "json"});
+        INFO(list.describe());
+        REQUIRE(list.exit_code == 0);
+        std::string h1_id;
+        for (const auto& m : json::parse(list.out).at("members"))
+            if (m.value("name", "") == "h1") {
+                std::ostringstream hex;
+                hex << std::hex << m.at("ID").get<std::uint64_t>();
+                h1_id = hex.str();
+            }
+        REQUIRE(!h1_id.empty());
+        if (etcd_role("h1") != "leader") {
+            auto mv = with({"move-leader", h1_id});
+            INFO(mv.describe());
+            REQUIRE(mv.exit_code == 0);
+        }
+        CHECK(wait_until([&] { return etcd_role("h1") == "leader"; }, 20s, 500ms));
+    }
+
     // h1's hvd killed: nobody pets its watchdog, which resets the host (every process of it);
     // its lease runs out; the manager fences it (Ceph blocklist) and restarts mig01 on h3 (the
     // group's next), ready. Never two copies: h1's QEMU is gone before h3's starts.
@@ -675,6 +737,12 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
                                                                                                              << " ms");
     CHECK(resets() == resets0 + 1);
     CHECK(runs_on("h3", "mig01"));
+    {
+        const auto r2 = etcd_role("h2"), r3 = etcd_role("h3");
+        INFO("etcd roles after the leader's host was lost: h2 " << r2 << ", h3 " << r3);
+        CHECK((r2 == "leader" || r3 == "leader"));
+    }
+    await_boot("after the killed hvd");
     CHECK(!runs_on("h2", "mig01"));
     CHECK(rig.exec("h1", {"virsh", "-c", h1virsh, "list", "--name"}).exit_code != 0);  // h1's libvirtd died with it
     hs = rig.ctl_json("h2", {"ha", "status"});
@@ -752,6 +820,7 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     WARN("HA failover after a cut link (h1 -> h3): " << cut_ms << " ms");
     CHECK(resets() == resets2 + 1);
     CHECK(runs_on("h3", "mig01"));
+    await_boot("after the cut link");
     // Healed and restarted: the stale copy on h1 goes before the fence is lifted, then mig01
     // fails back to h1.
     REQUIRE(rig.rig({"heal", "h1"}).exit_code == 0);
@@ -774,11 +843,57 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     INFO(last_ha << rig.log("h2") << rig.log("h3"));
     CHECK(resets() == resets3 + 1);
     CHECK(runs_on("h3", "mig01"));
+    await_boot("after the frozen hvd");
     REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
     CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 150s, 500ms));
     CHECK(runs_on("h1", "mig01"));
     CHECK(!runs_on("h3", "mig01"));
     CHECK(ha_of("h2", "mig01").value("restarts", 0) == 3);
+
+    // One-way loss: every packet h1 sends on its link dropped (iptables in its namespace; this
+    // kernel has no netem), while it still hears the others. Its keepalives get no answer: no
+    // pet, its watchdog resets it; the others fence it and restart mig01 on h3; back on h1 once
+    // the loss ends and h1 is started.
+    REQUIRE(wait_until([&] {
+        auto st = rig.ctl_json("h2", {"ha", "status"});
+        for (const auto& h : st.value("hosts", json::array()))
+            if (h.value("host", "") == "h1")
+                return h.value("agent", "") == "active" && h.value("watchdog", json::object()).value("armed", false);
+        return false;
+    },
+                       60s, 500ms));
+    REQUIRE(wait_until([&] { return healthy(rig.ctl_json("h2", {"ceph", "status"})); }, 240s, 1s));
+    const auto resets4 = resets();
+    const std::vector<std::string> drop{"OUTPUT", "-o", "rig0", "-j", "DROP"};
+    auto ipt = [&](const char* op) {
+        std::vector<std::string> cmd{"iptables", "-w", op};
+        cmd.insert(cmd.end(), drop.begin(), drop.end());
+        return rig.exec("h1", cmd);
+    };
+    auto o0 = Clock::now();
+    {
+        auto add = ipt("-A");
+        INFO(add.describe());
+        REQUIRE(add.exit_code == 0);
+    }
+    bool lost = wait_until([&] {
+        auto g = ha_of("h2", "mig01");
+        return g.value("state", "") == "started" && g.value("host", "") == "h3";
+    },
+                           120s, 200ms);
+    auto oneway_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - o0).count();
+    INFO(last_ha << rig.log("h2") << rig.log("h3"));
+    CHECK(lost);
+    WARN("HA failover after one-way loss (h1's outgoing packets dropped, h1 -> h3): " << oneway_ms << " ms");
+    CHECK(resets() == resets4 + 1);
+    CHECK(runs_on("h3", "mig01"));
+    await_boot("after one-way loss");
+    REQUIRE(ipt("-D").exit_code == 0);
+    REQUIRE(rig.rig({"start", "h1"}).exit_code == 0);
+    CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 150s, 500ms));
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(!runs_on("h3", "mig01"));
+    CHECK(ha_of("h2", "mig01").value("restarts", 0) == 4);
 
     // Never two copies, by the guest's own account: mig01 writes "HVEPOCH <epoch> <seq>" records
     // on its disk (hv.epoch, scripts/build-test-guest.sh), a new epoch at every boot, seq going
@@ -816,7 +931,16 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
         // The guest writes a record every 0.2 s of its own (TCG) time plus an fsync; how many land depends
         // on the machine's load (81 to 369 seen). Enough that every boot wrote several is the point.
         CHECK(recs.size() > 40);
-        CHECK(epochs.size() >= 4);  // the first boot and the three HA restarts at least
+        // Every restarted copy wrote under the epoch it announced, each newer than the one before.
+        std::string per_epoch;
+        for (auto e : epochs)
+            per_epoch += " " + std::to_string(e) + ":" +
+                         std::to_string(std::count_if(recs.begin(), recs.end(), [e](const auto& r) { return r.second == e; }));
+        INFO("records per epoch (epoch:count):" << per_epoch << "; epochs the HA restarts announced: "
+                                                  << json(restart_epochs).dump());
+        CHECK(restart_epochs.size() == 4);
+        for (auto e : restart_epochs) CHECK(epochs.count(e) == 1);
+        CHECK(epochs.size() >= 5);  // the first boot and the four HA restarts at least
         WARN("epoch checker: " << recs.size() << " records of " << epochs.size()
                                << " boots on mig01's disk, none by an older copy after a newer one");
     }
@@ -830,6 +954,77 @@ TEST_CASE("ceph: three hosts on the rig, monitors, OSDs, a size-3 pool, migratio
     REQUIRE(rig.ctl("h2", {"vm", "start", "mig01"}).exit_code == 0);
     CHECK(ha_of("h2", "mig01").value("requested", "") == "started");
     CHECK(wait_until([&] { return ha_of("h2", "mig01").value("why", "").find("ready on h1") != std::string::npos; }, 30s, 500ms));
+
+    // A host shutdown: hv-guests.service's ExecStop (`hvctl autostart stop-all`) applies the
+    // cluster's HA shutdown policy before it stops any guest (docs/ha.md). A "reboot" of a rig
+    // host: hvd stopped, the boot id it recorded replaced (as after a boot), hvd started.
+    int boots = 0;
+    auto reboot = [&](const std::string& h) {
+        REQUIRE(rig.kill_hvd(h, SIGTERM));
+        std::ofstream(rig.dir() + "/" + h + "/state/boot_id") << "00000000-0000-4000-8000-00000000000" << ++boots << "\n";
+        REQUIRE(rig.rig({"start", h}).exit_code == 0);
+    };
+    CHECK(rig.ctl_json("h3", {"ha", "settings"}).value("shutdown_policy", "") == "freeze");
+    CHECK(rig.ctl("h3", {"ha", "settings", "--shutdown-policy", "failover"}).exit_code != 0);
+    CHECK(rig.ctl_json("h2", {"ha", "settings"}).value("shutdown_policy", "") == "freeze");
+    // freeze: mig01 is stopped with h1 and frozen: not recovered elsewhere, not started again
+    // while h1 still runs; after h1's boot it starts on h1 again.
+    auto sd = rig.ctl("h1", {"autostart", "stop-all", "-o", "json"}, 240s);
+    INFO(sd.describe() << rig.log("h1"));
+    REQUIRE(sd.exit_code == 0);
+    CHECK(json::parse(sd.out).at("ha").value("policy", "") == "freeze");
+    CHECK(!runs_on("h1", "mig01"));
+    bool frozen = wait_until([&] { return ha_of("h2", "mig01").value("state", "") == "freeze"; }, 30s, 500ms);
+    INFO(last_ha);
+    CHECK(frozen);
+    std::this_thread::sleep_for(5s);  // passes of the agent and the manager: nothing starts it
+    CHECK(!runs_on("h1", "mig01"));
+    CHECK(!runs_on("h2", "mig01"));
+    CHECK(!runs_on("h3", "mig01"));
+    CHECK(ha_of("h2", "mig01").value("requested", "") == "started");  // a shutdown is no admin's stop
+    reboot("h1");
+    CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 120s, 500ms));
+    INFO(last_ha << rig.log("h1"));
+    CHECK(runs_on("h1", "mig01"));
+    CHECK(ha_of("h2", "mig01").value("restarts", -1) == 4);  // started where it was: no recovery
+
+    // migrate: h1 enters maintenance first, mig01 moves live (not restarted); after h1's boot
+    // the maintenance is left and mig01 comes back to h1.
+    REQUIRE(rig.ctl("h3", {"ha", "settings", "--shutdown-policy", "migrate"}).exit_code == 0);
+    CHECK(rig.ctl_json("h1", {"ha", "settings"}).value("shutdown_policy", "") == "migrate");
+    sd = rig.ctl("h1", {"autostart", "stop-all", "-o", "json"}, 300s);
+    INFO(sd.describe() << rig.log("h1"));
+    REQUIRE(sd.exit_code == 0);
+    auto sdj = json::parse(sd.out);
+    CHECK(sdj.at("ha").value("policy", "") == "migrate");
+    std::string went_to;
+    for (const auto& m : sdj.at("ha").at("maintenance").at("maintenance").value("moved", json::array()))
+        if (m.value("guest", "") == "mig01") went_to = m.value("to", "");
+    REQUIRE((went_to == "h2" || went_to == "h3"));
+    CHECK(runs_on(went_to, "mig01"));
+    CHECK(!runs_on("h1", "mig01"));
+    auto mrec = rig.ctl_json("h2", {"host", "maintenance", "status", "h1"}).at("maintenance");
+    CHECK(mrec.value("reason", "") == "host shutdown");
+    // Ready on a member: where maintenance put it, or h3 (HA's failback: its group prefers h3 to
+    // h2, h1 being in maintenance).
+    bool ready_there = wait_until([&] {
+        if (!ready_on("h2", "h2") && !ready_on("h2", "h3")) return false;
+        went_to = ha_of("h2", "mig01").value("host", "");
+        return true;
+    },
+                                  90s, 500ms);
+    INFO(last_ha << rig.ctl("h2", {"ha", "status", "-o", "json"}).out << rig.log(went_to));
+    CHECK(ready_there);
+    CHECK(ha_of("h2", "mig01").value("restarts", -1) == 4);  // moved, not restarted
+    reboot("h1");
+    bool back_home = wait_until([&] { return runs_on("h1", "mig01") && !runs_on("h2", "mig01") && !runs_on("h3", "mig01"); }, 180s, 1s);
+    INFO(last_ha << rig.log("h1"));
+    CHECK(back_home);
+    CHECK(wait_until([&] { return rig.ctl_json("h2", {"host", "maintenance", "status", "h1"}).at("maintenance").is_null(); },
+                     60s, 1s));
+    CHECK(wait_until([&] { return ready_on("h2", "h1"); }, 60s, 500ms));
+    CHECK(ha_of("h2", "mig01").value("restarts", -1) == 4);
+    REQUIRE(rig.ctl("h2", {"ha", "settings", "--shutdown-policy", "freeze"}).exit_code == 0);
 
     REQUIRE(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 0);
     CHECK(rig.ctl("h3", {"ha", "disable", "mig01"}).exit_code == 4);

@@ -70,6 +70,19 @@ TEST_CASE("ha group: hosts with priorities, HOST[:PRIORITY], refusals", "[ha][ap
     }
 }
 
+TEST_CASE("ha settings: shutdown policy freeze (default) or migrate, a PUT merges", "[ha][api]") {
+    CHECK(api::ha_settings_from_json(json::object()).shutdown_policy == "freeze");
+    auto m = api::ha_settings_from_json(json{{"shutdown_policy", "migrate"}});
+    CHECK(m.shutdown_policy == "migrate");
+    CHECK(api::ha_settings_from_json(json::object(), m).shutdown_policy == "migrate");  // left out: kept
+    CHECK(api::to_json(m) == json{{"shutdown_policy", "migrate"}});
+    for (const json& bad : {json{{"shutdown_policy", "failover"}}, json{{"shutdown_policy", 1}}, json{{"policy", "migrate"}},
+                            json::array()}) {
+        INFO(bad.dump());
+        CHECK(code_of([&] { api::ha_settings_from_json(bad); }) == Errc::invalid_input);
+    }
+}
+
 TEST_CASE("ha timing: pet window + watchdog + margin must fit in the lease", "[ha][config]") {
     CHECK_NOTHROW(ha::check_timing({"/dev/watchdog", 3, 5}));
     CHECK(code_of([] { ha::check_timing({"/dev/watchdog", 4, 5}); }) == Errc::invalid_input);

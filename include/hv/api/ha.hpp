@@ -25,6 +25,19 @@ struct HaGroup {
     bool nofailback = false;  // a guest stays where it is when a higher-priority host returns
 };
 
+// GET/PUT /v1/ha/settings (hvctl ha settings): the cluster's HA settings, one record.
+struct HaSettings {
+    // What a host's shutdown (hv-guests.service's `hvctl autostart stop-all`) does with its HA
+    // guests: "freeze" (stopped with the host, started there again when it is back; nothing is
+    // recovered elsewhere) or "migrate" (the host enters maintenance first: every running guest
+    // moves live to another member, and they come back after the host's next boot).
+    std::string shutdown_policy = "freeze";
+};
+
+nlohmann::json to_json(const HaSettings& s);
+// Strict; a PUT body may leave fields out (they keep `base`'s values).
+HaSettings ha_settings_from_json(const nlohmann::json& j, HaSettings base = {});
+
 nlohmann::json to_json(const HaEnable& e);
 HaEnable ha_enable_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const HaGroup& g);
