@@ -408,7 +408,7 @@ watchdog_emu() { # watchdog_emu NAME
 
 start_watchdog() { # start_watchdog NAME
   local d=$DIR/$1 pid st
-  if read -r pid st <"$d/watchdog.pid" 2>/dev/null && [ "$(starttime "$pid")" = "$st" ]; then return 0; fi
+  if read -r pid st 2>/dev/null <"$d/watchdog.pid" && [ "$(starttime "$pid")" = "$st" ]; then return 0; fi
   [ -p "$d/watchdog" ] || { rm -f "$d/watchdog"; mkfifo -m 600 "$d/watchdog"; }
   watchdog_emu "$1" </dev/null >>"$d/watchdog.log" 2>&1 &
   pid=$!
@@ -417,7 +417,7 @@ start_watchdog() { # start_watchdog NAME
 
 stop_watchdog() { # stop_watchdog NAME
   local pid st
-  if read -r pid st <"$DIR/$1/watchdog.pid" 2>/dev/null && [ -n "$st" ] && [ "$(starttime "$pid")" = "$st" ]; then
+  if read -r pid st 2>/dev/null <"$DIR/$1/watchdog.pid" && [ -n "$st" ] && [ "$(starttime "$pid")" = "$st" ]; then
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$DIR/$1/watchdog.pid"

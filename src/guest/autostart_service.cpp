@@ -439,7 +439,12 @@ api::TaskInfo AutostartService::stop_all() {
             if (before_stop_all_) {
                 // HA's shutdown policy; then this host's agent starts nothing: its HA guests
                 // are stopped with the rest.
-                hook = before_stop_all_(p);
+                try {
+                    hook = before_stop_all_(p);
+                } catch (const std::exception& e) {  // the guests are stopped all the same
+                    hook = json{{"error", e.what()}};
+                    p.log(fmt::format("warning: HA's shutdown policy failed: {}", e.what()));
+                }
                 pl = plan(true);
             }
             const auto& guests = pl.guests;

@@ -271,8 +271,16 @@ nlohmann::json HaService::put_settings(const nlohmann::json& patch) {
 
 nlohmann::json HaService::host_shutdown(util::Progress& progress, const MaintenanceFn& maintenance) {
     if (!cluster_.member()) return json{{"policy", nullptr}, {"why", "this host is in no cluster"}};
-    const auto policy = settings().shutdown_policy;
-    json out{{"policy", policy}};
+    // The host goes down whatever happens here: a store that cannot be read means freeze.
+    std::string policy = "freeze";
+    json out = json::object();
+    try {
+        policy = settings().shutdown_policy;
+    } catch (const std::exception& e) {
+        out["error"] = fmt::format("the HA settings could not be read ({}): freeze", e.what());
+        progress.log(out["error"].get<std::string>());
+    }
+    out["policy"] = policy;
     if (policy == "migrate") {
         progress.log("HA shutdown policy migrate: this host enters maintenance, its running guests move live");
         try {
