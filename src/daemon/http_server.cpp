@@ -216,7 +216,7 @@ public:
             const Dispatcher* dispatcher)
         : sock_(std::move(s)), pool_(pool), router_(router), bus_(bus), timeout_(timeout),
           header_timeout_(header_timeout), peer_(std::move(peer)), timer_(sock_.get_executor()), idle_(sock_.get_executor()),
-          streams_(std::move(streams)), streaming_(std::move(streaming)), dispatcher_(dispatcher) {}
+          streams_(std::move(streams)), dispatcher_(dispatcher), streaming_(std::move(streaming)) {}
 
     ~Session() {
         if (sub_) {
