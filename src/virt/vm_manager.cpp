@@ -417,9 +417,7 @@ VmInfo VmManager::create(api::VmSpec spec, util::Progress& progress) {
     name_nics(spec.nics);
     resolve_cpu(spec, progress);
     api::validate(spec);
-    if (spec.cpu.mode == "custom")  // refused now rather than at every start
-        if (auto why = cpu_incompatibility(spec.cpu); !why.empty())
-            fail(Errc::conflict, "this host cannot run cpu {}: {}", spec.cpu.model, why);
+    require_runnable_cpu(spec.cpu);  // refused now rather than at every start
     check_nics(opts_.ports, spec.nics);
     if (!spec.cdrom.empty()) require_file(spec.cdrom, "cdrom image");
     for (const auto& d : spec.disks)  // file sources only: a network one (rbd) is no local file
@@ -652,9 +650,7 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
     if (hw && is_active(info.state))
         fail(Errc::conflict, "vm '{}' is {}: cpus, memory and cpu can only be changed while it is stopped", name,
              api::to_string(info.state));
-    if (cpu_changes && resolved.cpu->mode == "custom")
-        if (auto why = cpu_incompatibility(*resolved.cpu); !why.empty())
-            fail(Errc::conflict, "this host cannot run cpu {}: {}", resolved.cpu->model, why);
+    if (cpu_changes) require_runnable_cpu(*resolved.cpu);
     auto spec = apply_patch(info.spec, resolved);
     // Change only what was asked, through libvirt's own calls, so anything else in the domain
     // (a disk attached with virsh, the domain type) stays as it is.
@@ -664,17 +660,7 @@ VmInfo VmManager::update(const std::string& name, const api::VmPatch& patch) {
     };
     // No libvirt call sets the CPU model: the definition is written again with its <cpu> element
     // replaced (before the calls below, which change the definition this one would overwrite).
-    if (cpu_changes) {
-        char* raw = virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-        if (!raw) throw_libvirt_error(fmt::format("cannot read the definition of vm '{}'", name));
-        std::string xml(raw);
-        free(raw);
-        auto next = with_cpu_element(xml, cpu_element(spec.cpu, xml_options()));
-        auto c = conn_->get();
-        virDomainPtr redefined = virDomainDefineXML(c.get(), next.c_str());
-        if (!redefined) throw_libvirt_error(fmt::format("cannot set cpu of vm '{}'", name));
-        virDomainFree(redefined);
-    }
+    if (cpu_changes) conn_->define(with_cpu_element(definition(name), cpu_element(spec.cpu, xml_options())), name);
     if (spec.cpus != info.spec.cpus) {
         auto n = static_cast<unsigned>(spec.cpus);
         if (spec.cpus > info.spec.cpus) {
@@ -852,6 +838,12 @@ std::string VmManager::cpu_incompatibility(const api::CpuSpec& cpu) {
     if (r == VIR_CPU_COMPARE_IDENTICAL || r == VIR_CPU_COMPARE_SUPERSET) return "";
     virErrorPtr e = virGetLastError();
     return e && e->message ? e->message : "the CPU is incompatible with this host's";
+}
+
+void VmManager::require_runnable_cpu(const api::CpuSpec& cpu) {
+    if (cpu.mode != "custom") return;
+    if (auto why = cpu_incompatibility(cpu); !why.empty())
+        fail(Errc::conflict, "this host cannot run cpu {}: {}", cpu.model, why);
 }
 
 void VmManager::resolve_cpu(api::VmSpec& spec, util::Progress& progress) {

@@ -68,6 +68,8 @@ public:
     std::optional<api::CpuSpec> host_cpu();
     api::CpuSpec baseline_cpu(const std::vector<api::CpuSpec>& cpus);
     std::string cpu_incompatibility(const api::CpuSpec& cpu);
+    // 409 naming libvirt's reason when this host cannot run a named model (other modes pass).
+    void require_runnable_cpu(const api::CpuSpec& cpu);
     // The members' CPUs (host_cpu of each) in a cluster, empty outside one: create() gives a VM
     // whose request names no cpu (or "cluster") their baseline.
     void set_cluster_cpus(std::function<std::vector<api::CpuSpec>()> f) { cluster_cpus_ = std::move(f); }
